@@ -1,0 +1,1 @@
+"""sspnet.export: torch -> ONNX (portable and TensorRT flavours), graph clean-up, parity checks."""

@@ -1,0 +1,1 @@
+"""sspnet.runtime: onboard inference with ONNX Runtime or TensorRT. Never imports torch."""

@@ -1,0 +1,113 @@
+"""Builds the `sspnet` distribution and its compiled extension `sspnet._C`.
+
+The CPU kernels are always built. The CUDA kernels are built when a CUDA toolkit is found:
+`CUDA_HOME` first, then the real location of the `nvcc` on PATH (which may be a wrapper script
+outside the toolkit root), then /usr/local/cuda. Set SSPNET_WITH_CUDA=0 to force a CPU-only build.
+Architectures come from TORCH_CUDA_ARCH_LIST; the default is Jetson Orin (8.7) plus the GPU of
+this machine, if any.
+"""
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent.resolve()
+
+
+def find_cuda_home():
+    """The CUDA toolkit root, or None. Must run before torch.utils.cpp_extension is imported."""
+    if os.environ.get("SSPNET_WITH_CUDA", "1") == "0":
+        return None
+    candidates = []
+    if os.environ.get("CUDA_HOME"):
+        candidates.append(Path(os.environ["CUDA_HOME"]))
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        nvcc_path = Path(nvcc).resolve()
+        candidates.append(nvcc_path.parent.parent)
+        # A wrapper script like `exec /usr/local/cuda-13.0/bin/nvcc "$@"`: follow it.
+        try:
+            text = nvcc_path.read_text(errors="ignore")[:4096]
+            match = re.search(r"(/\S+)/bin/nvcc", text)
+            if match:
+                candidates.append(Path(match.group(1)))
+        except OSError:
+            pass
+    candidates.append(Path("/usr/local/cuda"))
+    for root in candidates:
+        if (root / "bin" / "nvcc").is_file() and (root / "include" / "cuda_runtime_api.h").is_file():
+            return root
+    return None
+
+
+CUDA_HOME = find_cuda_home()
+if CUDA_HOME is not None:
+    os.environ["CUDA_HOME"] = str(CUDA_HOME)
+
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+
+def default_arch_list():
+    archs = ["8.7"]  # Jetson Orin
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability()
+            archs.append(f"{major}.{minor}")
+    except Exception:  # no driver: keep Orin only
+        pass
+    return ";".join(dict.fromkeys(archs))
+
+
+def extension():
+    kernel_dir = ROOT / "csrc" / "kernels"
+    torch_dir = ROOT / "csrc" / "torch"
+    cpp_sources = sorted(str(p.relative_to(ROOT)) for p in kernel_dir.glob("*.cpp"))
+    cpp_sources += sorted(str(p.relative_to(ROOT)) for p in torch_dir.glob("*.cpp"))
+    cxx_flags = ["-O3", "-std=c++17", "-fopenmp"]
+    common = dict(
+        name="sspnet._C",
+        include_dirs=[str(kernel_dir)],
+        extra_link_args=["-fopenmp"],
+    )
+    if CUDA_HOME is None:
+        print("sspnet: no CUDA toolkit found -> building the CPU kernels only", file=sys.stderr)
+        return CppExtension(sources=cpp_sources, extra_compile_args={"cxx": cxx_flags}, **common)
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", default_arch_list())
+    print(
+        f"sspnet: CUDA toolkit {CUDA_HOME}, architectures {os.environ['TORCH_CUDA_ARCH_LIST']}",
+        file=sys.stderr,
+    )
+    cu_sources = sorted(str(p.relative_to(ROOT)) for p in kernel_dir.glob("*.cu"))
+    arch_define = f"-DSSPNET_CUDA_ARCHS=\"{os.environ['TORCH_CUDA_ARCH_LIST']}\""
+    return CUDAExtension(
+        sources=cpp_sources + cu_sources,
+        define_macros=[("SSPNET_WITH_CUDA", "1")],
+        extra_compile_args={
+            "cxx": cxx_flags + [arch_define],
+            "nvcc": ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"],
+        },
+        **common,
+    )
+
+
+def packages():
+    """export/ and runtime/ are top-level folders that install as sspnet.export / sspnet.runtime."""
+    found = find_packages(include=["sspnet", "sspnet.*"])
+    for folder in ("export", "runtime"):
+        found.append(f"sspnet.{folder}")
+        found += [f"sspnet.{folder}.{sub}" for sub in find_packages(folder)]
+    return found
+
+
+setup(
+    packages=packages(),
+    package_dir={"sspnet": "sspnet", "sspnet.export": "export", "sspnet.runtime": "runtime"},
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)

@@ -1,0 +1,5 @@
+import sys
+
+from sspnet.cli import main
+
+sys.exit(main())
