@@ -69,7 +69,8 @@ def extension():
     torch_dir = ROOT / "csrc" / "torch"
     cpp_sources = sorted(str(p.relative_to(ROOT)) for p in kernel_dir.glob("*.cpp"))
     cpp_sources += sorted(str(p.relative_to(ROOT)) for p in torch_dir.glob("*.cpp"))
-    cxx_flags = ["-O3", "-std=c++17", "-fopenmp"]
+    # torch >= 2.13 headers need C++20; the kernels themselves are plain C++17 (TensorRT side).
+    cxx_flags = ["-O3", "-std=c++20", "-fopenmp"]
     common = dict(
         name="sspnet._C",
         include_dirs=[str(kernel_dir)],
