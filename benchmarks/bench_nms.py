@@ -1,4 +1,4 @@
-"""Benchmark sspnet's batched NMS against its baselines; writes benchmarks/results/nms_<device>.json.
+"""Benchmark sspnet's batched NMS against baselines; writes benchmarks/results/nms_<device>.json.
 
 - hard NMS, 5,000 and 30,000 boxes, single-class and multi-class, vs torchvision.ops.batched_nms
   (same boxes, same device; max_output = number of boxes so both do the full work).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import statistics
 import time
@@ -74,19 +75,29 @@ def detector_like_boxes(num_boxes: int, seed: int = 0):
     )
 
 
-def median_ms(fn, device: str, warmup: int, repeats: int) -> float:
+def _time_ms(fn, device: str) -> float:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1e3
+
+
+def paired_median_ms(ours, theirs, device: str, warmup: int, repeats: int, theirs_repeats=None):
+    """Medians of both functions, runs interleaved so both see the same machine load."""
+    theirs_repeats = repeats if theirs_repeats is None else theirs_repeats
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        ours()
+        theirs()
+    ours_times, theirs_times = [], []
+    for k in range(max(repeats, theirs_repeats)):
+        if k < repeats:
+            ours_times.append(_time_ms(ours, device))
+        if k < theirs_repeats:
+            theirs_times.append(_time_ms(theirs, device))
+    return statistics.median(ours_times), statistics.median(theirs_times)
 
 
 def bench_hard(device: str, warmup: int, repeats: int) -> list[dict]:
@@ -106,8 +117,7 @@ def bench_hard(device: str, warmup: int, repeats: int) -> list[dict]:
             keep, _, count = ours()
             expected = theirs()
             agree = torch.equal(keep[: int(count)].cpu(), expected.cpu())
-            ours_ms = median_ms(ours, device, warmup, repeats)
-            theirs_ms = median_ms(theirs, device, warmup, repeats)
+            ours_ms, theirs_ms = paired_median_ms(ours, theirs, device, warmup, repeats)
             rows.append(
                 {
                     "method": "hard",
@@ -145,9 +155,10 @@ def bench_soft(device: str, warmup: int, repeats: int, reference) -> list[dict]:
         ref_keep, ref_scores = theirs()
         count = int(count)
         agree = count == len(ref_keep) and np.array_equal(keep[:count].cpu().numpy(), ref_keep)
-        ours_ms = median_ms(ours, device, warmup, repeats)
-        # The reference is slow: fewer runs (still a median).
-        theirs_ms = median_ms(theirs, "cpu", 1, max(3, repeats // 5))
+        # The reference is slow: fewer runs of it (still a median).
+        ours_ms, theirs_ms = paired_median_ms(
+            ours, theirs, device, 1, repeats, theirs_repeats=max(3, repeats // 5)
+        )
         rows.append(
             {
                 "method": "linear",
@@ -168,18 +179,31 @@ def bench_soft(device: str, warmup: int, repeats: int, reference) -> list[dict]:
 
 def _line(row: dict) -> str:
     return (
-        f"{row['method']:>6} {row['boxes']:>6} boxes {row['classes']:>6}-class kept {row['kept']:>5}"
+        f"{row['method']:>6} {row['boxes']:>6} boxes {row['classes']:>6}-class"
+        f" kept {row['kept']:>5}"
         f"  sspnet {row['sspnet_ms']:9.3f} ms  baseline {row['baseline_ms']:9.3f} ms"
         f"  speedup {row['speedup']:7.2f}x (target {row['target_speedup']}x)"
         f"  same result: {row['same_as_baseline']}"
     )
 
 
+def cpu_name() -> str:
+    """CPU model from /proc/cpuinfo where there is one (platform.processor() is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(device: str, warmup: int, repeats: int, reference) -> Path:
     print(f"== {device} ==", flush=True)
     rows = bench_hard(device, warmup, repeats) + bench_soft(device, warmup, repeats, reference)
     report = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
+        "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "threads": torch.get_num_threads(),
@@ -200,7 +224,15 @@ def main() -> int:
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: one image runs on one thread in sspnet's kernel, and "
+        "torchvision's nms kernel is single-threaded too)",
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if not torch.cuda.is_available():
         devices = [d for d in devices if d != "cuda"]

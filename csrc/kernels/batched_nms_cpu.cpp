@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <new>
 #include <queue>
@@ -97,6 +96,22 @@ struct Candidate {
   }
 };
 
+// Mean box extent relative to the occupied range, per axis: the expected width of a band.
+struct AxisStats {
+  double sum_w = 0, sum_h = 0;
+  double min_x = INFINITY, max_x = -INFINITY, min_y = INFINITY, max_y = -INFINITY;
+
+  template <typename T>
+  void add(T x1, T y1, T x2, T y2) {
+    sum_w += static_cast<double>(x2) - x1, sum_h += static_cast<double>(y2) - y1;
+    min_x = std::min<double>(min_x, x1), max_x = std::max<double>(max_x, x2);
+    min_y = std::min<double>(min_y, y1), max_y = std::max<double>(max_y, y2);
+  }
+  bool y_is_better() const {
+    return sum_h * (max_x - min_x) < sum_w * (max_y - min_y);  // sum_h/span_y < sum_w/span_x
+  }
+};
+
 // Candidates of one image as a structure of arrays, in group order. One per thread, reused.
 template <typename T>
 struct Scratch {
@@ -139,14 +154,21 @@ struct GroupView {
 };
 
 // The per-box updates after a box (b*) was kept; one function per method so that each loop is a
-// plain vectorisable loop. -inf marks a box that is gone.
+// plain vectorisable loop. -inf marks a box that is gone. Each returns the range of positions
+// whose score changed ([first, last], empty when first > last) so that only those blocks of the
+// argmax are rescanned.
 template <typename T>
 struct KeptBox {
   T x1, y1, x2, y2, area;
 };
 
+struct Changed {
+  int32_t first, last;
+};
+
 template <typename T>
-void suppress_band(const GroupView<T>& g, int64_t lo, int64_t hi, KeptBox<T> b, T iou_threshold) {
+Changed suppress_band(const GroupView<T>& g, int32_t lo, int32_t hi, KeptBox<T> b,
+                      T iou_threshold) {
   const T* __restrict__ x1 = g.x1;
   const T* __restrict__ y1 = g.y1;
   const T* __restrict__ x2 = g.x2;
@@ -154,17 +176,24 @@ void suppress_band(const GroupView<T>& g, int64_t lo, int64_t hi, KeptBox<T> b, 
   const T* __restrict__ area = g.area;
   T* __restrict__ score = g.score;
   const T gone = -std::numeric_limits<T>::infinity();
-#pragma omp simd
-  for (int64_t j = lo; j < hi; ++j) {
+  int32_t first = hi, last = lo - 1;
+#pragma omp simd reduction(min : first) reduction(max : last)
+  for (int64_t j = lo; j < hi; ++j) {  // int64: with -fwrapv an int32 loop is not vectorised
     const T iou = box_iou(b.x1, b.y1, b.x2, b.y2, b.area, x1[j], y1[j], x2[j], y2[j], area[j]);
     const T current = score[j];
-    score[j] = iou > iou_threshold ? gone : current;
+    const T next = iou > iou_threshold ? gone : current;
+    score[j] = next;
+    const bool changed = next != current;
+    const int32_t position = static_cast<int32_t>(j);
+    first = changed && position < first ? position : first;
+    last = changed && position > last ? position : last;
   }
+  return {first, last};
 }
 
 template <typename T>
-void decay_band_linear(const GroupView<T>& g, int64_t lo, int64_t hi, KeptBox<T> b,
-                       T iou_threshold, T min_score) {
+Changed decay_band_linear(const GroupView<T>& g, int32_t lo, int32_t hi, KeptBox<T> b,
+                          T iou_threshold, T min_score) {
   const T* __restrict__ x1 = g.x1;
   const T* __restrict__ y1 = g.y1;
   const T* __restrict__ x2 = g.x2;
@@ -172,40 +201,52 @@ void decay_band_linear(const GroupView<T>& g, int64_t lo, int64_t hi, KeptBox<T>
   const T* __restrict__ area = g.area;
   T* __restrict__ score = g.score;
   const T gone = -std::numeric_limits<T>::infinity();
-#pragma omp simd
-  for (int64_t j = lo; j < hi; ++j) {
+  int32_t first = hi, last = lo - 1;
+#pragma omp simd reduction(min : first) reduction(max : last)
+  for (int64_t j = lo; j < hi; ++j) {  // int64: with -fwrapv an int32 loop is not vectorised
     const T iou = box_iou(b.x1, b.y1, b.x2, b.y2, b.area, x1[j], y1[j], x2[j], y2[j], area[j]);
-    const T decayed = score[j] * linear_weight(iou, iou_threshold);
-    score[j] = decayed >= min_score ? decayed : gone;  // also NaN (inf * 0) -> gone
+    const T current = score[j];
+    const T decayed = current * linear_weight(iou, iou_threshold);
+    const T next = decayed >= min_score ? decayed : gone;  // also NaN (inf * 0) -> gone
+    score[j] = next;
+    const bool changed = next != current;
+    const int32_t position = static_cast<int32_t>(j);
+    first = changed && position < first ? position : first;
+    last = changed && position > last ? position : last;
   }
+  return {first, last};
 }
 
 template <typename T>
-void decay_band_gaussian(const GroupView<T>& g, int64_t lo, int64_t hi, KeptBox<T> b, T sigma,
-                         T min_score) {
+Changed decay_band_gaussian(const GroupView<T>& g, int32_t lo, int32_t hi, KeptBox<T> b, T sigma,
+                            T min_score) {
   const T gone = -std::numeric_limits<T>::infinity();
-  for (int64_t j = lo; j < hi; ++j) {
+  int32_t first = hi, last = lo - 1;
+  for (int32_t j = lo; j < hi; ++j) {
     if (g.score[j] == gone) continue;
     const T iou =
         box_iou(b.x1, b.y1, b.x2, b.y2, b.area, g.x1[j], g.y1[j], g.x2[j], g.y2[j], g.area[j]);
     if (!(iou > T(0))) continue;  // weight exp(-0) == 1: nothing changes (and exp is slow)
     const T decayed = g.score[j] * gaussian_weight(iou, sigma);
     g.score[j] = decayed >= min_score ? decayed : gone;
+    first = std::min(first, j);
+    last = j;
   }
+  return {first, last};
 }
 
 template <typename T>
-void update_band(const GroupView<T>& g, int64_t lo, int64_t hi, KeptBox<T> b,
-                 const NmsParams& params) {
+Changed update_band(const GroupView<T>& g, int32_t lo, int32_t hi, KeptBox<T> b,
+                    const NmsParams& params) {
   const T iou_threshold = static_cast<T>(params.iou_threshold);
   const T min_score = static_cast<T>(params.min_score);
   switch (params.method) {
-    case NmsMethod::kHard: suppress_band(g, lo, hi, b, iou_threshold); break;
-    case NmsMethod::kLinear: decay_band_linear(g, lo, hi, b, iou_threshold, min_score); break;
+    case NmsMethod::kHard: return suppress_band(g, lo, hi, b, iou_threshold);
+    case NmsMethod::kLinear: return decay_band_linear(g, lo, hi, b, iou_threshold, min_score);
     case NmsMethod::kGaussian:
-      decay_band_gaussian(g, lo, hi, b, static_cast<T>(params.sigma), min_score);
-      break;
+      return decay_band_gaussian(g, lo, hi, b, static_cast<T>(params.sigma), min_score);
   }
+  return {hi, lo - 1};
 }
 
 // NMS over one group of interacting boxes [begin, end), sorted by x1. Returns the number kept.
@@ -253,12 +294,14 @@ int64_t nms_group(Scratch<T>& s, int64_t begin, int64_t end, const NmsParams& pa
     score[pick] = gone;
 
     const KeptBox<T> b{x1[pick], y1[pick], x2[pick], y2[pick], area[pick]};
-    const int64_t lo = std::upper_bound(x2_max, x2_max + n, b.x1) - x2_max;  // first x2_max > x1
-    const int64_t hi = std::lower_bound(x1, x1 + n, b.x2) - x1;              // first x1 >= x2
-    update_band(g, lo, hi, b, params);
-    // `pick` lies inside [lo, hi) (its own x1 < x2), so these blocks cover every change.
-    const int64_t first = std::min(lo, pick) / block, last = std::max(hi - 1, pick) / block;
-    for (int64_t b = first; b <= last; ++b) refresh_block(b);
+    // Only boxes with x1 < b.x2 and x2 > b.x1 can overlap the kept box.
+    const int32_t lo = static_cast<int32_t>(std::upper_bound(x2_max, x2_max + n, b.x1) - x2_max);
+    const int32_t hi = static_cast<int32_t>(std::lower_bound(x1, x1 + n, b.x2) - x1);
+    const Changed changed = update_band(g, lo, hi, b, params);
+    refresh_block(pick / block);
+    if (changed.first <= changed.last) {
+      for (int64_t q = changed.first / block; q <= changed.last / block; ++q) refresh_block(q);
+    }
   }
   return kept;
 }
@@ -305,25 +348,36 @@ int32_t nms_one_image(const T* boxes, const T* scores, const int32_t* labels, in
   // 1. candidates: score > score_threshold (NaN fails), and for soft-NMS >= min_score.
   std::vector<Candidate<T>>& candidates = s.candidates;
   candidates.clear();
+  AxisStats stats;
   for (int64_t j = 0; j < num_boxes; ++j) {
     const T score = scores[j];
     if (!(score > score_threshold) || (soft && !(score >= min_score))) continue;
     const T* box = boxes + 4 * j;
     const T area = box_area(box[0], box[1], box[2], box[3]);
     const bool isolated = !(area > T(0) && area < std::numeric_limits<T>::infinity());
+    if (!isolated) stats.add(box[0], box[1], box[2], box[3]);
     const int32_t label = labels == nullptr ? 0 : labels[j];
     candidates.push_back({label, isolated ? 1 : 0, isolated ? -score : box[0],
                           static_cast<int32_t>(j)});
+  }
+  // The band search runs along x; swap x and y when that gives narrower bands (IoU and areas
+  // are symmetric in x and y, bit for bit, so the result does not change).
+  const bool swap_xy = stats.y_is_better();
+  if (swap_xy) {
+    for (Candidate<T>& c : candidates) {
+      if (!c.isolated) c.key = boxes[4 * static_cast<int64_t>(c.index) + 1];
+    }
   }
   // 2. groups: same label, same isolated flag; each in its processing order.
   std::sort(candidates.begin(), candidates.end());
   const int64_t count = static_cast<int64_t>(candidates.size());
   s.resize(count);
+  const int ax = swap_xy ? 1 : 0, ay = 1 - ax;
   for (int64_t k = 0; k < count; ++k) {
     const int32_t j = candidates[k].index;
     const T* box = boxes + 4 * static_cast<int64_t>(j);
-    s.x1[k] = box[0], s.y1[k] = box[1], s.x2[k] = box[2], s.y2[k] = box[3];
-    s.area[k] = box_area(box[0], box[1], box[2], box[3]);
+    s.x1[k] = box[ax], s.y1[k] = box[ay], s.x2[k] = box[ax + 2], s.y2[k] = box[ay + 2];
+    s.area[k] = box_area(s.x1[k], s.y1[k], s.x2[k], s.y2[k]);
     s.score[k] = scores[j];
     s.index[k] = j;
   }

@@ -12,8 +12,10 @@
 #include "batched_nms.h"
 
 #ifdef SSPNET_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream header instead of ATen/cuda/CUDAContext.h: same current stream (at::cuda's
+// getCurrentCUDAStream is this one), without pulling in cuBLAS / cuSPARSE headers.
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace {
@@ -28,7 +30,8 @@ void check_inputs(const at::Tensor& boxes, const at::Tensor& scores,
                   scores.size(1) == boxes.size(1),
               "batched_nms: scores must have shape [N, M] = ", boxes.sizes().slice(0, 2),
               ", got ", scores.sizes());
-  TORCH_CHECK(at::isFloatingType(boxes.scalar_type()) && boxes.scalar_type() == scores.scalar_type(),
+  TORCH_CHECK(at::isFloatingType(boxes.scalar_type()) &&
+                  boxes.scalar_type() == scores.scalar_type(),
               "batched_nms: boxes and scores must share one floating dtype, got ",
               boxes.scalar_type(), " and ", scores.scalar_type());
   TORCH_CHECK(scores.device() == boxes.device(), "batched_nms: scores are on ", scores.device(),
@@ -139,7 +142,7 @@ Outputs batched_nms_cuda(const at::Tensor& boxes, const at::Tensor& scores,
       labels_c.has_value() ? labels_c->data_ptr<int32_t>() : nullptr, batch, num_boxes, params,
       dtype, keep.data_ptr<int32_t>(), out_scores.data_ptr(), num_valid.data_ptr<int32_t>(),
       workspace_bytes > 0 ? workspace.data_ptr() : nullptr, workspace_bytes,
-      at::cuda::getCurrentCUDAStream());
+      c10::cuda::getCurrentCUDAStream().stream());
   check_status(status, params);
   return {keep.to(at::kLong), out_scores.to(scores.scalar_type()), num_valid.to(at::kLong)};
 }

@@ -107,7 +107,9 @@ def _check_inputs(boxes, scores, labels) -> bool:
     """Validates tensors; returns True for the single-image form ([M, 4] boxes)."""
     for name, value in (("boxes", boxes), ("scores", scores)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"batched_nms: {name} must be a torch.Tensor, got {type(value).__name__}")
+            raise TypeError(
+                f"batched_nms: {name} must be a torch.Tensor, got {type(value).__name__}"
+            )
     if boxes.dim() not in (2, 3):
         raise ValueError(
             f"batched_nms: boxes must have shape [N, M, 4] or [M, 4], got rank {boxes.dim()} "
