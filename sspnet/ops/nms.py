@@ -7,6 +7,8 @@ kept boxes, so the op traces, exports and runs inside CUDA graphs / TensorRT eng
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from sspnet.ops import extension
@@ -47,8 +49,9 @@ def batched_nms(
     """Per-image NMS (hard or soft) with a fixed-size, padded output.
 
     Args:
-        boxes: [N, M, 4] or [M, 4] float (x1, y1, x2, y2). float16 / bfloat16 are computed in fp32
-            on the CPU; float64 is computed in fp64.
+        boxes: [N, M, 4] or [M, 4] float (x1, y1, x2, y2). float32 and float16 are computed in
+            fp32 (on the CPU float16 is converted to fp32 first), bfloat16 goes through fp32,
+            float64 is computed in fp64. M may be tens of thousands (no 4096 cap).
         scores: [N, M] or [M], same dtype and device as boxes.
         labels: [N, M] or [M] integer class ids (converted to int32), or None. With labels the NMS
             is class-aware: boxes of different classes never suppress or decay each other.
@@ -62,6 +65,9 @@ def batched_nms(
         min_score: soft methods only: boxes whose (decayed) score falls below min_score are
             dropped and never kept.
         max_output: >= 1, the fixed number K of output rows per image.
+
+    The scalar options reach the kernel as float32 (as in the TensorRT plugin), so for exact
+    threshold comparisons use values that float32 represents exactly (0.5, 0.25, ...).
 
     Returns:
         keep: int64 [N, K] (or [K]): indices into M of the kept boxes in selection order, -1 pads.
@@ -168,8 +174,14 @@ def _check_options(iou_threshold, method, sigma, score_threshold, min_score, max
     for name, value in (("score_threshold", score_threshold), ("min_score", min_score)):
         if float(value) != float(value):
             raise ValueError(f"batched_nms: {name} must not be NaN")
-    if isinstance(max_output, bool) or not isinstance(max_output, int):
-        raise TypeError(f"batched_nms: max_output must be an int, got {type(max_output).__name__}")
+    try:
+        if isinstance(max_output, bool):
+            raise TypeError
+        max_output = operator.index(max_output)  # int, numpy integer, ... but not 2.0
+    except TypeError:
+        raise TypeError(
+            f"batched_nms: max_output must be an int, got {type(max_output).__name__}"
+        ) from None
     if not 1 <= max_output <= 2**31 - 1:
         raise ValueError(f"batched_nms: max_output must be in [1, 2^31 - 1], got {max_output}")
     return METHODS[method]
