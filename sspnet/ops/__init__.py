@@ -1,0 +1,3 @@
+"""Compiled detection ops (torch custom ops backed by csrc/)."""
+
+from sspnet.ops.nms import batched_nms  # noqa: F401
