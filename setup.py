@@ -5,11 +5,16 @@ The CPU kernels are always built. The CUDA kernels are built when a CUDA toolkit
 outside the toolkit root), then /usr/local/cuda. Set SSPNET_WITH_CUDA=0 to force a CPU-only build.
 Architectures come from TORCH_CUDA_ARCH_LIST; the default is Jetson Orin (8.7) plus the GPU of
 this machine, if any.
+
+The TensorRT plugin library (csrc/tensorrt, CMake, no torch) is built too when TensorRT's headers
+are found (TENSORRT_ROOT or the system places) and copied to sspnet/lib/; otherwise one line says
+it was skipped. Set SSPNET_WITH_TENSORRT=0 to skip it on purpose.
 """
 
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -97,6 +102,67 @@ def extension():
     )
 
 
+TENSORRT_HEADER_DIRS = (
+    "/usr/include/aarch64-linux-gnu",  # JetPack
+    "/usr/include/x86_64-linux-gnu",  # TensorRT .deb packages
+    "/usr/include",
+    "/usr/local/tensorrt/include",
+    "/opt/tensorrt/include",
+)
+
+
+def find_tensorrt_headers():
+    """The directory holding NvInferRuntime.h ($TENSORRT_ROOT/include first), or None."""
+    candidates = list(TENSORRT_HEADER_DIRS)
+    if os.environ.get("TENSORRT_ROOT"):
+        candidates.insert(0, os.path.join(os.environ["TENSORRT_ROOT"], "include"))
+    for directory in candidates:
+        if os.path.isfile(os.path.join(directory, "NvInferRuntime.h")):
+            return Path(directory)
+    return None
+
+
+def build_tensorrt_plugins(package_dirs):
+    """cmake csrc/tensorrt into build/tensorrt and copy libsspnet_trt_plugins.so into each of
+    `package_dirs` (sspnet/lib of the build tree and, for editable installs, of the source tree)."""
+    if os.environ.get("SSPNET_WITH_TENSORRT", "1") == "0":
+        print("sspnet: SSPNET_WITH_TENSORRT=0 -> skipping the TensorRT plugins (csrc/tensorrt)", file=sys.stderr)
+        return
+    headers = find_tensorrt_headers()
+    if headers is None or CUDA_HOME is None or shutil.which("cmake") is None:
+        missing = "TensorRT headers (set TENSORRT_ROOT)" if headers is None else "a CUDA toolkit or cmake"
+        print(f"sspnet: no {missing} -> skipping the TensorRT plugins (csrc/tensorrt)", file=sys.stderr)
+        return
+    build_dir = ROOT / "build" / "tensorrt"
+    configure = ["cmake", "-S", str(ROOT / "csrc" / "tensorrt"), "-B", str(build_dir),
+                 "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_CUDA_COMPILER={CUDA_HOME / 'bin' / 'nvcc'}",
+                 f"-DPython3_EXECUTABLE={sys.executable}"]
+    if os.environ.get("TENSORRT_ROOT"):
+        configure.append(f"-DTENSORRT_ROOT={os.environ['TENSORRT_ROOT']}")
+    print(f"sspnet: building the TensorRT plugins against {headers}", file=sys.stderr)
+    try:
+        subprocess.run(configure, check=True)
+        subprocess.run(["cmake", "--build", str(build_dir), "-j", os.environ.get("MAX_JOBS", "2")], check=True)
+    except subprocess.CalledProcessError:
+        print("sspnet: building the TensorRT plugins FAILED (log above); sspnet is installed without them",
+              file=sys.stderr)
+        return
+    for directory in package_dirs:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(build_dir / "libsspnet_trt_plugins.so", directory / "libsspnet_trt_plugins.so")
+
+
+class BuildExtensions(BuildExtension.with_options(use_ninja=True)):
+    """The torch extension, then the TensorRT plugins (when TensorRT is present)."""
+
+    def run(self):
+        super().run()
+        targets = [Path(self.build_lib) / "sspnet" / "lib"]
+        if self.inplace:  # editable install: the package is the source tree
+            targets.append(ROOT / "sspnet" / "lib")
+        build_tensorrt_plugins(targets)
+
+
 def packages():
     """export/ and runtime/ are top-level folders that install as sspnet.export / sspnet.runtime."""
     found = find_packages(include=["sspnet", "sspnet.*"])
@@ -110,5 +176,5 @@ setup(
     packages=packages(),
     package_dir={"sspnet": "sspnet", "sspnet.export": "export", "sspnet.runtime": "runtime"},
     ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildExtensions},
 )

@@ -1,0 +1,68 @@
+#include "common/pluginSupport.h"
+
+#include <iostream>
+
+namespace sspnet::trt {
+
+void logError(char const* pluginName, std::string const& message) noexcept {
+  try {
+    std::cerr << "[sspnet TensorRT plugin " << pluginName << "] " << message << std::endl;
+  } catch (...) {
+    // Nothing sensible left to do: the caller still returns its error code.
+  }
+}
+
+bool toKernelType(nvinfer1::DataType type, sspnet::DataType& out) noexcept {
+  switch (type) {
+    case nvinfer1::DataType::kFLOAT: out = sspnet::DataType::kFloat32; return true;
+    case nvinfer1::DataType::kHALF: out = sspnet::DataType::kFloat16; return true;
+    default: return false;
+  }
+}
+
+namespace {
+
+nvinfer1::PluginFieldType toPluginFieldType(FieldKind kind) {
+  return kind == FieldKind::kInt32 ? nvinfer1::PluginFieldType::kINT32 : nvinfer1::PluginFieldType::kFLOAT32;
+}
+
+}  // namespace
+
+std::vector<nvinfer1::PluginField> fieldSignatures(std::vector<FieldBinding> const& bindings) {
+  std::vector<nvinfer1::PluginField> fields;
+  for (FieldBinding const& binding : bindings) {
+    fields.emplace_back(binding.name, nullptr, toPluginFieldType(binding.kind), binding.capacity);
+  }
+  return fields;
+}
+
+std::vector<nvinfer1::PluginField> fieldValues(std::vector<FieldBinding> const& bindings) {
+  std::vector<nvinfer1::PluginField> fields;
+  for (FieldBinding const& binding : bindings) {
+    fields.emplace_back(binding.name, binding.values, toPluginFieldType(binding.kind), binding.length());
+  }
+  return fields;
+}
+
+std::string readPluginFields(nvinfer1::PluginFieldCollection const* fc, std::vector<FieldBinding> const& bindings) {
+  std::vector<FieldValue> values;
+  if (fc != nullptr) {
+    for (int32_t i = 0; i < fc->nbFields; ++i) {
+      nvinfer1::PluginField const& field = fc->fields[i];
+      FieldKind kind;
+      if (field.type == nvinfer1::PluginFieldType::kINT32) {
+        kind = FieldKind::kInt32;
+      } else if (field.type == nvinfer1::PluginFieldType::kFLOAT32) {
+        kind = FieldKind::kFloat32;
+      } else {
+        return std::string("field '") + (field.name != nullptr ? field.name : "(null)") +
+               "' has PluginFieldType " + std::to_string(static_cast<int32_t>(field.type)) +
+               "; only int32 (kINT32) and float32 (kFLOAT32) fields exist";
+      }
+      values.push_back(FieldValue{field.name, kind, field.data, field.length});
+    }
+  }
+  return readFields(values, bindings);
+}
+
+}  // namespace sspnet::trt

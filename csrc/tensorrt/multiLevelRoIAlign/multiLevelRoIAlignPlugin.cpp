@@ -1,0 +1,270 @@
+#include "multiLevelRoIAlign/multiLevelRoIAlignPlugin.h"
+
+#include <exception>
+#include <string>
+
+#include "common/pluginSupport.h"
+
+namespace sspnet::trt {
+
+using nvinfer1::DataType;
+using nvinfer1::DimsExprs;
+using nvinfer1::DynamicPluginTensorDesc;
+using nvinfer1::PluginTensorDesc;
+
+namespace {
+
+void fail(std::string const& message) noexcept { logError(kMultiLevelRoIAlignName, message); }
+
+std::string countMessage(int32_t expectedInputs, int32_t nbInputs, int32_t nbOutputs) {
+  return "expects " + std::to_string(expectedInputs) +
+         " inputs (rois, then one feature map per spatial_scales value) and 1 output, got " +
+         std::to_string(nbInputs) + " inputs and " + std::to_string(nbOutputs) + " outputs";
+}
+
+LevelShape toLevelShape(nvinfer1::Dims const& dims) { return LevelShape{dims.d[0], dims.d[1], dims.d[2], dims.d[3]}; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- plugin
+
+MultiLevelRoIAlignPlugin::MultiLevelRoIAlignPlugin(MultiLevelRoIAlignFields const& fields) : mFields(fields) {}
+
+nvinfer1::IPluginCapability* MultiLevelRoIAlignPlugin::getCapabilityInterface(
+    nvinfer1::PluginCapabilityType type) noexcept {
+  switch (type) {
+    case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+    case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+    case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+  }
+  return nullptr;
+}
+
+nvinfer1::IPluginV3* MultiLevelRoIAlignPlugin::clone() noexcept {
+  try {
+    return new MultiLevelRoIAlignPlugin(mFields);
+  } catch (std::exception const& e) {
+    fail(std::string("clone failed: ") + e.what());
+  }
+  return nullptr;
+}
+
+char const* MultiLevelRoIAlignPlugin::getPluginName() const noexcept { return kMultiLevelRoIAlignName; }
+char const* MultiLevelRoIAlignPlugin::getPluginVersion() const noexcept { return kMultiLevelRoIAlignVersion; }
+char const* MultiLevelRoIAlignPlugin::getPluginNamespace() const noexcept { return kPluginNamespace; }
+
+int32_t MultiLevelRoIAlignPlugin::getNbOutputs() const noexcept { return kNbOutputs; }
+
+int32_t MultiLevelRoIAlignPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs,
+                                                     DataType const* inputTypes, int32_t nbInputs) const noexcept {
+  if (nbOutputs != kNbOutputs || nbInputs != numInputs()) {
+    fail(countMessage(numInputs(), nbInputs, nbOutputs));
+    return -1;
+  }
+  outputTypes[0] = inputTypes[1];  // pooled features keep the feature type
+  return 0;
+}
+
+int32_t MultiLevelRoIAlignPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs,
+                                                  DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
+                                                  DimsExprs* outputs, int32_t nbOutputs,
+                                                  nvinfer1::IExprBuilder& exprBuilder) noexcept {
+  try {
+    if (nbInputs != numInputs() || nbOutputs != kNbOutputs) {
+      fail(countMessage(numInputs(), nbInputs, nbOutputs));
+      return -1;
+    }
+    DimsExprs const& rois = inputs[0];
+    if (rois.nbDims != 2 || (rois.d[1]->isConstant() && rois.d[1]->getConstantValue() != 5)) {
+      fail("input 0 (rois) must be [R, 5] = (batch_index, x1, y1, x2, y2)");
+      return -1;
+    }
+    for (int32_t i = 1; i < nbInputs; ++i) {
+      if (inputs[i].nbDims != 4) {
+        fail("input " + std::to_string(i) + " (feature level " + std::to_string(i - 1) + ") must be [N, C, H, W], got " +
+             std::to_string(inputs[i].nbDims) + " dimensions");
+        return -1;
+      }
+    }
+    outputs[0].nbDims = 4;
+    outputs[0].d[0] = rois.d[0];
+    outputs[0].d[1] = inputs[1].d[1];
+    outputs[0].d[2] = exprBuilder.constant(mFields.output_height);
+    outputs[0].d[3] = exprBuilder.constant(mFields.output_width);
+    return 0;
+  } catch (std::exception const& e) {
+    fail(std::string("getOutputShapes failed: ") + e.what());
+  }
+  return -1;
+}
+
+bool MultiLevelRoIAlignPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut,
+                                                         int32_t /*nbInputs*/, int32_t /*nbOutputs*/) noexcept {
+  PluginTensorDesc const& desc = inOut[pos].desc;
+  if (desc.format != nvinfer1::TensorFormat::kLINEAR) {
+    return false;
+  }
+  if (pos == 0) {
+    return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
+  }
+  return desc.type == inOut[0].desc.type;  // rois, every feature level and the output share one type
+}
+
+int32_t MultiLevelRoIAlignPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
+                                                  DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
+  try {
+    if (nbInputs != numInputs() || nbOutputs != kNbOutputs) {
+      fail(countMessage(numInputs(), nbInputs, nbOutputs));
+      return -1;
+    }
+    // Validate against the largest shapes of the profile: the kernel's own checks, once, at build time.
+    LevelShape levels[kMaxPyramidLevels];
+    for (int32_t l = 0; l < mFields.num_levels; ++l) {
+      levels[l] = toLevelShape(in[1 + l].max);
+    }
+    FeaturePyramid pyramid;
+    std::string problem = makePyramid(mFields, levels, mFields.num_levels, pyramid);
+    if (problem.empty()) {
+      Status const status = validate(pyramid, toKernelParams(mFields));
+      if (status != Status::kOk) {
+        problem = std::string("the kernel rejects these fields / shapes (") + status_message(status) +
+                  "): " + describeFields(mFields);
+      }
+    }
+    if (!problem.empty()) {
+      fail(problem);
+      return -1;
+    }
+    return 0;
+  } catch (std::exception const& e) {
+    fail(std::string("configurePlugin failed: ") + e.what());
+  }
+  return -1;
+}
+
+size_t MultiLevelRoIAlignPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
+                                                  DynamicPluginTensorDesc const* /*outputs*/,
+                                                  int32_t /*nbOutputs*/) const noexcept {
+  return 0;  // the kernel needs no scratch memory (multi_level_roi_align.h)
+}
+
+int32_t MultiLevelRoIAlignPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs,
+                                                PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
+  try {
+    if (nbInputs != numInputs() || nbOutputs != kNbOutputs) {
+      fail(countMessage(numInputs(), nbInputs, nbOutputs));
+      return -1;
+    }
+    LevelShape levels[kMaxPyramidLevels];
+    for (int32_t l = 0; l < mFields.num_levels; ++l) {
+      levels[l] = toLevelShape(in[1 + l].dims);
+    }
+    FeaturePyramid pyramid;
+    std::string const problem = makePyramid(mFields, levels, mFields.num_levels, pyramid);
+    if (!problem.empty()) {
+      fail(problem);
+      return -1;
+    }
+    return 0;
+  } catch (std::exception const& e) {
+    fail(std::string("onShapeChange failed: ") + e.what());
+  }
+  return -1;
+}
+
+int32_t MultiLevelRoIAlignPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
+                                          void const* const* inputs, void* const* outputs, void* /*workspace*/,
+                                          cudaStream_t stream) noexcept {
+  try {
+    sspnet::DataType dtype;
+    if (!toKernelType(inputDesc[0].type, dtype)) {
+      fail("unsupported tensor type " + std::to_string(static_cast<int32_t>(inputDesc[0].type)));
+      return -1;
+    }
+    int32_t const numLevels = mFields.num_levels;
+    LevelShape levels[kMaxPyramidLevels];
+    void const* features[kMaxPyramidLevels] = {};
+    for (int32_t l = 0; l < numLevels; ++l) {
+      levels[l] = toLevelShape(inputDesc[1 + l].dims);
+      features[l] = inputs[1 + l];
+    }
+    FeaturePyramid pyramid;
+    std::string const problem = makePyramid(mFields, levels, numLevels, pyramid);
+    if (!problem.empty()) {
+      fail(problem);
+      return -1;
+    }
+    int64_t const numRois = inputDesc[0].dims.d[0];
+    if (numRois == 0) {
+      return 0;  // empty output, nothing to launch
+    }
+    Status const status = multi_level_roi_align_forward_cuda(pyramid, features, inputs[0], numRois,
+                                                             toKernelParams(mFields), dtype, outputs[0], stream);
+    if (status != Status::kOk) {
+      fail(std::string("kernel failed: ") + status_message(status));
+      return static_cast<int32_t>(status);
+    }
+    return 0;
+  } catch (std::exception const& e) {
+    fail(std::string("enqueue failed: ") + e.what());
+  }
+  return -1;
+}
+
+nvinfer1::IPluginV3* MultiLevelRoIAlignPlugin::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept {
+  return clone();  // no per-context resources
+}
+
+nvinfer1::PluginFieldCollection const* MultiLevelRoIAlignPlugin::getFieldsToSerialize() noexcept {
+  try {
+    mSerializedFields = fieldValues(bindFields(mFields));
+    mSerializedCollection.nbFields = static_cast<int32_t>(mSerializedFields.size());
+    mSerializedCollection.fields = mSerializedFields.data();
+    return &mSerializedCollection;
+  } catch (std::exception const& e) {
+    fail(std::string("getFieldsToSerialize failed: ") + e.what());
+  }
+  return nullptr;
+}
+
+// --------------------------------------------------------------------------------------------- creator
+
+MultiLevelRoIAlignPluginCreator::MultiLevelRoIAlignPluginCreator()
+    : mFieldNames(fieldSignatures(bindFields(mDefaults))) {
+  mFieldCollection.nbFields = static_cast<int32_t>(mFieldNames.size());
+  mFieldCollection.fields = mFieldNames.data();
+}
+
+char const* MultiLevelRoIAlignPluginCreator::getPluginName() const noexcept { return kMultiLevelRoIAlignName; }
+char const* MultiLevelRoIAlignPluginCreator::getPluginVersion() const noexcept { return kMultiLevelRoIAlignVersion; }
+char const* MultiLevelRoIAlignPluginCreator::getPluginNamespace() const noexcept { return kPluginNamespace; }
+
+nvinfer1::PluginFieldCollection const* MultiLevelRoIAlignPluginCreator::getFieldNames() noexcept {
+  return &mFieldCollection;
+}
+
+nvinfer1::IPluginV3* MultiLevelRoIAlignPluginCreator::createPlugin(char const* name,
+                                                                    nvinfer1::PluginFieldCollection const* fc,
+                                                                    nvinfer1::TensorRTPhase /*phase*/) noexcept {
+  try {
+    // Build phase: fields from the ONNX node attributes; runtime phase: the fields this plugin
+    // serialised. Same names and types, so one reader serves both.
+    MultiLevelRoIAlignFields fields;
+    std::string problem = readPluginFields(fc, bindFields(fields));
+    if (problem.empty()) {
+      problem = checkFields(fields);
+    }
+    if (!problem.empty()) {
+      fail(std::string("layer '") + (name != nullptr ? name : "") + "': " + problem);
+      return nullptr;
+    }
+    return new MultiLevelRoIAlignPlugin(fields);
+  } catch (std::exception const& e) {
+    fail(std::string("createPlugin failed: ") + e.what());
+  }
+  return nullptr;
+}
+
+SSPNET_REGISTER_TENSORRT_PLUGIN(MultiLevelRoIAlignPluginCreator);
+
+}  // namespace sspnet::trt

@@ -1,0 +1,496 @@
+"""ONNX (`tensorrt` flavour) -> TensorRT engine + JSON sidecar. CLI: `sspnet build-engine`.
+
+    engine, sidecar = build_engine("model_trt.onnx", options=BuildOptions(precision="fp16", batch=(1, 4, 8)))
+
+What a build does (TensorRT 10; TensorRT 11 differences in brackets):
+- loads libsspnet_trt_plugins.so and checks its creators are registered (the ONNX parser finds the
+  plugin nodes by op type + plugin_version + plugin_namespace);
+- parses the ONNX; precision fp32 / fp16 with builder flags [11: no precision flags, the network is
+  strongly typed, so an fp16 engine needs an ONNX exported in fp16]; int8 with an entropy
+  calibrator over a folder of images and a reusable calibration cache [11: implicit calibration is
+  gone, INT8 needs a Q/DQ model, e.g. from NVIDIA ModelOpt; see INT8_ON_TENSORRT_11];
+- one optimisation profile for the batch range (min, opt, max) of a dynamic-batch ONNX;
+- workspace limit, optional timing cache (read and updated), optional DLA core with GPU fallback
+  (the sspnet plugins only run on the GPU);
+- writes the engine and its sidecar (runtime/sidecar.py) and prints the equivalent trtexec command.
+
+The option checks, the precision plan and the trtexec command are pure functions (tested without
+TensorRT); `tensorrt` is imported only inside build_engine / write_sidecar_only.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .backend import ModelMetadata
+from .contract import INPUT_NAME
+from .sidecar import (
+    expected_plugin_versions,
+    make_sidecar,
+    read_onnx_metadata,
+    sha256_of,
+    tensorrt_major,
+    write_sidecar,
+)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_BATCH = (1, 4, 8)
+MIN_TENSORRT_MAJOR = 10  # IPluginV3
+
+INT8_ON_TENSORRT_11 = (
+    "TensorRT 11 removed implicit INT8 calibration (IInt8Calibrator and the INT8 builder flag). "
+    "Build INT8 from a model with Q/DQ nodes instead: (1) write calibration inputs with "
+    "`sspnet build-engine MODEL.onnx --calib-images DIR --save-calib-npy calib.npy`; (2) quantize with "
+    "NVIDIA ModelOpt: `pip install nvidia-modelopt[onnx]` then `python -m modelopt.onnx.quantization "
+    "--onnx_path=MODEL.onnx --quantize_mode=int8 --calibration_data=calib.npy "
+    "--trt_plugins=libsspnet_trt_plugins.so --output_path=MODEL.int8.onnx`; (3) `sspnet build-engine "
+    "MODEL.int8.onnx --precision int8` (a Q/DQ model needs no calibrator)."
+)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `sspnet build-engine` can set. batch is (min, opt, max) for a dynamic-batch ONNX
+    (None: DEFAULT_BATCH, or the ONNX's fixed batch)."""
+
+    precision: str = "fp16"
+    batch: tuple[int, int, int] | None = None
+    workspace_mib: int = 1024
+    timing_cache: Path | None = None
+    dla_core: int | None = None
+    gpu_fallback: bool = False
+    strongly_typed: bool = False
+    calibration_images: Path | None = None
+    calibration_cache: Path | None = None
+    calibration_batch: int = 8
+    calibration_max_images: int = 512
+    plugin_library: Path | None = None
+    device: int = 0
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How a precision request becomes builder settings on one TensorRT version."""
+
+    flags: tuple[str, ...]  # tensorrt.BuilderFlag names to set
+    strongly_typed: bool  # create the network with NetworkDefinitionCreationFlag.STRONGLY_TYPED
+    calibrate: bool  # attach an INT8 entropy calibrator
+    note: str = ""  # what the user should know (printed)
+
+
+# ---- pure option logic --------------------------------------------------------------------------
+
+
+def parse_batch(spec) -> tuple[int, int, int]:
+    """ "8" / 8 -> (8, 8, 8); "1,4,8" / (1, 4, 8) -> (1, 4, 8); needs 1 <= min <= opt <= max."""
+    if isinstance(spec, bool):
+        raise ValueError(f"batch must be N or MIN,OPT,MAX, got {spec!r}")
+    if isinstance(spec, str):
+        try:
+            values = [int(part) for part in spec.split(",")]
+        except ValueError:
+            raise ValueError(f"batch must be N or MIN,OPT,MAX (integers), got {spec!r}") from None
+    elif isinstance(spec, int) and not isinstance(spec, bool):
+        values = [spec]
+    else:
+        values = list(spec)
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"batch must be N or MIN,OPT,MAX, got {spec!r}")
+    smallest, optimum, largest = values
+    if not 1 <= smallest <= optimum <= largest:
+        raise ValueError(f"batch needs 1 <= MIN <= OPT <= MAX, got {smallest},{optimum},{largest}")
+    return smallest, optimum, largest
+
+
+def resolve_batch(requested: tuple[int, int, int] | None, onnx_batch: int | None) -> tuple[int, int, int]:
+    """The profile's batch range: an ONNX with a fixed batch B only allows (B, B, B)."""
+    if onnx_batch is not None:
+        if requested is not None and tuple(requested) != (onnx_batch,) * 3:
+            raise ValueError(
+                f"the ONNX has a fixed batch of {onnx_batch}; --batch {','.join(map(str, requested))} "
+                "needs an ONNX exported with --batch dynamic"
+            )
+        return (onnx_batch,) * 3
+    return parse_batch(requested if requested is not None else DEFAULT_BATCH)
+
+
+def precision_plan(
+    precision: str, trt_major: int, strongly_typed: bool = False, has_qdq: bool = False
+) -> PrecisionPlan:
+    """Builder settings for `precision` on TensorRT `trt_major`; ValueError when impossible."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if trt_major < MIN_TENSORRT_MAJOR:
+        raise ValueError(
+            f"TensorRT {trt_major} is too old: the sspnet plugins are IPluginV3 (TensorRT >= 10)"
+        )
+    if trt_major >= 11 or strongly_typed:
+        if precision == "int8" and not has_qdq:
+            if trt_major >= 11:
+                raise ValueError(INT8_ON_TENSORRT_11)
+            raise ValueError(
+                "a strongly typed INT8 build needs an ONNX with Q/DQ nodes (drop --strongly-typed to calibrate)"
+            )
+        why = (
+            f"TensorRT {trt_major} builds strongly typed networks" if trt_major >= 11 else "--strongly-typed"
+        )
+        note = {
+            "fp32": f"{why}: layers run in the ONNX model's own types",
+            "fp16": f"{why}: there is no FP16 flag; the engine is fp16 only if the ONNX was exported in fp16",
+            "int8": f"{why}: INT8 comes from the model's Q/DQ nodes",
+        }[precision]
+        return PrecisionPlan(flags=(), strongly_typed=True, calibrate=False, note=note)
+    if precision == "fp32":
+        return PrecisionPlan(flags=(), strongly_typed=False, calibrate=False)
+    if precision == "fp16":
+        return PrecisionPlan(flags=("FP16",), strongly_typed=False, calibrate=False)
+    # INT8 plus FP16, so layers without an INT8 kernel (and the plugins) fall back to fp16, not fp32.
+    note = "Q/DQ model: INT8 scales come from the model, no calibration" if has_qdq else ""
+    return PrecisionPlan(flags=("FP16", "INT8"), strongly_typed=False, calibrate=not has_qdq, note=note)
+
+
+def check_dla(dla_core: int | None, gpu_fallback: bool, precision: str) -> None:
+    """DLA builds: fp16 / int8 only, and GPU fallback on (the plugin layers cannot run on DLA)."""
+    if dla_core is None:
+        if gpu_fallback:
+            raise ValueError("--allow-gpu-fallback only applies with --dla-core")
+        return
+    if isinstance(dla_core, bool) or not isinstance(dla_core, int) or dla_core < 0:
+        raise ValueError(f"dla_core must be a non-negative integer, got {dla_core!r}")
+    if precision == "fp32":
+        raise ValueError("DLA runs fp16 or int8 layers only: use --precision fp16 or int8 with --dla-core")
+    if not gpu_fallback:
+        raise ValueError(
+            "the sspnet plugins (multi-level RoIAlign, batched NMS) run on the GPU only: "
+            "a DLA build needs --allow-gpu-fallback"
+        )
+
+
+def onnx_has_qdq(path: str | Path) -> bool:
+    """True when the ONNX holds QuantizeLinear / DequantizeLinear nodes (op types are plain strings
+    in the protobuf, so a byte search suffices)."""
+    data = Path(path).read_bytes()
+    return b"QuantizeLinear" in data or b"DequantizeLinear" in data
+
+
+def trtexec_command(
+    *,
+    onnx: str | Path,
+    engine: str | Path,
+    plugin_library: str | Path,
+    input_size: tuple[int, int],
+    batch: tuple[int, int, int] | None,
+    precision: str,
+    trt_major: int,
+    workspace_mib: int,
+    strongly_typed: bool = False,
+    has_qdq: bool = False,
+    timing_cache: str | Path | None = None,
+    dla_core: int | None = None,
+    gpu_fallback: bool = False,
+    calibration_cache: str | Path | None = None,
+) -> list[str]:
+    """The trtexec arguments equivalent to a build. batch None: a fixed-batch ONNX (no shape flags).
+
+    TensorRT 10: --fp16 / --int8 (+ --calib=CACHE) / --stronglyTyped; TensorRT 11 has no precision
+    flags (strong typing is the default), so none is written. INT8 without a calibration cache or
+    Q/DQ model cannot be expressed (trtexec would use random scales): ValueError.
+    """
+    plan = precision_plan(precision, trt_major, strongly_typed, has_qdq)
+    height, width = input_size
+    command = ["trtexec", f"--onnx={onnx}", f"--saveEngine={engine}", f"--staticPlugins={plugin_library}"]
+    if batch is not None:
+        for flag, size in zip(("--minShapes", "--optShapes", "--maxShapes"), batch):
+            command.append(f"{flag}={INPUT_NAME}:{size}x3x{height}x{width}")
+    if trt_major < 11:
+        if plan.strongly_typed:
+            command.append("--stronglyTyped")
+        command += [f"--{flag.lower()}" for flag in plan.flags]
+        if plan.calibrate:
+            if calibration_cache is None:
+                raise ValueError("trtexec can only repeat an INT8 build from its calibration cache (--calib)")
+            command.append(f"--calib={calibration_cache}")
+    command.append(f"--memPoolSize=workspace:{workspace_mib}M")
+    if timing_cache is not None:
+        command.append(f"--timingCacheFile={timing_cache}")
+    if dla_core is not None:
+        command.append(f"--useDLACore={dla_core}")
+        if gpu_fallback:
+            command.append("--allowGPUFallback")
+    return command
+
+
+def format_command(command: list[str]) -> str:
+    return " ".join(shlex.quote(part) for part in command)
+
+
+def default_engine_path(onnx_path: str | Path, precision: str) -> Path:
+    """model_trt.onnx -> model_trt_fp16.engine (next to the ONNX)."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(f"{onnx_path.stem}_{precision}.engine")
+
+
+def default_calibration_cache(onnx_path: str | Path) -> Path:
+    """model_trt.onnx -> model_trt.calib: one cache per ONNX, reused by every INT8 build of it."""
+    return Path(onnx_path).with_suffix(".calib")
+
+
+def read_model_metadata(onnx_path: str | Path) -> tuple[dict[str, str], ModelMetadata]:
+    """(raw metadata_props, parsed ModelMetadata) of an exported ONNX; ValueError if it is not a
+    `tensorrt`-flavour sspnet export."""
+    props = read_onnx_metadata(onnx_path)
+    metadata = ModelMetadata.from_props(props, source=str(onnx_path))
+    if metadata.flavor != "tensorrt":
+        raise ValueError(
+            f"{onnx_path}: flavour {metadata.flavor!r}; TensorRT engines are built from the `tensorrt` "
+            "flavour (plugin nodes): sspnet export ... --flavor tensorrt"
+        )
+    return props, metadata
+
+
+def save_calibration_array(batches, path: str | Path) -> Path:
+    """All calibration images as one uint8 [N, 3, H, W] .npy (ModelOpt's calibration_data input)."""
+    import numpy as np
+
+    array = np.concatenate(list(batches))
+    np.save(path, array)
+    return Path(path)
+
+
+# ---- TensorRT -----------------------------------------------------------------------------------
+
+
+def _parser_error(error) -> str:
+    """One ONNX parser error as text (IParserError: desc() and the failing node's name)."""
+    if callable(getattr(error, "desc", None)):
+        node = error.node_name() if callable(getattr(error, "node_name", None)) else error.node()
+        return f"{error.desc()} (node {node})"
+    return str(error)
+
+
+def _check_plugins(trt) -> dict[str, str]:
+    """{name: version} of the sspnet plugins, after checking the loaded library registers them."""
+    from .tensorrt_backend import registered_plugin_versions
+
+    registered = registered_plugin_versions(trt)
+    expected = expected_plugin_versions()
+    missing = [
+        f"{name} v{version}" for name, version in expected.items() if version not in registered.get(name, [])
+    ]
+    if missing:
+        raise RuntimeError(
+            f"the loaded plugin library does not register {missing} (registered: {registered or 'none'}); "
+            "rebuild libsspnet_trt_plugins.so from this sspnet checkout"
+        )
+    return expected
+
+
+def build_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path | None = None,
+    options: BuildOptions = BuildOptions(),
+    log=print,
+) -> tuple[Path, dict]:
+    """Build and write `engine_path` (default: default_engine_path) and its sidecar; return both."""
+    from .calibration import CalibrationBatches, make_entropy_calibrator
+    from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
+
+    trt = import_tensorrt()
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"build-engine: ONNX file {str(onnx_path)!r} does not exist")
+    props, metadata = read_model_metadata(onnx_path)
+    engine_path = (
+        Path(engine_path) if engine_path is not None else default_engine_path(onnx_path, options.precision)
+    )
+    trt_major = tensorrt_major(trt.__version__)
+    has_qdq = onnx_has_qdq(onnx_path)
+    plan = precision_plan(options.precision, trt_major, options.strongly_typed, has_qdq)
+    check_dla(options.dla_core, options.gpu_fallback, options.precision)
+    batch = resolve_batch(options.batch, metadata.batch)
+    height, width = metadata.input_size
+    if plan.note:
+        log(f"note: {plan.note}")
+
+    library = load_plugin_library(options.plugin_library)
+    plugin_versions = _check_plugins(trt)
+    gpu_name, capability = gpu_facts(options.device)
+    log(f"TensorRT {trt.__version__}, GPU {gpu_name} (sm {capability}), plugins {library}")
+
+    logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network_flags = 0
+    if plan.strongly_typed:
+        # TensorRT 11 may drop the flag: strong typing is the default there.
+        strongly_typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        if strongly_typed_flag is not None:
+            network_flags |= 1 << int(strongly_typed_flag)
+    network = builder.create_network(network_flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "\n  ".join(_parser_error(parser.get_error(i)) for i in range(parser.num_errors))
+        hint = ""
+        if "Plugin not found" in errors or "plugin" in errors.lower():
+            hint = f"\n(the plugin nodes need libsspnet_trt_plugins.so built from this sspnet; loaded: {library})"
+        raise RuntimeError(f"TensorRT's ONNX parser failed on {onnx_path}:\n  {errors}{hint}")
+    images = network.get_input(0)
+    if network.num_inputs != 1 or images.name != INPUT_NAME:
+        raise ValueError(
+            f"{onnx_path}: the contract has one input {INPUT_NAME!r}, the network has "
+            f"{[network.get_input(i).name for i in range(network.num_inputs)]}"
+        )
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    dynamic = any(int(d) < 0 for d in images.shape)
+    if dynamic:
+        profile = builder.create_optimization_profile()
+        profile.set_shape(INPUT_NAME, *[(b, 3, height, width) for b in batch])
+        config.add_optimization_profile(profile)
+
+    calibration_cache = None
+    if plan.calibrate:
+        calibration_cache = Path(options.calibration_cache or default_calibration_cache(onnx_path))
+        # A fixed-batch ONNX calibrates at its own batch.
+        calibration_batch = metadata.batch or options.calibration_batch
+        batches = None
+        if not calibration_cache.is_file():
+            if options.calibration_images is None:
+                raise ValueError(
+                    f"INT8 needs --calib-images DIR (or an existing calibration cache; {calibration_cache} does not exist)"
+                )
+            batches = CalibrationBatches(
+                options.calibration_images,
+                metadata.input_size,
+                calibration_batch,
+                max_images=options.calibration_max_images,
+            )
+            log(
+                f"calibrating on {len(batches.paths)} images of {options.calibration_images} in {len(batches)} batches"
+            )
+        config.int8_calibrator = make_entropy_calibrator(batches, calibration_cache, log=log)
+        if dynamic:
+            calibration_profile = builder.create_optimization_profile()
+            calibration_profile.set_shape(INPUT_NAME, *[(calibration_batch, 3, height, width)] * 3)
+            config.set_calibration_profile(calibration_profile)
+
+    if options.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+    timing_cache = None
+    if options.timing_cache is not None:
+        timing_path = Path(options.timing_cache)
+        timing_cache = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
+        config.set_timing_cache(timing_cache, ignore_mismatch=False)
+
+    command = trtexec_command(
+        onnx=onnx_path,
+        engine=engine_path,
+        plugin_library=library,
+        input_size=(height, width),
+        batch=batch if dynamic else None,
+        precision=options.precision,
+        trt_major=trt_major,
+        workspace_mib=options.workspace_mib,
+        strongly_typed=options.strongly_typed,
+        has_qdq=has_qdq,
+        timing_cache=options.timing_cache,
+        dla_core=options.dla_core,
+        gpu_fallback=options.gpu_fallback,
+        calibration_cache=calibration_cache,
+    )
+    log("equivalent trtexec command:\n  " + format_command(command))
+    log(f"building {engine_path} ({options.precision}, batch {batch[0]}..{batch[2]}, {height}x{width})...")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(
+            f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)"
+        )
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(engine_path, "wb") as handle:
+        handle.write(serialized)
+    if timing_cache is not None:
+        Path(options.timing_cache).write_bytes(bytes(config.get_timing_cache().serialize()))
+
+    build = {
+        key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()
+    }
+    build.update(
+        batch=list(batch),
+        flags=list(plan.flags),
+        strongly_typed=plan.strongly_typed,
+        calibration_cache=None if calibration_cache is None else str(calibration_cache),
+        trtexec=format_command(command),
+    )
+    sidecar = _sidecar(
+        props, onnx_path, engine_path, trt.__version__, plugin_versions, library, gpu_name, capability, build
+    )
+    log(
+        f"wrote {engine_path} ({engine_path.stat().st_size / 1e6:.1f} MB) and {write_sidecar(engine_path, sidecar)}"
+    )
+    return engine_path, sidecar
+
+
+def write_sidecar_only(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    plugin_library: str | Path | None = None,
+    device: int = 0,
+    log=print,
+) -> dict:
+    """A sidecar for an engine built elsewhere (e.g. with the printed trtexec command) on this device.
+
+    Checks that this TensorRT deserializes the engine with the plugins loaded; the build options
+    are recorded as unknown.
+    """
+    from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
+
+    trt = import_tensorrt()
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    for path in (onnx_path, engine_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"build-engine --sidecar-only: {str(path)!r} does not exist")
+    props, _ = read_model_metadata(onnx_path)
+    library = load_plugin_library(plugin_library)
+    plugin_versions = _check_plugins(trt)
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    if runtime.deserialize_cuda_engine(engine_path.read_bytes()) is None:
+        raise RuntimeError(
+            f"{engine_path}: this TensorRT {trt.__version__} cannot deserialize it (built with another version?)"
+        )
+    gpu_name, capability = gpu_facts(device)
+    build = {"tool": "external (trtexec or another builder); options unknown"}
+    sidecar = _sidecar(
+        props, onnx_path, engine_path, trt.__version__, plugin_versions, library, gpu_name, capability, build
+    )
+    log(f"wrote {write_sidecar(engine_path, sidecar)}")
+    return sidecar
+
+
+def _sidecar(
+    props, onnx_path, engine_path, trt_version, plugin_versions, library, gpu_name, capability, build
+) -> dict:
+    import sspnet
+
+    return make_sidecar(
+        metadata=props,
+        onnx_path=onnx_path.resolve(),
+        onnx_sha256=sha256_of(onnx_path),
+        engine_sha256=sha256_of(engine_path),
+        tensorrt_version=trt_version,
+        plugin_versions=plugin_versions,
+        plugin_library=library,
+        gpu_name=gpu_name,
+        compute_capability=capability,
+        build=build,
+        sspnet_version=sspnet.__version__,
+    )

@@ -1,0 +1,194 @@
+"""`sspnet build-engine`: a `tensorrt`-flavour ONNX -> TensorRT engine + JSON sidecar (runtime/engine_builder.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "build a TensorRT engine (+ sidecar) from a tensorrt-flavour ONNX; prints the trtexec equivalent"
+
+
+EPILOG = """TensorRT 10 (JetPack 6): --precision fp16 / int8 set builder flags; int8 calibrates on
+--calib-images (entropy calibrator) and reuses the calibration cache. TensorRT 11: no precision
+flags (strongly typed): fp16 needs an ONNX exported in fp16; INT8 needs a Q/DQ ONNX, e.g.
+  sspnet build-engine M.onnx --calib-images DIR --save-calib-npy calib.npy
+  python -m modelopt.onnx.quantization --onnx_path=M.onnx --quantize_mode=int8 \\
+      --calibration_data=calib.npy --trt_plugins=libsspnet_trt_plugins.so --output_path=M.int8.onnx
+  sspnet build-engine M.int8.onnx --precision int8"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("onnx", type=Path, help="ONNX exported with `sspnet export ... --flavor tensorrt`")
+    parser.add_argument(
+        "--engine", "-o", type=Path, help="output engine (default: <onnx stem>_<precision>.engine)"
+    )
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="default fp16")
+    parser.add_argument("--batch", help="N or MIN,OPT,MAX for a dynamic-batch ONNX (default 1,4,8)")
+    parser.add_argument(
+        "--workspace",
+        type=int,
+        default=1024,
+        metavar="MIB",
+        help="builder workspace limit (default 1024 MiB)",
+    )
+    parser.add_argument("--timing-cache", type=Path, help="timing cache file, read if present and updated")
+    parser.add_argument(
+        "--dla-core", type=int, help="build for this DLA core (Orin AGX / NX); needs --allow-gpu-fallback"
+    )
+    parser.add_argument(
+        "--allow-gpu-fallback", action="store_true", help="layers DLA cannot run (the plugins) go to the GPU"
+    )
+    parser.add_argument(
+        "--strongly-typed",
+        action="store_true",
+        help="TensorRT 10: strongly typed network (always on with 11)",
+    )
+    calibration = parser.add_argument_group("INT8 calibration (TensorRT 10)")
+    calibration.add_argument("--calib-images", type=Path, help="folder of representative images")
+    calibration.add_argument(
+        "--calib-cache", type=Path, help="calibration cache (default <onnx>.calib); reused if present"
+    )
+    calibration.add_argument("--calib-batch", type=int, default=8, help="calibration batch size (default 8)")
+    calibration.add_argument(
+        "--calib-max-images", type=int, default=512, help="use at most this many images (default 512)"
+    )
+    calibration.add_argument(
+        "--save-calib-npy",
+        type=Path,
+        help="only write the calibration images as one uint8 .npy (for ModelOpt) and exit",
+    )
+    parser.add_argument(
+        "--plugins", type=Path, help="libsspnet_trt_plugins.so (default: installed copy or build/tensorrt)"
+    )
+    parser.add_argument("--device", type=int, default=0, help="CUDA device index")
+    parser.add_argument("--verbose", action="store_true", help="TensorRT verbose log")
+    parser.add_argument(
+        "--print-trtexec",
+        action="store_true",
+        help="only print the equivalent trtexec command (no TensorRT needed)",
+    )
+    parser.add_argument(
+        "--trt-major",
+        type=int,
+        choices=(10, 11),
+        help="TensorRT major for --print-trtexec (default: the installed one)",
+    )
+    parser.add_argument(
+        "--sidecar-only",
+        action="store_true",
+        help="only write the sidecar for an existing --engine built elsewhere",
+    )
+
+
+def _options(args):
+    from sspnet.runtime.engine_builder import BuildOptions, parse_batch
+
+    return BuildOptions(
+        precision=args.precision,
+        batch=parse_batch(args.batch) if args.batch else None,
+        workspace_mib=args.workspace,
+        timing_cache=args.timing_cache,
+        dla_core=args.dla_core,
+        gpu_fallback=args.allow_gpu_fallback,
+        strongly_typed=args.strongly_typed,
+        calibration_images=args.calib_images,
+        calibration_cache=args.calib_cache,
+        calibration_batch=args.calib_batch,
+        calibration_max_images=args.calib_max_images,
+        plugin_library=args.plugins,
+        device=args.device,
+        verbose=args.verbose,
+    )
+
+
+def _installed_trt_major() -> int | None:
+    from sspnet.runtime.sidecar import tensorrt_major
+    from sspnet.runtime.tensorrt_backend import import_tensorrt
+
+    try:
+        return tensorrt_major(import_tensorrt().__version__)
+    except ImportError:
+        return None
+
+
+def trtexec_line(args, options, trt_major: int) -> str:
+    """The trtexec command for these arguments, from the ONNX metadata alone (no TensorRT needed)."""
+    from sspnet.runtime import engine_builder as eb
+    from sspnet.runtime.tensorrt_backend import find_plugin_library, plugin_library_candidates
+
+    _, metadata = eb.read_model_metadata(args.onnx)
+    try:
+        library = find_plugin_library(options.plugin_library)
+    except FileNotFoundError:
+        library = options.plugin_library or plugin_library_candidates()[0]
+    eb.check_dla(options.dla_core, options.gpu_fallback, options.precision)
+    batch = eb.resolve_batch(options.batch, metadata.batch)
+    command = eb.trtexec_command(
+        onnx=args.onnx,
+        engine=args.engine or eb.default_engine_path(args.onnx, options.precision),
+        plugin_library=library,
+        input_size=metadata.input_size,
+        batch=None if metadata.batch else batch,  # a fixed-batch ONNX needs no shape flags
+        precision=options.precision,
+        trt_major=trt_major,
+        workspace_mib=options.workspace_mib,
+        strongly_typed=options.strongly_typed,
+        has_qdq=eb.onnx_has_qdq(args.onnx),
+        timing_cache=options.timing_cache,
+        dla_core=options.dla_core,
+        gpu_fallback=options.gpu_fallback,
+        calibration_cache=options.calibration_cache or eb.default_calibration_cache(args.onnx),
+    )
+    return eb.format_command(command)
+
+
+def run(args) -> int:
+    from sspnet.runtime import engine_builder as eb
+
+    options = None
+    try:
+        options = _options(args)
+        if args.save_calib_npy:
+            from sspnet.runtime.calibration import CalibrationBatches
+
+            if args.calib_images is None:
+                raise ValueError("--save-calib-npy needs --calib-images DIR")
+            _, metadata = eb.read_model_metadata(args.onnx)
+            batches = CalibrationBatches(
+                args.calib_images, metadata.input_size, 1, max_images=args.calib_max_images
+            )
+            print(
+                f"wrote {eb.save_calibration_array(batches, args.save_calib_npy)} ({len(batches.paths)} images)"
+            )
+            return 0
+        if args.print_trtexec:
+            trt_major = args.trt_major or _installed_trt_major()
+            if trt_major is None:
+                raise ValueError(
+                    "TensorRT is not installed here: say which version the command is for with --trt-major 10|11"
+                )
+            print(trtexec_line(args, options, trt_major))
+            return 0
+        if args.sidecar_only:
+            if args.engine is None:
+                raise ValueError("--sidecar-only needs --engine ENGINE (the engine built elsewhere)")
+            eb.write_sidecar_only(args.onnx, args.engine, args.plugins, args.device)
+            return 0
+        eb.build_engine(args.onnx, args.engine, options)
+        return 0
+    except ImportError as error:
+        print(f"sspnet build-engine: {error}")
+        if options is not None:
+            try:
+                print(
+                    "on a device with TensorRT 10 (e.g. JetPack 6) the equivalent trtexec command is:\n  "
+                    + trtexec_line(args, options, 10)
+                )
+            except (ValueError, OSError):
+                pass  # the ONNX itself is unusable: the error above is the one to fix first
+        return 1
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"sspnet build-engine: error: {error}")
+        return 2

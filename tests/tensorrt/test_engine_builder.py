@@ -1,0 +1,270 @@
+"""The engine builder's TensorRT-free logic (runtime/engine_builder.py) and `sspnet build-engine`
+where TensorRT is absent: batch profiles, the precision plan on TensorRT 10 and 11, DLA rules, and
+the equivalent trtexec command lines (written out by hand below)."""
+
+import json
+
+import pytest
+
+from sspnet.cli import main
+from sspnet.runtime import engine_builder as eb
+from trt_files import METADATA, tensorrt_installed, write_onnx
+
+no_tensorrt = pytest.mark.skipif(
+    tensorrt_installed(), reason="checks the behaviour where TensorRT is NOT installed"
+)
+
+
+# ---- batch ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [("8", (8, 8, 8)), (8, (8, 8, 8)), ("1,4,8", (1, 4, 8)), ((2, 2, 3), (2, 2, 3)), ("1,1,1", (1, 1, 1))],
+)
+def test_parse_batch(spec, expected):
+    assert eb.parse_batch(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["0", "4,2,8", "1,2", "a,b,c", "1,2,3,4", True])
+def test_parse_batch_rejects(spec):
+    with pytest.raises(ValueError, match="batch"):
+        eb.parse_batch(spec)
+
+
+def test_resolve_batch():
+    assert eb.resolve_batch(None, None) == eb.DEFAULT_BATCH == (1, 4, 8)
+    assert eb.resolve_batch((2, 2, 4), None) == (2, 2, 4)
+    assert eb.resolve_batch(None, 6) == (6, 6, 6)
+    assert eb.resolve_batch((6, 6, 6), 6) == (6, 6, 6)
+    with pytest.raises(ValueError, match="fixed batch of 6.*--batch dynamic"):
+        eb.resolve_batch((1, 4, 8), 6)
+
+
+# ---- precision ----------------------------------------------------------------------------------
+
+
+def test_precision_plan_tensorrt_10():
+    assert eb.precision_plan("fp32", 10) == eb.PrecisionPlan((), False, False)
+    assert eb.precision_plan("fp16", 10) == eb.PrecisionPlan(("FP16",), False, False)
+    int8 = eb.precision_plan("int8", 10)
+    assert (int8.flags, int8.strongly_typed, int8.calibrate) == (("FP16", "INT8"), False, True)
+    qdq = eb.precision_plan("int8", 10, has_qdq=True)
+    assert (qdq.flags, qdq.calibrate) == (("FP16", "INT8"), False)
+
+
+def test_precision_plan_tensorrt_10_strongly_typed_sets_no_flags():
+    plan = eb.precision_plan("fp16", 10, strongly_typed=True)
+    assert (plan.flags, plan.strongly_typed, plan.calibrate) == ((), True, False)
+    with pytest.raises(ValueError, match="Q/DQ"):
+        eb.precision_plan("int8", 10, strongly_typed=True)
+
+
+def test_precision_plan_tensorrt_11_is_strongly_typed():
+    fp16 = eb.precision_plan("fp16", 11)
+    assert (fp16.flags, fp16.strongly_typed, fp16.calibrate) == ((), True, False)
+    assert "exported in fp16" in fp16.note
+    assert eb.precision_plan("int8", 11, has_qdq=True).flags == ()
+
+
+def test_int8_on_tensorrt_11_explains_the_qdq_route():
+    with pytest.raises(ValueError) as error:
+        eb.precision_plan("int8", 11)
+    message = str(error.value)
+    assert "TensorRT 11 removed implicit INT8 calibration" in message
+    assert "modelopt.onnx.quantization" in message and "--save-calib-npy" in message
+
+
+@pytest.mark.parametrize(
+    "precision, major, message", [("bf16", 10, "precision must be one of"), ("fp16", 8, "TensorRT >= 10")]
+)
+def test_precision_plan_rejects(precision, major, message):
+    with pytest.raises(ValueError, match=message):
+        eb.precision_plan(precision, major)
+
+
+def test_onnx_has_qdq(tmp_path):
+    assert eb.onnx_has_qdq(write_onnx(tmp_path / "q.onnx", METADATA, qdq=True))
+    assert not eb.onnx_has_qdq(write_onnx(tmp_path / "p.onnx", METADATA))
+
+
+# ---- DLA ----------------------------------------------------------------------------------------
+
+
+def test_check_dla():
+    eb.check_dla(None, False, "fp32")
+    eb.check_dla(0, True, "fp16")
+    with pytest.raises(ValueError, match="GPU only.*--allow-gpu-fallback"):
+        eb.check_dla(1, False, "int8")
+    with pytest.raises(ValueError, match="fp16 or int8"):
+        eb.check_dla(0, True, "fp32")
+    with pytest.raises(ValueError, match="only applies with --dla-core"):
+        eb.check_dla(None, True, "fp16")
+    with pytest.raises(ValueError, match="non-negative"):
+        eb.check_dla(-1, True, "fp16")
+
+
+# ---- trtexec ------------------------------------------------------------------------------------
+
+COMMON = dict(
+    onnx="m_trt.onnx",
+    engine="m.engine",
+    plugin_library="/lib/libsspnet_trt_plugins.so",
+    input_size=(512, 640),
+    workspace_mib=2048,
+)
+SHAPES = [
+    "--minShapes=images:1x3x512x640",
+    "--optShapes=images:4x3x512x640",
+    "--maxShapes=images:8x3x512x640",
+]
+HEAD = [
+    "trtexec",
+    "--onnx=m_trt.onnx",
+    "--saveEngine=m.engine",
+    "--staticPlugins=/lib/libsspnet_trt_plugins.so",
+]
+
+
+def test_trtexec_tensorrt_10_fp16():
+    command = eb.trtexec_command(
+        **COMMON, batch=(1, 4, 8), precision="fp16", trt_major=10, timing_cache="t.cache"
+    )
+    assert command == HEAD + SHAPES + ["--fp16", "--memPoolSize=workspace:2048M", "--timingCacheFile=t.cache"]
+
+
+def test_trtexec_tensorrt_11_fp16_has_no_precision_flag():
+    command = eb.trtexec_command(**COMMON, batch=(1, 4, 8), precision="fp16", trt_major=11)
+    assert command == HEAD + SHAPES + ["--memPoolSize=workspace:2048M"]
+
+
+def test_trtexec_tensorrt_10_int8_repeats_the_calibration_cache():
+    command = eb.trtexec_command(
+        **COMMON, batch=(1, 4, 8), precision="int8", trt_major=10, calibration_cache="m.calib"
+    )
+    assert command == HEAD + SHAPES + ["--fp16", "--int8", "--calib=m.calib", "--memPoolSize=workspace:2048M"]
+    with pytest.raises(ValueError, match="calibration cache"):
+        eb.trtexec_command(**COMMON, batch=(1, 4, 8), precision="int8", trt_major=10)
+
+
+def test_trtexec_tensorrt_11_int8_needs_qdq():
+    with pytest.raises(ValueError, match="Q/DQ"):
+        eb.trtexec_command(**COMMON, batch=(1, 4, 8), precision="int8", trt_major=11)
+    qdq = eb.trtexec_command(**COMMON, batch=(1, 4, 8), precision="int8", trt_major=11, has_qdq=True)
+    assert qdq == HEAD + SHAPES + ["--memPoolSize=workspace:2048M"]
+
+
+def test_trtexec_fixed_batch_strongly_typed_dla():
+    command = eb.trtexec_command(
+        **COMMON,
+        batch=None,
+        precision="fp16",
+        trt_major=10,
+        strongly_typed=True,
+        dla_core=0,
+        gpu_fallback=True,
+    )
+    assert command == HEAD + [
+        "--stronglyTyped",
+        "--memPoolSize=workspace:2048M",
+        "--useDLACore=0",
+        "--allowGPUFallback",
+    ]
+
+
+def test_format_command_quotes():
+    assert eb.format_command(["trtexec", "--onnx=my model.onnx"]) == "trtexec '--onnx=my model.onnx'"
+
+
+def test_default_paths(tmp_path):
+    assert eb.default_engine_path(tmp_path / "m_trt.onnx", "int8") == tmp_path / "m_trt_int8.engine"
+    assert eb.default_calibration_cache(tmp_path / "m_trt.onnx") == tmp_path / "m_trt.calib"
+
+
+def test_read_model_metadata_needs_the_tensorrt_flavour(tmp_path):
+    path = write_onnx(tmp_path / "m.onnx", dict(METADATA, flavor="portable"))
+    with pytest.raises(ValueError, match="flavour 'portable'.*--flavor tensorrt"):
+        eb.read_model_metadata(path)
+
+
+# ---- the CLI without TensorRT -------------------------------------------------------------------
+
+
+def test_cli_prints_the_trtexec_command_without_tensorrt(trt_onnx, capsys):
+    code = main(
+        [
+            "build-engine",
+            str(trt_onnx),
+            "--print-trtexec",
+            "--trt-major",
+            "10",
+            "--batch",
+            "1,2,4",
+            "--plugins",
+            "/opt/libsspnet_trt_plugins.so",
+            "--workspace",
+            "512",
+        ]
+    )
+    assert code == 0
+    engine = trt_onnx.with_name("model_trt_fp16.engine")
+    assert capsys.readouterr().out.strip() == (
+        f"trtexec --onnx={trt_onnx} --saveEngine={engine} --staticPlugins=/opt/libsspnet_trt_plugins.so "
+        "--minShapes=images:1x3x96x128 --optShapes=images:2x3x96x128 --maxShapes=images:4x3x96x128 "
+        "--fp16 --memPoolSize=workspace:512M"
+    )
+
+
+def test_cli_fixed_batch_onnx_rejects_a_batch_range(tmp_path, capsys):
+    path = write_onnx(tmp_path / "fixed_trt.onnx", dict(METADATA, batch="2"))
+    code = main(["build-engine", str(path), "--print-trtexec", "--trt-major", "10", "--batch", "1,2,4"])
+    assert code == 2
+    assert "fixed batch of 2" in capsys.readouterr().out
+
+
+@no_tensorrt
+def test_cli_build_without_tensorrt_says_so_and_prints_trtexec(trt_onnx, capsys):
+    code = main(["build-engine", str(trt_onnx), "--precision", "fp32"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "TensorRT is not installed" in out or "needs the `tensorrt` Python package" in out
+    assert "equivalent trtexec command is:" in out and f"--onnx={trt_onnx}" in out
+
+
+@no_tensorrt
+def test_cli_print_trtexec_without_tensorrt_needs_the_major(trt_onnx, capsys):
+    assert main(["build-engine", str(trt_onnx), "--print-trtexec"]) == 2
+    assert "--trt-major 10|11" in capsys.readouterr().out
+
+
+def test_cli_save_calib_npy(trt_onnx, tmp_path, capsys):
+    from PIL import Image
+
+    images = tmp_path / "calib"
+    images.mkdir()
+    for index in range(3):
+        Image.new("RGB", (128, 96), (index, 0, 0)).save(images / f"{index}.png")
+    out_path = tmp_path / "calib.npy"
+    assert (
+        main(
+            ["build-engine", str(trt_onnx), "--calib-images", str(images), "--save-calib-npy", str(out_path)]
+        )
+        == 0
+    )
+    import numpy as np
+
+    array = np.load(out_path)
+    assert array.shape == (3, 3, 96, 128) and array.dtype == np.uint8
+    assert array[:, 0, 0, 0].tolist() == [0, 1, 2]
+
+
+def test_cli_missing_onnx_is_an_error(tmp_path, capsys):
+    assert main(["build-engine", str(tmp_path / "none.onnx"), "--print-trtexec", "--trt-major", "10"]) == 2
+    assert "none.onnx" in capsys.readouterr().out
+
+
+def test_metadata_fixture_is_the_contract(trt_onnx):
+    from sspnet.runtime.contract import METADATA_KEYS
+
+    assert sorted(METADATA) == sorted(METADATA_KEYS)
+    assert json.loads(METADATA["input_size"]) == [96, 128]
