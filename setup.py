@@ -9,6 +9,10 @@ this machine, if any.
 The TensorRT plugin library (csrc/tensorrt, CMake, no torch) is built too when TensorRT's headers
 are found (TENSORRT_ROOT or the system places) and copied to sspnet/lib/; otherwise one line says
 it was skipped. Set SSPNET_WITH_TENSORRT=0 to skip it on purpose.
+
+Without torch in the build environment (e.g. plain `pip install .` with build isolation, or a Jetson
+that only runs `sspnet.runtime`), the package installs pure-Python: no `sspnet._C`, and the TensorRT
+plugins are then built with CMake directly (csrc/tensorrt/README.md).
 """
 
 import os
@@ -53,7 +57,10 @@ CUDA_HOME = find_cuda_home()
 if CUDA_HOME is not None:
     os.environ["CUDA_HOME"] = str(CUDA_HOME)
 
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+try:
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+except ImportError:  # runtime-only install: sspnet.runtime needs no torch
+    BuildExtension = None
 
 
 def default_arch_list():
@@ -152,15 +159,23 @@ def build_tensorrt_plugins(package_dirs):
         shutil.copy2(build_dir / "libsspnet_trt_plugins.so", directory / "libsspnet_trt_plugins.so")
 
 
-class BuildExtensions(BuildExtension.with_options(use_ninja=True)):
-    """The torch extension, then the TensorRT plugins (when TensorRT is present)."""
+def extension_build_options():
+    """ext_modules and cmdclass for setup(): the torch extension + TensorRT plugins, or nothing."""
+    if BuildExtension is None:
+        print("sspnet: torch is not importable -> runtime-only install (no sspnet._C)", file=sys.stderr)
+        return {}
 
-    def run(self):
-        super().run()
-        targets = [Path(self.build_lib) / "sspnet" / "lib"]
-        if self.inplace:  # editable install: the package is the source tree
-            targets.append(ROOT / "sspnet" / "lib")
-        build_tensorrt_plugins(targets)
+    class BuildExtensions(BuildExtension.with_options(use_ninja=True)):
+        """The torch extension, then the TensorRT plugins (when TensorRT is present)."""
+
+        def run(self):
+            super().run()
+            targets = [Path(self.build_lib) / "sspnet" / "lib"]
+            if self.inplace:  # editable install: the package is the source tree
+                targets.append(ROOT / "sspnet" / "lib")
+            build_tensorrt_plugins(targets)
+
+    return {"ext_modules": [extension()], "cmdclass": {"build_ext": BuildExtensions}}
 
 
 def packages():
@@ -175,6 +190,5 @@ def packages():
 setup(
     packages=packages(),
     package_dir={"sspnet": "sspnet", "sspnet.export": "export", "sspnet.runtime": "runtime"},
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtensions},
+    **extension_build_options(),
 )
