@@ -11,8 +11,10 @@
 #include "multi_level_roi_align.h"
 
 #ifdef SSPNET_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream header rather than ATen/cuda/CUDAContext.h: the latter pulls in cuSPARSE/cuBLAS
+// headers that a plain CUDA toolkit install may lack; the stream is the same object.
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace {
@@ -213,7 +215,7 @@ at::Tensor forward_cuda(at::TensorList features, const at::Tensor& rois,
                                 in.features[0].options());
   check_status(sspnet::multi_level_roi_align_forward_cuda(
                    in.pyramid, in.feature_data.data(), in.rois.data_ptr(), in.rois.size(0),
-                   in.params, in.dtype, output.data_ptr(), at::cuda::getCurrentCUDAStream()),
+                   in.params, in.dtype, output.data_ptr(), c10::cuda::getCurrentCUDAStream()),
                kForwardName);
   return output;
 }
@@ -227,7 +229,7 @@ std::vector<at::Tensor> backward_cuda(const at::Tensor& grad_output, const at::T
                                        widths, sampling_ratio, aligned, finest_scale);
   check_status(sspnet::multi_level_roi_align_backward_cuda(
                    in.pyramid, in.grad_output.data_ptr(), in.rois.data_ptr(), in.rois.size(0),
-                   in.params, in.dtype, in.grad_data.data(), at::cuda::getCurrentCUDAStream()),
+                   in.params, in.dtype, in.grad_data.data(), c10::cuda::getCurrentCUDAStream()),
                kBackwardName);
   return in.grad_features;
 }
