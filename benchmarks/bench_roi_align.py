@@ -83,8 +83,7 @@ def contenders(features, rois, sampling_ratio):
         out = feats[0].new_zeros((rois.shape[0], feats[0].shape[1], 7, 7))
         for level, (feature, stride) in enumerate(zip(feats, STRIDES)):
             index = torch.nonzero(levels == level).flatten()
-            pooled = roi_align(feature, rois[index], 7, 1.0 / stride, sampling_ratio, False)
-            out = out.index_put((index,), pooled)
+            out[index] = roi_align(feature, rois[index], 7, 1.0 / stride, sampling_ratio, False)
         return out
 
     return {"ours": ours, "multiscale": multiscale, "per_level_loop": per_level_loop}

@@ -105,7 +105,8 @@ struct RoITaps {
   int64_t batch = 0;
   AxisTaps<T> x;              // per output column: feature columns
   AxisTaps<T> y;              // per output row: slots into `rows`; weights include 1 / count
-  std::vector<int32_t> rows;  // distinct feature rows needed, ascending
+  std::vector<int32_t> rows;         // distinct feature rows needed, ascending
+  std::vector<int64_t> row_offsets;  // rows[s] * W: where row s starts in a feature plane
 
   void build(const T* roi, const FeaturePyramid& pyramid, const RoIAlignParams& params) {
     const RoIGeometry<T> g =
@@ -127,6 +128,8 @@ struct RoITaps {
       const auto slot = std::lower_bound(rows.begin(), rows.end(), tap.index) - rows.begin();
       tap.index = tap.weight == T(0) ? 0 : static_cast<int32_t>(slot);
     }
+    row_offsets.resize(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) row_offsets[i] = rows[i] * width;
   }
 };
 
@@ -139,85 +142,164 @@ int resolve_threads(int num_threads) {
 #endif
 }
 
-// g[pw] = sum of the x taps of output column pw applied to one feature row; K taps per column
-// (a compile-time K unrolls the sums; K = 0 is the generic runtime-count version).
+// The per-channel work of one RoI, for a block of channels at once. Loop order: the taps of one
+// output column (or row) are loaded into registers once and applied to every feature row and
+// every channel of the block, so the inner loops do one feature load per multiply-add.
+// K is the number of taps per output bin as a compile-time constant (unrolled, in registers);
+// K = 0 is the generic version with the count read at run time.
+//
+// g: scratch [channels][rows][output_width] with g[c][s][pw] = x-interpolation of row s.
+
 template <int K, typename T>
-void interpolate_row(const Tap<T>* __restrict__ taps, int taps_per_column,
-                     const T* __restrict__ row, int output_width, T* __restrict__ g) {
-  const int k_count = K > 0 ? K : taps_per_column;
+void interpolate_x(const RoITaps<T>& r, const T* image, int64_t plane_size, int64_t channels,
+                   int output_width, T* __restrict__ g) {
+  const int k_count = K > 0 ? K : r.x.per_bin;
+  const int64_t rows = static_cast<int64_t>(r.rows.size());
+  const int64_t* row_offsets = r.row_offsets.data();
   for (int pw = 0; pw < output_width; ++pw) {
-    const Tap<T>* tap = taps + pw * k_count;
-    T sum = 0;
-    for (int k = 0; k < k_count; ++k) {
-      sum += tap[k].weight * row[tap[k].index];
+    const Tap<T>* taps = r.x.taps.data() + pw * k_count;
+    T weight[K > 0 ? K : 1];
+    int32_t column[K > 0 ? K : 1];
+    for (int k = 0; k < K; ++k) {
+      weight[k] = taps[k].weight;
+      column[k] = taps[k].index;
     }
-    g[pw] = sum;
-  }
-}
-
-template <int K, typename T>
-void interpolate_rows(const RoITaps<T>& r, const T* plane, int64_t width, int output_width,
-                      T* rows_x) {
-  for (size_t s = 0; s < r.rows.size(); ++s) {
-    interpolate_row<K>(r.x.taps.data(), r.x.per_bin, plane + int64_t{r.rows[s]} * width,
-                       output_width, rows_x + s * output_width);
-  }
-}
-
-// out[oh][ow] of one channel: plane is that channel's [H, W] map; scratch: rows_x [rows][ow],
-// sums [ow].
-template <typename T>
-void pool_channel(const RoITaps<T>& r, const T* plane, int64_t width, int output_height,
-                  int output_width, T* __restrict__ rows_x, T* __restrict__ sums,
-                  T* __restrict__ out) {
-  switch (r.x.per_bin) {  // 2 or 3 for most RoIs
-    case 1: interpolate_rows<1>(r, plane, width, output_width, rows_x); break;
-    case 2: interpolate_rows<2>(r, plane, width, output_width, rows_x); break;
-    case 3: interpolate_rows<3>(r, plane, width, output_width, rows_x); break;
-    case 4: interpolate_rows<4>(r, plane, width, output_width, rows_x); break;
-    default: interpolate_rows<0>(r, plane, width, output_width, rows_x); break;
-  }
-  // Sum in the scratch row `sums` and write each output row once: `out` is freshly allocated,
-  // read-modify-write on it costs a cache miss per line.
-  const Tap<T>* y_taps = r.y.taps.data();
-  const int ky = r.y.per_bin;
-  for (int ph = 0; ph < output_height; ++ph) {
-    for (int pw = 0; pw < output_width; ++pw) sums[pw] = 0;
-    for (int k = 0; k < ky; ++k) {
-      const T w = y_taps[ph * ky + k].weight;
-      const T* g = rows_x + int64_t{y_taps[ph * ky + k].index} * output_width;
-      for (int pw = 0; pw < output_width; ++pw) sums[pw] += w * g[pw];
-    }
-    std::copy(sums, sums + output_width, out + int64_t{ph} * output_width);
-  }
-}
-
-// The transpose of pool_channel: adds the gradient of out into plane.
-template <typename T>
-void unpool_channel(const RoITaps<T>& r, const T* grad, int64_t width, int output_height,
-                    int output_width, T* rows_x, T* plane) {
-  std::fill(rows_x, rows_x + r.rows.size() * output_width, T(0));
-  const Tap<T>* y_taps = r.y.taps.data();
-  const int ky = r.y.per_bin;
-  for (int ph = 0; ph < output_height; ++ph) {
-    const T* go = grad + int64_t{ph} * output_width;
-    for (int k = 0; k < ky; ++k) {
-      const Tap<T>& tap = y_taps[ph * ky + k];
-      T* g = rows_x + int64_t{tap.index} * output_width;
-      for (int pw = 0; pw < output_width; ++pw) g[pw] += tap.weight * go[pw];
-    }
-  }
-  const Tap<T>* x_taps = r.x.taps.data();
-  const int kx = r.x.per_bin;
-  for (size_t s = 0; s < r.rows.size(); ++s) {
-    T* row = plane + int64_t{r.rows[s]} * width;
-    const T* g = rows_x + s * output_width;
-    for (int pw = 0; pw < output_width; ++pw) {
-      const Tap<T>* tap = x_taps + pw * kx;
-      for (int k = 0; k < kx; ++k) {
-        row[tap[k].index] += tap[k].weight * g[pw];
+    for (int64_t c = 0; c < channels; ++c) {
+      const T* plane = image + c * plane_size;
+      T* out = g + c * rows * output_width + pw;
+      for (int64_t s = 0; s < rows; ++s) {
+        const T* row = plane + row_offsets[s];
+        T sum = 0;
+        if (K > 0) {
+          for (int k = 0; k < K; ++k) sum += weight[k] * row[column[k]];
+        } else {
+          for (int k = 0; k < k_count; ++k) sum += taps[k].weight * row[taps[k].index];
+        }
+        out[s * output_width] = sum;
       }
     }
+  }
+}
+
+// out[c][ph][pw] = sum over the y taps of ph of  w * g[c][slot][pw]   (out: [channels][oh][ow]).
+template <int K, typename T>
+void combine_y(const RoITaps<T>& r, const T* __restrict__ g, int64_t channels, int output_height,
+               int output_width, T* __restrict__ out) {
+  const int k_count = K > 0 ? K : r.y.per_bin;
+  const int64_t rows = static_cast<int64_t>(r.rows.size());
+  const int64_t bins = int64_t{output_height} * output_width;
+  for (int ph = 0; ph < output_height; ++ph) {
+    const Tap<T>* taps = r.y.taps.data() + ph * k_count;
+    T weight[K > 0 ? K : 1];
+    int64_t row_start[K > 0 ? K : 1];
+    for (int k = 0; k < K; ++k) {
+      weight[k] = taps[k].weight;
+      row_start[k] = int64_t{taps[k].index} * output_width;
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      const T* gc = g + c * rows * output_width;
+      T* o = out + c * bins + int64_t{ph} * output_width;
+      for (int pw = 0; pw < output_width; ++pw) {
+        T sum = 0;
+        if (K > 0) {
+          for (int k = 0; k < K; ++k) sum += weight[k] * gc[row_start[k] + pw];
+        } else {
+          for (int k = 0; k < k_count; ++k) {
+            sum += taps[k].weight * gc[int64_t{taps[k].index} * output_width + pw];
+          }
+        }
+        o[pw] = sum;  // written once: `out` is fresh memory, read-modify-write would miss
+      }
+    }
+  }
+}
+
+// Backward of combine_y: g[c][slot][pw] = sum over (ph, taps with that slot) of w * grad[c][ph][pw].
+template <typename T>
+void scatter_y(const RoITaps<T>& r, const T* __restrict__ grad, int64_t channels,
+               int output_height, int output_width, T* __restrict__ g) {
+  const int k_count = r.y.per_bin;
+  const int64_t rows = static_cast<int64_t>(r.rows.size());
+  const int64_t bins = int64_t{output_height} * output_width;
+  std::fill(g, g + channels * rows * output_width, T(0));
+  for (int ph = 0; ph < output_height; ++ph) {
+    const Tap<T>* taps = r.y.taps.data() + ph * k_count;
+    for (int64_t c = 0; c < channels; ++c) {
+      const T* go = grad + c * bins + int64_t{ph} * output_width;
+      T* gc = g + c * rows * output_width;
+      for (int k = 0; k < k_count; ++k) {
+        const T w = taps[k].weight;
+        T* target = gc + int64_t{taps[k].index} * output_width;
+        for (int pw = 0; pw < output_width; ++pw) target[pw] += w * go[pw];
+      }
+    }
+  }
+}
+
+// Backward of interpolate_x: adds w * g[c][s][pw] into the gradient planes.
+template <int K, typename T>
+void scatter_x(const RoITaps<T>& r, const T* __restrict__ g, int64_t plane_size, int64_t channels,
+               int output_width, T* __restrict__ image) {
+  const int k_count = K > 0 ? K : r.x.per_bin;
+  const int64_t rows = static_cast<int64_t>(r.rows.size());
+  const int64_t* row_offsets = r.row_offsets.data();
+  for (int pw = 0; pw < output_width; ++pw) {
+    const Tap<T>* taps = r.x.taps.data() + pw * k_count;
+    T weight[K > 0 ? K : 1];
+    int32_t column[K > 0 ? K : 1];
+    for (int k = 0; k < K; ++k) {
+      weight[k] = taps[k].weight;
+      column[k] = taps[k].index;
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      T* plane = image + c * plane_size;
+      const T* gc = g + c * rows * output_width + pw;
+      for (int64_t s = 0; s < rows; ++s) {
+        T* row = plane + row_offsets[s];
+        const T value = gc[s * output_width];
+        if (K > 0) {
+          for (int k = 0; k < K; ++k) row[column[k]] += weight[k] * value;
+        } else {
+          for (int k = 0; k < k_count; ++k) row[taps[k].index] += taps[k].weight * value;
+        }
+      }
+    }
+  }
+}
+
+// Pools channels [0, channels) of `image` (the RoI's level and image) into out [channels][oh][ow].
+template <typename T>
+void pool_block(const RoITaps<T>& r, const T* image, int64_t plane_size, int64_t channels,
+                const RoIAlignParams& params, T* g, T* out) {
+  const int ow = params.output_width, oh = params.output_height;
+  switch (r.x.per_bin) {  // 2 or 3 for most RoIs
+    case 1: interpolate_x<1>(r, image, plane_size, channels, ow, g); break;
+    case 2: interpolate_x<2>(r, image, plane_size, channels, ow, g); break;
+    case 3: interpolate_x<3>(r, image, plane_size, channels, ow, g); break;
+    case 4: interpolate_x<4>(r, image, plane_size, channels, ow, g); break;
+    default: interpolate_x<0>(r, image, plane_size, channels, ow, g); break;
+  }
+  switch (r.y.per_bin) {
+    case 1: combine_y<1>(r, g, channels, oh, ow, out); break;
+    case 2: combine_y<2>(r, g, channels, oh, ow, out); break;
+    case 3: combine_y<3>(r, g, channels, oh, ow, out); break;
+    case 4: combine_y<4>(r, g, channels, oh, ow, out); break;
+    default: combine_y<0>(r, g, channels, oh, ow, out); break;
+  }
+}
+
+// Adds the gradient of pool_block's output (grad [channels][oh][ow]) into `image`.
+template <typename T>
+void unpool_block(const RoITaps<T>& r, const T* grad, int64_t plane_size, int64_t channels,
+                  const RoIAlignParams& params, T* g, T* image) {
+  const int ow = params.output_width;
+  scatter_y(r, grad, channels, params.output_height, ow, g);
+  switch (r.x.per_bin) {
+    case 1: scatter_x<1>(r, g, plane_size, channels, ow, image); break;
+    case 2: scatter_x<2>(r, g, plane_size, channels, ow, image); break;
+    case 3: scatter_x<3>(r, g, plane_size, channels, ow, image); break;
+    case 4: scatter_x<4>(r, g, plane_size, channels, ow, image); break;
+    default: scatter_x<0>(r, g, plane_size, channels, ow, image); break;
   }
 }
 
@@ -254,7 +336,7 @@ void forward(const FeaturePyramid& pyramid, const T* const* features, const T* r
       for (int64_t i = 0; i < chunk; ++i) {
         plans[i].build(rois + (chunk_begin + i) * 5, pyramid, params);
       }
-      std::vector<T> rows_x;
+      std::vector<T> scratch;  // pool_block's g
 #pragma omp for schedule(dynamic, 1)
       for (int64_t item = 0; item < items; ++item) {
         const int64_t c_begin = (item / roi_parts) * block;
@@ -268,14 +350,10 @@ void forward(const FeaturePyramid& pyramid, const T* const* features, const T* r
             continue;
           }
           const int64_t plane_size = pyramid.height[plan.level] * pyramid.width[plan.level];
-          const T* image = features[plan.level] + plan.batch * channels * plane_size;
-          rows_x.resize(plan.rows.size() * params.output_width + params.output_width);
-          T* sums = rows_x.data() + plan.rows.size() * params.output_width;
-          for (int64_t c = c_begin; c < c_end; ++c) {
-            pool_channel(plan, image + c * plane_size, pyramid.width[plan.level],
-                         params.output_height, params.output_width, rows_x.data(), sums,
-                         out + c * bins);
-          }
+          const T* image = features[plan.level] + (plan.batch * channels + c_begin) * plane_size;
+          scratch.resize((c_end - c_begin) * plan.rows.size() * params.output_width);
+          pool_block(plan, image, plane_size, c_end - c_begin, params, scratch.data(),
+                     out + c_begin * bins);
         }
       }
     }
@@ -299,7 +377,7 @@ void backward(const FeaturePyramid& pyramid, const T* grad_output, const T* rois
       for (int64_t i = 0; i < chunk; ++i) {
         plans[i].build(rois + (chunk_begin + i) * 5, pyramid, params);
       }
-      std::vector<T> rows_x;
+      std::vector<T> scratch;  // pool_block's g
       // A channel block is one work item: only its thread writes those gradient planes.
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < channel_blocks; ++b) {
@@ -309,13 +387,10 @@ void backward(const FeaturePyramid& pyramid, const T* grad_output, const T* rois
           const RoITaps<T>& plan = plans[i];
           if (!plan.valid) continue;
           const int64_t plane_size = pyramid.height[plan.level] * pyramid.width[plan.level];
-          T* image = grad_features[plan.level] + plan.batch * channels * plane_size;
-          const T* grad = grad_output + (chunk_begin + i) * channels * bins;
-          rows_x.resize(plan.rows.size() * params.output_width);
-          for (int64_t c = c_begin; c < c_end; ++c) {
-            unpool_channel(plan, grad + c * bins, pyramid.width[plan.level], params.output_height,
-                           params.output_width, rows_x.data(), image + c * plane_size);
-          }
+          T* image = grad_features[plan.level] + (plan.batch * channels + c_begin) * plane_size;
+          const T* grad = grad_output + ((chunk_begin + i) * channels + c_begin) * bins;
+          scratch.resize((c_end - c_begin) * plan.rows.size() * params.output_width);
+          unpool_block(plan, grad, plane_size, c_end - c_begin, params, scratch.data(), image);
         }
       }
     }

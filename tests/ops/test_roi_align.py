@@ -90,6 +90,25 @@ def make_rois(count, batch, height, width, min_side=2.0, max_side=600.0, dtype=t
     return rois.to(dtype=dtype, device=device)
 
 
+def assert_matches_torchvision(out, features, rois, strides, output_size, sampling_ratio,
+                               aligned, atol=1e-5):
+    """out against reference_pool; RoIs torchvision cannot pool are checked to be zero instead.
+
+    Aligned mode with adaptive sampling and a negative RoI size gives ceil(negative / bins)
+    samples: torchvision means to return zeros there ("When the grid is empty, output zeros") but
+    fails allocating a buffer of negative size. Ours returns the zeros.
+    """
+    compared = torch.ones(rois.shape[0], dtype=torch.bool, device=rois.device)
+    if aligned and sampling_ratio <= 0:
+        negative = (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
+        assert (out[negative] == 0).all()
+        compared = ~negative
+    expected = reference_pool(
+        features, rois[compared], strides, output_size, sampling_ratio, aligned
+    )
+    assert_close(out[compared], expected, atol)
+
+
 def assert_close(actual, expected, atol):
     assert actual.shape == expected.shape
     error = (actual - expected).abs().max().item() if actual.numel() else 0.0
@@ -238,17 +257,7 @@ def test_adversarial_boxes_match_torchvision(device, aligned, sampling_ratio):
     rois = torch.tensor(boxes, dtype=torch.float32, device=device)
     out = multi_level_roi_align(features, rois, STRIDES[:4], 7, sampling_ratio, aligned)
     assert torch.isfinite(out).all()
-    compared = torch.ones(len(boxes), dtype=torch.bool)
-    if aligned and sampling_ratio == 0:
-        # ceil(negative size / 7) samples: torchvision means to return zeros ("When the grid is
-        # empty, output zeros") but crashes allocating a negative-size buffer. We return zeros.
-        negative = (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
-        assert (out[negative] == 0).all()
-        compared = ~negative.cpu()
-    expected = reference_pool(
-        features, rois[compared], STRIDES[:4], (7, 7), sampling_ratio, aligned
-    )
-    assert_close(out[compared], expected, 1e-5)
+    assert_matches_torchvision(out, features, rois, STRIDES[:4], (7, 7), sampling_ratio, aligned)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -332,8 +341,7 @@ def test_forward_property_random_pyramids(num_levels, batch, channels, height, w
     size = output_size if isinstance(output_size, tuple) else (output_size, output_size)
     strides = STRIDES[:num_levels]
     out = multi_level_roi_align(features, rois, strides, output_size, sampling_ratio, aligned)
-    expected = reference_pool(features, rois, strides, size, sampling_ratio, aligned)
-    assert_close(out, expected, 1e-5)
+    assert_matches_torchvision(out, features, rois, strides, size, sampling_ratio, aligned)
 
 
 # ---- backward ------------------------------------------------------------------------------------
