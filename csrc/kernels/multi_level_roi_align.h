@@ -4,17 +4,21 @@
 // Level rule (spec 2.2):  s = sqrt((x2 - x1) * (y2 - y1))   (input pixels; negative area -> 0)
 //                         level = clamp(floor(log2(s / finest_scale + 1e-6)), 0, num_levels - 1)
 // With finest_scale 56 and strides 4/8/16/32: s < 112 -> level 0, [112, 224) -> 1, ...
-// A NaN coordinate gives level 0 and an all-zero output row (documented, never a crash).
+// A NaN coordinate gives level 0 and an all-zero output row (documented, never a crash); so does
+// any non-finite (+-inf) coordinate. roi_levels() in sspnet/ops/roi_align.py is the same rule in torch.
 //
 // Sampling follows torchvision.ops.roi_align exactly:
 //   offset = aligned ? 0.5 : 0;  start = coord * spatial_scale - offset
 //   roi size = end - start, clamped to >= 1 when !aligned (as torchvision does)
-//   sampling_ratio > 0: that many samples per bin and axis; <= 0: ceil(roi_size / output_size)
+//   sampling_ratio > 0: that many samples per bin and axis; <= 0: ceil(roi_size / output_size),
+//   capped at 128 (roi_align_detail::kMaxAdaptiveGrid; only absurd RoI sizes reach it)
 //   bilinear samples outside [-1, H] x [-1, W] count as 0; the bin value is the mean of its samples.
 //
 // Memory layout: features[l] is a contiguous [N, C, H_l, W_l] tensor; rois is contiguous
 // [R, 5] = (batch_index, x1, y1, x2, y2) in input pixels, same data type as the features;
-// output is contiguous [R, C, output_height, output_width]. Batch indices outside [0, N) give zeros.
+// output is contiguous [R, C, output_height, output_width]. The batch index is truncated to an
+// integer like torchvision does; indices outside [0, N) give zeros.
+// The per-RoI arithmetic shared by both kernels is in multi_level_roi_align_device.h.
 #pragma once
 
 #include <cstddef>
