@@ -55,12 +55,19 @@ def environment_rows() -> list[tuple[str, str]]:
 
 def run(args) -> int:
     if args.presets or args.model:
+        import sys
+
         from sspnet.models.presets import describe_model, list_presets
 
         if args.presets:
             print_table(list_presets(), headers=("preset", "variant", "backbone", "description"))
         if args.model:
-            print_table(describe_model(args.model, tuple(args.imgsz)), headers=("quantity", "value"))
+            try:
+                rows = describe_model(args.model, tuple(args.imgsz))
+            except ValueError as error:
+                print(f"sspnet info: {error}", file=sys.stderr)
+                return 2
+            print_table(rows, headers=("quantity", "value"))
         return 0
     print_table(environment_rows(), headers=("component", "version / state"))
     return 0

@@ -1,0 +1,96 @@
+"""Presets: YAML data validated on load, overrides, listing; parameter counts of the published presets."""
+
+import pytest
+import yaml
+
+from sspnet.models import build_model, list_presets, load_preset
+from sspnet.models import presets as presets_module
+
+
+def test_list_presets_rows():
+    rows = {r[0]: r for r in list_presets()}
+    assert set(rows) >= {"faster_rcnn_r50_sspnet", "fovea_r50_sspnet", "faster_rcnn_r18_sspnet_small", "fovea_r18_sspnet_small"}
+    assert rows["fovea_r50_sspnet"][1:3] == ("fovea", "ResNet-50")
+    assert rows["faster_rcnn_r18_sspnet_small"][1:3] == ("faster_rcnn", "ResNet-18")
+    assert all(len(r) == 4 and r[3] for r in rows.values())
+
+
+def test_published_faster_preset_is_the_spec_config():
+    c = load_preset("faster_rcnn_r50_sspnet")
+    assert (c.depth, c.frozen_stages, c.norm_eval, c.neck, c.neck_channels) == (50, 1, True, "ssfpn", 256)
+    assert c.attention_loss == "v1"
+    assert c.anchor_scales == [1.5, 2.5, 3.7, 8.0] and c.anchor_ratios == [0.4, 0.8, 1.4]
+    assert (c.rpn_pos_iou_thr, c.rpn_neg_iou_thr, c.rpn_min_pos_iou, c.rpn_sampler) == (0.7, 0.3, 0.3, "icneg")
+    assert (c.rpn_num_samples, c.rpn_pos_fraction) == (256, 0.5)
+    assert (c.rpn_train_nms_pre, c.rpn_train_max_proposals, c.rpn_test_nms_pre, c.rpn_test_max_proposals) == (2000, 1000, 1000, 1000)
+    assert (c.roi_num_samples, c.roi_pos_fraction, c.roi_fc_channels, c.roi_bbox_stds) == (512, 0.25, 1024, [0.1, 0.1, 0.2, 0.2])
+    assert (c.score_thr, c.nms_method, c.nms_iou_thr, c.nms_min_score, c.max_detections) == (0.05, "linear", 0.3, 0.05, 500)
+
+
+def test_published_fovea_preset_is_the_spec_config():
+    c = load_preset("fovea_r50_sspnet")
+    assert c.attention_loss == "v2"
+    assert c.fovea_base_edges == [8, 16, 32, 64, 128]
+    assert c.fovea_scale_ranges == [[1, 32], [8, 64], [16, 128], [32, 256], [64, 512]]
+    assert (c.fovea_sigma, c.fovea_focal_gamma, c.fovea_focal_alpha, c.fovea_smooth_l1_beta) == (0.4, 1.5, 0.4, 0.11)
+    assert (c.fovea_stacked_convs, c.fovea_feat_channels, c.fovea_nms_pre) == (4, 256, 1000)
+
+
+def test_overrides_apply_and_are_validated():
+    c = load_preset("fovea_r18_sspnet_small", score_thr=0.2, attention_loss="v1", max_detections=100)
+    assert (c.score_thr, c.attention_loss, c.max_detections) == (0.2, "v1", 100)
+    with pytest.raises(ValueError, match="unknown key.*'scor_thr'"):
+        load_preset("fovea_r18_sspnet_small", scor_thr=0.2)
+    with pytest.raises(TypeError, match=r"'max_detections' expects int, got str '100'"):
+        load_preset("fovea_r18_sspnet_small", max_detections="100")
+    with pytest.raises(TypeError, match=r"'norm_eval' expects bool, got int"):
+        load_preset("fovea_r18_sspnet_small", norm_eval=1)
+    with pytest.raises(ValueError, match=r"\['rpn_num_samples'\] do not apply to variant 'fovea'"):
+        load_preset("fovea_r18_sspnet_small", rpn_num_samples=128)
+    with pytest.raises(ValueError, match=r"'nms_method' must be one of"):
+        load_preset("faster_rcnn_r18_sspnet_small", nms_method="soft")
+    with pytest.raises(ValueError, match="'attention_loss'"):
+        load_preset("faster_rcnn_r18_sspnet_small", neck="fpn")
+    assert load_preset("faster_rcnn_r18_sspnet_small", neck="fpn", attention_loss="none").neck == "fpn"
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        load_preset("nope")
+
+
+def test_invalid_preset_files_fail_naming_the_file_and_key(tmp_path, monkeypatch):
+    monkeypatch.setattr(presets_module, "PRESET_DIR", tmp_path)
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump({"variant": "fovea", "depth": "fifty"}))
+    with pytest.raises(TypeError, match=r"broken.yaml: key 'depth' expects int, got str"):
+        load_preset("broken")
+    (tmp_path / "odd.yaml").write_text(yaml.safe_dump({"variant": "fovea", "fovea_scale_ranges": [1, 2]}))
+    with pytest.raises(TypeError, match=r"'fovea_scale_ranges' expects list of \[low, high\] number pairs"):
+        load_preset("odd")
+    (tmp_path / "listy.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(TypeError, match="expected a mapping"):
+        load_preset("listy")
+
+
+def parameter_count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_published_parameter_counts_match_the_spec_tables():
+    faster = build_model("faster_rcnn_r50_sspnet")
+    assert parameter_count(faster) == 47_007_366
+    assert parameter_count(faster.backbone) == 23_508_032
+    assert parameter_count(faster.neck) == 8_992_004
+    assert parameter_count(faster.rpn_head) == 605_500
+    assert parameter_count(faster.roi_head) == 13_901_830
+    assert len(faster.state_dict()) == 381
+    del faster
+    fovea = build_model("fovea_r50_sspnet")
+    assert parameter_count(fovea) == 37_232_201
+    assert parameter_count(fovea.bbox_head) == 4_732_165
+    assert len(fovea.state_dict()) == 387
+
+
+def test_build_model_records_preset_and_overrides():
+    model = build_model("fovea_r18_sspnet_small", score_thr=0.3)
+    assert model.preset == "fovea_r18_sspnet_small" and model.overrides == {"score_thr": 0.3}
+    assert model.config.score_thr == 0.3 and model.training
+    with pytest.raises(ValueError, match="'variant'"):
+        build_model("fovea_r18_sspnet_small", variant="faster_rcnn")
