@@ -573,3 +573,23 @@ def test_torch_export_with_dynamic_roi_count():
     out = exported.module()(*features, more_rois)
     expected = reference_pool(features, more_rois, [4, 8], (7, 7), 2, True)
     assert_close(out, expected, 1e-5)
+
+
+def test_torch_compile_fullgraph_forward_and_backward():
+    # aot_eager: Dynamo + AOTAutograd through the fake kernels and the registered autograd,
+    # without Inductor's C++ code generation (slow on 2 cores, and not what is tested here).
+    ours = make_pyramid(2, 1, 3, 64, 64, seed=37, requires_grad=True)
+    theirs = [f.detach().clone().requires_grad_(True) for f in ours]
+    rois = make_rois(30, 1, 64, 64, max_side=200.0, seed=37)
+    rois = torch.cat([rois, square_rois([150.0, 40.0]).to(rois)])  # both levels for sure
+
+    def pool(p2, p3, boxes):
+        return multi_level_roi_align([p2, p3], boxes, [4, 8], 7, sampling_ratio=2)
+
+    compiled = torch.compile(pool, backend="aot_eager", fullgraph=True, dynamic=True)
+    compiled(*ours, rois).pow(2).sum().backward()
+    reference_pool(theirs, rois, [4, 8], (7, 7), 2, True).pow(2).sum().backward()
+    for mine, reference in zip(ours, theirs):
+        assert_close(mine.grad, reference.grad, 1e-4)
+    out = compiled(*ours, rois[:7])  # another RoI count: no recompilation error
+    assert_close(out, reference_pool(ours, rois[:7], [4, 8], (7, 7), 2, True), 1e-5)
