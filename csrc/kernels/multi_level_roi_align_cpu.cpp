@@ -311,6 +311,13 @@ void unpool_block(const RoITaps<T>& r, const T* grad, int64_t plane_size, int64_
 constexpr int64_t kChannelBlock = 8;
 // RoIs whose taps are computed up front and kept while the channel blocks sweep over them.
 constexpr int64_t kRoIChunk = 2048;
+// Below this many output values (R * C * bins) one thread does it all: starting and joining a
+// thread team costs more than the work, and much more when other processes load the CPU.
+constexpr int64_t kMinParallelOutputs = 16384;
+
+int threads_for(int64_t num_rois, int64_t channels, int64_t bins, int num_threads) {
+  return num_rois * channels * bins < kMinParallelOutputs ? 1 : num_threads;
+}
 
 // Channels per block: kChannelBlock, smaller when there are too few channels for the threads.
 int64_t channel_block_size(int64_t channels, int threads) {
@@ -322,6 +329,7 @@ void forward(const FeaturePyramid& pyramid, const T* const* features, const T* r
              int64_t num_rois, const RoIAlignParams& params, T* output, int num_threads) {
   const int64_t channels = pyramid.channels;
   const int64_t bins = int64_t{params.output_height} * params.output_width;
+  num_threads = threads_for(num_rois, channels, bins, num_threads);
   const int64_t block = channel_block_size(channels, num_threads);
   const int64_t channel_blocks = (channels + block - 1) / block;
   std::vector<RoITaps<T>> plans(static_cast<size_t>(std::min(num_rois, kRoIChunk)));
@@ -367,6 +375,7 @@ void backward(const FeaturePyramid& pyramid, const T* grad_output, const T* rois
               const RoIAlignParams& params, T* const* grad_features, int num_threads) {
   const int64_t channels = pyramid.channels;
   const int64_t bins = int64_t{params.output_height} * params.output_width;
+  num_threads = threads_for(num_rois, channels, bins, num_threads);
   const int64_t block = channel_block_size(channels, num_threads);
   const int64_t channel_blocks = (channels + block - 1) / block;
   std::vector<RoITaps<T>> plans(static_cast<size_t>(std::min(num_rois, kRoIChunk)));
