@@ -286,6 +286,20 @@ def test_bad_batch_index_and_non_finite_coordinates_give_zero_rows(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_adaptive_grid_is_capped_at_128(device):
+    # One level at stride 1 and a 1001-pixel RoI: ceil(1001 / 7) = 143 samples per bin and axis in
+    # torchvision, 128 here (the documented cap), i.e. torchvision with sampling_ratio=128.
+    feature = torch.randn((1, 1, 64, 64), generator=torch.Generator().manual_seed(41))
+    feature = feature.to(device)
+    rois = torch.tensor([[0.0, -500.0, -400.0, 501.0, 601.0]], device=device)
+    out = multi_level_roi_align([feature], rois, [1], 7, sampling_ratio=0)
+    capped = tv_roi_align(feature, rois, 7, 1.0, sampling_ratio=128, aligned=True)
+    uncapped = tv_roi_align(feature, rois, 7, 1.0, sampling_ratio=0, aligned=True)
+    assert_close(out, capped, 1e-5)
+    assert (out - uncapped).abs().max() > 1e-4  # the cap is really in effect here
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_empty_rois(device):
     features = make_pyramid(4, 2, 3, 64, 64, device=device, requires_grad=True)
     rois = torch.zeros((0, 5), device=device)
