@@ -114,6 +114,16 @@ def summarise(times):
     }
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def bench_device(device, args):
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     features, rois = make_inputs(device, args.batch, args.channels, args.rois)
@@ -148,9 +158,7 @@ def bench_device(device, args):
 
     result = {
         "device": device,
-        "device_name": (
-            torch.cuda.get_device_name() if device == "cuda" else platform.processor()
-        ),
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cpu_count": os.cpu_count(),

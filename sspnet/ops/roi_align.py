@@ -215,7 +215,7 @@ def _output_size(output_size) -> tuple[int, int]:
 def _positive_number(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
+    if not 0 < value < math.inf:  # also false for NaN; plain comparisons trace under dynamo
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return float(value)
 
