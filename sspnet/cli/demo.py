@@ -1,0 +1,491 @@
+"""`sspnet demo --out DIR`: the whole toolkit end to end on a CPU, nothing downloaded.
+
+    sspnet demo --out runs/demo            # ~15 min on 2 CPU cores
+    sspnet demo --out /tmp/demo --quick    # ~1-2 min: tiny data, a few iterations (tests)
+
+Stages (each prints its progress; a failure names the stage and the reason, exit status 1):
+    data         synthetic tiny-person set in the TinyPerson format (sspnet.data.synth)
+    train        a small preset, iterations calibrated to --train-minutes (sspnet.engine.trainer)
+    evaluate     TinyPerson AP / MR table of the trained model on the val split (PyTorch)
+    export       portable ONNX graph (sspnet.export.onnx_export)
+    onnxruntime  the ONNX Runtime backend on the val images: AP50-tiny, annotated samples
+    attention    SSPNet's attention maps A0..A3 as heat-maps over sample images (PyTorch)
+    benchmark    PyTorch vs ONNX Runtime latency / throughput (sspnet.benchmark)
+    report       DIR/report.md, DIR/report.html, DIR/summary.json
+
+The training recipe is the from-scratch CPU one tuned on this synthetic set
+(benchmarks/train_synthetic.py): no ImageNet weights, so every backbone stage trains, with a
+higher learning rate, gradient clipping and a narrow head on small images.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HELP = "end-to-end demo: synthetic data -> train -> evaluate -> export -> ONNX Runtime -> benchmark -> report"
+
+# The from-scratch CPU recipe (the same settings as BENCH_CONFIG in benchmarks/train_synthetic.py).
+RECIPE = {
+    "preset": "fovea_r18_sspnet_small",
+    "overrides": {
+        "frozen_stages": -1,
+        "norm_eval": False,
+        "neck_channels": 64,
+        "fovea_feat_channels": 64,
+        "fovea_stacked_convs": 2,
+        "fovea_sigma": 0.8,
+        "fovea_nms_pre": 300,
+        "max_detections": 200,
+    },
+    "batch_size": 4,
+    "lr": 0.02,
+    "clip_grad": 10.0,
+    "augment": "none",
+}
+STAGES = ("data", "train", "evaluate", "export", "onnxruntime", "attention", "benchmark", "report")
+
+
+@dataclass
+class DemoSettings:
+    """Sizes and budgets of one demo run (full or --quick)."""
+
+    out: Path
+    images: int = 250
+    val_fraction: float = 0.2
+    size: tuple[int, int] = (256, 256)  # W, H of the synthetic images (multiples of 32)
+    train_minutes: float = 9.0
+    train_iters: int | None = None  # fixed iterations instead of the calibrated budget
+    bench_iters: int = 20
+    bench_warmup: int = 3
+    samples: int = 4  # annotated sample images and attention panels in the report
+    conf: float = 0.3  # score threshold of the drawn samples
+    reference: bool = False  # torchvision reference row in the benchmark
+    seed: int = 0
+    quick: bool = False
+
+    @property
+    def imgsz(self) -> tuple[int, int]:
+        """(H, W) the model is exported for: the synthetic image size."""
+        return self.size[1], self.size[0]
+
+
+QUICK = {"images": 12, "val_fraction": 0.34, "size": (128, 128), "train_iters": 2, "bench_iters": 3,
+         "bench_warmup": 1, "samples": 2}
+
+
+def add_arguments(parser):
+    parser.add_argument("--out", required=True, help="report folder (data, run, model, report.md, summary.json)")
+    parser.add_argument("--quick", action="store_true", help="tiny version (few images / iterations, ~1-2 min)")
+    parser.add_argument("--images", type=int, help="synthetic images, train + val (default 250; quick 12)")
+    parser.add_argument("--train-minutes", type=float, default=9.0,
+                        help="training budget in minutes; iterations are calibrated to it (default 9)")
+    parser.add_argument("--train-iters", type=int, help="fixed training iterations instead of --train-minutes")
+    parser.add_argument("--bench-iters", type=int, help="timed benchmark iterations per backend (default 20; quick 3)")
+    parser.add_argument("--reference-torchvision", action="store_true",
+                        help="add torchvision's Faster R-CNN R50-FPN as a benchmark reference row")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set and training (default 0)")
+
+
+def settings_from_args(args) -> DemoSettings:
+    settings = DemoSettings(out=Path(args.out), train_minutes=args.train_minutes, reference=args.reference_torchvision,
+                            seed=args.seed, quick=args.quick)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(settings, key, value)
+    for key in ("images", "train_iters", "bench_iters"):
+        value = getattr(args, key)
+        if value is not None:
+            if value < 1:
+                raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {value}")
+            setattr(settings, key, value)
+    if not settings.train_minutes > 0:
+        raise ValueError(f"--train-minutes must be > 0, got {settings.train_minutes}")
+    if settings.images < 4:
+        raise ValueError(f"--images must be at least 4 (train and val need images), got {settings.images}")
+    return settings
+
+
+# ---- stage bookkeeping -------------------------------------------------------------------------
+
+
+class StageFailed(Exception):
+    def __init__(self, stage: str, error: BaseException):
+        super().__init__(f"stage '{stage}' failed: {type(error).__name__}: {error}")
+        self.stage = stage
+        self.error = error
+
+
+@dataclass
+class Stages:
+    """Prints "[k/N] stage: what" before each stage and its time after; turns an exception into
+    StageFailed naming the stage."""
+
+    seconds: dict = field(default_factory=dict)
+
+    def run(self, name: str, what: str, function, *args, **kwargs):
+        number = STAGES.index(name) + 1
+        print(f"\n[{number}/{len(STAGES)}] {name}: {what}", flush=True)
+        start = time.perf_counter()
+        try:
+            result = function(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            self.seconds[name] = time.perf_counter() - start
+            raise StageFailed(name, error) from error
+        self.seconds[name] = time.perf_counter() - start
+        print(f"[{number}/{len(STAGES)}] {name} done in {self.seconds[name]:.1f} s", flush=True)
+        return result
+
+
+# ---- the stages --------------------------------------------------------------------------------
+
+
+def make_data(settings: DemoSettings) -> dict:
+    from sspnet.data.synth import write_dataset
+
+    data = settings.out / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    summary = write_dataset(data, settings.images, seed=settings.seed, val_fraction=settings.val_fraction,
+                            size=settings.size, progress=True)
+    for split in ("train", "val"):
+        if summary[split]["images"] == 0:
+            raise ValueError(f"the {split} split is empty: use more --images")
+    print(f"{summary['train']['images']} train / {summary['val']['images']} val images of "
+          f"{settings.size[0]}x{settings.size[1]}, {summary['train']['boxes'] + summary['val']['boxes']} people")
+    return summary
+
+
+def seconds_per_iteration(settings: DemoSettings, steps: int = 3) -> float:
+    """Median time of one training step of the recipe on this machine (random images with boxes)."""
+    import statistics
+
+    import torch
+
+    from sspnet.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(RECIPE["preset"], **RECIPE["overrides"]).train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+    height, width = settings.imgsz
+    images = torch.randint(0, 256, (RECIPE["batch_size"], 3, height, width), dtype=torch.uint8)
+    boxes = torch.tensor([[10.0, 10.0, 16.0, 22.0], [50.0, 60.0, 58.0, 70.0], [90.0, 40.0, 110.0, 70.0]])
+    targets = [{"boxes": boxes, "labels": torch.zeros(3, dtype=torch.int64)}] * RECIPE["batch_size"]
+    times = []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        losses = model(images, targets)
+        loss = sum(value for key, value in losses.items() if "loss" in key)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step:  # the first step warms up allocators
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def train_model(settings: DemoSettings) -> dict:
+    from sspnet.engine.config import TrainConfig, resolve_data, validate
+    from sspnet.engine.trainer import LAST_WEIGHTS, train
+
+    iters, per_iter = settings.train_iters, None
+    if iters is None:
+        per_iter = seconds_per_iteration(settings)
+        # 15 % margin for data loading and checkpoints, which the calibration does not see
+        iters = max(10, int(0.85 * 60.0 * settings.train_minutes / per_iter))
+        print(f"calibration: {per_iter:.2f} s per iteration -> {iters} iterations in {settings.train_minutes:g} min")
+    run_dir = settings.out / "run"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    config = TrainConfig(
+        preset=RECIPE["preset"], data=resolve_data(settings.out / "data"), out=str(run_dir),
+        model_overrides=dict(RECIPE["overrides"]), max_iters=iters, batch_size=RECIPE["batch_size"],
+        lr=RECIPE["lr"], clip_grad=RECIPE["clip_grad"], augment=RECIPE["augment"], workers=0, device="cpu",
+        seed=settings.seed, eval_every=0, log_every=max(1, min(20, iters)),
+    )
+    validate(config)
+    start = time.perf_counter()
+    # The calibration is only an estimate (a busy machine trains slower): train in quarters, each a
+    # deliberate, exactly resumable stop, and end early when the budget is spent.
+    quarter = max(1, -(-iters // 4)) if settings.train_iters is None else iters
+    deadline = start + 60.0 * settings.train_minutes
+    result = train(config, stop_after_iters=min(quarter, iters))
+    while result.iteration < iters:
+        if time.perf_counter() > deadline:
+            print(f"training budget of {settings.train_minutes:g} min spent: stopping at iteration "
+                  f"{result.iteration} of {iters} (the machine is slower than calibrated)")
+            break
+        result = train(config, resume=True, stop_after_iters=min(result.iteration + quarter, iters))
+    return {"preset": RECIPE["preset"], "overrides": RECIPE["overrides"], "iterations": result.iteration,
+            "planned_iterations": iters, "batch_size": RECIPE["batch_size"], "lr": RECIPE["lr"],
+            "seconds_per_iteration_calibrated": per_iter, "seconds": time.perf_counter() - start,
+            "checkpoint": str(run_dir / LAST_WEIGHTS)}
+
+
+def evaluate_torch(settings: DemoSettings, checkpoint: str) -> dict:
+    from sspnet.benchmark.harness import evaluate_backend
+    from sspnet.evaluation import print_results_table
+    from sspnet.inference.torch_backend import TorchBackend
+
+    backend = TorchBackend.from_checkpoint(checkpoint, input_size=settings.imgsz, device="cpu")
+    metrics = evaluate_backend(backend, str(settings.out / "data"), "val", compute_mr=True, progress=True)
+    print_results_table(metrics)
+    return metrics
+
+
+def export_model(settings: DemoSettings, checkpoint: str) -> str:
+    from sspnet.export.onnx_export import export_onnx
+
+    path = export_onnx(checkpoint, settings.out / "model.onnx", flavor="portable", imgsz=settings.imgsz,
+                       batch="dynamic")
+    return str(path)
+
+
+def _sample_source(settings: DemoSettings):
+    from sspnet.data.tinyperson import dataset_paths, load_annotations
+    from sspnet.inference.sources import ImageFiles
+
+    gt_path, image_root = dataset_paths(settings.out / "data", "val")
+    records = load_annotations(gt_path, image_root=image_root).records[: settings.samples]
+    return ImageFiles([record.path for record in records], f"{len(records)} val images")
+
+
+def run_onnxruntime(settings: DemoSettings, onnx_path: str) -> dict:
+    from sspnet.benchmark.harness import accuracy
+    from sspnet.inference.backends import open_backend
+    from sspnet.inference.predict import PredictOptions, predict
+    from sspnet.runtime.detector import Detector
+
+    backend = open_backend(onnx_path, "onnxruntime")
+    ap = accuracy(backend, str(settings.out / "data"), "val", progress=True)
+    print(f"ONNX Runtime AP50-tiny on val: {ap:.2f} %")
+    detector = Detector(backend, score_threshold=settings.conf, color_order="bgr")
+    summary = predict(detector, _sample_source(settings),
+                      PredictOptions(out=settings.out / "samples", image_format="png", progress=False))
+    images = sorted(str(p) for p in (settings.out / "samples").glob("*.png"))
+    return {"AP50_tiny": ap, "samples": images, "sample_detections": summary.detections}
+
+
+def attention_maps(settings: DemoSettings, checkpoint: str) -> list[str]:
+    from sspnet.inference.predict import PredictOptions, predict
+    from sspnet.inference.torch_backend import TorchBackend
+    from sspnet.runtime.detector import Detector
+
+    backend = TorchBackend.from_checkpoint(checkpoint, input_size=settings.imgsz, device="cpu", record_attention=True)
+    detector = Detector(backend, score_threshold=settings.conf, color_order="bgr")
+    out = settings.out / "torch"  # annotated PyTorch detections, attention panels in torch/attention/
+    predict(detector, _sample_source(settings),
+            PredictOptions(out=out, attention=True, image_format="png", save_json=False, progress=False))
+    return sorted(str(p) for p in (out / "attention").glob("*.png"))
+
+
+def benchmark(settings: DemoSettings, checkpoint: str, onnx_path: str) -> list[dict]:
+    from sspnet.benchmark.harness import BenchSettings, machine_info, plan_rows, run_benchmark
+    from sspnet.benchmark.report import add_speedups, benchmark_document, plot, print_benchmark_table, write_json
+
+    specs = plan_rows([checkpoint, onnx_path], [1], [settings.imgsz], device="cpu", providers=["cpu"],
+                      cuda_graph=False, reference=settings.reference)
+    bench = BenchSettings(iters=settings.bench_iters, warmup=settings.bench_warmup, progress=True)
+    rows = add_speedups(run_benchmark(specs, bench))
+    print_benchmark_table(rows)
+    failed = [row["error"] for row in rows if row["error"]]
+    if failed:
+        raise RuntimeError(f"benchmark rows failed: {'; '.join(failed)}")
+    write_json(settings.out / "benchmark.json",
+               benchmark_document(rows, machine_info(), {"iters": bench.iters, "warmup": bench.warmup}))
+    plot(rows, settings.out / "benchmark.png", title="sspnet demo: PyTorch vs ONNX Runtime (CPU)")
+    return rows
+
+
+# ---- the report -----------------------------------------------------------------------------------
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def summary_dict(settings: DemoSettings, results: dict, stage_seconds: dict, wall: float) -> dict:
+    rows = results["benchmark"]
+    torch_row = next(row for row in rows if row["backend"] == "torch" and row["model"] != "torchvision")
+    ort_row = next(row for row in rows if row["backend"] == "onnxruntime")
+    torch_p50, ort_p50 = torch_row["latency_ms"]["p50"], ort_row["latency_ms"]["p50"]
+    return _finite({
+        "AP50_tiny": results["metrics"]["AP50_tiny"],
+        "AP50_tiny_onnxruntime": results["onnxruntime"]["AP50_tiny"],
+        "torch_ms_p50": torch_p50,
+        "onnxruntime_ms_p50": ort_p50,
+        "speedup_onnxruntime_vs_torch": torch_p50 / ort_p50,
+        "torch_images_per_s": torch_row["throughput_ips"],
+        "onnxruntime_images_per_s": ort_row["throughput_ips"],
+        "metrics": results["metrics"],
+        "train": results["train"],
+        "data": {"images": settings.images, "size_wh": list(settings.size), "seed": settings.seed,
+                 "train": results["data"]["train"], "val": results["data"]["val"]},
+        "quick": settings.quick,
+        "stage_seconds": {k: round(v, 2) for k, v in stage_seconds.items()},
+        "wall_time_s": round(wall, 1),
+        "files": {"report": "report.md", "html": "report.html", "model_onnx": "model.onnx",
+                  "checkpoint": os.path.relpath(results["train"]["checkpoint"], settings.out),
+                  "benchmark_json": "benchmark.json", "benchmark_plot": "benchmark.png"},
+    })
+
+
+def report_blocks(settings: DemoSettings, results: dict, summary: dict) -> list[tuple]:
+    """The report as blocks: ("h1"|"h2"|"p", text), ("table", headers, rows), ("images", [(path, caption)])."""
+    from sspnet.benchmark.report import TABLE_HEADERS, table_rows
+    from sspnet.evaluation.tinyperson import TABLE_HEADERS as METRIC_HEADERS
+    from sspnet.evaluation.tinyperson import results_table_rows
+
+    out = settings.out
+    train = results["train"]
+    rel = lambda path: os.path.relpath(path, out)  # noqa: E731
+    blocks = [
+        ("h1", "sspnet demo report"),
+        ("p", f"Synthetic tiny-person data -> training -> TinyPerson evaluation -> ONNX export -> ONNX Runtime -> "
+              f"benchmark, on this machine's CPU in {summary['wall_time_s']:.0f} s"
+              + (" (--quick: tiny data and few iterations, numbers are not meaningful)." if settings.quick else ".")),
+        ("table", ("AP50-tiny PyTorch (%)", "AP50-tiny ONNX Runtime (%)", "PyTorch p50 (ms)", "ONNX Runtime p50 (ms)",
+                   "ONNX Runtime speed-up"),
+         [(f"{summary['AP50_tiny']:.2f}", f"{summary['AP50_tiny_onnxruntime']:.2f}", f"{summary['torch_ms_p50']:.1f}",
+           f"{summary['onnxruntime_ms_p50']:.1f}", f"{summary['speedup_onnxruntime_vs_torch']:.2f}x")]),
+        ("h2", "Stages"),
+        ("table", ("stage", "seconds"), [(name, f"{seconds:.1f}") for name, seconds in summary["stage_seconds"].items()]),
+        ("h2", "Data and training"),
+        ("p", f"{results['data']['train']['images']} training and {results['data']['val']['images']} validation "
+              f"images of {settings.size[0]}x{settings.size[1]} px ({results['data']['train']['boxes']} + "
+              f"{results['data']['val']['boxes']} people), seed {settings.seed}. Preset `{train['preset']}` trained "
+              f"from scratch for {train['iterations']} iterations (batch {train['batch_size']}, lr {train['lr']}) "
+              f"in {train['seconds']:.0f} s; overrides: `{json.dumps(train['overrides'])}`."),
+        ("h2", "Accuracy (TinyPerson protocol, val split, PyTorch)"),
+        ("table", METRIC_HEADERS, results_table_rows(results["metrics"])),
+        ("p", f"ONNX Runtime (portable export, hard NMS) on the same images: AP50-tiny "
+              f"{summary['AP50_tiny_onnxruntime']:.2f} %."),
+        ("h2", "Speed (CPU, batch 1, one frame of the export size per call)"),
+        ("table", TABLE_HEADERS, table_rows(results["benchmark"])),
+        ("p", "speed vs #1: median latency per image of row 1 over the row's. "
+              "pre/inf/post: mean pre-process / inference / post-process time per call."),
+        ("images", [(rel(out / "benchmark.png"), "latency distribution and throughput")]),
+        ("h2", "Sample detections (ONNX Runtime)"),
+        ("images", [(rel(p), Path(p).name) for p in results["onnxruntime"]["samples"]]),
+        ("h2", "Attention maps (PyTorch)"),
+        ("p", "SSPNet's context attention module predicts one map per pyramid level (A0..A3, strides 4-32); "
+              "each panel shows one level blended over the image."),
+        ("images", [(rel(p), Path(p).name) for p in results["attention"]]),
+        ("h2", "Files"),
+        ("table", ("what", "path"), [(k, v) for k, v in summary["files"].items()]),
+    ]
+    return blocks
+
+
+def render_markdown(blocks: list[tuple]) -> str:
+    lines = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h1":
+            lines += [f"# {block[1]}", ""]
+        elif kind == "h2":
+            lines += [f"## {block[1]}", ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "table":
+            headers, rows = block[1], block[2]
+            lines.append("| " + " | ".join(headers) + " |")
+            lines.append("|" + "|".join("---" for _ in headers) + "|")
+            lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+            lines.append("")
+        elif kind == "images":
+            lines += [f"![{caption}]({path})" for path, caption in block[1]] + [""]
+    return "\n".join(lines)
+
+
+def render_html(blocks: list[tuple]) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>sspnet demo report</title><style>",
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "img{max-width:100%;margin:4px;border:1px solid #ddd}figure{display:inline-block;margin:4px}",
+             "</style></head><body>"]
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "table":
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in block[1]) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in block[2]]
+            parts.append("</table>")
+        elif kind == "images":
+            parts += [f"<figure><img src='{html.escape(path)}' alt='{html.escape(caption)}'>"
+                      f"<figcaption>{html.escape(caption)}</figcaption></figure>" for path, caption in block[1]]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(settings: DemoSettings, results: dict, stage_seconds: dict, started: float) -> dict:
+    summary = summary_dict(settings, results, stage_seconds, time.perf_counter() - started)
+    blocks = report_blocks(settings, results, summary)
+    (settings.out / "report.md").write_text(render_markdown(blocks))
+    (settings.out / "report.html").write_text(render_html(blocks))
+    (settings.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+# ---- the verb -------------------------------------------------------------------------------------
+
+
+def run_demo(settings: DemoSettings) -> dict:
+    """Run every stage; returns summary.json's content. Raises StageFailed."""
+    started = time.perf_counter()
+    settings.out.mkdir(parents=True, exist_ok=True)
+    stages = Stages()
+    results: dict = {}
+    results["data"] = stages.run("data", f"{settings.images} synthetic images", make_data, settings)
+    budget = f"{settings.train_iters} iterations" if settings.train_iters else f"{settings.train_minutes:g} min budget"
+    results["train"] = stages.run("train", f"{RECIPE['preset']} on CPU, {budget}", train_model, settings)
+    checkpoint = results["train"]["checkpoint"]
+    results["metrics"] = stages.run("evaluate", "TinyPerson AP / MR on val (PyTorch)", evaluate_torch, settings, checkpoint)
+    onnx_path = stages.run("export", "portable ONNX", export_model, settings, checkpoint)
+    results["onnxruntime"] = stages.run("onnxruntime", "ONNX Runtime on the val images", run_onnxruntime, settings,
+                                        onnx_path)
+    results["attention"] = stages.run("attention", "attention heat-maps (PyTorch)", attention_maps, settings, checkpoint)
+    results["benchmark"] = stages.run("benchmark", "PyTorch vs ONNX Runtime on CPU", benchmark, settings, checkpoint,
+                                      onnx_path)
+    summary = stages.run("report", "report.md, report.html, summary.json", write_report, settings, results,
+                         stages.seconds, started)
+    return summary
+
+
+def run(args) -> int:
+    try:
+        settings = settings_from_args(args)
+    except ValueError as error:
+        print(f"sspnet demo: {error}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_demo(settings)
+    except StageFailed as failure:
+        log = settings.out / "demo_error.log"
+        log.write_text("".join(traceback.format_exception(failure.error)))
+        print(f"\nsspnet demo: {failure} (traceback in {log})", file=sys.stderr)
+        return 1
+    print(f"\nAP50-tiny {summary['AP50_tiny']:.2f} % (PyTorch), {summary['AP50_tiny_onnxruntime']:.2f} % (ONNX Runtime); "
+          f"p50 {summary['torch_ms_p50']:.1f} ms PyTorch vs {summary['onnxruntime_ms_p50']:.1f} ms ONNX Runtime "
+          f"({summary['speedup_onnxruntime_vs_torch']:.2f}x); {summary['wall_time_s']:.0f} s in total")
+    print(f"report: {settings.out / 'report.md'} (also report.html, summary.json)")
+    return 0
