@@ -112,7 +112,7 @@ def test_failed_rows_are_reported_not_fatal(marker_onnx, tmp_path, capsys):
 
 def test_accuracy_of_the_marker_model_on_a_data_folder(marker_onnx, tmp_path):
     # Ground truth = exactly the marker boxes (closed form), so AP50 on every range with GT is 100 %.
-    from conftest import marker_frame, write_rgb
+    from cli_markers import marker_frame, write_rgb
     from runtime_models import expected_detections
 
     from sspnet.benchmark.harness import accuracy

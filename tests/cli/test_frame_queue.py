@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import marker_frame
+from cli_markers import marker_frame
 
 from sspnet.inference.predict import PredictOptions, predict
 from sspnet.inference.sources import Frame, FrameQueue, FrameSource

@@ -10,7 +10,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import marker_frame, write_rgb
+from cli_markers import marker_frame, write_rgb
 from runtime_models import expected_detections
 
 from sspnet.cli import main

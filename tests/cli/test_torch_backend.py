@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import TILE, TorchMarker, marker_frame, write_rgb
+from cli_markers import TILE, TorchMarker, marker_frame, write_rgb
 from runtime_models import expected_detections
 
 from sspnet.cli import main
