@@ -3,16 +3,26 @@ TinyPerson AP on its held-out val split; writes benchmarks/results/train_synthet
 
     python benchmarks/train_synthetic.py [--budget-min 10] [--work /tmp/sspnet_train_synthetic]
 
-Steps: `sspnet synth` (200 train + 50 val images by default, at --size), a speed calibration
-(a few training steps of the exact configuration on this machine) that sets the number of
-iterations so that training plus the final evaluation fit the budget, then `sspnet train`
-(the same trainer, through its Python API) and the TinyPerson table of the final evaluation.
+Steps:
+  1. `sspnet synth`: 250 images of 256 x 256 (200 train + 50 val), seed 0;
+  2. speed calibration: a few training steps of the exact configuration on this machine, with one
+     torch thread and with all cores (the faster is kept), set the number of iterations so that
+     training and the final evaluations fit the budget;
+  3. `sspnet train` through its Python API (the same Trainer), evaluated at the end of the run;
+  4. two evaluations of the final weights on the val split (TinyPerson AP/MR, percent):
+       plain   whole images at their native 256 x 256 (what the trainer's own evaluation does);
+       2-scale the images at 1x and 1.5x, detections merged (sspnet.evaluation.inference) - the
+               analogue of the original's 2-scale test, which runs 640 x 512 pieces at 2x and 3x.
+Both numbers are reported; "met" says which of them reaches the target.
 
 The tuning for a from-scratch CPU run lives here, in BENCH_CONFIG, not in the presets (which keep
-the published values): no ImageNet weights can be downloaded here, so the backbone trains from
-scratch (all stages trainable, BatchNorm in train mode), a higher lr with gradient clipping, a
-narrower head, smaller images, and a larger FoveaBox sigma so that 3-8 px people still get
-positive points. The target of the issue is AP50_tiny >= 0.6 (as a fraction, i.e. 60 %).
+the published values). No ImageNet weights can be downloaded here, so the backbone trains from
+scratch: every stage trainable and its BatchNorms in train mode; a 64-channel neck/head; batch 2
+with lr 0.02 and gradient clipping (batch 2 learned more per image than batch 4, lr 0.01 and 0.03
+did worse); FoveaBox sigma 1.0 instead of 0.4, because with 0.4 most boxes under ~8 px get no
+positive point at all. No augmentation: the light/full presets rescale to 640-960 px, far above
+these images (the model does not overfit within this budget: train and val AP agree).
+The target of the issue is AP50_tiny >= 0.6 as a fraction, i.e. 60 %.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_AP50_TINY = 0.6  # fraction (60 %)
 
-# The benchmark's training configuration (see the module docstring for why each differs from the preset).
+# The benchmark's training configuration (the module docstring says why each differs from the preset).
 BENCH_CONFIG = {
     "preset": "fovea_r18_sspnet_small",
     "overrides": {
@@ -42,16 +52,21 @@ BENCH_CONFIG = {
         "neck_channels": 64,
         "fovea_feat_channels": 64,
         "fovea_stacked_convs": 2,
-        "fovea_sigma": 0.8,  # 0.4 leaves most boxes under ~8 px without any positive point
+        "fovea_sigma": 1.0,  # 0.4 leaves most boxes under ~8 px without any positive point
         "fovea_nms_pre": 300,
         "max_detections": 200,  # AP uses the top 200 per image
     },
-    "batch_size": 4,
+    "batch_size": 2,
     "lr": 0.02,
-    "clip_grad": 10.0,
-    "augment": "none",  # the light/full presets rescale to 640-960 px, far above these images
+    "clip_grad": 5.0,
+    "augment": "none",
     "size": (256, 256),  # W, H of the synthetic images
 }
+# 2-scale test: (long, short) keep-ratio targets; 1x and 1.5x of the 256 x 256 images.
+TEST_SCALES = ((256, 256), (384, 384))
+# Share of the calibrated time per iteration kept for what the calibration does not see
+# (data loading, logging, per-epoch checkpoints).
+ITERATION_MARGIN = 0.9
 
 
 def make_data(work: Path, images: int, val_fraction: float, size: tuple[int, int], seed: int) -> Path:
@@ -87,8 +102,9 @@ def seconds_per_iteration(bench: dict, steps: int = 4) -> float:
     width, height = bench["size"]
     images = torch.randint(0, 256, (bench["batch_size"], 3, -(-height // 32) * 32, -(-width // 32) * 32),
                            dtype=torch.uint8)
-    boxes = torch.tensor([[10.0, 10.0, 16.0, 22.0], [50.0, 60.0, 58.0, 70.0], [100.0, 40.0, 125.0, 70.0]])
-    targets = [{"boxes": boxes, "labels": torch.zeros(3, dtype=torch.int64)} for _ in range(bench["batch_size"])]
+    corners = torch.rand(30, 2) * (min(width, height) - 30)
+    boxes = torch.cat([corners, corners + 3 + 25 * torch.rand(30, 2)], dim=1)  # 30 people of 3-28 px
+    targets = [{"boxes": boxes, "labels": torch.zeros(30, dtype=torch.int64)} for _ in range(bench["batch_size"])]
     times = []
     for k in range(steps + 1):
         start = time.perf_counter()
@@ -116,21 +132,37 @@ def choose_threads(bench: dict, candidates: list[int]) -> tuple[int, dict]:
 
 
 def iterations_for_budget(sec_per_iter: float, budget_s: float, eval_reserve_s: float) -> int:
-    # 15 % margin for the data loading, logging and checkpoints the calibration does not see
-    return max(10, int(0.85 * (budget_s - eval_reserve_s) / sec_per_iter))
+    return max(10, int(ITERATION_MARGIN * (budget_s - eval_reserve_s) / sec_per_iter))
+
+
+def evaluate_scales(checkpoint: Path, val_annotations: Path, image_root: Path, scales) -> tuple[dict, float]:
+    """TinyPerson metrics (percent) of a checkpoint on the val split at the given test scales."""
+    from sspnet.checkpoint import load_model
+    from sspnet.data.tinyperson import load_annotations
+    from sspnet.evaluation import evaluate
+    from sspnet.evaluation.inference import detect_dataset
+
+    start = time.perf_counter()
+    annotations = load_annotations(val_annotations, image_root=image_root)
+    model = load_model(checkpoint)
+    detections = detect_dataset(model, annotations, scales=scales, batch_size=4, progress=False)
+    metrics = evaluate(annotations, detections)
+    return metrics, time.perf_counter() - start
 
 
 def run_benchmark(bench: dict, data: Path, out: Path, max_iters: int) -> dict:
-    """Train `bench` on `data` for `max_iters` iterations, evaluate on val, return a result row."""
+    """Train `bench` on `data` for `max_iters` iterations, evaluate on val (plain and 2-scale),
+    and return a result row."""
     from sspnet.engine.trainer import train
 
     config = make_config(data, out, bench, max_iters)
     start = time.perf_counter()
     result = train(config)
-    wall = time.perf_counter() - start
-    metrics = result.last_metrics or {}
-    ap50_tiny = metrics.get("AP50_tiny")
-    return {
+    train_wall = time.perf_counter() - start
+    plain = result.last_metrics or {}
+    two_scale, tta_seconds = evaluate_scales(out / "last.safetensors", data / "annotations" / "val.json",
+                                             data / "images", TEST_SCALES)
+    row = {
         "preset": bench["preset"],
         "overrides": bench["overrides"],
         "batch_size": bench["batch_size"],
@@ -140,12 +172,18 @@ def run_benchmark(bench: dict, data: Path, out: Path, max_iters: int) -> dict:
         "iterations": result.iteration,
         "epochs": round(result.iteration / config.iters_per_epoch, 2),
         "torch_threads": torch.get_num_threads(),
-        "wall_time_s": round(wall, 1),
-        "AP50_tiny_percent": ap50_tiny,
-        "AP50_tiny_fraction": None if ap50_tiny is None else ap50_tiny / 100.0,
-        "metrics_percent": metrics,
+        "train_wall_time_s": round(train_wall, 1),  # training + its final plain evaluation
+        "two_scale_eval_time_s": round(tta_seconds, 1),
+        "wall_time_s": round(train_wall + tta_seconds, 1),
+        "test_scales": [list(s) for s in TEST_SCALES],
+        "metrics_percent": {"plain": plain, "two_scale": two_scale},
         "run_dir": str(out),
     }
+    for name, metrics in row["metrics_percent"].items():
+        value = metrics.get("AP50_tiny")
+        row[f"AP50_tiny_percent_{name}"] = value
+        row[f"AP50_tiny_fraction_{name}"] = None if value is None else value / 100.0
+    return row
 
 
 def json_safe(value):
@@ -160,14 +198,19 @@ def json_safe(value):
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "load_average": list(os.getloadavg())}
+
+
+def thread_candidates(option: str) -> list[int]:
+    return sorted({1, os.cpu_count() or 1}) if option == "auto" else [int(option)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget-min", type=float, default=10.0, help="wall-time budget of training + eval")
-    parser.add_argument("--eval-reserve-s", type=float, default=45.0, help="part of the budget kept for the final eval")
+    parser.add_argument("--budget-min", type=float, default=10.0, help="wall-time budget of training + evaluations")
+    parser.add_argument("--eval-reserve-s", type=float, default=60.0,
+                        help="part of the budget kept for the final evaluations (default 60)")
     parser.add_argument("--max-iters", type=int, help="fixed number of iterations instead of the calibrated one")
     parser.add_argument("--images", type=int, default=250, help="synthetic images in total (default 250)")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share held out for val (default 0.2: 50)")
@@ -187,32 +230,38 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(run_dir)
-    candidates = sorted({1, os.cpu_count() or 1}) if args.threads == "auto" else [int(args.threads)]
-    threads, thread_timings = choose_threads(BENCH_CONFIG, candidates)
+    threads, thread_timings = choose_threads(BENCH_CONFIG, thread_candidates(args.threads))
     max_iters = args.max_iters or iterations_for_budget(thread_timings[threads], 60.0 * args.budget_min,
                                                         args.eval_reserve_s)
     row = run_benchmark(BENCH_CONFIG, data, run_dir, max_iters)
-    row["calibrated_sec_per_iter"] = thread_timings[threads]
-    row["calibrated_sec_per_iter_by_threads"] = thread_timings
     splits = {name: len(json.loads((data / "annotations" / f"{name}.json").read_text())["images"])
               for name in ("train", "val")}
+    met = {name: row[f"AP50_tiny_fraction_{name}"] is not None and row[f"AP50_tiny_fraction_{name}"] >= TARGET_AP50_TINY
+           for name in ("plain", "two_scale")}
     report = {
         "benchmark": "train_synthetic",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "target": {"metric": "AP50_tiny", "fraction": TARGET_AP50_TINY, "percent": 100 * TARGET_AP50_TINY},
-        "met": row["AP50_tiny_fraction"] is not None and row["AP50_tiny_fraction"] >= TARGET_AP50_TINY,
+        "met": met,
         "budget_s": 60.0 * args.budget_min,
+        "within_budget": row["wall_time_s"] <= 60.0 * args.budget_min,
+        "calibrated_sec_per_iter_by_threads": thread_timings,
         "data": {"images": splits, "size_wh": list(BENCH_CONFIG["size"]), "seed": args.seed, "path": str(data)},
-        "evaluation": "whole val images at native size, TinyPerson AP/MR (sspnet.evaluation), percent",
+        "evaluation": "TinyPerson AP/MR (sspnet.evaluation), percent; plain = whole val images at native size, "
+                      "two_scale = 1x and 1.5x merged",
         "machine": machine(),
         **row,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_safe(report), indent=2))
-    print_results_table(row["metrics_percent"])
-    print(f"AP50_tiny = {row['AP50_tiny_percent']:.2f} % (fraction {row['AP50_tiny_fraction']:.3f}; target "
-          f"{TARGET_AP50_TINY}) after {row['iterations']} iterations, {row['wall_time_s']:.0f} s -> {out}")
+    for name in ("plain", "two_scale"):
+        print(f"\n{name}:")
+        print_results_table(row["metrics_percent"][name])
+        value = row[f"AP50_tiny_percent_{name}"]
+        print(f"AP50_tiny ({name}) = {value:.2f} % (fraction {value / 100:.3f}; target {TARGET_AP50_TINY}: "
+              f"{'met' if met[name] else 'not met'})")
+    print(f"{row['iterations']} iterations, {row['wall_time_s']:.0f} s (budget {60 * args.budget_min:.0f} s) -> {out}")
 
 
 if __name__ == "__main__":
