@@ -15,14 +15,9 @@ Steps:
                analogue of the original's 2-scale test, which runs 640 x 512 pieces at 2x and 3x.
 Both numbers are reported; "met" says which of them reaches the target.
 
-The tuning for a from-scratch CPU run lives here, in BENCH_CONFIG, not in the presets (which keep
-the published values). No ImageNet weights can be downloaded here, so the backbone trains from
-scratch: every stage trainable and its BatchNorms in train mode; a 64-channel neck/head; batch 2
-with lr 0.02 and gradient clipping (batch 2 learned more per image than batch 4, lr 0.01 and 0.03
-did worse); FoveaBox sigma 1.0 instead of 0.4, because with 0.4 most boxes under ~8 px get no
-positive point at all. No augmentation: the light/full presets rescale to 640-960 px, far above
-these images (the model does not overfit within this budget: train and val AP agree).
-The target of the issue is AP50_tiny >= 0.6 as a fraction, i.e. 60 %.
+The training configuration is the `synthetic-cpu` recipe of sspnet/engine/recipes.py (the same
+one `sspnet demo` and `sspnet train --recipe synthetic-cpu` use; its docstring says why each setting
+differs from the preset). The target of the issue is AP50_tiny >= 0.6 as a fraction, i.e. 60 %.
 """
 
 from __future__ import annotations
@@ -32,41 +27,21 @@ import json
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from sspnet.engine.recipes import SYNTHETIC_CPU, Recipe, iterations_for_budget
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_AP50_TINY = 0.6  # fraction (60 %)
 
-# The benchmark's training configuration (the module docstring says why each differs from the preset).
-BENCH_CONFIG = {
-    "preset": "fovea_r18_sspnet_small",
-    "overrides": {
-        "frozen_stages": -1,  # no pretrained backbone: every stage must learn
-        "norm_eval": False,  # ... and its BatchNorms must normalise (running stats start at 0 / 1)
-        "neck_channels": 64,
-        "fovea_feat_channels": 64,
-        "fovea_stacked_convs": 2,
-        "fovea_sigma": 1.0,  # 0.4 leaves most boxes under ~8 px without any positive point
-        "fovea_nms_pre": 300,
-        "max_detections": 200,  # AP uses the top 200 per image
-    },
-    "batch_size": 2,
-    "lr": 0.02,
-    "clip_grad": 5.0,
-    "augment": "none",
-    "size": (256, 256),  # W, H of the synthetic images
-}
+RECIPE = SYNTHETIC_CPU
 # 2-scale test: (long, short) keep-ratio targets; 1x and 1.5x of the 256 x 256 images.
 TEST_SCALES = ((256, 256), (384, 384))
-# Share of the calibrated time per iteration kept for what the calibration does not see
-# (data loading, logging, per-epoch checkpoints).
-ITERATION_MARGIN = 0.9
 
 
 def make_data(work: Path, images: int, val_fraction: float, size: tuple[int, int], seed: int) -> Path:
@@ -78,61 +53,17 @@ def make_data(work: Path, images: int, val_fraction: float, size: tuple[int, int
     return data
 
 
-def make_config(data: Path, out: Path, bench: dict, max_iters: int, seed: int = 0):
-    from sspnet.engine.config import TrainConfig, resolve_data, validate
-
-    config = TrainConfig(
-        preset=bench["preset"], data=resolve_data(data), out=str(out), model_overrides=dict(bench["overrides"]),
-        max_iters=max_iters, batch_size=bench["batch_size"], lr=bench["lr"], clip_grad=bench["clip_grad"],
-        augment=bench["augment"], workers=0, device="cpu", seed=seed,
-        eval_every=10**6,  # evaluate once, at the end of the run
-        log_every=20,
-    )
-    validate(config)
-    return config
-
-
-def seconds_per_iteration(bench: dict, steps: int = 4) -> float:
-    """Median time of a training step of this configuration on this machine (random batch with boxes)."""
-    from sspnet.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(bench["preset"], **bench["overrides"]).train()
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
-    width, height = bench["size"]
-    images = torch.randint(0, 256, (bench["batch_size"], 3, -(-height // 32) * 32, -(-width // 32) * 32),
-                           dtype=torch.uint8)
-    corners = torch.rand(30, 2) * (min(width, height) - 30)
-    boxes = torch.cat([corners, corners + 3 + 25 * torch.rand(30, 2)], dim=1)  # 30 people of 3-28 px
-    targets = [{"boxes": boxes, "labels": torch.zeros(30, dtype=torch.int64)} for _ in range(bench["batch_size"])]
-    times = []
-    for k in range(steps + 1):
-        start = time.perf_counter()
-        losses = model(images, targets)
-        loss = sum(v for key, v in losses.items() if "loss" in key)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if k:  # the first step warms up allocators and kernels
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def choose_threads(bench: dict, candidates: list[int]) -> tuple[int, dict]:
+def choose_threads(recipe: Recipe, candidates: list[int]) -> tuple[int, dict]:
     """The fastest torch thread count for this configuration right now (on a shared machine one
     thread often beats two: OpenMP workers wait on each other); sets it and returns it with the
     measured seconds per iteration of every candidate."""
     timings = {}
     for threads in candidates:
         torch.set_num_threads(threads)
-        timings[threads] = seconds_per_iteration(bench)
+        timings[threads] = recipe.seconds_per_iteration()
     best = min(timings, key=timings.get)
     torch.set_num_threads(best)
     return best, timings
-
-
-def iterations_for_budget(sec_per_iter: float, budget_s: float, eval_reserve_s: float) -> int:
-    return max(10, int(ITERATION_MARGIN * (budget_s - eval_reserve_s) / sec_per_iter))
 
 
 def evaluate_scales(checkpoint: Path, val_annotations: Path, image_root: Path, scales) -> tuple[dict, float]:
@@ -150,12 +81,12 @@ def evaluate_scales(checkpoint: Path, val_annotations: Path, image_root: Path, s
     return metrics, time.perf_counter() - start
 
 
-def run_benchmark(bench: dict, data: Path, out: Path, max_iters: int) -> dict:
-    """Train `bench` on `data` for `max_iters` iterations, evaluate on val (plain and 2-scale),
-    and return a result row."""
+def run_benchmark(recipe: Recipe, data: Path, out: Path, max_iters: int, **config_fields) -> dict:
+    """Train `recipe` on `data` for `max_iters` iterations, evaluate on val (plain and 2-scale),
+    and return a result row. `config_fields` set further TrainConfig fields (e.g. erase_ignore)."""
     from sspnet.engine.trainer import train
 
-    config = make_config(data, out, bench, max_iters)
+    config = recipe.train_config(data, out, max_iters=max_iters, **config_fields)
     start = time.perf_counter()
     result = train(config)
     train_wall = time.perf_counter() - start
@@ -163,12 +94,14 @@ def run_benchmark(bench: dict, data: Path, out: Path, max_iters: int) -> dict:
     two_scale, tta_seconds = evaluate_scales(out / "last.safetensors", data / "annotations" / "val.json",
                                              data / "images", TEST_SCALES)
     row = {
-        "preset": bench["preset"],
-        "overrides": bench["overrides"],
-        "batch_size": bench["batch_size"],
-        "lr": bench["lr"],
-        "clip_grad": bench["clip_grad"],
-        "augment": bench["augment"],
+        "recipe": recipe.name,
+        "preset": recipe.preset,
+        "overrides": recipe.overrides,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "clip_grad": recipe.clip_grad,
+        "augment": recipe.augment,
+        **config_fields,
         "iterations": result.iteration,
         "epochs": round(result.iteration / config.iters_per_epoch, 2),
         "torch_threads": torch.get_num_threads(),
@@ -224,16 +157,16 @@ def main() -> None:
     from sspnet.evaluation import print_results_table
 
     work = Path(args.work)
-    data = make_data(work, args.images, args.val_fraction, BENCH_CONFIG["size"], args.seed)
+    data = make_data(work, args.images, args.val_fraction, RECIPE.image_size, args.seed)
     run_dir = work / "run"
     if run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)
-    threads, thread_timings = choose_threads(BENCH_CONFIG, thread_candidates(args.threads))
-    max_iters = args.max_iters or iterations_for_budget(thread_timings[threads], 60.0 * args.budget_min,
-                                                        args.eval_reserve_s)
-    row = run_benchmark(BENCH_CONFIG, data, run_dir, max_iters)
+    threads, thread_timings = choose_threads(RECIPE, thread_candidates(args.threads))
+    max_iters = args.max_iters or iterations_for_budget(thread_timings[threads],
+                                                        60.0 * args.budget_min - args.eval_reserve_s)
+    row = run_benchmark(RECIPE, data, run_dir, max_iters)
     splits = {name: len(json.loads((data / "annotations" / f"{name}.json").read_text())["images"])
               for name in ("train", "val")}
     met = {name: row[f"AP50_tiny_fraction_{name}"] is not None and row[f"AP50_tiny_fraction_{name}"] >= TARGET_AP50_TINY
@@ -246,7 +179,7 @@ def main() -> None:
         "budget_s": 60.0 * args.budget_min,
         "within_budget": row["wall_time_s"] <= 60.0 * args.budget_min,
         "calibrated_sec_per_iter_by_threads": thread_timings,
-        "data": {"images": splits, "size_wh": list(BENCH_CONFIG["size"]), "seed": args.seed, "path": str(data)},
+        "data": {"images": splits, "size_wh": list(RECIPE.image_size), "seed": args.seed, "path": str(data)},
         "evaluation": "TinyPerson AP/MR (sspnet.evaluation), percent; plain = whole val images at native size, "
                       "two_scale = 1x and 1.5x merged",
         "machine": machine(),

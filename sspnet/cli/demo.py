@@ -13,8 +13,8 @@ Stages (each prints its progress; a failure names the stage and the reason, exit
     benchmark    PyTorch vs ONNX Runtime latency / throughput (sspnet.benchmark)
     report       DIR/report.md, DIR/report.html, DIR/summary.json
 
-The training recipe is the from-scratch CPU one tuned on this synthetic set
-(benchmarks/train_synthetic.py): no ImageNet weights, so every backbone stage trains, with a
+Training uses the `synthetic-cpu` recipe (sspnet/engine/recipes.py), the one
+benchmarks/train_synthetic.py measures: no ImageNet weights, so every backbone stage trains, with a
 higher learning rate, gradient clipping and a narrow head on small images.
 """
 
@@ -33,24 +33,6 @@ from pathlib import Path
 
 HELP = "end-to-end demo: synthetic data -> train -> evaluate -> export -> ONNX Runtime -> benchmark -> report"
 
-# The from-scratch CPU recipe (the same settings as BENCH_CONFIG in benchmarks/train_synthetic.py).
-RECIPE = {
-    "preset": "fovea_r18_sspnet_small",
-    "overrides": {
-        "frozen_stages": -1,
-        "norm_eval": False,
-        "neck_channels": 64,
-        "fovea_feat_channels": 64,
-        "fovea_stacked_convs": 2,
-        "fovea_sigma": 0.8,
-        "fovea_nms_pre": 300,
-        "max_detections": 200,
-    },
-    "batch_size": 4,
-    "lr": 0.02,
-    "clip_grad": 10.0,
-    "augment": "none",
-}
 STAGES = ("data", "train", "evaluate", "export", "onnxruntime", "attention", "benchmark", "report")
 
 
@@ -166,54 +148,21 @@ def make_data(settings: DemoSettings) -> dict:
     return summary
 
 
-def seconds_per_iteration(settings: DemoSettings, steps: int = 3) -> float:
-    """Median time of one training step of the recipe on this machine (random images with boxes)."""
-    import statistics
-
-    import torch
-
-    from sspnet.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(RECIPE["preset"], **RECIPE["overrides"]).train()
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
-    height, width = settings.imgsz
-    images = torch.randint(0, 256, (RECIPE["batch_size"], 3, height, width), dtype=torch.uint8)
-    boxes = torch.tensor([[10.0, 10.0, 16.0, 22.0], [50.0, 60.0, 58.0, 70.0], [90.0, 40.0, 110.0, 70.0]])
-    targets = [{"boxes": boxes, "labels": torch.zeros(3, dtype=torch.int64)}] * RECIPE["batch_size"]
-    times = []
-    for step in range(steps + 1):
-        start = time.perf_counter()
-        losses = model(images, targets)
-        loss = sum(value for key, value in losses.items() if "loss" in key)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step:  # the first step warms up allocators
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def train_model(settings: DemoSettings) -> dict:
-    from sspnet.engine.config import TrainConfig, resolve_data, validate
+    from sspnet.engine.recipes import SYNTHETIC_CPU as recipe
+    from sspnet.engine.recipes import iterations_for_budget
     from sspnet.engine.trainer import LAST_WEIGHTS, train
 
     iters, per_iter = settings.train_iters, None
     if iters is None:
-        per_iter = seconds_per_iteration(settings)
-        # 15 % margin for data loading and checkpoints, which the calibration does not see
-        iters = max(10, int(0.85 * 60.0 * settings.train_minutes / per_iter))
+        per_iter = recipe.seconds_per_iteration(steps=3, size=settings.size)
+        iters = iterations_for_budget(per_iter, 60.0 * settings.train_minutes)
         print(f"calibration: {per_iter:.2f} s per iteration -> {iters} iterations in {settings.train_minutes:g} min")
     run_dir = settings.out / "run"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    config = TrainConfig(
-        preset=RECIPE["preset"], data=resolve_data(settings.out / "data"), out=str(run_dir),
-        model_overrides=dict(RECIPE["overrides"]), max_iters=iters, batch_size=RECIPE["batch_size"],
-        lr=RECIPE["lr"], clip_grad=RECIPE["clip_grad"], augment=RECIPE["augment"], workers=0, device="cpu",
-        seed=settings.seed, eval_every=0, log_every=max(1, min(20, iters)),
-    )
-    validate(config)
+    config = recipe.train_config(settings.out / "data", run_dir, max_iters=iters, seed=settings.seed, eval_every=0,
+                                 log_every=max(1, min(20, iters)))
     start = time.perf_counter()
     # The calibration is only an estimate (a busy machine trains slower): train in quarters, each a
     # deliberate, exactly resumable stop, and end early when the budget is spent.
@@ -226,8 +175,8 @@ def train_model(settings: DemoSettings) -> dict:
                   f"{result.iteration} of {iters} (the machine is slower than calibrated)")
             break
         result = train(config, resume=True, stop_after_iters=min(result.iteration + quarter, iters))
-    return {"preset": RECIPE["preset"], "overrides": RECIPE["overrides"], "iterations": result.iteration,
-            "planned_iterations": iters, "batch_size": RECIPE["batch_size"], "lr": RECIPE["lr"],
+    return {"recipe": recipe.name, "preset": recipe.preset, "overrides": recipe.overrides, "iterations": result.iteration,
+            "planned_iterations": iters, "batch_size": recipe.batch_size, "lr": recipe.lr,
             "seconds_per_iteration_calibrated": per_iter, "seconds": time.perf_counter() - start,
             "checkpoint": str(run_dir / LAST_WEIGHTS)}
 
@@ -457,7 +406,7 @@ def run_demo(settings: DemoSettings) -> dict:
     results: dict = {}
     results["data"] = stages.run("data", f"{settings.images} synthetic images", make_data, settings)
     budget = f"{settings.train_iters} iterations" if settings.train_iters else f"{settings.train_minutes:g} min budget"
-    results["train"] = stages.run("train", f"{RECIPE['preset']} on CPU, {budget}", train_model, settings)
+    results["train"] = stages.run("train", f"recipe synthetic-cpu on CPU, {budget}", train_model, settings)
     checkpoint = results["train"]["checkpoint"]
     results["metrics"] = stages.run("evaluate", "TinyPerson AP / MR on val (PyTorch)", evaluate_torch, settings, checkpoint)
     onnx_path = stages.run("export", "portable ONNX", export_model, settings, checkpoint)

@@ -35,6 +35,8 @@ def add_arguments(parser):
     out = parser.add_argument_group("output")
     out.add_argument("--json", metavar="OUT.json", help="write the metrics (percent) as JSON")
     out.add_argument("--no-mr", action="store_true", help="skip the miss-rate metrics")
+    out.add_argument("--keep-dense", action="store_true",
+                     help="also evaluate dense images (boxes flagged in_dense_image), which the protocol leaves out")
     out.add_argument("--keep-uncertain", action="store_true",
                      help="count 'uncertain' GT boxes as regular (default: ignored, as TinyBenchmark)")
 
@@ -63,7 +65,12 @@ def _detections_from_checkpoint(args, annotations):
 
 def run(args) -> int:
     from sspnet.data.tinyperson import dataset_paths, load_annotations
-    from sspnet.evaluation.tinyperson import detections_to_coco_results, evaluate, print_results_table
+    from sspnet.evaluation.tinyperson import (
+        dense_image_ids,
+        detections_to_coco_results,
+        evaluate,
+        print_results_table,
+    )
 
     if bool(args.results) == bool(args.checkpoint):
         return _fail("give exactly one of --results and --checkpoint")
@@ -89,9 +96,12 @@ def run(args) -> int:
     else:
         detections = Path(args.results)
     results = evaluate(annotations, detections, ignore_uncertain=not args.keep_uncertain,
-                       compute_mr=not args.no_mr)
+                       compute_mr=not args.no_mr, exclude_dense_images=not args.keep_dense)
     print_results_table(results)
-    print(f"AP50_tiny {results['AP50_tiny']:.2f}  ({len(annotations)} images, {time.perf_counter() - start:.1f} s)")
+    dense = 0 if args.keep_dense else len(dense_image_ids(annotations))
+    note = f", {dense} dense images left out (--keep-dense to include them)" if dense else ""
+    print(f"AP50_tiny {results['AP50_tiny']:.2f}  ({len(annotations) - dense} images{note}, "
+          f"{time.perf_counter() - start:.1f} s)")
     if args.json:
         clean = {k: (None if math.isnan(v) else round(v, 4)) for k, v in results.items()}
         Path(args.json).write_text(json.dumps(clean, indent=1))

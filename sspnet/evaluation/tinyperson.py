@@ -33,6 +33,7 @@ Results are percentages; a metric without any regular GT in its range is NaN.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -375,6 +376,12 @@ def metric_key(metric: str, threshold: float, range_label: str) -> str:
     return f"{metric}{int(round(threshold * 100))}_{range_label}"
 
 
+def dense_image_ids(gt: AnnotationSet) -> set[int]:
+    """Images the protocol leaves out: those whose boxes carry TinyPerson's `in_dense_image` flag
+    (crowds of 200+ people that were not annotated one by one)."""
+    return {record.image_id for record in gt.records if record.in_dense_image.any()}
+
+
 def evaluate(
     gt,
     detections,
@@ -383,6 +390,7 @@ def evaluate(
     max_detections_ap: int = 200,
     max_detections_mr: int = 1000,
     compute_mr: bool = True,
+    exclude_dense_images: bool = True,
 ) -> dict[str, float]:
     """TinyPerson AP and MR of detections against ground truth.
 
@@ -391,13 +399,21 @@ def evaluate(
         detections: COCO results (JSON path or list of {image_id, bbox [x, y, w, h], score,
             category_id}) or {image_id: {"boxes": [D, 4] xyxy, "scores": [D], "labels": [D]}}.
             With a single GT class (sea/earth person merged) category ids are not checked.
+        exclude_dense_images: leave out dense images (`dense_image_ids`) and their detections, as
+            the protocol does.
 
     Returns:
         flat dict in percent: AP25_all, AP50_all, AP75_all, AP50_tiny, ..., AP75_reasonable and
         MR25_all, ..., MR75_small (NaN where a range has no regular GT).
     """
     gt = _load_gt(gt)
-    per_class = prepare(gt, _detections_by_image(detections, gt), ignore_uncertain)
+    detections = _detections_by_image(detections, gt)
+    if exclude_dense_images:
+        dense = dense_image_ids(gt)
+        if dense:
+            gt = dataclasses.replace(gt, records=[r for r in gt.records if r.image_id not in dense])
+            detections = {image_id: d for image_id, d in detections.items() if image_id not in dense}
+    per_class = prepare(gt, detections, ignore_uncertain)
     results = {}
     aps = average_precisions(per_class, max_detections=max_detections_ap, use_iod_for_ignore=use_iod_for_ignore)
     for (label, t), value in aps.items():

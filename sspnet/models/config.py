@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 VARIANTS = ("faster_rcnn", "fovea")
-NECKS = ("ssfpn", "fpn")
+NECKS = ("ssfpn", "fpn", "fpn_cam")  # fpn_cam: plain FPN + CAM maps that only feed the attention loss
 ATTENTION_LOSSES = ("v1", "v2", "none")
 NMS_METHODS = ("hard", "linear", "gaussian")
 RPN_SAMPLERS = ("icneg", "random")
@@ -84,6 +84,9 @@ class ModelConfig:
     fovea_focal_gamma: float = 1.5
     fovea_focal_alpha: float = 0.4
     fovea_smooth_l1_beta: float = 0.11
+    # Not in the original: also make the cell holding each box centre positive (tiny boxes often
+    # cover no cell centre of their level). Off in the published presets.
+    fovea_centre_positive: bool = False
     fovea_nms_pre: int = 1000
 
 
@@ -108,6 +111,7 @@ _KINDS = {
     "fovea_stacked_convs": int, "fovea_feat_channels": int, "fovea_base_edges": "floats",
     "fovea_scale_ranges": "pairs", "fovea_sigma": float, "fovea_focal_gamma": float,
     "fovea_focal_alpha": float, "fovea_smooth_l1_beta": float, "fovea_nms_pre": int,
+    "fovea_centre_positive": bool,
 }
 
 _CHOICES = {
@@ -213,8 +217,10 @@ def _check_ranges(c: ModelConfig, source: str) -> None:
     require(c.max_detections >= 1, "max_detections", ">= 1")
     require(0 <= c.score_thr < 1, "score_thr", "in [0, 1)")
     require(c.nms_sigma > 0, "nms_sigma", "> 0")
-    require(c.neck == "ssfpn" or c.attention_loss == "none", "attention_loss",
+    require(c.neck != "fpn" or c.attention_loss == "none", "attention_loss",
             "'none' with neck 'fpn' (a plain FPN has no attention maps)")
+    require(c.neck != "fpn_cam" or c.attention_loss != "none", "attention_loss",
+            "'v1' or 'v2' with neck 'fpn_cam' (its CAM only feeds the attention loss)")
     if c.variant == "faster_rcnn":
         require(len(c.anchor_scales) >= 1 and min(c.anchor_scales) > 0, "anchor_scales", "non-empty and > 0")
         require(len(c.anchor_ratios) >= 1 and min(c.anchor_ratios) > 0, "anchor_ratios", "non-empty and > 0")

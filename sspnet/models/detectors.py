@@ -25,7 +25,7 @@ from sspnet.models.attention import AttentionSupervision
 from sspnet.models.backbone import ResNetBackbone
 from sspnet.models.config import ModelConfig
 from sspnet.models.fovea import FoveaHead
-from sspnet.models.neck import FPN, SSFPN
+from sspnet.models.neck import FPN, SSFPN, FPNWithCAM
 from sspnet.models.postprocess import select_detections
 from sspnet.models.roi_head import RoIHead, Shared2FCBBoxHead
 from sspnet.models.rpn import RPNHead
@@ -46,7 +46,7 @@ class SSPNetDetector(nn.Module):
         self.backbone = ResNetBackbone(config.depth, config.frozen_stages, config.norm_eval)
         if config.pretrained:
             self.backbone.load_imagenet_weights(config.pretrained)
-        neck_class = SSFPN if config.neck == "ssfpn" else FPN
+        neck_class = {"ssfpn": SSFPN, "fpn": FPN, "fpn_cam": FPNWithCAM}[config.neck]
         self.neck = neck_class(self.backbone.out_channels, config.neck_channels)
         self.attention_supervision = (
             None
@@ -147,6 +147,32 @@ class SSPNetDetector(nn.Module):
     def detect(self, features, image_size) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    @torch.no_grad()
+    def detect_multiscale(self, images: Sequence[Tensor], factors: Sequence[float]) -> dict[str, Tensor]:
+        """The original's multi-scale test (spec 2.3 / 3) of one batch seen at several scales.
+
+        images[s]: uint8 [N, 3, H_s, W_s], the batch resized by factors[s] (then padded to /32).
+        Returns the forward() dict with boxes in the unscaled images' pixels. The variants merge
+        differently, as the original does: see merge_scales.
+        """
+        if self.training:
+            raise RuntimeError("detect_multiscale is for inference: call model.eval() first")
+        if not images or len(images) != len(factors):
+            raise ValueError(f"need one scale factor per image batch, got {len(images)} batches, {len(factors)} factors")
+        if len({int(batch.shape[0]) for batch in images}) != 1:
+            raise ValueError(f"every scale needs the same images, got batch sizes {[int(b.shape[0]) for b in images]}")
+        scaled = []
+        for batch, factor in zip(images, factors):
+            if not factor > 0:
+                raise ValueError(f"scale factors must be > 0, got {factor}")
+            features, _ = self.extract_features(batch)
+            scaled.append((features, (int(batch.shape[-2]), int(batch.shape[-1])), float(factor)))
+        return self.merge_scales(scaled)
+
+    def merge_scales(self, scaled) -> dict[str, Tensor]:
+        """scaled: [(features, image_size, factor)] per scale -> detections in unscaled pixels."""
+        raise NotImplementedError
+
 
 class FasterSSPNet(SSPNetDetector):
     """SSPNet with an RPN + RoI head (module names = mmdetection checkpoint keys: rpn_head, roi_head.bbox_head)."""
@@ -205,6 +231,38 @@ class FasterSSPNet(SSPNetDetector):
         boxes, scores, labels = self.roi_head.detect(features, proposals, valid, image_size)
         return self._select(boxes, scores, labels)
 
+    def merge_scales(self, scaled):
+        """mmdet's two-stage aug test: RPN proposals of every scale mapped back, concatenated, one
+        class-agnostic NMS (the RPN IoU) keeping the test number of proposals; every scale scores
+        these same proposals; boxes and class scores averaged over the scales; then the usual
+        score filter, (soft-)NMS and top max_detections."""
+        from sspnet.ops import batched_nms
+
+        c = self.config
+        all_proposals, all_scores = [], []
+        for features, image_size, factor in scaled:
+            objectness, deltas = self.rpn_head(features)
+            anchors = self.rpn_head.anchors(features)
+            proposals, scores, _ = self.rpn_head.proposals(
+                objectness, deltas, anchors, image_size, c.rpn_test_nms_pre, c.rpn_test_max_proposals
+            )
+            all_proposals.append(proposals / factor)
+            all_scores.append(scores)  # padding rows score 0 and never survive the NMS below
+        proposals = torch.cat(all_proposals, dim=1)
+        keep, _, _ = batched_nms(
+            proposals, torch.cat(all_scores, dim=1), torch.zeros_like(proposals[..., 0], dtype=torch.long),
+            iou_threshold=c.rpn_nms_iou_thr, method="hard", score_threshold=0.0, max_output=c.rpn_test_max_proposals,
+        )
+        valid = keep >= 0
+        proposals = proposals.gather(1, keep.clamp(min=0)[..., None].expand(-1, -1, 4))
+        proposals = torch.where(valid[..., None], proposals, torch.zeros_like(proposals))
+        mean_boxes, mean_scores = 0.0, 0.0
+        for features, image_size, factor in scaled:
+            boxes, scores, labels = self.roi_head.detect(features, proposals * factor, valid, image_size)
+            mean_boxes = mean_boxes + boxes / factor / len(scaled)
+            mean_scores = mean_scores + scores / len(scaled)
+        return self._select(mean_boxes, mean_scores, labels)
+
 
 class FoveaSSPNet(SSPNetDetector):
     """SSPNet with a FoveaBox head (module name = mmdetection checkpoint key: bbox_head)."""
@@ -224,6 +282,7 @@ class FoveaSSPNet(SSPNetDetector):
             focal_gamma=c.fovea_focal_gamma,
             focal_alpha=c.fovea_focal_alpha,
             smooth_l1_beta=c.fovea_smooth_l1_beta,
+            centre_positive=c.fovea_centre_positive,
         )
 
     def head_losses(self, features, gt_boxes, gt_labels, image_size):
@@ -234,6 +293,18 @@ class FoveaSSPNet(SSPNetDetector):
         cls_scores, box_preds = self.bbox_head(features)
         boxes, scores, labels = self.bbox_head.detect(cls_scores, box_preds, image_size, self.config.fovea_nms_pre)
         return self._select(boxes, scores, labels)
+
+    def merge_scales(self, scaled):
+        """mmdet's single-stage aug test: every scale's candidates (before NMS) mapped back and
+        concatenated, not averaged; then the usual score filter, (soft-)NMS and top max_detections."""
+        all_boxes, all_scores, all_labels = [], [], []
+        for features, image_size, factor in scaled:
+            cls_scores, box_preds = self.bbox_head(features)
+            boxes, scores, labels = self.bbox_head.detect(cls_scores, box_preds, image_size, self.config.fovea_nms_pre)
+            all_boxes.append(boxes / factor)
+            all_scores.append(scores)
+            all_labels.append(labels)
+        return self._select(torch.cat(all_boxes, dim=1), torch.cat(all_scores, dim=1), torch.cat(all_labels, dim=1))
 
 
 def build_detector(config: ModelConfig) -> SSPNetDetector:

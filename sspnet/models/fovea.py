@@ -41,6 +41,7 @@ class FoveaHead(nn.Module):
         focal_gamma: float = 1.5,
         focal_alpha: float = 0.4,
         smooth_l1_beta: float = 0.11,
+        centre_positive: bool = False,
     ):
         super().__init__()
         if not len(strides) == len(base_edges) == len(scale_ranges):
@@ -56,6 +57,7 @@ class FoveaHead(nn.Module):
         self.focal_gamma = float(focal_gamma)
         self.focal_alpha = float(focal_alpha)
         self.smooth_l1_beta = float(smooth_l1_beta)
+        self.centre_positive = bool(centre_positive)
         channels = [in_channels] + [feat_channels] * stacked_convs
         self.cls_convs = nn.ModuleList(
             [ConvModule(channels[i], feat_channels, 3, padding=1, relu=True) for i in range(stacked_convs)]
@@ -92,7 +94,9 @@ class FoveaHead(nn.Module):
 
         M = sum_l H_l W_l, levels concatenated, each level flattened row-major. An object of size
         s = sqrt(w h) goes to every level with low <= s <= high; its positive points are the
-        central "fovea" (sigma) of the box; smaller objects overwrite larger ones.
+        central "fovea" (sigma) of the box; smaller objects overwrite larger ones. With
+        `centre_positive`, the cell holding the box centre is always positive too: a 4 px person on
+        the stride-8 level otherwise covers no cell centre three times in four and is never learned.
         """
         device = gt_boxes[0].device if len(gt_boxes) else None
         boxes, valid = pad_boxes(gt_boxes, device)
@@ -117,6 +121,11 @@ class FoveaHead(nn.Module):
             right = torch.floor(scaled[..., 0] + (1 + self.sigma) * half_w - 0.5).long().clamp(0, width - 1)
             top = torch.ceil(scaled[..., 1] + (1 - self.sigma) * half_h - 0.5).long().clamp(0, height - 1)
             bottom = torch.floor(scaled[..., 1] + (1 + self.sigma) * half_h - 0.5).long().clamp(0, height - 1)
+            if self.centre_positive:
+                centre_col = torch.floor(scaled[..., 0] + half_w).long().clamp(0, width - 1)
+                centre_row = torch.floor(scaled[..., 1] + half_h).long().clamp(0, height - 1)
+                left, right = torch.minimum(left, centre_col), torch.maximum(right, centre_col)
+                top, bottom = torch.minimum(top, centre_row), torch.maximum(bottom, centre_row)
             cols = torch.arange(width, device=boxes.device)
             rows = torch.arange(height, device=boxes.device)
             in_cols = (cols >= left[..., None]) & (cols <= right[..., None])  # [N, G, W]

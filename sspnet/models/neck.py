@@ -1,8 +1,8 @@
-"""Necks: SSFPN (spec 1.3) and a plain FPN with the same interface, for ablations.
+"""Necks: SSFPN (spec 1.3), and for ablations a plain FPN and a plain FPN with an auxiliary CAM.
 
-Both take (C2, C3, C4, C5) and return `(features, attention_maps)`: features = (P2..P6) at
+All take (C2, C3, C4, C5) and return `(features, attention_maps)`: features = (P2..P6) at
 strides 4..64 with `out_channels` channels; attention_maps = (A0..A3), each [N, 1, H_l, W_l] in
-[0, 1] at strides 4..32 (SSFPN) or () (FPN). Module names mirror the mmdetection checkpoint keys
+[0, 1] at strides 4..32 (SSFPN, FPNWithCAM) or () (FPN). Module names mirror the mmdetection checkpoint keys
 (spec 8.3): `lateral_convs.{i}.conv`, `fpn_convs.{i}.conv`, `CAM.dila_conv`, `CAM.down_conv`,
 `CAM.att_conv`.
 """
@@ -164,3 +164,26 @@ class FPN(nn.Module):
         outs = [conv(lat) for conv, lat in zip(self.fpn_convs, laterals)]
         outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2))
         return tuple(outs), ()
+
+
+class FPNWithCAM(FPN):
+    """Plain FPN plus SSFPN's CAM as an auxiliary branch: the attention maps are predicted from the
+    laterals (and supervised when the model has an attention loss) but never gate the features.
+
+    Separates the two things SSFPN adds: with the attention loss, this model gets the extra
+    supervision of the backbone and laterals without the scale selection. Returns (P2..P6, A0..A3).
+    """
+
+    def __init__(self, in_channels: Sequence[int], out_channels: int = 256):
+        super().__init__(in_channels, out_channels)
+        self.CAM = ContextAttentionModule(out_channels, self.num_levels)
+        _init_neck(self)
+
+    def forward(self, inputs: Sequence[Tensor]) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs)]
+        attention = self.CAM(laterals)
+        for i in range(self.num_levels - 1, 0, -1):
+            laterals[i - 1] = laterals[i - 1] + resize_nearest(laterals[i], laterals[i - 1])
+        outs = [conv(lat) for conv, lat in zip(self.fpn_convs, laterals)]
+        outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2))
+        return tuple(outs), attention

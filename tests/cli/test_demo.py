@@ -1,10 +1,12 @@
 """`sspnet demo`: the quick end-to-end run, and failures that name their stage."""
 
+import dataclasses
 import json
 
 import pytest
 
 from sspnet.cli import demo, main
+from sspnet.engine import recipes
 
 SUMMARY_KEYS = {"AP50_tiny", "AP50_tiny_onnxruntime", "onnxruntime_ms_p50", "torch_ms_p50",
                 "speedup_onnxruntime_vs_torch", "stage_seconds", "wall_time_s"}
@@ -66,8 +68,9 @@ def test_training_stops_when_the_budget_is_spent(tmp_path, monkeypatch, capsys):
     # first quarter (3 iterations) already takes longer, so training stops there, checkpointed.
     settings = demo.DemoSettings(out=tmp_path, images=8, val_fraction=0.25, size=(128, 128), train_minutes=0.01)
     demo.make_data(settings)
-    monkeypatch.setattr(demo, "seconds_per_iteration", lambda settings: 1.0)  # -> the minimum, 10
-    monkeypatch.setitem(demo.RECIPE, "batch_size", 1)  # keep the test fast
+    fast = dataclasses.replace(recipes.SYNTHETIC_CPU, batch_size=1)  # keep the test fast
+    monkeypatch.setattr(recipes, "SYNTHETIC_CPU", fast)
+    monkeypatch.setattr(recipes.Recipe, "seconds_per_iteration", lambda self, **kwargs: 1.0)  # -> the minimum, 10
     result = demo.train_model(settings)
     assert result["planned_iterations"] == 10 and result["iterations"] == 3
     assert (tmp_path / "run" / "last.safetensors").is_file()

@@ -8,12 +8,13 @@ import types
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from sspnet.cli import main as sspnet_main
 from sspnet.data.tinyperson import load_annotations
 from sspnet.evaluation import evaluate
-from sspnet.evaluation.inference import PAPER_TTA_SCALES, detect_dataset, detect_image
+from sspnet.evaluation.inference import PAPER_TTA_SCALES, _unpack, detect_dataset, detect_image, run_model
 
 RED = np.array([255, 0, 0], np.uint8)
 
@@ -125,6 +126,24 @@ def test_val_command_with_results_file(square_dataset, tmp_path, capsys):
     assert sspnet_main(["val", "--annotations", str(data_dir / "annotations" / "val.json")]) == 2
 
 
+def test_val_command_leaves_dense_images_out_unless_asked(square_dataset, tmp_path, capsys):
+    data_dir, squares = square_dataset
+    gt_path = data_dir / "annotations" / "val.json"
+    gt = json.loads(gt_path.read_text())
+    gt["annotations"][2]["in_dense_image"] = True  # image 3 is dense, and left undetected below
+    gt_path.write_text(json.dumps(gt))
+    results = [{"image_id": i, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.8, "category_id": 1}
+               for i, (x1, y1, x2, y2) in squares.items() if i != 3]
+    results_path, metrics_path = tmp_path / "results.json", tmp_path / "metrics.json"
+    results_path.write_text(json.dumps(results))
+    args = ["val", "--results", str(results_path), "--annotations", str(gt_path), "--json", str(metrics_path)]
+    assert sspnet_main(args) == 0
+    assert json.loads(metrics_path.read_text())["AP50_all"] == pytest.approx(100.0)
+    assert "2 images, 1 dense images left out" in capsys.readouterr().out
+    assert sspnet_main(args + ["--keep-dense"]) == 0
+    assert json.loads(metrics_path.read_text())["AP50_all"] == pytest.approx(100 * 67 / 101)  # recall 2/3
+
+
 def test_val_command_with_checkpoint(square_dataset, tmp_path, monkeypatch):
     data_dir, _ = square_dataset
     fake = types.ModuleType("sspnet.checkpoint")
@@ -137,3 +156,89 @@ def test_val_command_with_checkpoint(square_dataset, tmp_path, monkeypatch):
     assert json.loads(metrics_path.read_text())["AP50_all"] == pytest.approx(100.0)
     # the saved detections are a COCO results file that evaluates the same
     assert evaluate(data_dir / "annotations" / "val.json", saved)["AP50_all"] == pytest.approx(100.0)
+
+
+# ---- multi-scale inside an SSPNet model (the original's aug test) -------------------------------
+
+def _tiny_model(preset, **overrides):
+    from sspnet.models import build_model
+
+    torch.manual_seed(0)
+    # a low score threshold so an untrained model still returns many detections to compare
+    return build_model(preset, neck_channels=16, score_thr=0.001, nms_min_score=0.001, **overrides).eval()
+
+
+def _random_scene(height=64, width=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("preset,extra", [("fovea_r18_sspnet_small", {"fovea_feat_channels": 16}),
+                                          ("faster_rcnn_r18_sspnet_small", {"roi_fc_channels": 32})])
+def test_multiscale_of_one_scale_at_twice_the_size_is_the_native_detection(preset, extra):
+    # An image upsampled 2x (nearest) and seen at factor 0.5 (linear) is exactly the original image,
+    # so the in-model multi-scale path must return its native-size result at twice the coordinates.
+    model = _tiny_model(preset, **extra)
+    image = _random_scene()
+    big = image.repeat(2, axis=0).repeat(2, axis=1)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None]
+    native, = _unpack(model.detect_multiscale([tensor], [1.0]), 1)
+    if preset.startswith("fovea"):  # one scale through the aug path = the plain forward
+        plain, = run_model(model, [image])
+        for got, want in zip(native, plain):
+            np.testing.assert_array_equal(got, want)
+    boxes, scores, labels = detect_image(model, big, scales=[(96, 64)], max_detections=None)
+    assert len(native[1]) > 10
+    np.testing.assert_allclose(boxes, 2 * native[0], atol=1e-3)
+    np.testing.assert_allclose(scores, native[1], atol=1e-6)
+    np.testing.assert_array_equal(labels, native[2])
+
+
+def test_fovea_multiscale_concatenates_candidates_before_nms():
+    model = _tiny_model("fovea_r18_sspnet_small", fovea_feat_channels=16, nms_method="hard", nms_iou_thr=0.5)
+    image = torch.from_numpy(_random_scene()).permute(2, 0, 1)[None]
+    up = torch.nn.functional.interpolate(image.float(), scale_factor=2, mode="nearest").to(torch.uint8)
+    result = model.detect_multiscale([image, up], [1.0, 2.0])
+    # Reference: both scales' candidates in original pixels, one class-aware NMS (torchvision).
+    boxes, scores = [], []
+    with torch.no_grad():
+        for batch, factor in ((image, 1.0), (up, 2.0)):
+            features, _ = model.extract_features(batch)
+            cls, reg = model.bbox_head(features)
+            b, s, _ = model.bbox_head.detect(cls, reg, tuple(batch.shape[-2:]), model.config.fovea_nms_pre)
+            boxes.append(b[0] / factor)
+            scores.append(s[0])
+    boxes, scores = torch.cat(boxes), torch.cat(scores)
+    boxes, scores = boxes[scores > 0.001], scores[scores > 0.001]
+    keep = torchvision.ops.nms(boxes, scores, 0.5)[: model.config.max_detections]
+    n = int(result["num_dets"][0, 0])
+    assert n == len(keep)
+    np.testing.assert_allclose(result["scores"][0, :n].numpy(), scores[keep].numpy(), atol=1e-6)
+    np.testing.assert_allclose(result["boxes"][0, :n].numpy(), boxes[keep].numpy(), atol=1e-4)
+
+
+def test_faster_multiscale_averages_the_same_proposals_over_scales():
+    # Two identical scales: the concatenated proposals collapse under the NMS to one scale's set and
+    # the averages equal that scale's values, so the result equals a single scale through the
+    # same (aug-test) path; and scores are averaged, never summed (all <= 1).
+    model = _tiny_model("faster_rcnn_r18_sspnet_small", roi_fc_channels=32)
+    image = torch.from_numpy(_random_scene()).permute(2, 0, 1)[None]
+    once = model.detect_multiscale([image], [1.0])
+    twice = model.detect_multiscale([image, image], [1.0, 1.0])
+    assert int(once["num_dets"]) > 0
+    for key in ("num_dets", "labels"):
+        assert torch.equal(once[key], twice[key])
+    for key in ("boxes", "scores"):
+        torch.testing.assert_close(once[key], twice[key], atol=1e-5, rtol=0)
+    assert float(twice["scores"].max()) <= 1.0
+
+
+def test_multiscale_rejects_mismatched_inputs():
+    model = _tiny_model("fovea_r18_sspnet_small", fovea_feat_channels=16)
+    image = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="one scale factor per image batch"):
+        model.detect_multiscale([image, image], [1.0])
+    with pytest.raises(ValueError, match="same images"):
+        model.detect_multiscale([image, torch.zeros(2, 3, 64, 64, dtype=torch.uint8)], [1.0, 1.0])
+    with pytest.raises(RuntimeError, match="eval"):
+        model.train().detect_multiscale([image], [1.0])

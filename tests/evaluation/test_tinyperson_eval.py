@@ -169,6 +169,15 @@ def test_uncertain_boxes_are_ignored():
     assert evaluate(gt, only_regular, ignore_uncertain=False)["AP50_all"] == pytest.approx(100 * 51 / 101)
 
 
+def test_dense_images_are_left_out_with_their_detections():
+    # image 2 is dense: its one regular box is missed and it holds a high-scoring false positive
+    gt = gt_json([(1, 300, 300), (2, 300, 300)], [(1, 10, 10, 10, 20), (2, 50, 50, 10, 20, {"in_dense_image": True})])
+    dets = [det(2, 200, 200, 10, 20, 0.95), det(1, 10, 10, 10, 20, 0.8)]
+    assert evaluate(gt, dets)["AP50_all"] == pytest.approx(100.0)
+    # kept: the false positive comes first (precision 1/2 at recall 0.5), the dense box is never found
+    assert evaluate(gt, dets, exclude_dense_images=False)["AP50_all"] == pytest.approx(100 * 0.5 * 51 / 101)
+
+
 def test_out_of_range_gt_and_detections():
     # a 10x10 person (tiny) and a 40x40 person (reasonable)
     gt = gt_json(IMAGE, [(1, 10, 10, 10, 10), (1, 100, 100, 40, 40)])

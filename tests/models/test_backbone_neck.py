@@ -6,7 +6,7 @@ import torchvision
 from torch import nn
 
 from sspnet.models.backbone import ResNetBackbone
-from sspnet.models.neck import FPN, SSFPN
+from sspnet.models.neck import FPN, SSFPN, FPNWithCAM
 
 
 # ---- backbone ----------------------------------------------------------------------------
@@ -163,6 +163,29 @@ def test_fpn_has_the_same_interface_without_attention():
         features, attention = neck(pyramid())
     assert attention == ()
     assert [f.shape[-2:] for f in features] == [torch.Size(s) for s in [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]]
+
+
+def test_fpn_with_cam_predicts_maps_that_do_not_touch_the_features():
+    torch.manual_seed(0)
+    with_cam = FPNWithCAM([16, 24, 32, 40], out_channels=8).eval()
+    plain = FPN([16, 24, 32, 40], out_channels=8).eval()
+    plain.load_state_dict({k: v for k, v in with_cam.state_dict().items() if not k.startswith("CAM.")})
+    inputs = pyramid()
+    with torch.no_grad():
+        features, attention = with_cam(inputs)
+        expected, _ = plain(inputs)
+        ssfpn_maps = SSFPN([16, 24, 32, 40], out_channels=8).eval()
+        ssfpn_maps.load_state_dict(with_cam.state_dict())
+        _, expected_maps = ssfpn_maps(inputs)
+    for got, want in zip(features, expected):  # exactly the plain FPN's features
+        assert torch.equal(got, want)
+    for got, want in zip(attention, expected_maps):  # and exactly SSFPN's CAM maps
+        assert torch.equal(got, want)
+    # The maps still train: the attention loss reaches the laterals through the CAM.
+    with_cam.train()
+    _, attention = with_cam([x.requires_grad_() for x in inputs])
+    sum(a.sum() for a in attention).backward()
+    assert with_cam.lateral_convs[0].conv.weight.grad.abs().sum() > 0
 
 
 def test_neck_convs_are_xavier_initialised_with_zero_bias():

@@ -160,6 +160,16 @@ def test_plain_fpn_ablation_has_no_attention_losses():
     assert {"loss_rpn_cls", "loss_cls"} <= set(losses)
 
 
+def test_fpn_cam_ablation_has_attention_losses_and_needs_them():
+    torch.manual_seed(0)
+    model = build_model("fovea_r18_sspnet_small", neck="fpn_cam", neck_channels=16, fovea_feat_channels=16)
+    images, targets = synthetic_batch(2)
+    losses = model(images, targets)
+    assert {"loss_reg", "loss_seg", "loss_cls", "loss_bbox"} <= set(losses)
+    with pytest.raises(ValueError, match="fpn_cam"):
+        build_model("fovea_r18_sspnet_small", neck="fpn_cam", attention_loss="none")
+
+
 def test_attention_generation_is_selectable():
     assert build_model("fovea_r18_sspnet_small").attention_supervision.lamda == 1e-4
     v1 = build_model("fovea_r18_sspnet_small", attention_loss="v1")

@@ -16,16 +16,17 @@ EDGES = (8, 16, 32, 64, 128)
 RANGES = ((1, 32), (8, 64), (16, 128), (32, 256), (64, 512))
 
 
-def make_head(num_classes=1):
-    return FoveaHead(num_classes, 8, 8, 1, STRIDES, EDGES, RANGES, sigma=0.4)
+def make_head(num_classes=1, centre_positive=False):
+    return FoveaHead(num_classes, 8, 8, 1, STRIDES, EDGES, RANGES, sigma=0.4, centre_positive=centre_positive)
 
 
 def sizes_for(height, width):
     return [(math.ceil(height / s), math.ceil(width / s)) for s in STRIDES]
 
 
-def reference_targets(boxes, labels, feature_sizes, num_classes, sigma=0.4):
-    """mmdet FoveaHead._get_target_single, written per box (largest painted first)."""
+def reference_targets(boxes, labels, feature_sizes, num_classes, sigma=0.4, centre_positive=False):
+    """mmdet FoveaHead._get_target_single, written per box (largest painted first); with
+    centre_positive the fovea is widened to include the cell holding the box centre."""
     out_labels, out_targets = [], []
     areas = [math.sqrt((b[2] - b[0]) * (b[3] - b[1])) for b in boxes]
     for (h, w), stride, edge, (low, high) in zip(feature_sizes, STRIDES, EDGES, RANGES):
@@ -40,6 +41,10 @@ def reference_targets(boxes, labels, feature_sizes, num_classes, sigma=0.4):
             right = min(max(math.floor(x1 + (1 + sigma) * hw - 0.5), 0), w - 1)
             top = min(max(math.ceil(y1 + (1 - sigma) * hh - 0.5), 0), h - 1)
             down = min(max(math.floor(y1 + (1 + sigma) * hh - 0.5), 0), h - 1)
+            if centre_positive:
+                col = min(max(math.floor((x1 + x2) / 2), 0), w - 1)
+                row = min(max(math.floor((y1 + y2) / 2), 0), h - 1)
+                left, right, top, down = min(left, col), max(right, col), min(top, row), max(down, row)
             for r in range(top, down + 1):
                 for c in range(left, right + 1):
                     x, y = (c + 0.5) * stride, (r + 0.5) * stride
@@ -74,14 +79,26 @@ def test_smaller_boxes_overwrite_larger_ones():
     assert level0[4, 4] == 1 and level0[2, 2] == 0  # small (class 1) wins where both cover
 
 
-def test_targets_match_loop_reference_on_random_boxes():
+def test_centre_positive_gives_every_tiny_box_a_point():
+    box = torch.tensor([[9.0, 9.0, 12.0, 13.0]])  # 3 x 4 px: its sigma-0.4 fovea holds no stride-4 cell centre
+    plain, _ = make_head().targets(sizes_for(32, 32), [box], [torch.tensor([0])])
+    widened, _ = make_head(centre_positive=True).targets(sizes_for(32, 32), [box], [torch.tensor([0])])
+    assert (plain[0] == 1).all()
+    level0 = widened[0, :64].reshape(8, 8)
+    expected = torch.ones(8, 8, dtype=torch.long)
+    expected[2, 2] = 0  # centre (10.5, 11) lies in cell (row 2, col 2) of stride 4
+    assert torch.equal(level0, expected) and (widened[0, 64:] == 1).all()
+
+
+@pytest.mark.parametrize("centre_positive", [False, True])
+def test_targets_match_loop_reference_on_random_boxes(centre_positive):
     rng = np.random.default_rng(0)
-    head = make_head(num_classes=2)
+    head = make_head(num_classes=2, centre_positive=centre_positive)
     height, width = 96, 128
     batch_boxes, batch_labels = [], []
     for count in (0, 1, 6, 15, 4):
         xy = rng.uniform(0, 100, (count, 2))
-        wh = rng.uniform(1, 90, (count, 2))
+        wh = rng.uniform(1, 90, (count, 2)) ** rng.uniform(0.3, 1)  # many tiny boxes too
         batch_boxes.append(np.concatenate([xy, xy + wh], 1).astype(np.float32))
         batch_labels.append(rng.integers(0, 2, count))
     batch_boxes[3][1] = batch_boxes[3][0]  # an exact duplicate: annotation order decides
@@ -92,7 +109,8 @@ def test_targets_match_loop_reference_on_random_boxes():
         [torch.from_numpy(l) for l in batch_labels],
     )
     for i, (b, l) in enumerate(zip(batch_boxes, batch_labels)):
-        ref_labels, ref_targets = reference_targets(b.tolist(), l.tolist(), sizes_for(height, width), 2)
+        ref_labels, ref_targets = reference_targets(b.tolist(), l.tolist(), sizes_for(height, width), 2,
+                                                    centre_positive=centre_positive)
         assert np.array_equal(labels[i].numpy(), ref_labels), i
         np.testing.assert_allclose(targets[i].numpy(), ref_targets, atol=1e-5)
 
