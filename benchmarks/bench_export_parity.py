@@ -14,7 +14,14 @@ Without --checkpoint the small presets are used with random weights (seed 0). A 
 head scores everything ~0.01 (its prior-probability bias), below 0.05: its classification bias is
 zeroed so that there are detections to compare.
 
+With --data (a `sspnet synth` folder) the images are that folder's val split at its native size
+(the export size), and each side's detections are also scored with the TinyPerson protocol: the
+AP of the exported graph must be within 0.1 points of PyTorch's (portable vs the hard-NMS model,
+tensorrt vs the configured soft-NMS model). This is how a trained checkpoint is checked:
+
     python benchmarks/bench_export_parity.py [--checkpoint CKPT] [--images 50] [--trt-images 4] [--imgsz 512 640]
+    python benchmarks/bench_export_parity.py --checkpoint RUN/last.safetensors --data SYNTH_DIR --trt-images 50 \
+        --out benchmarks/results/export_parity_trained.json
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PRESETS = ("faster_rcnn_r18_sspnet_small", "fovea_r18_sspnet_small")
 TARGET_PCT = 99.0
+TARGET_AP_POINTS = 0.1  # |AP(exported) - AP(PyTorch)|, percentage points
+AP_KEYS = ("AP50_tiny", "AP50_all", "AP25_tiny", "AP75_tiny")
 
 
 def random_model(preset: str):
@@ -52,7 +61,27 @@ def hard_nms_twin(model):
     return twin
 
 
-def measure(model, label: str, images, trt_images: int, imgsz, workdir: Path) -> dict:
+def average_precisions(outputs: dict, annotations) -> dict:
+    """TinyPerson AP (percent) of contract outputs for the first len(outputs) records."""
+    from sspnet.evaluation import evaluate
+    from sspnet.export.parity import outputs_to_detections
+
+    count = len(outputs["num_dets"])
+    subset = copy.copy(annotations)
+    subset.records = annotations.records[:count]
+    detections = outputs_to_detections(outputs, [record.image_id for record in subset.records])
+    metrics = evaluate(subset, detections, compute_mr=False)
+    return {key: round(metrics[key], 4) for key in AP_KEYS}
+
+
+def ap_row(reference: dict, exported: dict, annotations) -> dict:
+    torch_ap, onnx_ap = average_precisions(reference, annotations), average_precisions(exported, annotations)
+    difference = {key: round(abs(onnx_ap[key] - torch_ap[key]), 4) for key in AP_KEYS}
+    return {"images": len(reference["num_dets"]), "torch": torch_ap, "onnx": onnx_ap, "abs_difference": difference,
+            "target_points": TARGET_AP_POINTS, "meets_target": max(difference.values()) <= TARGET_AP_POINTS}
+
+
+def measure(model, label: str, images, trt_images: int, imgsz, workdir: Path, annotations=None) -> dict:
     from sspnet.export.onnx_export import export_onnx
     from sspnet.export.parity import compare_detections, print_parity, run_onnx, run_pytorch
 
@@ -62,11 +91,13 @@ def measure(model, label: str, images, trt_images: int, imgsz, workdir: Path) ->
     reference_hard = run_pytorch(hard_nms_twin(model), images, batch_size=1)
     result["pytorch_seconds"] = round(time.perf_counter() - start, 1)
 
-    rows = {}
+    rows, ap_rows = {}, {}
     portable = export_onnx(model, workdir / f"{label}_portable.onnx", flavor="portable", imgsz=imgsz)
     outputs = run_onnx(portable, images, "portable", batch_size=1)
     rows[f"{label} portable vs hard-NMS torch"] = compare_detections(reference_hard, outputs)
     rows[f"{label} portable vs configured torch (info)"] = compare_detections(reference_soft, outputs)
+    if annotations is not None:
+        ap_rows[f"{label} portable vs hard-NMS torch"] = ap_row(reference_hard, outputs, annotations)
 
     tensorrt = export_onnx(model, workdir / f"{label}_tensorrt.onnx", flavor="tensorrt", imgsz=imgsz)
     few = images[:trt_images]
@@ -74,13 +105,29 @@ def measure(model, label: str, images, trt_images: int, imgsz, workdir: Path) ->
     outputs = run_onnx(tensorrt, few, "tensorrt", batch_size=1)
     result["tensorrt_reference_seconds_per_image"] = round((time.perf_counter() - start) / len(few), 1)
     rows[f"{label} tensorrt vs torch"] = compare_detections(_first(reference_soft, len(few)), outputs)
+    if annotations is not None:
+        ap_rows[f"{label} tensorrt vs torch"] = ap_row(_first(reference_soft, len(few)), outputs, annotations)
 
     print_parity(rows)
+    if ap_rows:
+        print_ap_rows(ap_rows)
+        result["ap_rows"] = ap_rows
     result["rows"] = {
         name: {**stats, "target_pct": TARGET_PCT, "meets_target": stats["matched_pct"] >= TARGET_PCT}
         for name, stats in rows.items()
     }
     return result
+
+
+def print_ap_rows(ap_rows: dict) -> None:
+    from sspnet.cli.table import print_table
+
+    print_table(
+        [(label, row["images"], *(f"{row['torch'][k]:.2f} / {row['onnx'][k]:.2f}" for k in AP_KEYS),
+          f"{max(row['abs_difference'].values()):.3f}", "yes" if row["meets_target"] else "NO")
+         for label, row in ap_rows.items()],
+        headers=("graph", "images", *(f"{k} torch / onnx" for k in AP_KEYS), "max |diff|", f"<= {TARGET_AP_POINTS}"),
+    )
 
 
 def _first(outputs: dict, count: int) -> dict:
@@ -94,13 +141,21 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--trt-images", type=int, default=4)
     parser.add_argument("--imgsz", type=int, nargs=2, default=(512, 640), metavar=("H", "W"))
+    parser.add_argument("--data", help="a `sspnet synth` folder: its val images (native size) and AP on them")
     parser.add_argument("--out", default=str(RESULTS / "export_parity.json"))
     args = parser.parse_args()
 
     from sspnet.export.parity import synthetic_images
 
-    imgsz = tuple(args.imgsz)
-    images = synthetic_images(args.images, imgsz, seed=0)
+    annotations = None
+    if args.data:
+        from sspnet.export.parity import dataset_images
+
+        images, annotations = dataset_images(args.data, "val", limit=args.images)
+        imgsz = tuple(images.shape[2:])
+    else:
+        imgsz = tuple(args.imgsz)
+        images = synthetic_images(args.images, imgsz, seed=0)
     if args.checkpoint:
         from sspnet.checkpoint import load_model
 
@@ -111,7 +166,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as workdir:
         for label, model in models.items():
-            results.append(measure(model, label, images, args.trt_images, imgsz, Path(workdir)))
+            results.append(measure(model, label, images, args.trt_images, imgsz, Path(workdir), annotations))
 
     import onnx
     import onnxruntime
@@ -120,7 +175,9 @@ def main() -> None:
         "benchmark": "export_parity",
         "metric": "share of PyTorch detections (score >= 0.05) matched: same label, IoU >= 0.99, |score diff| <= 1e-3",
         "weights": args.checkpoint or "random (seed 0; fovea classification bias zeroed)",
-        "images": f"{args.images} synthetic scenes (sspnet.data.synth, seed 0), tensorrt flavour on the first {args.trt_images}",
+        "images": (f"{len(images)} val images of {args.data}" if args.data else
+                   f"{len(images)} synthetic scenes (sspnet.data.synth, seed 0)")
+                  + f", tensorrt flavour on the first {min(args.trt_images, len(images))}",
         "imgsz": list(imgsz),
         "precision": "fp32, CPU",
         "versions": {

@@ -56,6 +56,32 @@ def folder_images(folder: str | Path, imgsz: tuple[int, int], limit: int = 16) -
     return np.stack(images).transpose(0, 3, 1, 2).copy()
 
 
+def dataset_images(data: str | Path, split: str = "val", limit: int | None = None) -> tuple[np.ndarray, object]:
+    """The images of a data folder's split (all of one size), uint8 [n, 3, H, W] RGB, and its
+    AnnotationSet (records in the same order), for parity and AP on real annotations."""
+    from sspnet.data.dataset import read_image
+    from sspnet.data.tinyperson import dataset_paths, load_annotations
+
+    gt_path, image_root = dataset_paths(data, split)
+    annotations = load_annotations(gt_path, image_root=image_root)
+    annotations.records = annotations.records[:limit] if limit else annotations.records
+    images = [read_image(record) for record in annotations.records]
+    sizes = sorted({image.shape[:2] for image in images})
+    if len(sizes) != 1:
+        raise ValueError(f"{gt_path}: parity needs images of one size (the export size), got sizes {sizes[:4]}")
+    return np.stack(images).transpose(0, 3, 1, 2).copy(), annotations
+
+
+def outputs_to_detections(outputs: dict, image_ids) -> dict:
+    """Contract outputs of images in `image_ids` order -> {image_id: {boxes, scores, labels}}, the
+    detections sspnet.evaluation.evaluate takes."""
+    detections = {}
+    for index, image_id in enumerate(image_ids):
+        boxes, scores, labels = _valid(outputs, index)
+        detections[image_id] = {"boxes": boxes, "scores": scores, "labels": labels}
+    return detections
+
+
 def verification_images(spec, imgsz: tuple[int, int], seed: int = 0) -> np.ndarray:
     """Images for --verify: an int (that many synthetic scenes), a folder path, or an array."""
     if isinstance(spec, np.ndarray):

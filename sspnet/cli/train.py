@@ -1,6 +1,7 @@
 """`sspnet train`: train a preset on a dataset, with checkpoints, exact resume and torchrun DDP.
 
     sspnet train --preset fovea_r18_sspnet_small --data DATA_DIR --out runs/a --max-iters 2000
+    sspnet train --recipe synthetic-cpu --data DATA_DIR --out runs/b --max-iters 1600   # the demo's recipe
     sspnet train --out runs/a --resume                      # continue after an interruption
     torchrun --nproc_per_node 2 -m sspnet train --preset ... --device cuda ...
 
@@ -31,6 +32,8 @@ RESUME_MAY_CHANGE = ("workers", "eval_every", "log_every", "checkpoint_every")
 
 def add_arguments(parser):
     parser.add_argument("--preset", help="model preset (sspnet info --presets)")
+    parser.add_argument("--recipe", help="named training recipe (preset + model and optimiser settings; "
+                                         "sspnet/engine/recipes.py): synthetic-cpu. Flags given explicitly win")
     parser.add_argument("--data", help="dataset folder as `sspnet synth` writes it, or a YAML naming each "
                                        "split's images folder and annotation file")
     parser.add_argument("--out", required=True, help="run folder (config.yaml, log.jsonl, checkpoints)")
@@ -80,11 +83,22 @@ def config_from_args(args):
     from sspnet.engine.config import TrainConfig, resolve_data, validate
     from sspnet.models.presets import load_preset
 
+    recipe_values, overrides = {}, {}
+    if args.recipe:
+        from sspnet.engine.recipes import get_recipe
+
+        recipe = get_recipe(args.recipe)
+        if args.preset and args.preset != recipe.preset:
+            raise ValueError(f"--recipe {recipe.name} trains preset {recipe.preset}, not --preset {args.preset}")
+        args.preset = recipe.preset
+        overrides = dict(recipe.overrides)
+        recipe_values = {"batch_size": recipe.batch_size, "lr": recipe.lr, "clip_grad": recipe.clip_grad,
+                         "augment": recipe.augment}
     if not args.preset:
-        raise ValueError("--preset is required (sspnet info --presets lists them)")
+        raise ValueError("--preset or --recipe is required (sspnet info --presets lists the presets)")
     if not args.data:
         raise ValueError("--data is required (a `sspnet synth` folder or a dataset YAML)")
-    overrides = parse_overrides(args.overrides)
+    overrides.update(parse_overrides(args.overrides))
     model_config = load_preset(args.preset, **overrides)  # validates the preset and the overrides
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     given = {
@@ -93,7 +107,7 @@ def config_from_args(args):
         "eval_every": args.eval_every, "seed": args.seed, "augment": args.augment,
         "erase_ignore": args.erase_ignore, "log_every": args.log_every, "checkpoint_every": args.checkpoint_every,
     }
-    values = {k: v for k, v in given.items() if v is not None}
+    values = {**recipe_values, **{k: v for k, v in given.items() if v is not None}}
     values.setdefault("batch_size", DEFAULT_BATCH[model_config.variant])
     values.setdefault("amp", device == "cuda")
     if values.get("epochs") is None and values.get("max_iters") is None:

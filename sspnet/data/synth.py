@@ -389,6 +389,7 @@ def _place_person(rng, image, scene, cx, cy, size, uncertain_hint=False) -> dict
 
 def _random_point(rng, scene: Scene, want_water: bool | None, margin: float = 16) -> tuple[float, float]:
     height, width = scene.water.shape
+    margin = min(margin, 0.25 * min(width, height))  # small images: keep the range non-empty
     for _ in range(20):
         x, y = rng.uniform(margin, width - margin), rng.uniform(margin, height - margin)
         if want_water is None or scene.water[int(y), int(x)] == want_water:

@@ -123,6 +123,24 @@ def test_cli_defaults_follow_the_spec_recipe(synth_layout):
     assert faster.batch_size == 1  # Faster R-CNN: 1 image per GPU
 
 
+def test_cli_recipe_fills_preset_overrides_and_optimiser_and_explicit_flags_win(synth_layout):
+    from sspnet.engine.recipes import SYNTHETIC_CPU
+
+    config = train_cli.config_from_args(_args(recipe="synthetic-cpu", data=synth_layout, out="r", device="cpu",
+                                              max_iters=10))
+    assert config.preset == SYNTHETIC_CPU.preset and config.model_overrides == SYNTHETIC_CPU.overrides
+    assert (config.batch_size, config.lr, config.clip_grad, config.augment) == (2, 0.02, 5.0, "none")
+    mine = train_cli.config_from_args(_args(recipe="synthetic-cpu", data=synth_layout, out="r", device="cpu",
+                                            lr=0.01, set=["score_thr=0.1"]))
+    assert mine.lr == 0.01 and mine.batch_size == 2
+    assert mine.model_overrides == {**SYNTHETIC_CPU.overrides, "score_thr": 0.1}
+    with pytest.raises(ValueError, match="unknown; choose from"):
+        train_cli.config_from_args(_args(recipe="nope", data=synth_layout, out="r", device="cpu"))
+    with pytest.raises(ValueError, match="not --preset"):
+        train_cli.config_from_args(_args(recipe="synthetic-cpu", preset="faster_rcnn_r18_sspnet_small",
+                                         data=synth_layout, out="r", device="cpu"))
+
+
 def test_cli_overrides_are_validated_by_the_model_config(synth_layout):
     config = train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r",
                                               device="cpu", set=["score_thr=0.1", "neck=fpn", "attention_loss=none"]))
