@@ -1,5 +1,6 @@
 """Ablation on the synthetic set: SSFPN vs a plain FPN neck, each with and without the attention
-loss, same data and training budget; writes benchmarks/results/ablation_ssfpn.json.
+loss, and erasing ignore regions or not; same data and training budget; writes
+benchmarks/results/ablation_ssfpn.json.
 
     python benchmarks/ablation_ssfpn.py [--budget-min 10] [--work /tmp/sspnet_ablation]
 
@@ -12,10 +13,13 @@ the attention loss changed:
     fpn+attention        fpn_cam   v2               the mask supervision without the gating: a plain
                                                     FPN whose CAM maps feed only the attention loss
     fpn                  fpn       none             the plain FPN baseline
+    ssfpn+attention      ssfpn     v2               with ignore / uncertain regions of the training
+      +erase_ignore                                 images filled with the image's mean colour
+                                                    (TinyBenchmark's option; the original does not)
 
 Every cell trains for the SAME number of iterations (calibrated on the most expensive cell,
 SSFPN with the attention loss, to fit --budget-min) with the same seed and is evaluated on the same
-val split, plain and 2-scale (as train_synthetic.py). About 4 x 10 minutes of a 2-core CPU.
+val split, plain and 2-scale (as train_synthetic.py). About 5 x 10 minutes of a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ from sspnet.engine.recipes import iterations_for_budget  # noqa: E402
 from sspnet.models.presets import load_preset  # noqa: E402
 
 ATTENTION_LOSS = load_preset(RECIPE.preset, **RECIPE.overrides).attention_loss  # the recipe's own (v2)
+# cell -> (model overrides, further TrainConfig fields)
 CELLS = {
-    "ssfpn+attention": {"neck": "ssfpn", "attention_loss": ATTENTION_LOSS},
-    "ssfpn": {"neck": "ssfpn", "attention_loss": "none"},
-    "fpn+attention": {"neck": "fpn_cam", "attention_loss": ATTENTION_LOSS},
-    "fpn": {"neck": "fpn", "attention_loss": "none"},
+    "ssfpn+attention": ({"neck": "ssfpn", "attention_loss": ATTENTION_LOSS}, {}),
+    "ssfpn": ({"neck": "ssfpn", "attention_loss": "none"}, {}),
+    "fpn+attention": ({"neck": "fpn_cam", "attention_loss": ATTENTION_LOSS}, {}),
+    "fpn": ({"neck": "fpn", "attention_loss": "none"}, {}),
+    "ssfpn+attention+erase_ignore": ({"neck": "ssfpn", "attention_loss": ATTENTION_LOSS}, {"erase_ignore": True}),
 }
 
 
@@ -67,7 +73,7 @@ def main() -> None:
 
     work = Path(args.work)
     data = make_data(work, args.images, args.val_fraction, RECIPE.image_size, args.seed)
-    recipes = {name: RECIPE.with_overrides(f"{RECIPE.name}/{name}", **change) for name, change in CELLS.items()}
+    recipes = {name: RECIPE.with_overrides(f"{RECIPE.name}/{name}", **change) for name, (change, _) in CELLS.items()}
     threads, timings = choose_threads(recipes["ssfpn+attention"], thread_candidates(args.threads))
     calibration = timings[threads]
     max_iters = args.max_iters or iterations_for_budget(calibration, 60.0 * args.budget_min - args.eval_reserve_s)
@@ -82,7 +88,7 @@ def main() -> None:
     for name in args.cells:
         run_dir = work / name
         shutil.rmtree(run_dir, ignore_errors=True)
-        row = run_benchmark(recipes[name], data, run_dir, max_iters)
+        row = run_benchmark(recipes[name], data, run_dir, max_iters, **CELLS[name][1])
         report["cells"][name] = row
         out.write_text(json.dumps(json_safe(report), indent=2))  # partial results survive an interruption
         print(f"{name}: AP50_tiny {row['AP50_tiny_percent_plain']:.2f} % plain, "

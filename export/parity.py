@@ -59,7 +59,7 @@ def folder_images(folder: str | Path, imgsz: tuple[int, int], limit: int = 16) -
 def dataset_images(data: str | Path, split: str = "val", limit: int | None = None) -> tuple[np.ndarray, object]:
     """The images of a data folder's split (all of one size), uint8 [n, 3, H, W] RGB, and its
     AnnotationSet (records in the same order), for parity and AP on real annotations."""
-    from sspnet.data.dataset import read_image
+    from sspnet.data.images import read_image
     from sspnet.data.tinyperson import dataset_paths, load_annotations
 
     gt_path, image_root = dataset_paths(data, split)

@@ -226,7 +226,7 @@ def evaluate_backend(backend, data: str, split: str = "val", tile_overlap: int =
     """TinyPerson metrics (percent, sspnet.evaluation.evaluate) of `backend` behind a Detector at the
     deployed settings (fit="tile", the model's own score threshold) on a data folder's split
     (DIR/annotations/<split>.json, DIR/images); at most `limit` images."""
-    from sspnet.data.dataset import read_image
+    from sspnet.data.images import read_image
     from sspnet.data.tinyperson import dataset_paths, load_annotations
     from sspnet.evaluation.tinyperson import evaluate
     from sspnet.runtime.detector import Detector

@@ -2,7 +2,8 @@
 
 Modules (import what you need; only `dataset` and `transforms` import torch):
     tinyperson  load_annotations -> AnnotationSet of ImageRecord, LoadReport, dataset_paths
-    dataset     TinyPersonDataset, collate, make_dataset, read_image
+    images      read_image (a record's image as uint8 RGB; no torch)
+    dataset     TinyPersonDataset, collate, make_dataset
     transforms  build_train_transforms, build_eval_transforms, PRESETS
     cutting     cut_annotations, cut_annotation_file
     synth       write_dataset, generate_image

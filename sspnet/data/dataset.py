@@ -18,32 +18,12 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
-from .tinyperson import AnnotationSet, ImageRecord, load_annotations
+from .images import read_image
+from .tinyperson import AnnotationSet, load_annotations
 from .transforms import apply_seeded, build_eval_transforms
 
 PAD_MULTIPLE = 32
 _IGNORE_LABEL = -1  # marks ignore boxes while they travel through the transforms with the real ones
-
-
-def read_image(record: ImageRecord) -> np.ndarray:
-    """The record's (sub-)image as uint8 [height, width, 3] RGB; a corner past the file is zero-padded."""
-    from PIL import Image
-
-    if record.path is None:
-        raise ValueError(f"image {record.file_name!r} (id {record.image_id}): no image root was given to the loader")
-    try:
-        with Image.open(record.path) as image:
-            if record.corner is not None:
-                image = image.crop(record.corner)  # PIL pads outside the file with zeros
-            array = np.array(image.convert("RGB"))
-    except Exception as err:  # PIL raises several types for corrupt files
-        raise ValueError(f"cannot read image {record.path}: {err}") from None
-    if array.shape[:2] != (record.height, record.width):
-        padded = np.zeros((record.height, record.width, 3), np.uint8)
-        h, w = min(array.shape[0], record.height), min(array.shape[1], record.width)
-        padded[:h, :w] = array[:h, :w]
-        array = padded
-    return array
 
 
 def erase_regions(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -166,7 +166,7 @@ def detect_dataset(model, annotations, tile=None, overlap: int = 30, scales=None
     Returns {image_id: {"boxes": float32 [D, 4] xyxy, "scores": [D], "labels": [D]}}, the input
     `sspnet.evaluation.evaluate` accepts.
     """
-    from sspnet.data.dataset import read_image
+    from sspnet.data.images import read_image
 
     if hasattr(model, "eval"):
         model.eval()

@@ -69,3 +69,32 @@ def test_runtime_runs_where_torch_cannot_be_imported(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "NO_TORCH_OK 2" in result.stdout
+
+
+ACCURACY_SCRIPT = SCRIPT.split("import sspnet.runtime")[0] + textwrap.dedent(
+    """
+    # `sspnet benchmark --data` on a device without torch: read annotations and images, run the
+    # backend through the Detector, score with the TinyPerson protocol.
+    from sspnet.benchmark.harness import evaluate_backend
+    from sspnet.runtime import load_backend
+
+    metrics = evaluate_backend(load_backend(sys.argv[1]), sys.argv[2], "val")
+    assert 0.0 <= metrics["AP50_all"] <= 100.0, metrics
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "torchvision"))
+    assert not loaded, f"torch modules were imported: {loaded}"
+    print("ACCURACY_NO_TORCH_OK")
+    """
+)
+
+
+def test_accuracy_on_a_dataset_needs_no_torch(tmp_path):
+    from sspnet.data.synth import write_dataset
+
+    model = build_marker_model(tmp_path / "marker.onnx", input_size=(96, 128), k=16)
+    write_dataset(tmp_path / "data", 4, seed=0, val_fraction=0.5, size=(160, 128), progress=False)
+    result = subprocess.run(
+        [sys.executable, "-c", ACCURACY_SCRIPT, model, str(tmp_path / "data")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ACCURACY_NO_TORCH_OK" in result.stdout
