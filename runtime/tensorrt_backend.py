@@ -222,10 +222,14 @@ def find_plugin_library(path: str | Path | None = None) -> Path:
 
 
 def load_plugin_library(path: str | Path | None = None) -> Path:
-    """Load the plugin library once per process (its static initialisers register the creators).
+    """Load the plugin library once per process with a plain dlopen (ctypes): its load-time
+    registration registers both creators (csrc/tensorrt/common/pluginLibrary.cpp, path 1).
 
     tensorrt is imported first so libnvinfer comes from the same place as the Python bindings and
-    the plugins land in the registry those bindings use.
+    the plugins land in the registry those bindings use. The library also exports the entry points
+    of trt.get_plugin_registry().load_library (path 2), but that path depends on getCreators() taking
+    the load-time registration over inside TensorRT's loader, which has never been run; the plain
+    dlopen is the long-established path, and the one the printed trtexec line (--staticPlugins) uses.
     """
     import_tensorrt()
     library = find_plugin_library(path).resolve()

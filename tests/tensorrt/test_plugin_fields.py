@@ -91,7 +91,14 @@ def test_output_count_and_registration_in_sources(plugin):
     creator = re.search(
         r"class (\w+PluginCreator) final : public nvinfer1::IPluginCreatorV3One", header
     ).group(1)
-    assert f"SSPNET_REGISTER_TENSORRT_PLUGIN({creator});" in source
+    # One creator instance, in common/pluginLibrary.cpp: registered while the library loads
+    # (gCreators) and returned by getCreators() (gCreatorList).
+    library = (TENSORRT_SOURCES / "common" / "pluginLibrary.cpp").read_text()
+    instances = re.findall(rf"^{creator} (g\w+);$", library, re.M)
+    assert len(instances) == 1, instances
+    for array in ("gCreators", "gCreatorList"):
+        listed = re.search(rf"{array}{{([^}}]*)}};", library).group(1)
+        assert f"&{instances[0]}" in listed, array
     plugin_class = re.search(r"class (\w+Plugin) final : public nvinfer1::IPluginV3,", header).group(1)
     for interface in ("IPluginV3OneCore", "IPluginV3OneBuild", "IPluginV3OneRuntime"):
         assert f"public nvinfer1::{interface}" in header, interface

@@ -251,6 +251,4 @@ nvinfer1::IPluginV3* BatchedNmsPluginCreator::createPlugin(char const* name, nvi
   return nullptr;
 }
 
-SSPNET_REGISTER_TENSORRT_PLUGIN(BatchedNmsPluginCreator);
-
 }  // namespace sspnet::trt

@@ -6,7 +6,12 @@ namespace sspnet::trt {
 
 void logError(char const* pluginName, std::string const& message) noexcept {
   try {
-    std::cerr << "[sspnet TensorRT plugin " << pluginName << "] " << message << std::endl;
+    std::string const text = std::string("[sspnet TensorRT plugin ") + pluginName + "] " + message;
+    if (nvinfer1::ILogger* logger = pluginLibraryLogger()) {
+      logger->log(nvinfer1::ILogger::Severity::kERROR, text.c_str());
+    } else {
+      std::cerr << text << std::endl;
+    }
   } catch (...) {
     // Nothing sensible left to do: the caller still returns its error code.
   }

@@ -1,5 +1,5 @@
-// TensorRT-side helpers shared by the sspnet plugins: error logging, type mapping, PluginField
-// conversion of the field tables (common/fieldBinding.h) and static registration.
+// TensorRT-side helpers shared by the sspnet plugins: error logging, type mapping and PluginField
+// conversion of the field tables (common/fieldBinding.h). Registration: common/pluginLibrary.cpp.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -29,23 +29,9 @@ std::vector<nvinfer1::PluginField> fieldValues(std::vector<FieldBinding> const& 
 // For IPluginCreatorV3One::createPlugin(): copies `fc` into the bound members. "" or a message.
 std::string readPluginFields(nvinfer1::PluginFieldCollection const* fc, std::vector<FieldBinding> const& bindings);
 
-// Registers one creator instance under kPluginNamespace when the library is loaded (dlopen,
-// ctypes.CDLL, trtexec --staticPlugins). TensorRT's REGISTER_TENSORRT_PLUGIN does the same but always
-// passes the empty namespace; ours passes the namespace the creators report, so both agree.
-template <typename Creator>
-class PluginRegistrar {
- public:
-  PluginRegistrar() {
-    if (!getPluginRegistry()->registerCreator(mCreator, kPluginNamespace)) {
-      logError(mCreator.getPluginName(), "registration failed (is the library loaded twice?)");
-    }
-  }
-
- private:
-  Creator mCreator{};
-};
+// The logger of the TensorRT that loaded this library as a plugin library (IPluginRegistry::
+// loadLibrary hands it over through setLoggerFinder, common/pluginLibrary.cpp); nullptr after a
+// plain dlopen. Call it from the thread of the plugin method that logs.
+nvinfer1::ILogger* pluginLibraryLogger();
 
 }  // namespace sspnet::trt
-
-#define SSPNET_REGISTER_TENSORRT_PLUGIN(Creator) \
-  static ::sspnet::trt::PluginRegistrar<Creator> sspnetPluginRegistrar##Creator {}

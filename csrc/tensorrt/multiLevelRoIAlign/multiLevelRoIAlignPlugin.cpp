@@ -265,6 +265,4 @@ nvinfer1::IPluginV3* MultiLevelRoIAlignPluginCreator::createPlugin(char const* n
   return nullptr;
 }
 
-SSPNET_REGISTER_TENSORRT_PLUGIN(MultiLevelRoIAlignPluginCreator);
-
 }  // namespace sspnet::trt
