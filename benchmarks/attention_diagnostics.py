@@ -48,6 +48,21 @@ def gradient_norms(model, dataset, batches: int) -> list[dict]:
     return rows
 
 
+def attention_statistics(model, images) -> dict:
+    """Mean attention per level and mean SSM gate per level pair on uint8 [N, 3, H, W] images."""
+    import torch.nn.functional as F
+
+    model.eval()
+    with torch.no_grad():
+        _, attention = model.extract_features(torch.from_numpy(images))
+    if not attention:
+        return {}
+    gates = [attention[i - 1] * F.interpolate(attention[i], size=attention[i - 1].shape[-2:], mode="nearest")
+             for i in range(1, len(attention))]
+    return {"mean_attention": [round(float(a.mean()), 4) for a in attention],
+            "mean_gate": [round(float(g.mean()), 4) for g in gates]}
+
+
 def clipped_share(log_path: Path, clip: float) -> dict:
     """Logged windows (mean over log_every iterations) whose gradient norm exceeds `clip`."""
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if '"train"' in line]
@@ -58,35 +73,41 @@ def clipped_share(log_path: Path, clip: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the synthetic set the ablation trained on")
-    parser.add_argument("--checkpoint", required=True, help="a trained ssfpn+attention checkpoint")
-    parser.add_argument("--log", action="append", default=[], metavar="CELL=LOG.jsonl", help="training logs to scan")
-    parser.add_argument("--batches", type=int, default=8)
-    parser.add_argument("--out", default=str(RESULTS / "attention_gradients.json"))
+    parser.add_argument("--run", action="append", required=True, metavar="CELL=RUN_DIR",
+                        help="an ablation run folder (last.safetensors, log.jsonl); repeatable")
+    parser.add_argument("--batches", type=int, default=8, help="training batches for the gradient norms")
+    parser.add_argument("--images", type=int, default=16, help="val images for the attention statistics")
+    parser.add_argument("--out", default=str(RESULTS / "attention_diagnostics.json"))
     args = parser.parse_args()
 
     from sspnet.checkpoint import load_model
     from sspnet.engine.builders import build_train_dataset
+    from sspnet.export.parity import dataset_images
     from sspnet.models import build_model
 
     recipe = SYNTHETIC_CPU
     dataset = build_train_dataset(recipe.train_config(args.data, "/tmp/unused", max_iters=1))
+    images, _ = dataset_images(args.data, "val", limit=args.images)
+    report = {"recipe": recipe.name, "clip_grad": recipe.clip_grad, "batches": args.batches, "runs": {}}
+
+    def summarise(rows):
+        return {"median_detection": statistics.median(r["detection"] for r in rows),
+                "median_attention": statistics.median(r["attention"] for r in rows), "per_batch": rows}
+
     torch.manual_seed(0)
-    report = {"recipe": recipe.name, "clip_grad": recipe.clip_grad, "batches": args.batches, "norms": {}}
-    for name, model in (("initialised", build_model(recipe.preset, **recipe.overrides)),
-                        ("trained", load_model(args.checkpoint))):
-        rows = gradient_norms(model, dataset, args.batches)
-        report["norms"][name] = {
-            "median_detection": statistics.median(r["detection"] for r in rows),
-            "median_attention": statistics.median(r["attention"] for r in rows),
-            "per_batch": rows,
-        }
-        print(f"{name:12s} median |grad| detection {report['norms'][name]['median_detection']:.2f}  "
-              f"attention {report['norms'][name]['median_attention']:.2f}")
-    report["logs"] = {}
-    for item in args.log:
-        cell, _, path = item.partition("=")
-        report["logs"][cell] = clipped_share(Path(path), recipe.clip_grad)
-        print(f"{cell}: {report['logs'][cell]}")
+    report["initialised_gradient_norms"] = summarise(gradient_norms(build_model(recipe.preset, **recipe.overrides),
+                                                                    dataset, args.batches))
+    print(f"initialised: median |grad| detection {report['initialised_gradient_norms']['median_detection']:.2f}, "
+          f"attention {report['initialised_gradient_norms']['median_attention']:.2f}")
+    for item in args.run:
+        cell, _, folder = item.partition("=")
+        model = load_model(Path(folder) / "last.safetensors")
+        entry = {**attention_statistics(model, images),
+                 **clipped_share(Path(folder) / "log.jsonl", recipe.clip_grad)}
+        if model.attention_supervision is not None:
+            entry["trained_gradient_norms"] = summarise(gradient_norms(model, dataset, args.batches))
+        report["runs"][cell] = entry
+        print(f"{cell}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "trained_gradient_norms"))
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 
