@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -27,42 +26,8 @@ DEFAULT_PRESETS = {"faster_rcnn": "faster_rcnn_r50_sspnet", "fovea": "fovea_r50_
 _NOT_STORED = ("pretrained",)
 
 
-# ---- atomic writes ----------------------------------------------------------------------------
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Write a file atomically: `write(f)` fills a temporary file in the same folder (binary mode),
-    which is flushed, fsync'ed and then renamed over `path` (os.replace). Readers see either the old
-    file or the complete new one, never a partial write. Returns the final path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """atomic_write for an in-memory byte string."""
-    return atomic_write(path, lambda f: f.write(data))
+# ---- atomic writes: one helper for the whole toolkit (sspnet.io.atomic) -----------------------
+from sspnet.io.atomic import atomic_write, atomic_write_bytes  # noqa: E402
 
 
 def atomic_torch_save(path: str | os.PathLike, obj) -> Path:
