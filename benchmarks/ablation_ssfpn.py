@@ -44,6 +44,7 @@ from train_synthetic import (  # noqa: E402
 )
 
 from sspnet.engine.recipes import iterations_for_budget  # noqa: E402
+from sspnet.io.atomic import atomic_write_json  # noqa: E402
 from sspnet.models.presets import load_preset  # noqa: E402
 
 ATTENTION_LOSS = load_preset(RECIPE.preset, **RECIPE.overrides).attention_loss  # the recipe's own (v2)
@@ -92,14 +93,14 @@ def main() -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
         row = run_benchmark(recipes[name], data, run_dir, max_iters, seed=args.train_seed, **CELLS[name][1])
         report["cells"][name] = row
-        out.write_text(json.dumps(json_safe(report), indent=2))  # partial results survive an interruption
+        atomic_write_json(out, json_safe(report), indent=2)  # partial results survive an interruption
         print(f"{name}: AP50_tiny {row['AP50_tiny_percent_plain']:.2f} % plain, "
               f"{row['AP50_tiny_percent_two_scale']:.2f} % 2-scale, in {row['wall_time_s']:.0f} s", flush=True)
     report["AP50_tiny_percent"] = {
         name: {"plain": cell["AP50_tiny_percent_plain"], "two_scale": cell["AP50_tiny_percent_two_scale"]}
         for name, cell in report["cells"].items()
     }
-    out.write_text(json.dumps(json_safe(report), indent=2))
+    atomic_write_json(out, json_safe(report), indent=2)
     print(json.dumps(json_safe(report["AP50_tiny_percent"]), indent=2))
 
 

@@ -18,6 +18,8 @@ import json
 import statistics
 from pathlib import Path
 
+from sspnet.io.atomic import atomic_write_json
+
 import torch
 
 from sspnet.engine.recipes import SYNTHETIC_CPU
@@ -108,7 +110,7 @@ def main() -> None:
             entry["trained_gradient_norms"] = summarise(gradient_norms(model, dataset, args.batches))
         report["runs"][cell] = entry
         print(f"{cell}: " + ", ".join(f"{k} {v}" for k, v in entry.items() if k != "trained_gradient_norms"))
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    atomic_write_json(args.out, report, indent=2)
     print(f"wrote {args.out}")
 
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sspnet.io.atomic import atomic_write_json
+
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +125,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(out, report, indent=2)
     print(f"wrote {out}")
 
 

@@ -23,6 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
+from sspnet.io.atomic import atomic_write_json
+
 import numpy as np
 import torch
 import torchvision
@@ -214,7 +216,7 @@ def run(device: str, warmup: int, repeats: int, reference) -> Path:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"nms_{device}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(path, report, indent=2)
     print(f"wrote {path}", flush=True)
     return path
 

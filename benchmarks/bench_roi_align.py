@@ -29,6 +29,8 @@ import statistics
 import time
 from pathlib import Path
 
+from sspnet.io.atomic import atomic_write_json
+
 import torch
 import torchvision
 from torchvision.ops import MultiScaleRoIAlign, roi_align
@@ -209,7 +211,7 @@ def main(argv=None) -> int:
     for device in devices:
         result = bench_device(device, args)
         path = args.out_dir / f"roi_align_{device}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(path, result, indent=2)
         fwd, both = result["forward"], result["forward_backward"]
         print(f"[{device}] threads={result['torch_threads']} load={result['load_average_before']}")
         for title, block in (("forward", fwd), ("forward+backward", both)):

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from sspnet.io.atomic import atomic_write_json
+
 import torch
 
 from sspnet.engine.recipes import SYNTHETIC_CPU, Recipe, iterations_for_budget
@@ -187,7 +189,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(report), indent=2))
+    atomic_write_json(out, json_safe(report), indent=2)
     for name in ("plain", "two_scale"):
         print(f"\n{name}:")
         print_results_table(row["metrics_percent"][name])
