@@ -4,7 +4,7 @@
 //   plugin getFieldsToSerialize()    pointers to live values   (pluginSupport.h: fieldValues)
 //   creator createPlugin(fc, phase)  copy values into struct   (readFields below)
 // No TensorRT header here, so this file and the per-plugin field structs compile (and are tested)
-// on machines without TensorRT: tests/tensorrt/cpp/plugin_fields_dump.cpp.
+// on machines without TensorRT: tests/trt_plugins/cpp/plugin_fields_dump.cpp.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // SSPNetMultiLevelRoIAlign: name, version, fields with their defaults, and the conversion to the
 // kernel's parameter structs. No TensorRT header (see common/fieldBinding.h).
-// runtime/plugin_fields.json describes the same plugin; tests/tensorrt checks that they agree.
+// runtime/plugin_fields.json describes the same plugin; tests/trt_plugins checks that they agree.
 #pragma once
 
 #include <cstdint>

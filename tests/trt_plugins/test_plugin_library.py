@@ -4,7 +4,7 @@ shared library (the CUDA kernels left unresolved), then
 
 - its dynamic symbol table must define `getCreators` and `setLoggerFinder` with C linkage (TensorRT
   finds them with dlsym by these exact names);
-- tests/tensorrt/cpp/plugin_library_loader.cpp loads it the two ways TensorRT loads plugin
+- tests/trt_plugins/cpp/plugin_library_loader.cpp loads it the two ways TensorRT loads plugin
   libraries, against a fake registry that refuses duplicate name/version/namespace as TensorRT
   documents, and each way must register each creator exactly once.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from trt_files import PLUGIN_FIELDS, REPO, TENSORRT_SOURCES
 
-LOADER = REPO / "tests" / "tensorrt" / "cpp" / "plugin_library_loader.cpp"
+LOADER = Path(__file__).resolve().parent / "cpp" / "plugin_library_loader.cpp"
 
 
 def tensorrt_include() -> Path | None:

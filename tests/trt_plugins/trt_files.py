@@ -61,8 +61,8 @@ def write_onnx(path, props=None, qdq=False, padding_bytes=0):
 
 
 def tensorrt_installed() -> bool:
-    """NVIDIA's TensorRT is importable. Not `pytest.importorskip("tensorrt")`: with tests/ on
-    sys.path this very folder imports as an empty namespace package named `tensorrt`."""
+    """NVIDIA's TensorRT is importable (through the backend's own import check, which also
+    refuses a bare folder named `tensorrt` on sys.path)."""
     from sspnet.runtime.tensorrt_backend import import_tensorrt
 
     try:

@@ -3,7 +3,7 @@
 output counts. The C++ side is read by compiling its field tables (no TensorRT header needed) into
 a small program that prints them, plus a few source-level checks of the TensorRT-dependent files.
 
-Also: the field reader's behaviour (tests/tensorrt/cpp/field_reading_checks.cpp) and an nvcc
+Also: the field reader's behaviour (tests/trt_plugins/cpp/field_reading_checks.cpp) and an nvcc
 compile check of the TensorRT-free plugin sources as CUDA translation units.
 """
 
@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ FIELD_SOURCES = [
     TENSORRT_SOURCES / "batchedNms" / "batchedNmsFields.cpp",
 ]
 INCLUDES = [f"-I{REPO / 'csrc' / 'kernels'}", f"-I{TENSORRT_SOURCES}"]
-CPP_TESTS = REPO / "tests" / "tensorrt" / "cpp"
+CPP_TESTS = Path(__file__).resolve().parent / "cpp"
 
 
 def json_plugins() -> dict:

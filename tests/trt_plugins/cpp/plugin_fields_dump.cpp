@@ -1,6 +1,6 @@
 // Prints, as JSON, what the plugin sources declare: name, version, namespace and every field with its
 // type and default, read from the same field tables the TensorRT creators use (bindFields).
-// tests/tensorrt/test_plugin_fields.py compiles this without TensorRT and compares the output with
+// tests/trt_plugins/test_plugin_fields.py compiles this without TensorRT and compares the output with
 // runtime/plugin_fields.json.
 #include <cstdio>
 #include <vector>

@@ -1,6 +1,6 @@
 // Loads the plugin glue library (csrc/tensorrt, linked without libnvinfer) the two ways TensorRT
 // loads plugin libraries, against a fake plugin registry, and prints what got registered as JSON
-// for tests/tensorrt/test_plugin_library.py.
+// for tests/trt_plugins/test_plugin_library.py.
 //
 // The fake registry follows TensorRT's documented contract, not the library's code: registerCreator
 // refuses a second creator with the same namespace, name and version (returns false), and
