@@ -15,15 +15,18 @@ chunks of a fixed-batch model and padding the last chunk live once, in `Backend.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from sspnet.errors import InputError, MissingDependencyError, UsageError
 
 from .contract import METADATA_KEYS, OUTPUT_NAMES
 
@@ -32,8 +35,12 @@ ONNX_SUFFIXES = (".onnx",)
 TENSORRT_SUFFIXES = (".engine", ".plan")
 
 
-class MetadataError(ValueError):
+class MetadataError(InputError):
     """A model file's metadata is missing keys or holds values of the wrong type."""
+
+
+class ContractError(InputError, RuntimeError):
+    """A model returned outputs that break the ONNX contract (missing, wrong shape, bad counts)."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,28 @@ class Backend(ABC):
         A model with a fixed batch B runs ceil(N / B) chunks; the last one is zero-padded to B and
         the padding's outputs are dropped.
         """
+        return self.infer_chunks([images])
+
+    def infer_chunks(self, batches: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
+        """Run several batches as ONE call and concatenate their outputs in order.
+
+        The Detector sends the tiles of a frame this way, a few at a time (a generator that cuts
+        each chunk when it is asked for it), so that memory stays bounded whatever the frame size.
+        A backend that keeps per-call state (the torch backend's attention maps) treats all the
+        batches as one call.
+        """
+        pieces = []
+        for batch in batches:
+            pieces.append(self._infer_batch(batch))
+            del batch  # let the generator drop this chunk before it cuts the next
+        if not pieces:
+            raise ValueError(f"{self.name} backend: infer_chunks got no batches")
+        if len(pieces) == 1:
+            return pieces[0]
+        return {name: np.concatenate([p[name] for p in pieces]) for name in OUTPUT_NAMES}
+
+    def _infer_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """One batch: checked, split into chunks of a fixed-batch model, the last chunk padded."""
         images = self.check_images(images)
         chunk = self.fixed_batch or len(images)
         pieces = []
@@ -284,7 +313,7 @@ class Backend(ABC):
         """Check that a chunk's outputs obey the contract; a model that breaks it is a clear error."""
         missing = [name for name in OUTPUT_NAMES if name not in outputs]
         if missing:
-            raise RuntimeError(f"{self.path.name}: the model returned no output(s) {missing}")
+            raise ContractError(f"{self.path.name}: the model returned no output(s) {missing}")
         num_dets, boxes, scores, labels = (np.asarray(outputs[name]) for name in OUTPUT_NAMES)
         k = boxes.shape[1] if boxes.ndim == 3 else -1
         expected = {
@@ -295,12 +324,12 @@ class Backend(ABC):
         }
         for name, (value, shape) in expected.items():
             if value.shape != shape:
-                raise RuntimeError(
+                raise ContractError(
                     f"{self.path.name}: output {name!r} has shape {value.shape}, the contract "
                     f"says {shape} for a batch of {batch}"
                 )
         if num_dets.size and (num_dets.min() < 0 or num_dets.max() > k):
-            raise RuntimeError(
+            raise ContractError(
                 f"{self.path.name}: output 'num_dets' must lie in [0, K={k}], got values in "
                 f"[{num_dets.min()}, {num_dets.max()}]"
             )
@@ -328,12 +357,12 @@ def load_backend(path: str | Path, **options) -> Backend:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in ONNX_SUFFIXES + TENSORRT_SUFFIXES:
-        raise ValueError(
+        raise UsageError(
             f"load_backend: cannot tell the runtime for {str(path)!r} from its suffix {suffix!r}; "
             f"expected one of {list(ONNX_SUFFIXES + TENSORRT_SUFFIXES)}"
         )
     if not path.is_file():
-        raise FileNotFoundError(f"load_backend: model file {str(path)!r} does not exist")
+        raise FileNotFoundError(errno.ENOENT, "model file does not exist", str(path))
     if suffix in ONNX_SUFFIXES:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
@@ -352,13 +381,13 @@ def _tensorrt_backend_class():
             what = "TensorRT is not installed (no `tensorrt` Python package)"
         else:
             what = f"its dependency {error.name!r} is not installed"
-        raise ImportError(
+        raise MissingDependencyError(
             f"load_backend: .engine/.plan files need the TensorRT backend, but {what}; "
             f"use the .onnx model with ONNX Runtime instead"
         ) from error
     if not hasattr(tensorrt_backend, "TensorRTBackend"):
-        raise ImportError(f"{tensorrt_backend.__name__} defines no TensorRTBackend class")
+        raise MissingDependencyError(f"{tensorrt_backend.__name__} defines no TensorRTBackend class")
     return tensorrt_backend.TensorRTBackend
 
 
-__all__ = ["Backend", "MetadataError", "ModelMetadata", "load_backend"]
+__all__ = ["Backend", "ContractError", "MetadataError", "ModelMetadata", "load_backend"]

@@ -2,30 +2,56 @@
 
     backend = load_backend("sspnet_640x512.onnx")
     detector = Detector(backend)                 # tiles frames into 640x512 pieces, 30 px overlap
+    detector = Detector("sspnet_640x512.onnx")   # the same: a model path is opened with load_backend
     found = detector.detect(frame_hwc_uint8)     # Detections(boxes [D, 4], scores [D], labels [D])
     detector.timings                             # {"preprocess_ms": ..., "inference_ms": ..., ...}
 
 fit="tile" (default) follows the architecture's data flow: a frame of the export size goes straight
-through; a larger one (e.g. 3840x2160) is cut into tiles of the export size (runtime.tiling),
-all tiles run as one batch, and the per-tile detections are shifted to frame pixels and merged
+through; a larger one (e.g. 3840x2160) is cut into tiles of the export size (runtime.tiling), the
+tiles run through the model, and the per-tile detections are shifted to frame pixels and merged
 across tiles with class-aware NMS; a smaller frame is zero-padded. fit="letterbox" / "stretch"
 instead resize the whole frame to the export size (faster, but tiny objects shrink further).
+
+Bounded memory: tiles reach the model in batches of at most `max_tiles_per_batch` inputs, each
+batch cut from the frame only when the model asks for it, so memory does not grow with the frame
+size beyond the frame itself (a 10000x10000 frame has 357 tiles of 640x512; sent as one batch it
+asked ONNX Runtime for a single 10.9 GB buffer). Results do not depend on the batch size: every
+tile is inferred on its own and the merge sees all tiles of the frame.
+
+The default, DEFAULT_MAX_TILES_PER_BATCH = 8, is sized for an 8 GB Jetson (CPU and GPU share
+those 8 GB):
+    - activations: the 10.9 GB buffer for 357 tiles is ~31 MB per 640x512 tile for the largest
+      single tensor; a runtime keeps a few tensors of that size alive at once, so budget ~150 MB
+      per tile in flight;
+    - the rest of the device: OS and desktop ~1.5 GB, CUDA / cuDNN / TensorRT context ~1 GB,
+      weights and engine ~0.3 GB, decoded frames (4 x 25 MB for 4K) ~0.1 GB, plus the caller's own
+      application: keep the tile batch to ~1.2 GB, i.e. 8 tiles x 150 MB;
+    - speed: a 4K frame (35 tiles) then runs as 5 batches; batches of 8 already keep a Jetson's
+      GPU busy, so larger batches gain little there.
+A larger board (Orin NX 16 GB, AGX Orin) can take 16-32; `sspnet predict --max-tiles-per-batch N`.
+A model exported with a fixed batch B runs batches of a multiple of B (at least B), so no batch is
+padded needlessly.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import Backend
+from sspnet.errors import UsageError
+
+from .backend import Backend, load_backend
 from .preprocess import FrameMapping, check_frame, letterbox, stretch, to_rgb
 from .tiling import cut_tiles, merge_tile_detections, tile_grid
 
 FITS = ("tile", "letterbox", "stretch")
 DEFAULT_TILE_OVERLAP = 30  # px; TinyPerson's 640x512 pieces overlap by 30 px (spec 7.5)
+DEFAULT_MAX_TILES_PER_BATCH = 8  # inputs per model call; sized for an 8 GB Jetson (module docstring)
 
 
 @dataclass
@@ -46,31 +72,50 @@ class Detections:
 
 @dataclass
 class _FramePlan:
-    """How one frame became model inputs: `inputs` rows from a tile grid or one resize mapping."""
+    """How one frame becomes model inputs: `inputs` rows from a tile grid or one resize mapping.
+    `rgb` is the frame in RGB order (a view of the caller's frame); inputs are cut from it lazily."""
 
+    rgb: np.ndarray
     frame_size: tuple[int, int]  # (H, W)
     inputs: int
     grid: np.ndarray | None = None  # [T, 4] tiles, fit="tile"
-    mapping: FrameMapping | None = None  # fit="letterbox" / "stretch"
+    mapping: FrameMapping | None = None  # fit="letterbox" / "stretch", set when the input is made
+
+
+def _check_unit_interval(name: str, value, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise UsageError(f"{name} must be a number in [0, 1]", got=repr(value))
+    if math.isnan(value) or not 0.0 <= float(value) <= 1.0:
+        raise UsageError(f"{name} must be in [0, 1]", got=value)
+    return float(value)
 
 
 class Detector:
     """Runs a backend on whole frames (HWC uint8, RGB or BGR).
 
     Args:
-        backend: a loaded Backend (see runtime.backend.load_backend).
+        backend: a loaded Backend (see runtime.backend.load_backend), or the path of a model file,
+            which is opened with load_backend(path).
         fit: "tile", "letterbox" or "stretch" (see the module docstring).
         tile_overlap: overlap between neighbouring tiles in pixels.
         merge_iou: IoU threshold of the cross-tile NMS.
         merge_plus_one: TinyBenchmark's legacy "+1 pixel" IoU in the cross-tile NMS.
-        score_threshold: drop detections below this score (on top of the model's own threshold).
+        score_threshold: drop detections below this score, in [0, 1] (on top of the model's own
+            threshold); None keeps all.
         max_detections: keep at most this many per frame (None keeps all merged detections).
         color_order: "rgb" or "bgr" (OpenCV frames).
+        max_tiles_per_batch: model inputs (tiles, or resized frames) per model call; bounds the
+            memory a frame of any size needs (see the module docstring). None sends all inputs of a
+            detect call as one batch (unbounded memory; for comparisons only).
+
+    Wrong option values raise sspnet.errors.UsageError.
     """
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | str | os.PathLike,
         fit: str = "tile",
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         merge_iou: float = 0.5,
@@ -78,20 +123,38 @@ class Detector:
         score_threshold: float | None = None,
         max_detections: int | None = None,
         color_order: str = "rgb",
+        max_tiles_per_batch: int | None = DEFAULT_MAX_TILES_PER_BATCH,
     ):
+        if isinstance(backend, (str, os.PathLike)):
+            backend = load_backend(backend)
+        if not isinstance(backend, Backend):
+            raise UsageError(
+                "Detector needs a Backend (sspnet.runtime.load_backend(path)) or a model file path",
+                got=type(backend).__name__,
+            )
         if fit not in FITS:
-            raise ValueError(f"fit must be one of {list(FITS)}, got {fit!r}")
+            raise UsageError(f"fit must be one of {list(FITS)}, got {fit!r}")
         tile_h, tile_w = backend.input_size
-        if not isinstance(tile_overlap, int) or not 0 <= tile_overlap < min(tile_h, tile_w):
-            raise ValueError(
+        if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or not 0 <= tile_overlap < min(tile_h, tile_w):
+            raise UsageError(
                 f"tile_overlap must be an int in [0, {min(tile_h, tile_w)}) for tiles of "
                 f"{tile_h}x{tile_w} (HxW), got {tile_overlap!r}"
             )
-        if not 0.0 <= merge_iou <= 1.0:
-            raise ValueError(f"merge_iou must be in [0, 1], got {merge_iou}")
-        if max_detections is not None and max_detections <= 0:
-            raise ValueError(f"max_detections must be positive or None, got {max_detections}")
-        to_rgb(np.zeros((1, 1, 3), np.uint8), color_order)  # validates color_order
+        merge_iou = _check_unit_interval("merge_iou", merge_iou)
+        score_threshold = _check_unit_interval("score_threshold", score_threshold, allow_none=True)
+        if max_detections is not None and (
+            isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections <= 0
+        ):
+            raise UsageError(f"max_detections must be a positive int or None, got {max_detections!r}")
+        if max_tiles_per_batch is not None and (
+            isinstance(max_tiles_per_batch, bool) or not isinstance(max_tiles_per_batch, int)
+            or max_tiles_per_batch <= 0
+        ):
+            raise UsageError(f"max_tiles_per_batch must be a positive int or None, got {max_tiles_per_batch!r}")
+        try:
+            to_rgb(np.zeros((1, 1, 3), np.uint8), color_order)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         self.backend = backend
         self.fit = fit
         self.tile_overlap = tile_overlap
@@ -100,35 +163,44 @@ class Detector:
         self.score_threshold = score_threshold
         self.max_detections = max_detections
         self.color_order = color_order
+        self.max_tiles_per_batch = max_tiles_per_batch
         self.timings: dict[str, float] = {}
+
+    @property
+    def batch_limit(self) -> int | None:
+        """Inputs per model call: max_tiles_per_batch, rounded down to a multiple of a fixed-batch
+        model's batch (at least one such batch); None when unbounded."""
+        fixed = self.backend.fixed_batch
+        if self.max_tiles_per_batch is None:
+            return None
+        if fixed:
+            return max(fixed, self.max_tiles_per_batch // fixed * fixed)
+        return self.max_tiles_per_batch
 
     def detect(self, frame: np.ndarray) -> Detections:
         """One HWC uint8 frame -> its Detections."""
-        return self.detect_batch([frame])[0]
+        return self._detect([frame], ["frame"])[0]
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """Frames (each any size) -> one Detections per frame. All their inputs run as one batch
-        (chunked by the backend when the model has a fixed batch).
+        """Frames (each any size) -> one Detections per frame. Their inputs reach the model in
+        batches of at most `batch_limit` (a batch may hold the inputs of several small frames).
 
-        Records self.timings: preprocess_ms, inference_ms, postprocess_ms (shift + merge),
-        frames, inputs (tiles or resized frames sent to the model).
+        Records self.timings: preprocess_ms (tiling / resizing), inference_ms, postprocess_ms
+        (shift + merge), frames, inputs (tiles or resized frames sent to the model), batches.
         """
         if isinstance(frames, np.ndarray) and frames.ndim == 3:
             raise TypeError("detect_batch takes a list of frames; use detect() for a single frame")
         if len(frames) == 0:
             raise ValueError("detect_batch: got no frames")
+        return self._detect(frames, [f"frames[{index}]" for index in range(len(frames))])
 
+    def _detect(self, frames: Sequence[np.ndarray], names: list[str]) -> list[Detections]:
         start = time.perf_counter()
-        inputs, plans = [], []
-        for index, frame in enumerate(frames):
-            frame_inputs, plan = self._prepare(check_frame(frame, f"frames[{index}]"))
-            inputs.append(frame_inputs)
-            plans.append(plan)
-        stacked = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
-        batch = np.ascontiguousarray(stacked.transpose(0, 3, 1, 2))  # NHWC -> NCHW
-        prepared = time.perf_counter()
+        plans = [self._plan(check_frame(frame, name)) for frame, name in zip(frames, names)]
+        total = sum(plan.inputs for plan in plans)
+        self._preprocess_s, self._batches = time.perf_counter() - start, 0
 
-        outputs = self.backend.infer(batch)
+        outputs = self.backend.infer_chunks(self._batches_of(plans, self.batch_limit or total))
         inferred = time.perf_counter()
 
         results, row = [], 0
@@ -139,27 +211,57 @@ class Detector:
         done = time.perf_counter()
 
         self.timings = {
-            "preprocess_ms": 1e3 * (prepared - start),
-            "inference_ms": 1e3 * (inferred - prepared),
+            "preprocess_ms": 1e3 * self._preprocess_s,
+            "inference_ms": 1e3 * (inferred - start - self._preprocess_s),
             "postprocess_ms": 1e3 * (done - inferred),
             "frames": len(frames),
-            "inputs": len(batch),
+            "inputs": total,
+            "batches": self._batches,
         }
         return results
 
-    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, _FramePlan]:
-        """Frame -> model inputs as RGB NHWC uint8 [n, H, W, 3] and the plan to map results back."""
+    def _plan(self, frame: np.ndarray) -> _FramePlan:
         rgb = to_rgb(frame, self.color_order)
         frame_size = frame.shape[:2]
-        tile_h, tile_w = self.backend.input_size
         if self.fit == "tile":
+            tile_h, tile_w = self.backend.input_size
             grid = tile_grid(frame_size[0], frame_size[1], tile_h, tile_w, self.tile_overlap)
-            return cut_tiles(rgb, grid, tile_h, tile_w), _FramePlan(
-                frame_size, len(grid), grid=grid
-            )
+            return _FramePlan(rgb, frame_size, len(grid), grid=grid)
+        return _FramePlan(rgb, frame_size, 1)
+
+    def _inputs(self, plan: _FramePlan, start: int, stop: int) -> np.ndarray:
+        """Inputs start:stop of one frame as RGB NHWC uint8 [stop - start, H, W, 3]."""
+        tile_h, tile_w = self.backend.input_size
+        if plan.grid is not None:
+            return cut_tiles(plan.rgb, plan.grid[start:stop], tile_h, tile_w)
         resize = letterbox if self.fit == "letterbox" else stretch
-        image, mapping = resize(rgb, (tile_h, tile_w))
-        return image[None], _FramePlan(frame_size, 1, mapping=mapping)
+        image, plan.mapping = resize(plan.rgb, (tile_h, tile_w))
+        return image[None]
+
+    def _batches_of(self, plans: list[_FramePlan], limit: int) -> Iterator[np.ndarray]:
+        """NCHW uint8 batches of at most `limit` inputs, in frame order, each cut when it is asked
+        for (time spent here counts as preprocessing)."""
+        parts, size = [], 0
+        for plan in plans:
+            done = 0
+            while done < plan.inputs:
+                tic = time.perf_counter()
+                take = min(limit - size, plan.inputs - done)
+                parts.append(self._inputs(plan, done, done + take))
+                size, done = size + take, done + take
+                batch = None
+                if size == limit:
+                    batch, parts, size = _to_nchw(parts), [], 0
+                self._preprocess_s += time.perf_counter() - tic
+                if batch is not None:
+                    self._batches += 1
+                    yield batch
+        if parts:
+            tic = time.perf_counter()
+            batch = _to_nchw(parts)
+            self._preprocess_s += time.perf_counter() - tic
+            self._batches += 1
+            yield batch
 
     def _postprocess(self, outputs: dict[str, np.ndarray], plan: _FramePlan) -> Detections:
         """One frame's rows of the contract outputs -> Detections in frame pixels."""
@@ -188,6 +290,12 @@ class Detector:
             scores=scores[keep].astype(np.float32),
             labels=labels[keep].astype(np.int64),
         )
+
+
+def _to_nchw(parts: list[np.ndarray]) -> np.ndarray:
+    """RGB NHWC pieces -> one C-contiguous uint8 [N, 3, H, W] batch."""
+    stacked = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return np.ascontiguousarray(stacked.transpose(0, 3, 1, 2))
 
 
 def _clip_to_frame(boxes, scores, labels, frame_size):

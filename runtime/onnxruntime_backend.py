@@ -10,10 +10,13 @@ wrong file fails on load with a message rather than mid-inference.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from sspnet.errors import InputError, MissingDependencyError, UsageError
 
 from .backend import Backend, ModelMetadata
 from .contract import INPUT_NAME, OUTPUT_NAMES
@@ -36,7 +39,7 @@ def _import_onnxruntime():
     try:
         import onnxruntime
     except ImportError as error:
-        raise ImportError(
+        raise MissingDependencyError(
             "the ONNX Runtime backend needs the `onnxruntime` package "
             "(pip install 'sspnet[runtime]', or onnxruntime-gpu for CUDA)"
         ) from error
@@ -64,7 +67,7 @@ def resolve_providers(
             )
         full_name = PROVIDER_ALIASES.get(name.lower(), name)
         if full_name not in available:
-            raise ValueError(
+            raise UsageError(
                 f"providers: execution provider {name!r} is not available in this onnxruntime "
                 f"install; available: {list(available)} (CUDA / TensorRT need onnxruntime-gpu)"
             )
@@ -93,13 +96,11 @@ class OnnxRuntimeBackend(Backend):
         ort = _import_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(
-                f"onnxruntime backend: model file {str(self.path)!r} does not exist"
-            )
+            raise FileNotFoundError(errno.ENOENT, "model file does not exist", str(self.path))
         if intra_op_num_threads is not None and (
             not isinstance(intra_op_num_threads, int) or intra_op_num_threads < 0
         ):
-            raise ValueError(
+            raise UsageError(
                 f"intra_op_num_threads must be a non-negative int (0 = ONNX Runtime's default), "
                 f"got {intra_op_num_threads!r}"
             )
@@ -114,7 +115,7 @@ class OnnxRuntimeBackend(Backend):
             hint = ""
             if "No Op registered" in str(error):
                 hint = " (a `tensorrt`-flavour export has plugin nodes: run the `portable` one here)"
-            raise ValueError(
+            raise InputError(
                 f"onnxruntime backend: cannot load {str(self.path)!r} as an ONNX model: {error}{hint}"
             ) from error
         self._check_providers_active(requested)
@@ -146,7 +147,7 @@ class OnnxRuntimeBackend(Backend):
         for entry in requested:
             name = entry[0] if isinstance(entry, tuple) else entry
             if name not in active:
-                raise RuntimeError(
+                raise MissingDependencyError(
                     f"onnxruntime backend: provider {name} was requested but the session only "
                     f"activated {active} (check the CUDA / cuDNN / TensorRT libraries and the log above)"
                 )
@@ -156,43 +157,43 @@ class OnnxRuntimeBackend(Backend):
         where = str(self.path)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
-            raise ValueError(
+            raise InputError(
                 f"{where}: the contract has one input {INPUT_NAME!r}, the model has "
                 f"{[i.name for i in inputs]}"
             )
         image_input = inputs[0]
         if image_input.type != "tensor(uint8)":
-            raise ValueError(
+            raise InputError(
                 f"{where}: input {INPUT_NAME!r} must be uint8, the model declares {image_input.type}"
             )
         shape = image_input.shape
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-            raise ValueError(
+            raise InputError(
                 f"{where}: input {INPUT_NAME!r} must be [N, 3, H, W], the model declares {shape}"
             )
 
         outputs = {o.name: o for o in self.session.get_outputs()}
         missing = [name for name in OUTPUT_NAMES if name not in outputs]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"{where}: the contract's output(s) {missing} are missing; the model has {list(outputs)}"
             )
         for name, expected in OUTPUT_TYPES.items():
             if outputs[name].type != expected:
-                raise ValueError(
+                raise InputError(
                     f"{where}: output {name!r} must be {expected}, the model declares {outputs[name].type}"
                 )
 
         fixed_batch = shape[0] if isinstance(shape[0], int) else None
         if fixed_batch != self.metadata.batch:
-            raise ValueError(
+            raise InputError(
                 f"{where}: metadata says batch={self.metadata.batch or 'dynamic'} but the graph "
                 f"input declares N = {shape[0]}"
             )
         height, width = shape[2], shape[3]
         if isinstance(height, int) and isinstance(width, int):
             if (height, width) != self.metadata.input_size:
-                raise ValueError(
+                raise InputError(
                     f"{where}: metadata input_size {list(self.metadata.input_size)} disagrees with "
                     f"the graph input's H, W = {[height, width]}"
                 )

@@ -16,7 +16,8 @@ with num_dets int32 [N, 1], boxes float32 [N, K, 4], scores float32 [N, K], labe
   into a CUDA graph, and later calls of that shape only copy the input in and replay the graph.
   This works because the detector's outputs have fixed shapes (no data-dependent sizes).
 - record_attention=True: a forward hook on the model's neck keeps the SSPNet attention maps
-  (A0..A3) of the last `infer` call, for the heat-map overlays (`last_attention`).
+  (A0..A3) of the last `infer` / `infer_chunks` call (all tiles of the Detector's last frame),
+  for the heat-map overlays (`last_attention`).
 """
 
 from __future__ import annotations
@@ -149,9 +150,10 @@ class TorchBackend(Backend):
     def fixed_hw(self) -> tuple[int, int] | None:
         return None  # any multiple of 32; the Detector always sends input_size
 
-    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def infer_chunks(self, batches) -> dict[str, np.ndarray]:
+        # one call (`infer`, or a Detector sending a frame's tiles in chunks): one set of attention maps
         self._attention_chunks = []
-        return super().infer(images)
+        return super().infer_chunks(batches)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         batch = torch.from_numpy(images)
@@ -226,7 +228,7 @@ class TorchBackend(Backend):
 
     @property
     def last_attention(self) -> list[np.ndarray]:
-        """Attention maps of the last `infer` call: one float32 [N, 1, H_l, W_l] per level (A0..A3,
+        """Attention maps of the last `infer` / `infer_chunks` call: one float32 [N, 1, H_l, W_l] per level (A0..A3,
         strides 4, 8, 16, 32), values in [0, 1]. Raises when the model's neck makes none (plain FPN)."""
         if not self.record_attention:
             raise RuntimeError("attention maps are only kept with TorchBackend(record_attention=True)")
