@@ -58,14 +58,15 @@ def sspnet_model():
     return build_model(PRESET, **SMALL).eval()
 
 
-def test_sspnet_model_metadata_and_attention(sspnet_model):
+@pytest.mark.parametrize("max_tiles_per_batch", [1, None])  # 4 tiles in 4 model calls, or in one
+def test_sspnet_model_metadata_and_attention(sspnet_model, max_tiles_per_batch):
     backend = TorchBackend(sspnet_model, input_size=(64, 96), device="cpu", record_attention=True)
     assert backend.metadata.preset == PRESET and backend.metadata.classes == ("person",)
     assert backend.metadata.max_detections == SMALL["max_detections"]
     assert backend.metadata.nms["method"] == sspnet_model.config.nms_method  # soft-NMS stays soft in torch
 
     frame = np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)
-    found = Detector(backend, tile_overlap=16).detect(frame)
+    found = Detector(backend, tile_overlap=16, max_tiles_per_batch=max_tiles_per_batch).detect(frame)
     assert (found.boxes[:, 0::2] <= 150).all() and (found.boxes[:, 1::2] <= 100).all()
 
     grid = tile_grid(100, 150, 64, 96, 16)

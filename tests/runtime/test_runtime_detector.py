@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_models import MARKER_RADIUS, expected_detections, paint_markers
+from sspnet.errors import UsageError
 from sspnet.runtime import Detections, Detector, load_backend
+from sspnet.runtime.backend import Backend
+from sspnet.runtime.detector import DEFAULT_MAX_TILES_PER_BATCH
 
 R = MARKER_RADIUS
 EXPORT_H, EXPORT_W = 96, 128
@@ -235,3 +238,133 @@ def test_bad_detect_batch_arguments(backend):
 def test_bad_detector_options(backend, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         Detector(backend, **kwargs)
+
+
+# ---- bounded memory: tiles reach the model in batches of at most max_tiles_per_batch ----------
+class RecordingBackend(Backend):
+    """Runs an inner backend and records the batch size of every model call."""
+
+    def __init__(self, inner: Backend):
+        self.inner, self.batch_sizes = inner, []
+        self.name, self.path, self.metadata = "recording", inner.path, inner.metadata
+
+    @property
+    def fixed_batch(self):
+        return self.inner.fixed_batch
+
+    @property
+    def fixed_hw(self):
+        return self.inner.fixed_hw
+
+    def _run(self, images):
+        self.batch_sizes.append(len(images))
+        return self.inner._run(images)
+
+
+def lattice_markers(height, width, count, seed):
+    """`count` markers with distinct values on a 10 px lattice (no two boxes overlap)."""
+    rng = np.random.default_rng(seed)
+    cells = rng.choice((height // 10) * (width // 10), size=count, replace=False)
+    values = rng.choice(np.arange(1, 256), size=count, replace=False)
+    return [(10 * int(c % (width // 10)) + 3, 10 * int(c // (width // 10)) + 3, int(v), int(v % 3))
+            for c, v in zip(cells, values)]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 8])
+def test_chunked_tiles_give_the_same_detections_as_one_batch(marker_model_module, limit):
+    markers = lattice_markers(400, 700, 60, seed=limit)
+    frame = frame_with(markers, 400, 700)
+    whole = Detector(marker_model_module, max_tiles_per_batch=None).detect(frame)
+    chunked_detector = Detector(marker_model_module, max_tiles_per_batch=limit)
+    chunked = chunked_detector.detect(frame)
+    tiles = chunked_detector.timings["inputs"]
+    assert tiles == 6 * 7 and chunked_detector.timings["batches"] == -(-tiles // limit)
+    np.testing.assert_array_equal(chunked.boxes, whole.boxes)
+    np.testing.assert_array_equal(chunked.scores, whole.scores)
+    np.testing.assert_array_equal(chunked.labels, whole.labels)
+    assert_detections(chunked, markers, 400, 700)  # and both are right
+
+
+def test_peak_batch_size_is_bounded(marker_model_module):
+    backend = RecordingBackend(marker_model_module)
+    detector = Detector(backend, max_tiles_per_batch=5)
+    markers = lattice_markers(400, 700, 30, seed=1)
+    assert_detections(detector.detect(frame_with(markers, 400, 700)), markers, 400, 700)
+    assert max(backend.batch_sizes) == 5 and sum(backend.batch_sizes) == 42  # 6 x 7 tiles
+    # several frames: batches may hold tiles of two frames, never more than the limit
+    backend.batch_sizes.clear()
+    frames = [frame_with(markers, 400, 700), np.zeros((96, 128, 3), np.uint8), np.zeros((200, 300, 3), np.uint8)]
+    found = detector.detect_batch(frames)
+    assert_detections(found[0], markers, 400, 700)
+    assert max(backend.batch_sizes) <= 5 and sum(backend.batch_sizes) == detector.timings["inputs"]
+    # the default bound applies without any setting
+    backend.batch_sizes.clear()
+    Detector(backend).detect(frame_with(markers, 400, 700))
+    assert max(backend.batch_sizes) == DEFAULT_MAX_TILES_PER_BATCH
+
+
+def test_unbounded_sends_all_tiles_at_once(marker_model_module):
+    backend = RecordingBackend(marker_model_module)
+    Detector(backend, max_tiles_per_batch=None).detect(np.zeros((400, 700, 3), np.uint8))
+    assert backend.batch_sizes == [42]
+
+
+@pytest.mark.parametrize("limit, batch_limit", [(3, 4), (6, 4), (9, 8), (12, 12)])
+def test_fixed_batch_model_gets_whole_batches(marker_model, limit, batch_limit):
+    # a model exported with batch 4: the limit is rounded down to a multiple of 4 (at least 4), so
+    # only the frame's last batch is padded; 200 x 500 frame, 96 x 128 tiles, overlap 20 -> 15 tiles
+    backend = RecordingBackend(load_backend(marker_model(input_size=(EXPORT_H, EXPORT_W), k=16, batch=4)))
+    detector = Detector(backend, tile_overlap=20, max_tiles_per_batch=limit)
+    assert detector.batch_limit == batch_limit
+    markers = [(15, 15, 100, 0), (250, 150, 180, 1), (480, 20, 60, 2)]
+    assert_detections(detector.detect(frame_with(markers, 200, 500)), markers, 200, 500)
+    assert detector.timings["batches"] == -(-15 // batch_limit)
+    assert backend.batch_sizes == [4, 4, 4, 4]  # 15 tiles + 1 padding row, whatever the grouping
+
+
+# ---- options are checked up front, as user errors ------------------------------------------
+@pytest.mark.parametrize("value", [2.0, -0.1, float("nan"), float("inf"), "0.5", True])
+def test_score_threshold_outside_unit_interval_is_a_usage_error(backend, value):
+    with pytest.raises(UsageError, match="score_threshold"):
+        Detector(backend, score_threshold=value)
+
+
+@pytest.mark.parametrize("kwargs", [{"merge_iou": float("nan")}, {"max_tiles_per_batch": 0},
+                                    {"max_tiles_per_batch": -2}, {"max_tiles_per_batch": 2.5},
+                                    {"max_detections": 1.5}, {"tile_overlap": True}])
+def test_other_bad_options_are_usage_errors(backend, kwargs):
+    with pytest.raises(UsageError, match=next(iter(kwargs))):
+        Detector(backend, **kwargs)
+
+
+def test_detector_opens_a_model_path(marker_model):
+    path = marker_model(input_size=(EXPORT_H, EXPORT_W), k=16)
+    markers = [(20, 10, 200, 0)]
+    for given in (path, str(path)):
+        assert_detections(Detector(given).detect(frame_with(markers, EXPORT_H, EXPORT_W)), markers, EXPORT_H, EXPORT_W)
+    with pytest.raises(UsageError, match="Backend .*load_backend.* or a model file path.*got int"):
+        Detector(42)
+
+
+def test_detect_errors_speak_of_the_frame(backend):
+    with pytest.raises(ValueError) as error:
+        Detector(backend).detect(np.zeros((96, 128), np.uint8))
+    assert str(error.value).startswith("frame must be [H, W, 3]") and "frames[" not in str(error.value)
+    with pytest.raises(ValueError, match=r"^frames\[1\] must be uint8|^frames\[1\]"):
+        Detector(backend).detect_batch([np.zeros((96, 128, 3), np.uint8), np.zeros((96, 128), np.uint8)])
+
+
+def test_tiles_are_cut_only_when_the_model_asks_for_them(marker_model_module, monkeypatch):
+    # memory stays bounded only if the frame's tiles are not all cut up front
+    import sspnet.runtime.detector as detector_module
+
+    cut = []
+    real_cut_tiles = detector_module.cut_tiles
+    monkeypatch.setattr(detector_module, "cut_tiles",
+                        lambda image, grid, h, w: cut.append(len(grid)) or real_cut_tiles(image, grid, h, w))
+    backend = RecordingBackend(marker_model_module)
+    seen_at_call = []
+    real_run = backend._run
+    backend._run = lambda images: seen_at_call.append(sum(cut)) or real_run(images)
+    Detector(backend, max_tiles_per_batch=4).detect(np.zeros((400, 700, 3), np.uint8))
+    assert seen_at_call == [min(4 * (k + 1), 42) for k in range(11)]  # 42 tiles, cut 4 at a time
