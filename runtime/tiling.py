@@ -115,6 +115,7 @@ def merge_tile_detections(
     iou_threshold: float = 0.5,
     max_detections: int | None = None,
     plus_one: bool = False,
+    return_indices: bool = False,
 ):
     """Shift per-tile detections to frame coordinates and merge them with class-aware hard NMS.
 
@@ -126,10 +127,12 @@ def merge_tile_detections(
         iou_threshold: NMS IoU threshold across tiles.
         max_detections: keep at most this many (highest scores); None keeps all.
         plus_one: TinyBenchmark's legacy "+1 pixel" NMS (used by the evaluation's merge step).
+        return_indices: also return the kept detections' indices into the tiles' detections
+            concatenated in tile order (the evaluation's corner merge keeps the original float64 scores).
 
     Returns:
         boxes float32 [D, 4] in frame pixels, scores float32 [D], labels int64 [D], sorted by
-        decreasing score. Scores are unchanged by the merge.
+        decreasing score (and int64 [D] indices with return_indices). Scores are unchanged by the merge.
     """
     grid = _check_grid(grid)
     if not len(boxes_list) == len(scores_list) == len(labels_list) == len(grid):
@@ -156,4 +159,5 @@ def merge_tile_detections(
     keep = batched_nms(boxes, scores, labels, iou_threshold, plus_one=plus_one)
     if max_detections is not None:
         keep = keep[:max_detections]
-    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32), labels[keep]
+    merged = boxes[keep].astype(np.float32), scores[keep].astype(np.float32), labels[keep]
+    return (*merged, keep) if return_indices else merged
