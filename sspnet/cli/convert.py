@@ -17,16 +17,14 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import sys
+    from sspnet.checkpoint import check_preset_name, model_from_mmdet, read_mmdet_checkpoint, save_checkpoint
+    from sspnet.io.outputs import OutputGuard
 
-    from sspnet.checkpoint import model_from_mmdet, read_mmdet_checkpoint, save_checkpoint
-
-    try:
-        state, info = read_mmdet_checkpoint(args.source)
-        model = model_from_mmdet(state, info, args.preset, source=args.source)  # checks every key and shape
-    except (ValueError, FileNotFoundError) as error:
-        print(f"sspnet convert: {error}", file=sys.stderr)
-        return 1
+    # Outputs first: `convert IN IN` or an output holding another kind of file is refused untouched.
+    OutputGuard(inputs=[args.source], verb="convert").check_file(args.output, kind="safetensors")
+    check_preset_name(args.preset)
+    state, info = read_mmdet_checkpoint(args.source)
+    model = model_from_mmdet(state, info, args.preset, source=args.source)  # checks every key and shape
     preset = model.checkpoint_info["preset"]
     extra = {"converted_from": str(args.source), "source": "mmdetection", **info["meta"]}
     save_checkpoint(args.output, model, preset=preset, classes=info["classes"], extra=extra)

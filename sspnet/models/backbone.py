@@ -80,7 +80,7 @@ class ResNetBackbone(nn.Module):
 
         The classifier (`fc.*`) is dropped; every other key must match by name and shape.
         """
-        from sspnet.checkpoint import check_state_dict, torch_load_restricted
+        from sspnet.io.checkpoint_files import check_state_dict, torch_load_restricted
 
         state = torch_load_restricted(path)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
