@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from sspnet.cli.table import print_table
+from sspnet.errors import SSPNetError, UsageError
 
 HELP = "train a model preset (config-driven; checkpoints, --resume, torchrun multi-process)"
 
@@ -68,11 +69,11 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         try:
             overrides[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise ValueError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+            raise UsageError(f"--set {item!r}: the value is not valid YAML ({' '.join(str(exc).split())})") from None
     return overrides
 
 
@@ -87,19 +88,29 @@ def config_from_args(args):
     if args.recipe:
         from sspnet.engine.recipes import get_recipe
 
-        recipe = get_recipe(args.recipe)
+        try:
+            recipe = get_recipe(args.recipe)
+        except SSPNetError:
+            raise
+        except ValueError as exc:  # an unknown name
+            raise UsageError(f"--recipe: {exc}") from None
         if args.preset and args.preset != recipe.preset:
-            raise ValueError(f"--recipe {recipe.name} trains preset {recipe.preset}, not --preset {args.preset}")
+            raise UsageError(f"--recipe {recipe.name} trains preset {recipe.preset}, not --preset {args.preset}")
         args.preset = recipe.preset
         overrides = dict(recipe.overrides)
         recipe_values = {"batch_size": recipe.batch_size, "lr": recipe.lr, "clip_grad": recipe.clip_grad,
                          "augment": recipe.augment}
     if not args.preset:
-        raise ValueError("--preset or --recipe is required (sspnet info --presets lists the presets)")
+        raise UsageError("--preset or --recipe is required (sspnet info --presets lists the presets)")
     if not args.data:
-        raise ValueError("--data is required (a `sspnet synth` folder or a dataset YAML)")
+        raise UsageError("--data is required (a `sspnet synth` folder or a dataset YAML)")
     overrides.update(parse_overrides(args.overrides))
-    model_config = load_preset(args.preset, **overrides)  # validates the preset and the overrides
+    try:
+        model_config = load_preset(args.preset, **overrides)  # validates the preset and the overrides
+    except SSPNetError:
+        raise
+    except (ValueError, TypeError) as exc:  # load_preset's documented errors: unknown preset or setting
+        raise UsageError(f"--preset / --set: {exc}") from None
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     given = {
         "epochs": args.epochs, "max_iters": args.max_iters, "batch_size": args.batch_size, "lr": args.lr,
@@ -133,12 +144,12 @@ def resume_config(args):
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             option = "--set" if key == "model_overrides" else "--" + key.replace("_", "-")
-            raise ValueError(
+            raise UsageError(
                 f"--resume: {option} {value!r} differs from the stored run ({getattr(config, key)!r} in "
                 f"{Path(args.out) / CONFIG_FILE}); a resumed run keeps its settings"
             )
     if args.data is not None and Path(args.data).resolve() != Path(config.data.source).resolve():
-        raise ValueError(f"--resume: --data {args.data!r} differs from the stored run ({config.data.source!r})")
+        raise UsageError(f"--resume: --data {args.data!r} differs from the stored run ({config.data.source!r})")
     for key in RESUME_MAY_CHANGE:
         value = getattr(args, key)
         if value is not None:
@@ -150,15 +161,12 @@ def run(args) -> int:
     from sspnet.engine.distributed import shutdown_distributed
     from sspnet.engine.trainer import Trainer
 
-    try:  # bad options, data or checkpoint: a message, not a traceback
-        config = resume_config(args) if args.resume else config_from_args(args)
-        trainer = Trainer(config, resume=args.resume)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        shutdown_distributed()
-        print(f"sspnet train: error: {exc}")
-        return 2
+    # Everything is checked before anything is written: options and data paths here, then the
+    # Trainer refuses an output that would destroy an input and a run folder another process
+    # owns (BusyError), and loads the data (printing what it kept and dropped) before training.
+    config = resume_config(args) if args.resume else config_from_args(args)
     try:
-        result = trainer.fit()
+        result = Trainer(config, resume=args.resume).fit()
     finally:
         shutdown_distributed()
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sspnet.errors import InputError, UsageError
+from sspnet.io.atomic import atomic_write_json
+from sspnet.io.outputs import OutputGuard
 from sspnet.runtime.tiling import tile_grid
 
 
@@ -48,7 +51,7 @@ def cut_annotations(
     """
     tile_w, tile_h = tile_size
     if not 0 < keep_ratio <= 1:
-        raise ValueError(f"keep_ratio: expected a value in (0, 1], got {keep_ratio}")
+        raise UsageError(f"keep_ratio: expected a value in (0, 1], got {keep_ratio}")
     by_image: dict = {}
     for annotation in data.get("annotations", []):
         by_image.setdefault(annotation["image_id"], []).append(annotation)
@@ -56,10 +59,10 @@ def cut_annotations(
     pieces, piece_annotations = [], []
     for image in data["images"]:
         if image.get("corner") is not None:
-            raise ValueError(f"image {image.get('id')}: already a corner piece; cut whole-image annotations only")
+            raise InputError(f"image {image.get('id')}: already a corner piece; cut whole-image annotations only")
         width, height = image.get("width"), image.get("height")
         if not (isinstance(width, int) and isinstance(height, int)):
-            raise ValueError(f"image {image.get('id')}: 'width' and 'height' must be ints, got {width!r}, {height!r}")
+            raise InputError(f"image {image.get('id')}: 'width' and 'height' must be ints, got {width!r}, {height!r}")
         annotations = by_image.get(image["id"], [])
         boxes = _boxes_xyxy(annotations)
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -95,9 +98,15 @@ def cut_annotations(
 
 
 def cut_annotation_file(src, dst, **kwargs) -> dict:
-    """Read a JSON file, cut it (see `cut_annotations`), write `dst`; returns the new dict."""
-    data = json.loads(Path(src).read_text(encoding="utf-8"))
+    """Read a JSON file, cut it (see `cut_annotations`), write `dst` atomically; returns the new dict.
+
+    `dst` must not be `src` (the whole-image annotations would be lost) nor an existing file of
+    another kind than COCO annotations: OutputConflictError, checked before reading `src`."""
+    OutputGuard(inputs=[src], verb="cut").check_file(dst, "coco-annotations")
+    try:
+        data = json.loads(Path(src).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{src}: not a JSON annotation file ({exc})") from None
     out = cut_annotations(data, **kwargs)
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    Path(dst).write_text(json.dumps(out, separators=(",", ":")))
+    atomic_write_json(dst, out, indent=None, separators=(",", ":"))
     return out

@@ -12,18 +12,30 @@ Output (`write_dataset`):
     OUT/annotations/train.json, OUT/annotations/val.json
 
 The JSON is TinyPerson-style COCO: boxes `bbox` x, y, w, h; per-box `ignore`, `uncertain`, `logo`,
-`in_dense_image`, `iscrowd` 0; categories sea_person (1) and earth_person (2).
+`in_dense_image`, `iscrowd` 0; categories sea_person (1) and earth_person (2); an `info` block with
+`"generator": "sspnet synth"` marks the file as ours (`is_synth_annotation_file`).
 Image k depends only on (seed, k): the same seed always gives the same bytes.
+
+Safety: every setting and the output folder are checked before the first image is generated. OUT
+may be new, empty, or an earlier synth output; it is refused when it is a file or when
+OUT/annotations holds a JSON file synth did not write (a real data set). Every file is written
+atomically (sspnet.io.atomic); synth's old annotation files are removed before the new images are
+written, so an interrupted run leaves no annotations, never annotations that mismatch the images.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from sspnet.errors import OutputConflictError, UsageError
+from sspnet.io.atomic import atomic_write_bytes, atomic_write_json
+from sspnet.io.outputs import OutputGuard
 
 CATEGORIES = [
     {"id": 1, "name": "sea_person", "supercategory": "person"},
@@ -466,16 +478,78 @@ def generate_image(rng: np.random.Generator, width: int = 640, height: int = 512
 # ------------------------------------------------------------------------------------ data set
 
 
+GENERATOR = "sspnet synth"  # the `info.generator` mark of synth's annotation files
+_OLD_DESCRIPTION = "sspnet synthetic tiny-person set"  # files written before the mark existed
+MIN_SIDE, MAX_SIDE = 64, 8192  # image side in pixels (a 8192x8192 scene needs about 3 GB while drawn)
+MAX_IMAGES = 1_000_000
+SPLIT_NAMES = ("train", "val")
+
+
 def _split(count: int, val_fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """bool [count]: True for validation images (at least one in each split when possible)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction: expected a value in [0, 1), got {val_fraction}")
-    n_val = int(round(count * val_fraction))
-    if val_fraction > 0 and count >= 2:
-        n_val = min(max(n_val, 1), count - 1)
+    """bool [count]: True for validation images, at least one in each split (count >= 2)."""
+    n_val = min(max(int(round(count * val_fraction)), 1), count - 1)
     is_val = np.zeros(count, bool)
     is_val[rng.permutation(count)[:n_val]] = True
     return is_val
+
+
+def check_settings(images, val_fraction, size, seed) -> None:
+    """UsageError naming the option for a setting synth cannot honour."""
+    if not isinstance(images, (int, np.integer)) or isinstance(images, bool) or not 2 <= images <= MAX_IMAGES:
+        raise UsageError("bad number of images", field="--images",
+                         expected=f"an integer from 2 (one train and one val image) to {MAX_IMAGES:,}", got=images)
+    if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
+        raise UsageError("bad share of val images", field="--val-fraction",
+                         expected="a number between 0 and 1 (exclusive)", got=val_fraction)
+    try:
+        width, height = (int(side) for side in size)
+    except (TypeError, ValueError):
+        raise UsageError("bad image size", field="--size", expected="W H", got=size) from None
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise UsageError("bad image size", field="--size",
+                         expected=f"W and H each between {MIN_SIDE} and {MAX_SIDE} pixels", got=f"{width} {height}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise UsageError("bad random seed", field="--seed", expected="an integer >= 0", got=seed)
+
+
+def is_synth_annotation_file(path) -> bool:
+    """True when `path` is an annotation JSON that synth wrote (its `info` block says so)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    info = data.get("info") if isinstance(data, dict) else None
+    return isinstance(info, dict) and (info.get("generator") == GENERATOR or info.get("description") == _OLD_DESCRIPTION)
+
+
+def prepare_output_folder(out_dir, images: int) -> None:
+    """Refuse an output folder synth must not write into (OutputConflictError, see the module
+    docstring), create OUT/images and OUT/annotations, and check that they are writable."""
+    out_dir = Path(out_dir)
+    guard = OutputGuard(inputs=[], verb="synth")
+    guard.check_dir(out_dir)
+    annotations_dir = out_dir / "annotations"
+    if annotations_dir.is_dir():
+        for path in sorted(annotations_dir.glob("*.json")):
+            if not is_synth_annotation_file(path):
+                raise OutputConflictError(
+                    f"refusing to write into {out_dir}: {path} is an annotation file synth did not write "
+                    "(a real data set?); choose another output folder"
+                )
+    for k in range(images):
+        guard.check_file(out_dir / "images" / image_file_name(k), "image")
+    for folder in (out_dir / "images", annotations_dir):
+        guard.check_dir(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:  # os.access says yes to root even on a read-only folder: try a real write
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise UsageError(f"cannot write into {folder} ({exc.strerror or exc})") from None
+
+
+def image_file_name(k: int) -> str:
+    return f"synth_{k:06d}.jpg"
 
 
 def write_dataset(
@@ -487,20 +561,19 @@ def write_dataset(
     jpeg_quality: int = 92,
     progress: bool = True,
 ) -> dict:
-    """Generate `images` scenes of size (W, H) into out_dir; returns a summary dict."""
-    if images < 1:
-        raise ValueError(f"images: expected at least 1, got {images}")
-    width, height = size
-    if width < 64 or height < 64:
-        raise ValueError(f"size: expected at least 64x64, got {width}x{height}")
+    """Generate `images` scenes of size (W, H) into out_dir; returns a summary dict.
+    Settings and output folder are checked first (UsageError / OutputConflictError)."""
+    check_settings(images, val_fraction, size, seed)
+    width, height = (int(side) for side in size)
     out_dir = Path(out_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(out_dir, images)
+    for name in SPLIT_NAMES:  # synth's own (checked above): never leave them beside new images
+        (out_dir / "annotations" / f"{name}.json").unlink(missing_ok=True)
 
     seeds = np.random.SeedSequence(seed)
     is_val = _split(images, val_fraction, np.random.default_rng(seeds.spawn(1)[0]))
     image_seeds = np.random.SeedSequence([seed, 1]).spawn(images)
-    splits = {"train": {"images": [], "annotations": []}, "val": {"images": [], "annotations": []}}
+    splits = {name: {"images": [], "annotations": []} for name in SPLIT_NAMES}
     annotation_id = 1
     iterator = range(images)
     if progress:
@@ -509,11 +582,11 @@ def write_dataset(
         iterator = tqdm(iterator, desc="synth", unit="img")
     for k in iterator:
         image, annotations = generate_image(np.random.default_rng(image_seeds[k]), width, height)
-        file_name = f"synth_{k:06d}.jpg"
+        file_name = image_file_name(k)
         ok, encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         if not ok:
             raise RuntimeError(f"could not encode {file_name}")
-        (out_dir / "images" / file_name).write_bytes(encoded.tobytes())
+        atomic_write_bytes(out_dir / "images" / file_name, encoded.tobytes())
         split = splits["val" if is_val[k] else "train"]
         split["images"].append({"id": k + 1, "file_name": file_name, "width": width, "height": height})
         for annotation in annotations:
@@ -529,12 +602,12 @@ def write_dataset(
     summary = {"out": str(out_dir), "seed": seed}
     for name, split in splits.items():
         data = {
-            "info": {"description": "sspnet synthetic tiny-person set", "seed": seed, "size": [width, height]},
+            "info": {"description": _OLD_DESCRIPTION, "generator": GENERATOR, "seed": seed, "size": [width, height]},
             "images": split["images"],
             "annotations": split["annotations"],
             "categories": CATEGORIES,
         }
-        (out_dir / "annotations" / f"{name}.json").write_text(json.dumps(data, separators=(",", ":")))
+        atomic_write_json(out_dir / "annotations" / f"{name}.json", data, indent=None, separators=(",", ":"))
         boxes = split["annotations"]
         summary[name] = {
             "images": len(split["images"]),

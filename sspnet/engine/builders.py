@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from sspnet.engine.config import TrainConfig
+from sspnet.engine.config import SplitConfig, TrainConfig
+from sspnet.errors import InputError, SSPNetError
 
 # `sspnet train --augment` names -> sspnet.data.transforms presets
 AUGMENT_PRESETS = {"full": "paper", "light": "light", "none": "none"}
@@ -18,11 +19,10 @@ def build_train_dataset(config: TrainConfig):
     """The training TinyPersonDataset: seeded augmentation (per seed, epoch and image), images
     without any non-ignore box skipped (as the original pipeline does)."""
     from sspnet.data.dataset import TinyPersonDataset
-    from sspnet.data.tinyperson import load_annotations
     from sspnet.data.transforms import build_train_transforms
 
     split = config.data.train
-    annotations = load_annotations(split.annotations, image_root=split.images)
+    annotations = load_split(split)
     dataset = TinyPersonDataset(
         annotations,
         transforms=build_train_transforms(AUGMENT_PRESETS[config.augment]),
@@ -31,7 +31,7 @@ def build_train_dataset(config: TrainConfig):
         seed=config.seed,
     )
     if len(dataset) == 0:
-        raise ValueError(
+        raise InputError(
             f"--data: the training split {split.annotations} has no image with a (non-ignore) box "
             f"({annotations.report})"
         )
@@ -40,12 +40,22 @@ def build_train_dataset(config: TrainConfig):
 
 def load_val_annotations(config: TrainConfig):
     """The val split's AnnotationSet (images checked), or None without a val split."""
-    from sspnet.data.tinyperson import load_annotations
-
     if config.data.val is None:
         return None
-    split = config.data.val
-    return load_annotations(split.annotations, image_root=split.images)
+    return load_split(config.data.val)
+
+
+def load_split(split: SplitConfig):
+    """A split's AnnotationSet, image files checked. The loader's ValueError / FileNotFoundError for
+    an unusable annotation file (malformed JSON, no images) is the user's input problem: InputError."""
+    from sspnet.data.tinyperson import load_annotations
+
+    try:
+        return load_annotations(split.annotations, image_root=split.images)
+    except SSPNetError:
+        raise
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputError(f"--data: {exc}") from None
 
 
 def build_model_for(config: TrainConfig):

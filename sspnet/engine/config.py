@@ -16,6 +16,7 @@ image folder and annotation file of each split (relative paths are relative to t
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from sspnet.engine.schedule import milestones_for_run, warmup_iters_for_run
+from sspnet.errors import InputError, UsageError
 
 AUGMENT_CHOICES = ("full", "light", "none")
 DEVICE_CHOICES = ("cpu", "cuda")
@@ -92,11 +94,11 @@ def resolve_data(source: str | Path) -> DataConfig:
     """Turn `--data` (a synth-style folder or a YAML file) into checked split paths."""
     path = Path(source)
     if not path.exists():
-        raise ValueError(f"--data: {path} does not exist (expected a dataset folder or a YAML file)")
+        raise UsageError(f"--data: {path} does not exist (expected a dataset folder or a YAML file)")
     if path.is_dir():
         return _data_from_folder(path)
     if path.suffix.lower() not in (".yaml", ".yml"):
-        raise ValueError(f"--data: {path} is a file but not a .yaml/.yml dataset description")
+        raise InputError(f"--data: {path} is a file but not a .yaml/.yml dataset description")
     return _data_from_yaml(path)
 
 
@@ -106,7 +108,7 @@ def _data_from_folder(folder: Path) -> DataConfig:
     val_json = folder / "annotations" / "val.json"
     missing = [str(p) for p in (images, train_json) if not p.exists()]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"--data: folder {folder} is not laid out as `sspnet synth` writes it; missing: "
             f"{', '.join(missing)} (expected images/, annotations/train.json, optional annotations/val.json)"
         )
@@ -118,14 +120,16 @@ def _data_from_yaml(path: Path) -> DataConfig:
     try:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"--data: {path} is not valid YAML: {exc}") from None
+        raise InputError(f"--data: {path} is not valid YAML ({_one_line(exc)})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--data: {path} is not a text (YAML) file") from None
     if not isinstance(spec, dict):
-        raise ValueError(f"--data: {path} must hold a mapping with keys {SPLITS}, got {type(spec).__name__}")
+        raise InputError(f"--data: {path} must hold a mapping with keys {SPLITS}, got {type(spec).__name__}")
     unknown = sorted(set(spec) - set(SPLITS))
     if unknown:
-        raise ValueError(f"--data: {path} has unknown key(s) {unknown}; allowed: {list(SPLITS)}")
+        raise InputError(f"--data: {path} has unknown key(s) {unknown}; allowed: {list(SPLITS)}")
     if "train" not in spec:
-        raise ValueError(f"--data: {path} has no 'train' split (keys found: {sorted(spec)})")
+        raise InputError(f"--data: {path} has no 'train' split (keys found: {sorted(spec)})")
     splits = {name: _split_from_yaml(path, name, spec[name]) for name in SPLITS if spec.get(name) is not None}
     return DataConfig(str(path), splits["train"], splits.get("val"))
 
@@ -133,20 +137,20 @@ def _data_from_yaml(path: Path) -> DataConfig:
 def _split_from_yaml(path: Path, name: str, entry: Any) -> SplitConfig:
     where = f"--data: {path}: split '{name}'"
     if not isinstance(entry, dict):
-        raise ValueError(f"{where} must be a mapping {{images: DIR, annotations: FILE}}, got {entry!r}")
+        raise InputError(f"{where} must be a mapping {{images: DIR, annotations: FILE}}, got {entry!r}")
     keys = set(entry)
     if keys != {"images", "annotations"}:
-        raise ValueError(f"{where} must have exactly the keys ['annotations', 'images'], got {sorted(keys)}")
+        raise InputError(f"{where} must have exactly the keys ['annotations', 'images'], got {sorted(keys)}")
     resolved = {}
     for key, want_dir in (("images", True), ("annotations", False)):
         value = entry[key]
         if not isinstance(value, str) or not value:
-            raise ValueError(f"{where}: '{key}' must be a non-empty path string, got {value!r}")
+            raise InputError(f"{where}: '{key}' must be a non-empty path string, got {value!r}")
         target = Path(value) if Path(value).is_absolute() else path.parent / value
         if want_dir and not target.is_dir():
-            raise ValueError(f"{where}: images folder {target} does not exist or is not a folder")
+            raise InputError(f"{where}: images folder {target} does not exist or is not a folder")
         if not want_dir and not target.is_file():
-            raise ValueError(f"{where}: annotation file {target} does not exist")
+            raise InputError(f"{where}: annotation file {target} does not exist")
         resolved[key] = str(target.resolve())
     return SplitConfig(**resolved)
 
@@ -155,34 +159,36 @@ def _split_from_yaml(path: Path, name: str, entry: Any) -> SplitConfig:
 
 
 def validate(config: TrainConfig) -> None:
-    """Raise ValueError naming the option for every inconsistent setting."""
+    """Raise UsageError naming the option for every inconsistent setting."""
     if (config.epochs is None) == (config.max_iters is None):
-        raise ValueError(
+        raise UsageError(
             f"give exactly one of --epochs / --max-iters (got epochs={config.epochs}, max_iters={config.max_iters})"
         )
     positive = {"--epochs": config.epochs, "--max-iters": config.max_iters, "--batch-size": config.batch_size}
     for option, value in positive.items():
         if value is not None and (not isinstance(value, int) or value <= 0):
-            raise ValueError(f"{option} must be a positive integer, got {value!r}")
-    if not config.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {config.lr}")
-    if config.clip_grad is not None and not config.clip_grad > 0:
-        raise ValueError(f"--clip-grad must be > 0, got {config.clip_grad}")
+            raise UsageError(f"{option} must be a positive integer, got {value!r}")
+    if not (isinstance(config.lr, (int, float)) and 0 < config.lr < math.inf):
+        raise UsageError(f"--lr must be a finite number > 0, got {config.lr!r}")
+    if config.clip_grad is not None and not (isinstance(config.clip_grad, (int, float)) and 0 < config.clip_grad < math.inf):
+        raise UsageError(f"--clip-grad must be a finite number > 0, got {config.clip_grad!r}")
+    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
+        raise UsageError(f"--seed must be an integer in [0, 2**32), got {config.seed!r}")
     nonneg = {"--workers": config.workers, "--eval-every": config.eval_every,
               "--checkpoint-every": config.checkpoint_every}
     for option, value in nonneg.items():
         if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{option} must be an integer >= 0, got {value!r}")
+            raise UsageError(f"{option} must be an integer >= 0, got {value!r}")
     if not isinstance(config.log_every, int) or config.log_every <= 0:
-        raise ValueError(f"--log-every must be a positive integer, got {config.log_every!r}")
+        raise UsageError(f"--log-every must be a positive integer, got {config.log_every!r}")
     if config.augment not in AUGMENT_CHOICES:
-        raise ValueError(f"--augment must be one of {AUGMENT_CHOICES}, got {config.augment!r}")
+        raise UsageError(f"--augment must be one of {AUGMENT_CHOICES}, got {config.augment!r}")
     if config.device not in DEVICE_CHOICES:
-        raise ValueError(f"--device must be one of {DEVICE_CHOICES}, got {config.device!r}")
+        raise UsageError(f"--device must be one of {DEVICE_CHOICES}, got {config.device!r}")
     if config.amp and config.device != "cuda":
-        raise ValueError("--amp needs --device cuda (mixed precision is used on GPU only)")
+        raise UsageError("--amp needs --device cuda (mixed precision is used on GPU only)")
     if not isinstance(config.model_overrides, dict):
-        raise ValueError(f"model overrides must be a mapping, got {type(config.model_overrides).__name__}")
+        raise UsageError(f"model overrides must be a mapping, got {type(config.model_overrides).__name__}")
 
 
 def finalize_schedule(config: TrainConfig, dataset_size: int, world_size: int) -> TrainConfig:
@@ -204,23 +210,23 @@ def finalize_schedule(config: TrainConfig, dataset_size: int, world_size: int) -
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    from sspnet.checkpoint import atomic_write_bytes
+    from sspnet.io.atomic import atomic_write_text
 
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    atomic_write_bytes(Path(path), text.encode())
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def config_from_dict(raw: dict[str, Any], where: str = "config") -> TrainConfig:
-    """Build a TrainConfig from a mapping (config.yaml), rejecting unknown / missing keys."""
+    """Build a TrainConfig from a mapping (config.yaml), rejecting unknown / missing keys
+    (InputError naming `where`; invalid settings: UsageError as for the command line)."""
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
+        raise InputError(f"{where}: expected a mapping, got {type(raw).__name__}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}")
+        raise InputError(f"{where}: unknown key(s) {unknown}")
     for required in ("preset", "data", "out"):
         if required not in raw:
-            raise ValueError(f"{where}: missing key {required!r}")
+            raise InputError(f"{where}: missing key {required!r}")
     values = dict(raw)
     data = values["data"]
     try:
@@ -229,15 +235,24 @@ def config_from_dict(raw: dict[str, Any], where: str = "config") -> TrainConfig:
             train=SplitConfig(**data["train"]),
             val=SplitConfig(**data["val"]) if data.get("val") else None,
         )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{where}: malformed 'data' entry ({exc})") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{where}: malformed 'data' entry ({exc})") from None
     config = TrainConfig(**values)
     validate(config)
     return config
 
 
 def load_config(path: Path) -> TrainConfig:
+    """The config.yaml of a run folder (what --resume continues)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path} does not exist: nothing to resume (run without --resume first)")
-    return config_from_dict(yaml.safe_load(path.read_text()), where=str(path))
+        raise UsageError(f"{path} does not exist: nothing to resume in {path.parent} (run without --resume first)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: the run's config is not valid YAML ({_one_line(exc)})") from None
+    return config_from_dict(raw, where=str(path))
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -13,12 +13,16 @@ file that is written atomically, a checkpoint is either entirely the old one or 
 
 from __future__ import annotations
 
+import errno
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from sspnet.errors import InputError
 
 STATE_FORMAT = "sspnet-resume-state"
 STATE_FORMAT_VERSION = 1
@@ -166,16 +170,25 @@ def decode_resume_state(path) -> dict[str, Any]:
     Returns a dict with `model_state`, `optimizer_state`, `rng_states` (list per rank, each a
     (json, tensors) pair as `restore_rng_state` takes) and `progress`.
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        metadata = f.metadata() or {}
-        if _METADATA_KEY not in metadata:
-            raise ValueError(f"{path}: not an sspnet resume state (no {_METADATA_KEY!r} metadata)")
-        tensors = {name: f.get_tensor(name) for name in f.keys()}
-    header = json.loads(metadata[_METADATA_KEY])
-    if header.get("format") != STATE_FORMAT or header.get("version") != STATE_FORMAT_VERSION:
-        raise ValueError(
+    if not Path(path).is_file():
+        raise FileNotFoundError(errno.ENOENT, "resume state not found", str(path))
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()} if _METADATA_KEY in metadata else {}
+    except SafetensorError as exc:
+        raise InputError(f"{path}: not a readable resume state (damaged or not a safetensors file: {exc})") from None
+    if _METADATA_KEY not in metadata:
+        raise InputError(f"{path}: not an sspnet resume state (no {_METADATA_KEY!r} metadata)")
+    try:
+        header = json.loads(metadata[_METADATA_KEY])
+    except ValueError:
+        raise InputError(f"{path}: damaged resume state (its {_METADATA_KEY!r} metadata is not JSON)") from None
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT or header.get("version") != STATE_FORMAT_VERSION:
+        header = header if isinstance(header, dict) else {}
+        raise InputError(
             f"{path}: resume state format {header.get('format')!r} version {header.get('version')!r}, "
             f"expected {STATE_FORMAT!r} version {STATE_FORMAT_VERSION}"
         )

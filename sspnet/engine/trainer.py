@@ -9,9 +9,12 @@ is what `sspnet train` calls. Outline:
         end of an epoch / end of the run / every checkpoint_every iterations: checkpoint
         every eval_every epochs and at the end: evaluate on the val split, keep best.safetensors
 
-Run folder:
+Run folder (one process owns it: rank 0 holds an OS lock on it for the whole run, taken before
+anything is written; a second run or a --resume of a live run is refused with BusyError):
+    .sspnet-run.lock         the lock file (empty; only the live lock on it counts, sspnet.io.run_lock)
     config.yaml              the resolved configuration (what --resume reads back)
-    log.jsonl                one JSON record per logged iteration and per evaluation
+    log.jsonl                one JSON record per logged iteration and per evaluation (a resumed run
+                             first drops the records of the iterations it rolls back)
     last.safetensors         model weights, our checkpoint format (sspnet.checkpoint)
     best.safetensors         weights with the best val AP50_tiny so far (needs a val split)
     last_state.safetensors   the resume point: weights + optimizer + RNG states + counters in ONE
@@ -40,7 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 from sspnet.engine import builders
 from sspnet.engine import distributed as dist_utils
 from sspnet.engine.config import TrainConfig, finalize_schedule, save_config
-from sspnet.engine.runlog import RunLogger
+from sspnet.engine.runlog import LOG_FILE, RunLogger, roll_back_log
 from sspnet.engine.sampler import ResumableBatchSampler
 from sspnet.engine.schedule import WarmupStepSchedule, set_lr
 from sspnet.engine.state import (
@@ -50,7 +53,11 @@ from sspnet.engine.state import (
     preserved_rng_state,
     restore_rng_state,
 )
+from sspnet.errors import BusyError, OutputConflictError, UsageError
 from sspnet.evaluation import print_results_table
+from sspnet.io.atomic import atomic_write_bytes
+from sspnet.io.outputs import OutputGuard
+from sspnet.io.run_lock import acquire_run_lock
 
 LAST_WEIGHTS = "last.safetensors"
 BEST_WEIGHTS = "best.safetensors"
@@ -108,16 +115,32 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, resume: bool = False):
         self.config = config
         self.run_dir = Path(config.out)
+        self.resume = resume
+        check_run_folder(config)  # reads only: refuses an output that would destroy an input
+        self.dist = dist_utils.init_distributed(config.device)
+        self._run_lock = self._lock_run_folder()  # before anything is written
+        try:
+            self._setup()
+        except BaseException:
+            self._release_run_folder()
+            raise
+
+    def _setup(self) -> None:
+        config, resume = self.config, self.resume
         if not resume and (self.run_dir / LAST_STATE).exists():
-            raise ValueError(
+            raise OutputConflictError(
                 f"--out {self.run_dir} already holds a training run ({LAST_STATE}); "
                 "pass --resume to continue it, or choose another --out"
             )
-        self.dist = dist_utils.init_distributed(config.device)
+        if resume and not (self.run_dir / LAST_STATE).is_file():
+            raise UsageError(f"--resume: {self.run_dir / LAST_STATE} does not exist "
+                             f"(no complete checkpoint in {self.run_dir}); start the run without --resume")
         self.device = self._device()
 
         self.train_set = builders.build_train_dataset(config)
         self.val_annotations = builders.load_val_annotations(config)
+        if self.dist.is_main:
+            self._print_data_report()
         if resume:
             self._check_resumable_schedule()
         else:
@@ -144,10 +167,8 @@ class Trainer:
         self.best_metric: float | None = None
         self.last_metrics: dict | None = None
 
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if not resume:
-                save_config(config, self.run_dir / CONFIG_FILE)
+        if self.dist.is_main and not resume:
+            save_config(config, self.run_dir / CONFIG_FILE)
         dist_utils.barrier(self.dist)
         if resume:
             self._load_resume_state()
@@ -163,16 +184,50 @@ class Trainer:
             len(self.train_set), config.batch_size, config.seed, self.dist.rank, self.dist.world_size
         )
         assert self.sampler.iters_per_epoch == config.iters_per_epoch
-        self.logger = RunLogger(self.run_dir, append=resume) if self.dist.is_main else None
-        if resume and self.logger:
-            self.logger.write({"type": "resume", "iter": self.iteration, "epoch": self.epoch})
+        self.logger = None
+        if self.dist.is_main:
+            rolled_back = roll_back_log(self.run_dir / LOG_FILE, self.iteration) if resume else 0
+            self.logger = RunLogger(self.run_dir, append=resume)
+            if resume:
+                self.logger.write({"type": "resume", "iter": self.iteration, "epoch": self.epoch,
+                                   "rolled_back_records": rolled_back})
 
     # --- setup helpers -----------------------------------------------------------------------
+
+    def _lock_run_folder(self):
+        """Rank 0 locks the run folder (it alone writes there); every rank learns the outcome, so a
+        refused launch stops all its processes with the same BusyError."""
+        lock, refusal = None, None
+        if self.dist.is_main:
+            try:
+                lock = acquire_run_lock(self.run_dir, what="training run")
+            except BusyError as error:
+                refusal = str(error)
+        refusal = dist_utils.broadcast_object(refusal, self.dist)
+        if refusal is not None:
+            raise BusyError(refusal)
+        return lock
+
+    def _release_run_folder(self) -> None:
+        if self._run_lock is not None:
+            self._run_lock.release()
+
+    def _print_data_report(self) -> None:
+        """What the loader kept and dropped in each split (boxes dropped and why, images missing),
+        and the training images left out for having no person box."""
+        annotations = self.train_set.annotations
+        line = f"train data: {annotations.report}"
+        unused = len(annotations.records) - len(self.train_set)
+        if unused:
+            line += f"; {unused} image(s) without a person box not used for training"
+        print(line)
+        if self.val_annotations is not None:
+            print(f"val data: {self.val_annotations.report}")
 
     def _device(self) -> torch.device:
         if self.config.device == "cuda":
             if not torch.cuda.is_available():
-                raise ValueError("--device cuda: no CUDA device is available on this machine")
+                raise UsageError("--device cuda: no CUDA device is available on this machine")
             return torch.device("cuda", self.dist.local_rank)
         return torch.device("cpu")
 
@@ -180,7 +235,7 @@ class Trainer:
         """A resumed run must see the same number of iterations per epoch as the original."""
         expected = -(-len(self.train_set) // (self.config.batch_size * self.dist.world_size))
         if expected != self.config.iters_per_epoch:
-            raise ValueError(
+            raise UsageError(
                 f"--resume: the stored run has {self.config.iters_per_epoch} iterations per epoch "
                 f"(world size {self.config.world_size}), but this launch gives {expected} "
                 f"({len(self.train_set)} images, batch {self.config.batch_size} x {self.dist.world_size} processes); "
@@ -201,7 +256,7 @@ class Trainer:
 
     def save(self, *, best: bool = False) -> None:
         """Write the resume point and last weights (rank 0), with barriers around the write."""
-        from sspnet.checkpoint import atomic_write_bytes, save_checkpoint
+        from sspnet.checkpoint import save_checkpoint
 
         rng_states = dist_utils.gather_objects(capture_rng_state(), self.dist)  # every rank's streams
         dist_utils.barrier(self.dist)
@@ -235,8 +290,6 @@ class Trainer:
 
     def _load_resume_state(self) -> None:
         path = self.run_dir / LAST_STATE
-        if not path.is_file():
-            raise ValueError(f"--resume: {path} does not exist (no complete checkpoint in {self.run_dir})")
         state = decode_resume_state(path)
         progress = state["progress"]
         self.model.load_state_dict(state["model_state"])
@@ -248,7 +301,7 @@ class Trainer:
         self.last_metrics = progress.get("last_metrics")
         saved_ranks = len(state["rng_states"])
         if saved_ranks != self.dist.world_size:
-            raise ValueError(
+            raise UsageError(
                 f"--resume: {path} was written by {saved_ranks} process(es), this launch has {self.dist.world_size}"
             )
         restore_rng_state(*state["rng_states"][self.dist.rank])
@@ -267,6 +320,7 @@ class Trainer:
                 progress_bar.close()
             if self.logger:
                 self.logger.close()
+            self._release_run_folder()
         return TrainResult(self.iteration, self.config.total_iters, self.best_metric, self.last_metrics, self.run_dir)
 
     def _loop(self, end: int, progress_bar) -> None:
@@ -395,6 +449,20 @@ class Trainer:
             (improved, self.best_metric, self.last_metrics), self.dist)
         self.train_model.train()
         return improved
+
+
+def check_run_folder(config: TrainConfig) -> None:
+    """Refuse (OutputConflictError) a run folder that is, lies inside or directly holds one of the
+    run's inputs (data folder / YAML, image folders, annotation files), is an existing file, or
+    whose run files (config, log, checkpoints) would replace a file of another kind."""
+    data = config.data
+    splits = [split for split in (data.train, data.val) if split is not None]
+    inputs = [data.source] + [path for split in splits for path in (split.images, split.annotations)]
+    guard = OutputGuard(inputs=inputs, verb="train")
+    run_dir = guard.check_dir(config.out)
+    for name, kind in ((CONFIG_FILE, "yaml"), (LOG_FILE, "jsonl"), (LAST_STATE, "safetensors"),
+                       (LAST_WEIGHTS, "safetensors"), (BEST_WEIGHTS, "safetensors")):
+        guard.check_file(run_dir / name, kind)
 
 
 def train(config: TrainConfig, *, resume: bool = False, stop_after_iters: int | None = None) -> TrainResult:

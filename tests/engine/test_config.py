@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 
+from sspnet.errors import InputError, UsageError
 from sspnet.cli import train as train_cli
 from sspnet.engine.config import (
     TrainConfig,
@@ -63,7 +64,7 @@ def test_folder_without_val_has_no_val_split(synth_layout):
 
 
 def test_folder_with_missing_parts_names_them(tmp_path):
-    with pytest.raises(ValueError, match=r"missing: .*images.*train\.json"):
+    with pytest.raises(InputError, match=r"missing: .*images.*train\.json"):
         resolve_data(tmp_path)
 
 
@@ -98,16 +99,16 @@ def test_yaml_errors_name_the_problem(tmp_path, content, message):
     _write_split(tmp_path, "tr")
     spec = tmp_path / "data.yaml"
     spec.write_text(content)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         resolve_data(spec)
 
 
 def test_data_argument_errors(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(UsageError, match="does not exist"):
         resolve_data(tmp_path / "nope")
     other = tmp_path / "data.txt"
     other.write_text("x")
-    with pytest.raises(ValueError, match="not a .yaml"):
+    with pytest.raises(InputError, match="not a .yaml"):
         resolve_data(other)
 
 
@@ -134,9 +135,9 @@ def test_cli_recipe_fills_preset_overrides_and_optimiser_and_explicit_flags_win(
                                             lr=0.01, set=["score_thr=0.1"]))
     assert mine.lr == 0.01 and mine.batch_size == 2
     assert mine.model_overrides == {**SYNTHETIC_CPU.overrides, "score_thr": 0.1}
-    with pytest.raises(ValueError, match="unknown; choose from"):
+    with pytest.raises(UsageError, match="unknown; choose from"):
         train_cli.config_from_args(_args(recipe="nope", data=synth_layout, out="r", device="cpu"))
-    with pytest.raises(ValueError, match="not --preset"):
+    with pytest.raises(UsageError, match="not --preset"):
         train_cli.config_from_args(_args(recipe="synthetic-cpu", preset="faster_rcnn_r18_sspnet_small",
                                          data=synth_layout, out="r", device="cpu"))
 
@@ -145,10 +146,10 @@ def test_cli_overrides_are_validated_by_the_model_config(synth_layout):
     config = train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r",
                                               device="cpu", set=["score_thr=0.1", "neck=fpn", "attention_loss=none"]))
     assert config.model_overrides == {"score_thr": 0.1, "neck": "fpn", "attention_loss": "none"}
-    with pytest.raises(ValueError, match="no_such_key"):
+    with pytest.raises(UsageError, match="no_such_key"):
         train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r",
                                          device="cpu", set=["no_such_key=1"]))
-    with pytest.raises(ValueError, match="KEY=VALUE"):
+    with pytest.raises(UsageError, match="KEY=VALUE"):
         train_cli.parse_overrides(["score_thr"])
 
 
@@ -159,8 +160,12 @@ def test_cli_overrides_are_validated_by_the_model_config(synth_layout):
         (dict(epochs=2, max_iters=5), "exactly one of --epochs / --max-iters"),
         (dict(epochs=0), "--epochs must be a positive integer"),
         (dict(batch_size=0), "--batch-size must be a positive integer"),
-        (dict(lr=0.0), "--lr must be > 0"),
-        (dict(clip_grad=-1.0), "--clip-grad must be > 0"),
+        (dict(lr=0.0), "--lr must be a finite number > 0"),
+        (dict(lr=-0.01), "--lr must be a finite number > 0"),
+        (dict(lr=float("nan")), "--lr must be a finite number > 0"),
+        (dict(lr=float("inf")), "--lr must be a finite number > 0"),
+        (dict(clip_grad=-1.0), "--clip-grad must be a finite number > 0"),
+        (dict(seed=-1), r"--seed must be an integer in \[0, 2\*\*32\)"),
         (dict(workers=-1), "--workers must be an integer >= 0"),
         (dict(log_every=0), "--log-every must be a positive integer"),
         (dict(augment="heavy"), "--augment must be one of"),
@@ -172,15 +177,15 @@ def test_validation_errors_name_the_option(synth_layout, changes, message):
     config = TrainConfig(preset="fovea_r18_sspnet_small", data=resolve_data(synth_layout), out="r", epochs=1)
     for key, value in changes.items():
         setattr(config, key, value)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UsageError, match=message):
         validate(config)
 
 
 def test_cli_rejects_amp_on_cpu_and_unknown_preset(synth_layout):
-    with pytest.raises(ValueError, match="--amp needs --device cuda"):
+    with pytest.raises(UsageError, match="--amp needs --device cuda"):
         train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r",
                                          device="cpu", amp=True))
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(UsageError, match="unknown preset"):
         train_cli.config_from_args(_args(preset="nope", data=synth_layout, out="r", device="cpu"))
 
 
@@ -203,11 +208,11 @@ def test_config_yaml_round_trip_and_errors(synth_layout, tmp_path):
     save_config(config, path)
     assert load_config(path) == config
     raw = yaml.safe_load(path.read_text())
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['colour'\]"):
+    with pytest.raises(InputError, match=r"unknown key\(s\) \['colour'\]"):
         config_from_dict({**raw, "colour": 1})
-    with pytest.raises(ValueError, match="missing key 'preset'"):
+    with pytest.raises(InputError, match="missing key 'preset'"):
         config_from_dict({k: v for k, v in raw.items() if k != "preset"})
-    with pytest.raises(ValueError, match="nothing to resume"):
+    with pytest.raises(UsageError, match="nothing to resume"):
         load_config(tmp_path / "absent.yaml")
 
 
@@ -219,7 +224,7 @@ def test_resume_rejects_changed_settings_but_allows_workers(synth_layout, tmp_pa
     save_config(config, run / "config.yaml")
     resumed = train_cli.resume_config(_args(out=run, resume=True, workers=0))
     assert resumed.workers == 0 and resumed.max_iters == 7
-    with pytest.raises(ValueError, match="--lr 0.1 differs"):
+    with pytest.raises(UsageError, match="--lr 0.1 differs"):
         train_cli.resume_config(_args(out=run, resume=True, lr=0.1))
-    with pytest.raises(ValueError, match="--set .* differs"):
+    with pytest.raises(UsageError, match="--set .* differs"):
         train_cli.resume_config(_args(out=run, resume=True, set=["neck=fpn"]))

@@ -16,6 +16,7 @@ from sspnet.engine.state import (
     restore_rng_state,
     unflatten_from_tensors,
 )
+from sspnet.errors import InputError
 
 
 def _net():
@@ -99,7 +100,15 @@ def test_decode_rejects_foreign_files(tmp_path):
 
     path = tmp_path / "weights.safetensors"
     save_file({"w": torch.zeros(1)}, str(path))
-    with pytest.raises(ValueError, match="not an sspnet resume state"):
+    with pytest.raises(InputError, match="not an sspnet resume state"):
+        decode_resume_state(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 7, b"random bytes that are not safetensors" * 10])
+def test_decode_names_a_damaged_file(tmp_path, content):
+    path = tmp_path / "last_state.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"last_state\.safetensors: not a readable resume state"):
         decode_resume_state(path)
 
 

@@ -14,6 +14,7 @@ from sspnet.engine.config import load_config
 from sspnet.engine.runlog import read_log
 from sspnet.engine.state import decode_resume_state
 from sspnet.engine.trainer import train
+from sspnet.errors import UsageError
 
 
 def _sets(overrides):
@@ -70,7 +71,9 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
     code = sspnet_main(["train", "--preset", "fovea_r18_sspnet_small", "--data", str(tmp_path / "missing"),
                         "--out", str(tmp_path / "run"), "--max-iters", "2", "--device", "cpu"])
     assert code == 2
-    assert "does not exist" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("sspnet train: --data:") and "does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_equals_an_uninterrupted_run(synth_data, tmp_path):
@@ -147,5 +150,5 @@ def test_resume_without_checkpoint_is_a_clear_error(synth_data, tmp_path):
     (tmp_path / "run").mkdir()
     finalize_schedule(config, 6, 1)
     save_config(config, tmp_path / "run" / "config.yaml")
-    with pytest.raises(ValueError, match="no complete checkpoint"):
+    with pytest.raises(UsageError, match="no complete checkpoint"):
         train(load_config(tmp_path / "run" / "config.yaml"), resume=True)
