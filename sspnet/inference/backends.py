@@ -10,8 +10,10 @@ torch is imported only for the torch backend, so ONNX Runtime / TensorRT use wor
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
+from sspnet.errors import UsageError
 from sspnet.runtime.backend import ONNX_SUFFIXES, TENSORRT_SUFFIXES
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
@@ -19,7 +21,7 @@ TORCH_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 
 def backend_for_path(path: str | Path) -> str:
-    """The default backend of a model file, from its suffix; ValueError for an unknown suffix."""
+    """The default backend of a model file, from its suffix; UsageError for an unknown suffix."""
     suffix = Path(path).suffix.lower()
     if suffix in TORCH_SUFFIXES:
         return "torch"
@@ -27,7 +29,7 @@ def backend_for_path(path: str | Path) -> str:
         return "onnxruntime"
     if suffix in TENSORRT_SUFFIXES:
         return "tensorrt"
-    raise ValueError(
+    raise UsageError(
         f"cannot tell the backend of model file {str(path)!r} from its suffix {suffix!r}; expected "
         f"{list(TORCH_SUFFIXES)} (torch), {list(ONNX_SUFFIXES)} (onnxruntime) or "
         f"{list(TENSORRT_SUFFIXES)} (tensorrt), or name it with --backend"
@@ -37,10 +39,10 @@ def backend_for_path(path: str | Path) -> str:
 def check_backend_for_file(path: str | Path, backend: str) -> None:
     """A backend can only run the file types it reads (e.g. onnxruntime needs a .onnx file)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        raise UsageError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     native = backend_for_path(path)
     if native != backend:
-        raise ValueError(
+        raise UsageError(
             f"backend {backend!r} cannot run {Path(path).name!r}, a {native} model file "
             f"(export a checkpoint with `sspnet export`, build an engine with `sspnet build-engine`)"
         )
@@ -68,7 +70,7 @@ def open_backend(
     backend = backend or backend_for_path(path)
     check_backend_for_file(path, backend)
     if not path.is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+        raise FileNotFoundError(errno.ENOENT, "model file does not exist", str(path))
     if backend == "torch":
         from sspnet.inference.torch_backend import DEFAULT_INPUT_SIZE, TorchBackend
 
@@ -77,9 +79,9 @@ def open_backend(
             cuda_graph=cuda_graph, record_attention=record_attention,
         )
     if record_attention:
-        raise ValueError(f"attention maps need the torch backend (a checkpoint), not {backend}")
+        raise UsageError(f"attention maps need the torch backend (a checkpoint), not {backend}")
     if precision != "fp32" and backend == "onnxruntime":
-        raise ValueError("onnxruntime runs the precision the .onnx file was exported with; drop --precision")
+        raise UsageError("onnxruntime runs the precision the .onnx file was exported with; drop --precision")
     if backend == "onnxruntime":
         from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -89,7 +91,7 @@ def open_backend(
 
         opened = load_backend(path, cuda_graph=cuda_graph)
     if input_size is not None and tuple(input_size) != tuple(opened.input_size):
-        raise ValueError(
+        raise UsageError(
             f"{path.name} was exported for input H, W = {tuple(opened.input_size)}, not {tuple(input_size)}; "
             "frames of any size are tiled into that size, or re-export with `sspnet export --imgsz H W`"
         )

@@ -1,14 +1,40 @@
-"""The `sspnet predict` loop: frames from a source -> Detector -> drawings, video and COCO JSON.
+"""The `sspnet predict` loop: frames from a source -> Detector -> drawings, video and detections.
 
     detector = Detector(open_backend("model.onnx"), color_order="bgr", score_threshold=0.25)
-    summary = predict(detector, open_source("clips/flight.mp4"), PredictOptions(out="runs/pred"))
+    source = open_source("clips/flight.mp4")
+    summary = predict(detector, source, PredictOptions(out="runs/pred"))
 
 Outputs in `out` (all optional):
     <image name>                annotated copy of each still image (boxes, optional scores)
     <video stem>.mp4 / .avi     annotated video for video, camera and stream sources
     attention/<name>            2 x 2 attention heat-map panel per frame (torch backend), or
     attention/<stem>.mp4        the panels as a video
-    detections.json             COCO results of every processed frame (sspnet.inference.results)
+    detections.jsonl            JSON Lines, one record per processed frame, written and flushed as
+                                each frame is done (a crash or Ctrl-C loses at most the frame in flight)
+    detections.json             COCO results of every processed frame, written atomically at the end
+
+detections.jsonl: one JSON object per line, in processing order, for every frame that was processed
+(frames that could not be read are not listed; they are warned about and counted):
+
+    {"image_id": 3, "file_name": "frame_2.png", "width": 1920, "height": 1080,
+     "detections": [{"image_id": 3, "file_name": "frame_2.png", "category_id": 1,
+                     "category": "person", "bbox": [x, y, w, h], "score": 0.91}, ...]}
+
+image_id counts source frames from 1 (a skipped frame keeps its number, so ids stay stable);
+"detections" holds the frame's COCO result rows exactly as detections.json lists them (so
+detections.json is the concatenation of every line's "detections"); a damaged but decoded frame
+(a truncated JPEG) also carries "warning". The last line may be incomplete after a crash.
+
+Never destroying an input: `plan_outputs` resolves every output path and checks it with
+sspnet.io.outputs.OutputGuard BEFORE any work (an output folder that is, or lies inside, an input
+folder is refused; so is one holding an input image; the model file is protected too), and every
+annotated image is checked again just before it is written. All files are written through
+sspnet.io.atomic: a crash never leaves half an image, video or JSON file behind.
+
+Keeping going: an image that cannot be read or a video frame that cannot be decoded is skipped with
+one warning naming it, and counted (summary.skipped); when no frame at all could be processed,
+`predict` raises InputError. Ctrl-C stops the run cleanly: the video and detections.json are
+finished with the frames processed so far (summary.interrupted).
 
 Decoding runs on its own thread (sources.FrameQueue); live sources drop frames when inference is
 slower than the camera, and the summary counts them.
@@ -16,48 +42,76 @@ slower than the camera, and the summary counts them.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
+import math
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sspnet.errors import InputError, MissingDependencyError, UsageError
 from sspnet.inference.draw import attention_panel, attention_to_frame, draw_detections
 from sspnet.inference.results import coco_results, write_json
 from sspnet.inference.sources import FrameQueue, FrameSource
+from sspnet.io.atomic import atomic_output
+from sspnet.io.outputs import OutputGuard
 from sspnet.runtime.tiling import tile_grid
 
 IMAGE_FORMATS = ("same", "png", "jpg")
 STAGES = ("preprocess_ms", "inference_ms", "postprocess_ms")
+JSON_NAME = "detections.json"
+JSONL_NAME = "detections.jsonl"
 
 
 @dataclass
 class PredictOptions:
-    """What `predict` writes and how it runs (see the module docstring)."""
+    """What `predict` writes and how it runs (see the module docstring).
+
+    keep_results: also keep every COCO result row in memory (summary.results); a long camera run
+    should not (the rows are in detections.jsonl / .json).
+    warn: called with each warning line (default: printed to stderr).
+    """
 
     out: str | Path | None = None
     show_labels: bool = True
     save_media: bool = True  # annotated images / video
-    save_json: bool = True
+    save_json: bool = True  # detections.jsonl as frames are processed + detections.json at the end
     attention: bool = False  # needs a TorchBackend with record_attention=True
     image_format: str = "same"  # annotated still images: the source's format, or png / jpg
     max_frames: int | None = None
     queue_size: int = 4
     progress: bool = True
+    keep_results: bool = True
+    warn: Callable[[str], None] | None = None
 
 
 @dataclass
 class PredictSummary:
-    """Counts and timings of one `predict` run; `outputs` maps what was written to its path."""
+    """Counts and timings of one `predict` run; `outputs` maps what was written to its path.
+
+    frames: processed frames; skipped: source frames that could not be read or decoded;
+    damaged: processed frames that came with a warning (truncated JPEG); non_finite: detections
+    with NaN / inf values, dropped with a warning; dropped: live-source frames dropped because
+    inference was slower; interrupted: stopped by Ctrl-C."""
 
     source: str
     frames: int = 0
     detections: int = 0
+    skipped: int = 0
+    damaged: int = 0
+    non_finite: int = 0
     dropped: int = 0
+    interrupted: bool = False
     seconds: float = 0.0
     stage_ms: dict = field(default_factory=dict)  # mean per frame
     outputs: dict = field(default_factory=dict)
-    results: list = field(default_factory=list, repr=False)  # the COCO result dicts
+    results: list = field(default_factory=list, repr=False)  # the COCO result dicts (keep_results)
+    first_problem: str | None = None  # the first skipped input and why
 
     @property
     def fps(self) -> float:
@@ -67,38 +121,94 @@ class PredictSummary:
         rows = [
             ("source", self.source),
             ("frames", str(self.frames)),
+            ("skipped (unreadable)", str(self.skipped)),
+        ]
+        if self.damaged:
+            rows.append(("damaged (processed, warned)", str(self.damaged)))
+        if self.non_finite:
+            rows.append(("non-finite detections dropped", str(self.non_finite)))
+        rows += [
             ("detections", str(self.detections)),
             ("frames/s", f"{self.fps:.2f}"),
             ("dropped frames", str(self.dropped)),
         ]
+        if self.interrupted:
+            rows.append(("interrupted", "Ctrl-C; outputs hold the frames processed before it"))
         rows += [(f"mean {name[:-3]} (ms)", f"{value:.1f}") for name, value in self.stage_ms.items()]
         rows += [(f"wrote {kind}", str(path)) for kind, path in self.outputs.items()]
         return rows
 
 
-class _VideoOut:
-    """An OpenCV VideoWriter opened on the first frame (its size is known only then)."""
+# ---- output paths, checked before any work -------------------------------------------------------
+@dataclass
+class OutputPlan:
+    """Every path `predict` writes, resolved and checked against the inputs (see plan_outputs)."""
 
-    def __init__(self, path: Path, fps: float):
+    folder: Path
+    guard: OutputGuard
+    json: Path | None = None
+    jsonl: Path | None = None
+    video: Path | None = None
+    attention_video: Path | None = None
+    annotate_images: bool = False
+    attention_images: bool = False
+
+
+def plan_outputs(source: FrameSource, options: PredictOptions, protect=()) -> OutputPlan | None:
+    """Resolve and check every output path of a run before any work (None when nothing is written).
+
+    Raises OutputConflictError (one line naming both paths) when the output folder is, or lies
+    inside, an input folder, holds an input image, or when an output file would replace an input
+    (source files and `protect`, e.g. the model file) or a file of another kind.
+    """
+    if options.out is None:
+        return None
+    folder = Path(options.out)
+    guard = OutputGuard(inputs=getattr(source, "inputs", ()), verb="predict")
+    guard.check_dir(folder)
+    for path in protect:  # after check_dir: the model may sit in the output folder, never be replaced
+        if path is not None:
+            guard.add_input(path)
+    plan = OutputPlan(folder=folder, guard=guard)
+    if options.save_json:
+        plan.json = guard.check_file(folder / JSON_NAME, "coco-results")
+        plan.jsonl = guard.check_file(folder / JSONL_NAME, "jsonl")
+    still_images = getattr(source, "kind", "images") == "images"
+    if options.save_media and still_images:
+        plan.annotate_images = True
+        plan.attention_images = options.attention
+    elif options.save_media:
+        stem = getattr(source, "stem", "video")
+        suffix = ".avi" if str(getattr(source, "target", "")).lower().endswith(".avi") else ".mp4"
+        plan.video = guard.check_file(folder / f"{stem}{suffix}", "video")
+        if options.attention:
+            plan.attention_video = guard.check_file(folder / "attention" / f"{stem}{suffix}", "video")
+    return plan
+
+
+class _VideoOut:
+    """An OpenCV VideoWriter on a temporary file, opened on the first frame (its size is known only
+    then) and renamed over `path` when `stack` closes without an error (sspnet.io.atomic)."""
+
+    def __init__(self, path: Path, fps: float, stack: contextlib.ExitStack):
         self.path = path
         self.fps = fps
+        self.stack = stack
         self.writer = None
 
     def write(self, image: np.ndarray) -> None:
         import cv2
 
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.stack.enter_context(atomic_output(self.path))
             codec = "MJPG" if self.path.suffix == ".avi" else "mp4v"
             height, width = image.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height))
+            self.writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height))
+            self.stack.callback(self.writer.release)  # runs before atomic_output renames the file
             if not self.writer.isOpened():
-                raise RuntimeError(f"cannot write video {self.path} with codec {codec} (OpenCV build without it?)")
+                raise MissingDependencyError(
+                    f"cannot write video {self.path} with codec {codec} (an OpenCV build without it?)")
         self.writer.write(image)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
 
 
 def _image_name(name: str, image_format: str, used: set) -> str:
@@ -111,49 +221,57 @@ def _image_name(name: str, image_format: str, used: set) -> str:
     return candidate
 
 
-def _write_image(path: Path, image: np.ndarray) -> None:
+def _write_image(path: Path, image: np.ndarray, guard: OutputGuard) -> None:
     import cv2
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
-        raise RuntimeError(f"cannot write image {path}")
+    guard.check_file(path, "image")
+    with atomic_output(path) as temporary:
+        if not cv2.imwrite(str(temporary), image):
+            raise OSError(errno.EIO, "OpenCV could not write the image", str(path))
 
 
 def frame_attention(detector, frame_shape: tuple[int, ...]) -> list[np.ndarray]:
     """The attention maps of the detector's last frame, one float32 [H, W] per level, in frame
     pixels (needs fit="tile" and a TorchBackend recording attention)."""
     if detector.fit != "tile":
-        raise ValueError(f"attention overlays need fit='tile', got fit={detector.fit!r}")
+        raise UsageError(f"attention overlays need fit='tile', got fit={detector.fit!r}")
     tile_h, tile_w = detector.backend.input_size
     grid = tile_grid(frame_shape[0], frame_shape[1], tile_h, tile_w, detector.tile_overlap)
     maps = detector.backend.last_attention
     return [attention_to_frame(level, grid, (tile_h, tile_w), frame_shape[:2]) for level in maps]
 
 
-def predict(detector, source: FrameSource, options: PredictOptions = PredictOptions()) -> PredictSummary:
-    """Run `detector` (a runtime Detector with color_order="bgr") over every frame of `source`."""
+def _check_options(detector, options: PredictOptions) -> None:
     if options.image_format not in IMAGE_FORMATS:
-        raise ValueError(f"image_format must be one of {list(IMAGE_FORMATS)}, got {options.image_format!r}")
+        raise UsageError(f"image_format must be one of {list(IMAGE_FORMATS)}, got {options.image_format!r}")
     if options.max_frames is not None and options.max_frames < 1:
-        raise ValueError(f"max_frames must be positive or None, got {options.max_frames}")
+        raise UsageError(f"max_frames must be positive or None, got {options.max_frames}")
     if detector.color_order != "bgr":
-        raise ValueError("predict reads frames with OpenCV (BGR): build the Detector with color_order='bgr'")
+        raise UsageError("predict reads frames with OpenCV (BGR): build the Detector with color_order='bgr'")
     if options.attention and not getattr(detector.backend, "record_attention", False):
-        raise ValueError("attention overlays need the torch backend recording attention (TorchBackend(record_attention=True))")
+        raise UsageError("attention overlays need the torch backend recording attention "
+                         "(TorchBackend(record_attention=True))")
     if options.attention and detector.fit != "tile":
-        raise ValueError(f"attention overlays need fit='tile', got fit={detector.fit!r}")
-    out = Path(options.out) if options.out is not None else None
+        raise UsageError(f"attention overlays need fit='tile', got fit={detector.fit!r}")
+
+
+def _finite_rows(rows: list[dict]) -> list[dict]:
+    return [row for row in rows if math.isfinite(row["score"]) and all(math.isfinite(v) for v in row["bbox"])]
+
+
+def predict(detector, source: FrameSource, options: PredictOptions = PredictOptions(),
+            plan: OutputPlan | None = None) -> PredictSummary:
+    """Run `detector` (a runtime Detector with color_order="bgr") over every frame of `source`.
+
+    `plan`: the run's checked output paths (plan_outputs); made here when not given. The CLI makes
+    it before loading the model, so that a refused output costs nothing.
+    """
+    _check_options(detector, options)
+    if plan is None:
+        plan = plan_outputs(source, options, protect=[getattr(detector.backend, "path", None)])
     classes = detector.backend.metadata.classes
     summary = PredictSummary(source=getattr(source, "description", str(source)))
-    still_images = getattr(source, "kind", "images") == "images"
-    video = attention_video = None
-    if out is not None and options.save_media and not still_images:
-        stem = getattr(source, "stem", "video")
-        suffix = ".avi" if str(getattr(source, "target", "")).lower().endswith(".avi") else ".mp4"
-        fps = getattr(source, "fps", None) or 25.0
-        video = _VideoOut(out / f"{stem}{suffix}", fps)
-        if options.attention:
-            attention_video = _VideoOut(out / "attention" / f"{stem}{suffix}", fps)
+    fps = getattr(source, "fps", None) or 25.0
 
     total = getattr(source, "total", None)
     if options.max_frames is not None:
@@ -163,58 +281,115 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="predict", unit="frame", dynamic_ncols=True, mininterval=0.5)
+
+    def warn(message: str) -> None:
+        if options.warn is not None:
+            options.warn(message)
+        elif bar is not None:
+            bar.write(f"warning: {message}", file=sys.stderr)
+        else:
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
     queue = FrameQueue(source, maxsize=options.queue_size, drop_when_full=getattr(source, "live", False))
-    results, used_names, stage_sums = [], set(), dict.fromkeys(STAGES, 0.0)
+    used_names, stage_sums = set(), dict.fromkeys(STAGES, 0.0)
+    jsonl = None
     start = time.perf_counter()
-    try:
-        for frame in queue:
-            found = detector.detect(frame.image)
-            for stage in STAGES:
-                stage_sums[stage] += detector.timings.get(stage, 0.0)
-            summary.frames += 1
-            summary.detections += len(found)
-            results += coco_results(frame.index + 1, frame.name, found.boxes, found.scores, found.labels, classes)
-            if out is not None and options.save_media:
-                drawn = draw_detections(frame.image, found.boxes, found.scores, found.labels, classes,
-                                        show_labels=options.show_labels)
-                panel = attention_panel(frame.image, frame_attention(detector, frame.image.shape)) if options.attention else None
-                if still_images:
-                    name = _image_name(frame.name, options.image_format, used_names)
-                    _write_image(out / name, drawn)
-                    if panel is not None:
-                        _write_image(out / "attention" / name, panel)
-                else:
-                    video.write(drawn)
-                    if panel is not None:
-                        attention_video.write(panel)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.2f}", dropped=queue.dropped)
-            if options.max_frames is not None and summary.frames >= options.max_frames:
-                break
-    finally:
-        queue.close()
+    with contextlib.ExitStack() as stack:  # closes the videos (atomically) and the JSONL stream
+        video = _VideoOut(plan.video, fps, stack) if plan and plan.video else None
+        attention_video = _VideoOut(plan.attention_video, fps, stack) if plan and plan.attention_video else None
+        stack.callback(queue.close)
         if bar is not None:
-            bar.close()
-        for writer in (video, attention_video):
-            if writer is not None:
-                writer.close()
+            stack.callback(bar.close)
+        try:
+            for frame in queue:
+                if frame.image is None:
+                    summary.skipped += frame.lost
+                    what = f"{frame.where or frame.name}: {frame.error}"
+                    summary.first_problem = summary.first_problem or what
+                    warn(f"skipped {what}")
+                    continue
+                if frame.warning:
+                    summary.damaged += 1
+                    warn(f"{frame.where or frame.name}: {frame.warning}")
+                found = detector.detect(frame.image)
+                for stage in STAGES:
+                    stage_sums[stage] += detector.timings.get(stage, 0.0)
+                rows = coco_results(frame.index + 1, frame.name, found.boxes, found.scores, found.labels, classes)
+                finite = _finite_rows(rows)
+                if len(finite) < len(rows):
+                    summary.non_finite += len(rows) - len(finite)
+                    warn(f"{frame.where or frame.name}: dropped {len(rows) - len(finite)} detections with "
+                         "non-finite boxes or scores (NaN / inf: is the model broken?)")
+                    rows = finite
+                summary.frames += 1
+                summary.detections += len(rows)
+                if options.keep_results:
+                    summary.results += rows
+                if plan is not None and plan.jsonl is not None:
+                    # opened on the first processed frame: a run that processes nothing leaves no file
+                    if jsonl is None:
+                        plan.jsonl.parent.mkdir(parents=True, exist_ok=True)
+                        jsonl = stack.enter_context(open(plan.jsonl, "w", encoding="utf-8"))
+                    record = {"image_id": frame.index + 1, "file_name": frame.name,
+                              "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0]),
+                              "detections": rows}
+                    if frame.warning:
+                        record["warning"] = frame.warning
+                    jsonl.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
+                    jsonl.flush()
+                if plan is not None and (plan.annotate_images or video is not None):
+                    drawn = draw_detections(frame.image, found.boxes, found.scores, found.labels, classes,
+                                            show_labels=options.show_labels)
+                    panel = (attention_panel(frame.image, frame_attention(detector, frame.image.shape))
+                             if options.attention else None)
+                    if plan.annotate_images:
+                        name = _image_name(frame.name, options.image_format, used_names)
+                        _write_image(plan.folder / name, drawn, plan.guard)
+                        if panel is not None:
+                            _write_image(plan.folder / "attention" / name, panel, plan.guard)
+                    else:
+                        video.write(drawn)
+                        if panel is not None:
+                            attention_video.write(panel)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.2f}", dropped=queue.dropped)
+                if options.max_frames is not None and summary.frames >= options.max_frames:
+                    break
+        except KeyboardInterrupt:  # a clean stop: finish the outputs with the frames processed so far
+            summary.interrupted = True
     summary.seconds = time.perf_counter() - start
     summary.dropped = queue.dropped
+    if summary.frames == 0 and summary.skipped > 0:
+        raise InputError(f"no frame could be processed: all {summary.skipped} input frame(s) could not be read "
+                         f"(the first: {summary.first_problem})")
     if summary.frames:
         summary.stage_ms = {stage: value / summary.frames for stage, value in stage_sums.items()}
-    if out is not None:
-        if options.save_media and still_images and summary.frames:
-            summary.outputs["annotated images"] = out
-        for kind, writer in (("annotated video", video), ("attention video", attention_video)):
-            if writer is not None and writer.writer is not None:
-                summary.outputs[kind] = writer.path
-        if options.attention and still_images and summary.frames and options.save_media:
-            summary.outputs["attention panels"] = out / "attention"
-        if options.save_json:
-            summary.outputs["detections (COCO JSON)"] = write_json(out / "detections.json", results)
-    summary.results = results
+    if plan is not None:
+        _finish_outputs(plan, summary, options, video, attention_video)
     return summary
 
 
-__all__ = ["PredictOptions", "PredictSummary", "predict", "frame_attention"]
+def _finish_outputs(plan: OutputPlan, summary: PredictSummary, options: PredictOptions, video, attention_video):
+    """Write detections.json from the JSON Lines stream (atomically) and list what was written."""
+    if plan.annotate_images and summary.frames:
+        summary.outputs["annotated images"] = plan.folder
+    for kind, writer in (("annotated video", video), ("attention video", attention_video)):
+        if writer is not None and writer.writer is not None:
+            summary.outputs[kind] = writer.path
+    if plan.attention_images and summary.frames:
+        summary.outputs["attention panels"] = plan.folder / "attention"
+    if plan.jsonl is not None and summary.frames:
+        summary.outputs["detections (JSON Lines)"] = plan.jsonl
+        summary.outputs["detections (COCO JSON)"] = write_json(plan.json, _rows_of_jsonl(plan.jsonl))
+
+
+def _rows_of_jsonl(path: Path):
+    """The COCO result rows of every record of a detections.jsonl, streamed (bounded memory)."""
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            yield from json.loads(line)["detections"]
+
+
+__all__ = ["PredictOptions", "PredictSummary", "OutputPlan", "plan_outputs", "predict", "frame_attention",
+           "JSON_NAME", "JSONL_NAME"]

@@ -8,9 +8,12 @@ order; file_name is the image file (or '<video stem>_<frame>' for video frames).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from sspnet.io.atomic import atomic_write
 
 
 def coco_results(image_id: int, file_name: str, boxes, scores, labels, classes=None) -> list[dict]:
@@ -35,11 +38,17 @@ def coco_results(image_id: int, file_name: str, boxes, scores, labels, classes=N
     return rows
 
 
-def write_json(path: str | Path, data) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=None, separators=(",", ":")))
-    return path
+def write_json(path: str | Path, rows: Iterable[dict]) -> Path:
+    """COCO result rows as one JSON array, written atomically (sspnet.io.atomic) while `rows` is
+    consumed, so a generator keeps memory bounded. Rows must hold finite numbers (strict JSON)."""
+
+    def write(f) -> None:
+        f.write(b"[")
+        for k, row in enumerate(rows):
+            f.write((b"," if k else b"") + json.dumps(row, separators=(",", ":"), allow_nan=False).encode())
+        f.write(b"]\n")
+
+    return atomic_write(path, write)
 
 
 __all__ = ["coco_results", "write_json"]

@@ -7,6 +7,12 @@
 Images, folders and globs are read in sorted order with OpenCV; videos, cameras (an integer
 index) and stream URLs through cv2.VideoCapture. Frames stay in OpenCV's BGR order.
 
+A source never stops at a bad input: an image file that cannot be read or decoded, or a video
+frame that cannot be decoded, comes as a Frame with `image=None` and `error` saying why (the
+consumer warns and counts it). A truncated JPEG that still decodes comes with `warning` set.
+A video file whose frames stop decoding before the count its header declares (a truncated file)
+ends with ONE such Frame standing for all the missing frames (`lost`).
+
 FrameQueue decodes on a background thread. For files it blocks when full, so every frame is
 processed. For live sources (cameras, URLs) a slow model must not let frames pile up in memory
 or fall ever further behind: when the queue is full the OLDEST waiting frame is dropped (and
@@ -24,19 +30,31 @@ from pathlib import Path
 
 import numpy as np
 
+from sspnet.errors import InputError, UsageError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".ts", ".flv")
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
+MAX_UNDECODABLE_IN_A_ROW = 25  # video frames that fail in a row before the file counts as ended
+
+
 @dataclass
 class Frame:
-    """One decoded frame: `index` counts from 0 in source order; `name` is the image file name, or
-    '<video stem>_<index>' for video / stream frames; `image` is BGR HWC uint8."""
+    """One frame: `index` counts from 0 in source order; `name` is the image file name, or
+    '<video stem>_<index>' for video / stream frames; `image` is BGR HWC uint8, or None when the
+    input could not be read or decoded, `error` then saying why (`where` names the file or frame
+    for a warning, `lost` how many source frames this stands for). `warning` is set for a frame
+    that decoded but is damaged (a truncated JPEG)."""
 
     index: int
     name: str
-    image: np.ndarray
+    image: np.ndarray | None
+    error: str | None = None
+    warning: str | None = None
+    where: str = ""
+    lost: int = 1
 
 
 class FrameSource:
@@ -48,6 +66,7 @@ class FrameSource:
     fps: float | None = None
     live: bool = False
     description: str = ""
+    inputs: tuple[Path, ...] = ()  # files / folders this source reads, which no output may replace
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -57,23 +76,41 @@ class FrameSource:
 
 
 class ImageFiles(FrameSource):
-    """Still images, read one by one with cv2.imread."""
+    """Still images, read one by one with cv2.imread; unreadable ones come as error Frames.
+    `inputs` defaults to the image files (a folder source passes the folder)."""
 
     kind = "images"
 
-    def __init__(self, paths: list[Path], description: str):
-        self.paths = list(paths)
+    def __init__(self, paths: list[Path], description: str, inputs: list[Path] | None = None):
+        self.paths = [Path(p) for p in paths]
         self.total = len(self.paths)
         self.description = description
+        self.inputs = tuple(self.paths if inputs is None else inputs)
 
     def __iter__(self) -> Iterator[Frame]:
-        import cv2
-
         for index, path in enumerate(self.paths):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"cannot read image {path} (not an image, or a format OpenCV cannot decode)")
-            yield Frame(index, path.name, image)
+            image, error, warning = read_image_file(path)
+            yield Frame(index, path.name, image, error=error, warning=warning, where=str(path))
+
+
+def read_image_file(path: Path) -> tuple[np.ndarray | None, str | None, str | None]:
+    """(BGR image or None, why it could not be read, warning about a damaged but decoded image)."""
+    import cv2
+
+    from sspnet.data.images import jpeg_is_truncated
+
+    try:
+        truncated = jpeg_is_truncated(path)
+    except OSError as error:
+        return None, f"cannot read the file ({error.strerror or error})", None
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        why = "a truncated JPEG that cannot be decoded" if truncated else "not an image, or a format OpenCV cannot decode"
+        return None, why, None
+    if truncated:
+        return image, None, ("truncated JPEG (no end-of-image marker): decoded with its missing rows grey, "
+                             "detections there are lost")
+    return image, None, None
 
 
 class VideoCapture(FrameSource):
@@ -87,28 +124,51 @@ class VideoCapture(FrameSource):
         self.live = kind in ("camera", "stream")
         self.stem = stem
         self.description = f"{kind} {target}"
+        self.inputs = (Path(target),) if kind == "video" else ()
         self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
             hint = {"camera": "is a camera attached at that index?",
                     "stream": "is the URL reachable, and does OpenCV's FFmpeg support its protocol?",
                     "video": "is it a video OpenCV's FFmpeg can decode?"}[kind]
-            raise ValueError(f"cannot open {kind} {target!r} ({hint})")
+            raise InputError(f"cannot open {kind} {target!r} ({hint})")
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.total = count if count > 0 and not self.live else None
         fps = float(self.capture.get(cv2.CAP_PROP_FPS))
         self.fps = fps if 0 < fps < 1000 else None
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        """Frames in order. A video file's frame that does not decode before the declared frame
+        count is skipped (an error Frame) and reading goes on; MAX_UNDECODABLE_IN_A_ROW failures
+        in a row end the file, reported as one error Frame for all frames still missing.
+        A camera or stream ends at its first failed read."""
+        index, failed = 0, []
         try:
             while True:
                 ok, image = self.capture.read()
-                if not ok:
+                if ok:
+                    for bad in failed:
+                        yield Frame(bad, self._name(bad), None, error="the frame could not be decoded",
+                                    where=f"{self.target} frame {bad}")
+                    failed = []
+                    yield Frame(index, self._name(index), image)
+                elif self.live or self.total is None or index >= self.total:
                     break
-                yield Frame(index, f"{self.stem}_{index:06d}", image)
+                else:
+                    failed.append(index)
+                    if len(failed) >= MAX_UNDECODABLE_IN_A_ROW:
+                        break
                 index += 1
+            if failed:  # the file ended early: one report for every declared frame not decoded
+                first, missing = failed[0], max(self.total - failed[0], len(failed))
+                yield Frame(first, self._name(first), None, lost=missing,
+                            error=f"frames {first}-{first + missing - 1} of the {self.total} its header declares "
+                                  "could not be decoded (a truncated file?)",
+                            where=str(self.target))
         finally:
             self.close()
+
+    def _name(self, index: int) -> str:
+        return f"{self.stem}_{index:06d}"
 
     def close(self) -> None:
         self.capture.release()
@@ -120,7 +180,11 @@ def _is_glob(text: str) -> bool:
 
 def open_source(spec: str | int) -> FrameSource:
     """A FrameSource for an image file, a folder of images, a glob pattern, a video file, a camera
-    index ("0") or a stream URL (rtsp://, http://, ...). ValueError names what was not understood."""
+    index ("0") or a stream URL (rtsp://, http://, ...). UsageError names what was not understood,
+    InputError a folder or pattern without images or a device / stream that does not open.
+
+    `inputs` of the result is what an output must never replace: the folder of a folder source
+    (nothing may be written inside it), the matched files of a glob, the image or video file."""
     text = str(spec)
     if text.isdigit():
         return VideoCapture(int(text), "camera", f"camera{text}")
@@ -130,16 +194,16 @@ def open_source(spec: str | int) -> FrameSource:
         paths = sorted(Path(p) for p in glob.glob(text, recursive=True))
         images = [p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         if not images:
-            raise ValueError(f"source: the pattern {text!r} matches no image files ({', '.join(IMAGE_SUFFIXES)})")
+            raise InputError(f"source: the pattern {text!r} matches no image files ({', '.join(IMAGE_SUFFIXES)})")
         return ImageFiles(images, f"{len(images)} images matching {text}")
     path = Path(text)
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
-            raise ValueError(f"source: folder {text!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-        return ImageFiles(images, f"{len(images)} images in {text}")
+            raise InputError(f"source: folder {text!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        return ImageFiles(images, f"{len(images)} images in {text}", inputs=[path])
     if not path.exists():
-        raise ValueError(
+        raise UsageError(
             f"source {text!r} is not an existing file or folder, a glob pattern, a camera index or a "
             f"stream URL ({', '.join(STREAM_PREFIXES)})"
         )
@@ -148,7 +212,7 @@ def open_source(spec: str | int) -> FrameSource:
         return ImageFiles([path], f"image {text}")
     if suffix in VIDEO_SUFFIXES:
         return VideoCapture(str(path), "video", path.stem)
-    raise ValueError(
+    raise UsageError(
         f"source {text!r}: unknown file type {suffix!r}; images {', '.join(IMAGE_SUFFIXES)}, "
         f"videos {', '.join(VIDEO_SUFFIXES)}"
     )

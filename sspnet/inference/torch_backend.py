@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 import sspnet
+from sspnet.errors import UsageError
 from sspnet.runtime.backend import Backend, ModelMetadata
 from sspnet.runtime.contract import OUTPUT_NAMES
 
@@ -69,7 +70,7 @@ def _check_input_size(input_size) -> tuple[int, int]:
         or len(input_size) != 2
         or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in input_size)
     ):
-        raise ValueError(f"input_size must be (H, W), two positive integers, got {input_size!r}")
+        raise UsageError(f"input_size must be (H, W), two positive integers, got {input_size!r}")
     return int(input_size[0]), int(input_size[1])
 
 
@@ -106,23 +107,23 @@ class TorchBackend(Backend):
         input_size = _check_input_size(input_size)
         if metadata is None:
             if getattr(model, "config", None) is None:
-                raise ValueError(
+                raise UsageError(
                     f"{type(model).__name__} has no sspnet `config`: pass metadata= explicitly"
                 )
             if input_size[0] % 32 or input_size[1] % 32:
-                raise ValueError(f"input_size (H, W) must be multiples of 32 for sspnet detectors, got {input_size}")
+                raise UsageError(f"input_size (H, W) must be multiples of 32 for sspnet detectors, got {input_size}")
             metadata = model_metadata(model, input_size)
         elif tuple(metadata.input_size) != input_size:
-            raise ValueError(f"metadata.input_size {metadata.input_size} != input_size {input_size}")
+            raise UsageError(f"metadata.input_size {metadata.input_size} != input_size {input_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+            raise UsageError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("precision fp16 needs a CUDA device (CPU float16 kernels are slow or missing)")
+            raise UsageError("precision fp16 needs a CUDA device (CPU float16 kernels are slow or missing)")
         if cuda_graph and self.device.type != "cuda":
-            raise ValueError("cuda_graph=True needs a CUDA device")
+            raise UsageError("cuda_graph=True needs a CUDA device")
         if cuda_graph and record_attention:
-            raise ValueError("record_attention needs eager mode: a replayed CUDA graph runs no hooks")
+            raise UsageError("record_attention needs eager mode: a replayed CUDA graph runs no hooks")
         self.model = model.eval().to(self.device)
         self.metadata = metadata
         self.path = Path(path) if path is not None else Path(f"<{metadata.preset}>")
@@ -218,7 +219,7 @@ class TorchBackend(Backend):
     def _hook_attention(self) -> None:
         neck = getattr(self.model, "neck", None)
         if neck is None:
-            raise ValueError(f"record_attention: {type(self.model).__name__} has no `neck` module")
+            raise UsageError(f"record_attention: {type(self.model).__name__} has no `neck` module")
 
         def keep_attention(module, inputs, output):
             attention = output[1] if isinstance(output, tuple) and len(output) == 2 else ()
@@ -234,7 +235,7 @@ class TorchBackend(Backend):
             raise RuntimeError("attention maps are only kept with TorchBackend(record_attention=True)")
         chunks = [c for c in self._attention_chunks if c]
         if not chunks:
-            raise ValueError(
+            raise UsageError(
                 f"{self.metadata.preset}: the neck returned no attention maps (an FPN neck has none; "
                 "SSPNet's SSFPN has A0..A3)"
             )

@@ -14,9 +14,11 @@ from cli_markers import marker_frame, write_rgb
 from runtime_models import expected_detections
 
 from sspnet.cli import main
+from sspnet.errors import InputError
 from sspnet.inference.backends import backend_for_path, open_backend
 from sspnet.inference.predict import PredictOptions, predict
 from sspnet.inference.sources import FrameQueue, open_source
+from sspnet.runtime.backend import Backend
 from sspnet.runtime.detector import Detector
 
 FRAME_H, FRAME_W = 150, 300  # 2 x 3 tiles of 96 x 128 with 30 px overlap
@@ -104,14 +106,8 @@ def test_glob_source_and_image_format(marker_onnx, image_folder, tmp_path):
 
 
 def test_video_in_video_out(marker_onnx, tmp_path):
-    video = tmp_path / "clip.avi"
-    # lossless FFV1, so that the marker pixels survive encoding exactly
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, (FRAME_W, FRAME_H))
-    assert writer.isOpened()
     frames = [[(20 + 40 * k, 30 + 10 * k, 200, 0), (200, 100, 120, 0)] for k in range(4)]
-    for markers in frames:
-        writer.write(np.ascontiguousarray(marker_frame(FRAME_H, FRAME_W, markers)[..., ::-1]))
-    writer.release()
+    video = write_video(tmp_path / "clip.avi", frames)
 
     out = tmp_path / "out"
     assert main(["predict", str(video), "--model", str(marker_onnx), "--out", str(out), "--quiet"]) == 0
@@ -162,13 +158,241 @@ def test_errors_name_the_problem(marker_onnx, image_folder, tmp_path, capsys):
     assert "holds no image files" in capsys.readouterr().err
 
 
-def test_unreadable_image_is_named(marker_onnx, tmp_path):
+def test_all_inputs_unreadable_is_an_error(marker_onnx, tmp_path, capsys):
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--model", str(marker_onnx), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("warning: skipped") == 2 and "broken.png" in err and "empty.jpg" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("sspnet predict: no frame could be processed: all 2 input frame(s) could not be read")
+    assert "broken.png" in last
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+    # the API raises the same user error
     detector = Detector(open_backend(marker_onnx), color_order="bgr")
-    with pytest.raises(ValueError, match="cannot read image .*broken.png"):
-        predict(detector, open_source(str(folder)), PredictOptions(progress=False))
+    with pytest.raises(InputError, match="no frame could be processed.*broken.png"):
+        predict(detector, open_source(str(folder)), PredictOptions(progress=False, warn=lambda message: None))
+
+
+def summary_table(stdout):
+    """The `predict | value` rows of the summary table printed on stdout."""
+    import re
+
+    cells = (re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in stdout.splitlines())
+    return {row[0]: row[1] for row in cells if len(row) == 2}
+
+
+def jpeg_bytes(frame_rgb):
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(frame_rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert ok
+    return data.tobytes()
+
+
+def test_predict_goes_on_past_a_corrupt_and_a_truncated_jpeg(marker_onnx, image_folder, tmp_path, capfd):
+    # sorted order: a_corrupt.jpg, frame_0.png, frame_1.png, frame_2.png, z_truncated.jpg
+    (image_folder / "a_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    whole = jpeg_bytes(np.random.default_rng(0).integers(0, 256, (FRAME_H, FRAME_W, 3), dtype=np.uint8))
+    (image_folder / "z_truncated.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    out = tmp_path / "out"
+    code = main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--conf", "0",
+                 "--quiet"])
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("warning: skipped ") and "a_corrupt.jpg" in warnings[0]
+    assert "z_truncated.jpg" in warnings[1] and "truncated JPEG" in warnings[1]
+    rows = summary_table(captured.out)
+    assert rows["frames"] == "4" and rows["skipped (unreadable)"] == "1"
+    assert rows["damaged (processed, warned)"] == "1"
+
+    # every good image is processed, with the detections the closed form predicts
+    results = json.loads((out / "detections.json").read_text())
+    good = [row for row in results if row["file_name"].startswith("frame_")]
+    expected = []
+    for k, markers in enumerate(MARKERS):
+        expected += coco_expected(k + 2, f"frame_{k}.png", markers, 0.0)  # image ids count the corrupt file
+    assert_results_match(good, expected)
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".jpg")) == [
+        "frame_0.png", "frame_1.png", "frame_2.png", "z_truncated.jpg"]
+    records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [r["file_name"] for r in records] == ["frame_0.png", "frame_1.png", "frame_2.png", "z_truncated.jpg"]
+    assert "warning" in records[3] and all("warning" not in r for r in records[:3])
+
+
+def test_jpeg_truncation_check():
+    from sspnet.data.images import jpeg_is_truncated
+
+    def check(tmp, data):
+        tmp.write_bytes(data)
+        return jpeg_is_truncated(tmp)
+
+    import tempfile
+    from pathlib import Path
+
+    whole = jpeg_bytes(np.zeros((40, 60, 3), np.uint8))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.jpg"
+        assert check(path, whole) is False
+        assert check(path, whole + b"\x00" * 100) is False  # padding after the end marker is fine
+        assert check(path, whole[:-2]) is True
+        assert check(path, whole[: len(whole) // 2]) is True
+        assert check(path, b"\x89PNG\r\n\x1a\n" + b"x" * 50) is False  # not a JPEG: not our business
+
+
+def file_hashes(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("out_of", [lambda folder: folder, lambda folder: folder / "pred"])
+def test_out_in_the_source_folder_is_refused_before_any_work(marker_onnx, image_folder, capsys, out_of):
+    before = file_hashes(image_folder)
+    out = out_of(image_folder)
+    code = main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "backend:" not in captured.out  # refused before the model was loaded
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sspnet predict: refusing to write")
+    assert str(out) in lines[0] and str(image_folder) in lines[0]
+    assert file_hashes(image_folder) == before
+    assert not (image_folder / "pred").exists()
+
+
+def test_out_holding_an_input_image_is_refused(marker_onnx, image_folder, capsys):
+    before = file_hashes(image_folder)
+    for source in (str(image_folder / "frame_*.png"), str(image_folder / "frame_1.png")):
+        assert main(["predict", source, "--model", str(marker_onnx), "--out", str(image_folder), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "refusing to write" in err and "frame_" in err and "Traceback" not in err
+    assert file_hashes(image_folder) == before
+
+
+def test_rerun_into_its_own_output_is_allowed(marker_onnx, image_folder, tmp_path):
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--quiet"]) == 0
+    assert len((out / "detections.jsonl").read_text().splitlines()) == len(MARKERS)  # the rerun replaced it
+
+
+def test_jsonl_has_one_line_per_processed_frame(marker_onnx, image_folder, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--conf", "0.3",
+                 "--quiet"]) == 0
+    lines = (out / "detections.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["image_id"] for r in records] == [1, 2, 3]
+    assert [r["file_name"] for r in records] == [f"frame_{k}.png" for k in range(3)]
+    assert all((r["width"], r["height"]) == (FRAME_W, FRAME_H) for r in records)
+    for k, (record, markers) in enumerate(zip(records, MARKERS)):
+        assert_results_match(record["detections"], coco_expected(k + 1, f"frame_{k}.png", markers, 0.3))
+    # detections.json is every record's detections, in order
+    assert json.loads((out / "detections.json").read_text()) == [d for r in records for d in r["detections"]]
+
+
+class FailingBackend(Backend):
+    """Runs the marker model; on model call number `fail_at` raises `error` (a crash or Ctrl-C)."""
+
+    def __init__(self, inner, fail_at, error):
+        self.inner, self.fail_at, self.error, self.calls = inner, fail_at, error, 0
+        self.name, self.path, self.metadata = "failing", inner.path, inner.metadata
+
+    fixed_batch = property(lambda self: None)
+    fixed_hw = property(lambda self: None)
+
+    def _run(self, images):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise self.error
+        return self.inner._run(images)
+
+
+def test_a_crash_loses_at_most_the_frame_in_flight(marker_onnx, image_folder, tmp_path):
+    out = tmp_path / "out"
+    backend = FailingBackend(open_backend(marker_onnx), fail_at=3, error=RuntimeError("device lost"))
+    detector = Detector(backend, color_order="bgr", max_tiles_per_batch=None)  # one model call per frame
+    with pytest.raises(RuntimeError, match="device lost"):
+        predict(detector, open_source(str(image_folder)), PredictOptions(out=out, progress=False))
+    records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [r["file_name"] for r in records] == ["frame_0.png", "frame_1.png"]  # both complete lines
+    assert not (out / "detections.json").exists()  # the final file is only written by a finished run
+    assert not [p for p in out.iterdir() if "sspnet-tmp" in p.name]
+
+
+def test_ctrl_c_finishes_the_outputs(marker_onnx, tmp_path):
+    video = write_video(tmp_path / "clip.avi", [[(20 + 40 * k, 30, 200, 0)] for k in range(5)])
+    out = tmp_path / "out"
+    backend = FailingBackend(open_backend(marker_onnx), fail_at=4, error=KeyboardInterrupt())
+    detector = Detector(backend, color_order="bgr", max_tiles_per_batch=None)
+    summary = predict(detector, open_source(str(video)), PredictOptions(out=out, progress=False))
+    assert summary.interrupted and summary.frames == 3
+    assert [r["image_id"] for r in json.loads((out / "detections.json").read_text())] == [1, 2, 3]
+    assert count_frames(out / "clip.avi") == 3  # the video was finished, not thrown away
+    assert not [p for p in out.iterdir() if "sspnet-tmp" in p.name]
+
+
+def write_video(path, frames_markers, fps=10.0):
+    # lossless FFV1, so that the marker pixels survive encoding exactly
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (FRAME_W, FRAME_H))
+    assert writer.isOpened()
+    for markers in frames_markers:
+        writer.write(np.ascontiguousarray(marker_frame(FRAME_H, FRAME_W, markers)[..., ::-1]))
+    writer.release()
+    return path
+
+
+def count_frames(path):
+    capture, count = cv2.VideoCapture(str(path)), 0
+    while capture.read()[0]:
+        count += 1
+    return count
+
+
+def mjpeg_video(path, count):
+    """An MJPG .avi of `count` frames (each frame a JPEG inside the file) -> the JPEG offsets."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (FRAME_W, FRAME_H))
+    for k in range(count):
+        writer.write(np.ascontiguousarray(marker_frame(FRAME_H, FRAME_W, [(20 + 10 * k, 30, 250, 0)])[..., ::-1]))
+    writer.release()
+    data = path.read_bytes()
+    return data, [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
+
+
+def test_an_undecodable_video_frame_is_skipped(marker_onnx, tmp_path, capsys):
+    path = tmp_path / "clip.avi"
+    data, starts = mjpeg_video(path, 12)
+    assert len(starts) == 12
+    garbled = bytearray(data)
+    garbled[starts[5] + 2: starts[5] + 300] = b"\x5a" * 298  # frame 5's JPEG header destroyed
+    path.write_bytes(bytes(garbled))
+    out = tmp_path / "out"
+    assert main(["predict", str(path), "--model", str(marker_onnx), "--out", str(out), "--no-media", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: skipped {path} frame 5: the frame could not be decoded"]
+    records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [r["image_id"] for r in records] == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+    assert summary_table(captured.out)["skipped (unreadable)"] == "1"
+
+
+def test_a_truncated_video_is_reported_once(marker_onnx, tmp_path, capsys):
+    path = tmp_path / "clip.avi"
+    data, starts = mjpeg_video(path, 12)
+    path.write_bytes(data[: starts[8] + 100])  # frames 8..11 are gone (the header still declares 12)
+    out = tmp_path / "out"
+    assert main(["predict", str(path), "--model", str(marker_onnx), "--out", str(out), "--no-media", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and str(path) in warnings[0] and "frames 8-11 of the 12" in warnings[0]
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 8
+    assert summary_table(captured.out)["skipped (unreadable)"] == "4"
 
 
 def test_frame_queue_is_used_for_files_without_drops(image_folder):
@@ -188,6 +412,7 @@ class BlockTorch:  # every torch import fails, as on a device without torch
 
 sys.meta_path.insert(0, BlockTorch())
 from sspnet.cli import main
+from sspnet.errors import InputError
 code = main(sys.argv[1:])
 loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "torchvision"))
 assert not loaded, f"torch modules were imported: {loaded}"
