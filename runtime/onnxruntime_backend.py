@@ -20,6 +20,7 @@ from sspnet.errors import InputError, MissingDependencyError, UsageError
 
 from .backend import Backend, ModelMetadata
 from .contract import INPUT_NAME, OUTPUT_NAMES
+from .threads import configure_onnxruntime_session
 
 # Short names accepted in `providers=`; full ONNX Runtime names work too.
 PROVIDER_ALIASES = {
@@ -107,6 +108,7 @@ class OnnxRuntimeBackend(Backend):
         requested = resolve_providers(providers, ort.get_available_providers())
 
         options = ort.SessionOptions()
+        configure_onnxruntime_session(options)  # no spin-waiting: holds up on a busy CPU (runtime/threads.py)
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = intra_op_num_threads
         try:

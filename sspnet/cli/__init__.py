@@ -31,6 +31,7 @@ VERBS = {
     "build-engine": "build_engine",
     "predict": "predict",
     "benchmark": "benchmark",
+    "quantize": "quantize",
     "doctor": "doctor",
     "demo": "demo",
 }
@@ -114,6 +115,9 @@ def _bug(prefix: str, error: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    from sspnet.runtime.threads import apply_openmp_defaults
+
+    apply_openmp_defaults()  # before any verb imports torch: OpenMP reads it once, at load
     debug, argv = _debug_requested(argv)
     verbs = _available_verbs()
     if not argv or argv[0] in ("-h", "--help"):
