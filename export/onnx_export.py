@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
+from sspnet.errors import UsageError
+from sspnet.export.options import DEFAULT_OPSET, FLAVORS, check_export_options, check_export_paths, check_flavor
+from sspnet.io.atomic import atomic_write
 from sspnet.runtime.contract import INPUT_NAME, OUTPUT_NAMES
 
-FLAVORS = ("portable", "tensorrt")
-DEFAULT_OPSET = 18  # RoiAlign needs >= 16; the torch exporter builds opset 18 natively
 PREFIX = "ONNX:"
 
 
@@ -46,12 +47,11 @@ def translation_table(flavor: str) -> dict:
     """{torch op overload: onnxscript translation} for `flavor` (portable or tensorrt)."""
     import sspnet.ops  # noqa: F401  (registers torch.ops.sspnet.*)
 
+    check_flavor(flavor)
     if flavor == "portable":
         from sspnet.export import ops_portable as ops
-    elif flavor == "tensorrt":
-        from sspnet.export import ops_tensorrt as ops
     else:
-        raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
+        from sspnet.export import ops_tensorrt as ops
     table = {}
     for name in ("multi_level_roi_align", "batched_nms"):
         if not hasattr(torch.ops.sspnet, name):
@@ -117,34 +117,16 @@ def load_detector(model_or_checkpoint, preset: str | None = None):
     if isinstance(model_or_checkpoint, torch.nn.Module):
         model = model_or_checkpoint
     else:
-        path = Path(model_or_checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
         from sspnet.checkpoint import load_model
 
-        model = load_model(path) if preset is None else load_model(path, preset=preset)
+        model = load_model(Path(model_or_checkpoint), preset=preset)  # missing / unreadable files: named
     config = getattr(model, "config", None)
     if config is None:
-        raise TypeError(
+        raise UsageError(
             f"{type(model).__name__} has no `config` (an sspnet ModelConfig): build it with "
             "sspnet.models.build_model or load it with sspnet.checkpoint.load_model"
         )
     return model.eval()
-
-
-def _check_arguments(flavor, imgsz, batch, opset) -> tuple[tuple[int, int], object]:
-    import onnx
-
-    if flavor not in FLAVORS:
-        raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
-    if len(tuple(imgsz)) != 2 or not all(int(v) == v and v >= 32 for v in imgsz):
-        raise ValueError(f"imgsz must be (H, W) with integers >= 32, got {imgsz!r}")
-    if batch != "dynamic" and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        raise ValueError(f"batch must be 'dynamic' or an integer >= 1, got {batch!r}")
-    newest = onnx.defs.onnx_opset_version()
-    if not isinstance(opset, int) or not 16 <= opset <= newest:
-        raise ValueError(f"opset must be an integer in [16, {newest}] (RoiAlign needs 16), got {opset!r}")
-    return (int(imgsz[0]), int(imgsz[1])), batch
 
 
 def _custom_nodes(model) -> list[tuple[str, str]]:
@@ -191,9 +173,9 @@ def export_onnx(
     """
     import onnx
 
-    imgsz, batch = _check_arguments(flavor, imgsz, batch, opset)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    imgsz, batch = check_export_options(flavor, imgsz, batch, opset)
+    checkpoint = None if isinstance(model_or_checkpoint, torch.nn.Module) else model_or_checkpoint
+    out_path = check_export_paths(checkpoint, out_path, verify_images)
     model = load_detector(model_or_checkpoint, preset)
     config = model.config
     start = time.perf_counter()
@@ -239,13 +221,21 @@ def export_onnx(
     write_metadata(proto, export_metadata(config, flavor=flavor, imgsz=imgsz, batch=batch))
     proto.producer_name = "sspnet"
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(out_path))
+    save_onnx(proto, out_path)
     size_mb = out_path.stat().st_size / 1e6
     _log(f"export success {time.perf_counter() - start:.1f}s, saved as {out_path} ({size_mb:.1f} MB)")
 
     if verify_images is not None:
         verify_export(model, out_path, flavor, imgsz, batch, verify_images)
     return out_path
+
+
+def save_onnx(proto, path) -> Path:
+    """Write an ONNX model atomically: a crash or a full disk leaves the previous file (if any)
+    untouched, never a truncated one (sspnet.io.atomic)."""
+    import onnx
+
+    return atomic_write(path, lambda f: onnx.save(proto, f))
 
 
 def verify_export(model, onnx_path, flavor: str, imgsz, batch, images_spec) -> dict:
@@ -283,4 +273,4 @@ def contract_shapes(model_path) -> dict[str, tuple[str, list]]:
     return result
 
 
-__all__ = ["export_onnx", "export_module", "translation_table", "verify_export", "FLAVORS"]
+__all__ = ["export_onnx", "export_module", "save_onnx", "translation_table", "verify_export", "FLAVORS"]

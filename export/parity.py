@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sspnet.cli.table import print_table
+from sspnet.errors import InputError, UsageError
 from sspnet.runtime.contract import INPUT_NAME, OUTPUT_NAMES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -44,13 +45,14 @@ def folder_images(folder: str | Path, imgsz: tuple[int, int], limit: int = 16) -
     folder = Path(folder)
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
-        raise ValueError(f"--verify-images: no {'/'.join(IMAGE_SUFFIXES)} images in {folder}")
+        raise InputError("no images in the folder", path=folder, field="--verify-images",
+                         expected=f"{'/'.join(IMAGE_SUFFIXES)} files")
     height, width = imgsz
     images = []
     for path in paths:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"--verify-images: cannot read image {path}")
+            raise InputError("cannot read the image (corrupt or not an image)", path=path, field="--verify-images")
         rgb = cv2.cvtColor(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
         images.append(rgb)
     return np.stack(images).transpose(0, 3, 1, 2).copy()
@@ -68,7 +70,7 @@ def dataset_images(data: str | Path, split: str = "val", limit: int | None = Non
     images = [read_image(record) for record in annotations.records]
     sizes = sorted({image.shape[:2] for image in images})
     if len(sizes) != 1:
-        raise ValueError(f"{gt_path}: parity needs images of one size (the export size), got sizes {sizes[:4]}")
+        raise InputError("parity needs images of one size (the export size)", path=gt_path, got=f"sizes {sizes[:4]}")
     return np.stack(images).transpose(0, 3, 1, 2).copy(), annotations
 
 
@@ -86,20 +88,20 @@ def verification_images(spec, imgsz: tuple[int, int], seed: int = 0) -> np.ndarr
     """Images for --verify: an int (that many synthetic scenes), a folder path, or an array."""
     if isinstance(spec, np.ndarray):
         if spec.dtype != np.uint8 or spec.ndim != 4 or spec.shape[1] != 3 or tuple(spec.shape[2:]) != tuple(imgsz):
-            raise ValueError(
+            raise UsageError(
                 f"verify images: expected uint8 [N, 3, {imgsz[0]}, {imgsz[1]}], got {spec.dtype} {list(spec.shape)}"
             )
         return spec
     if isinstance(spec, bool):
-        raise TypeError("verify images: expected a count, a folder or an array, got a bool")
+        raise UsageError("verify images: expected a count, a folder or an array, got a bool")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         count = int(spec)
         if count < 1:
-            raise ValueError(f"verify images: count must be >= 1, got {count}")
+            raise UsageError("the verify image count must be >= 1", field="--verify-images", got=count)
         return synthetic_images(count, imgsz, seed)
     path = Path(spec)
     if not path.is_dir():
-        raise ValueError(f"--verify-images: {path} is neither an image count nor a folder")
+        raise UsageError("not an image count nor an existing folder", field="--verify-images", got=str(path))
     return folder_images(path, imgsz)
 
 
@@ -135,7 +137,7 @@ def onnx_session(model_path: str | Path, flavor: str):
 
         evaluator = reference_evaluator(onnx.load(str(model_path)))
         return lambda images: evaluator.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
-    raise ValueError(f"flavor must be 'portable' or 'tensorrt', got {flavor!r}")
+    raise UsageError("unknown export flavour", field="flavor", expected="'portable' or 'tensorrt'", got=repr(flavor))
 
 
 def run_onnx(model_path, images: np.ndarray, flavor: str, batch_size: int = 4) -> dict[str, np.ndarray]:

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sspnet.errors import InputError, UsageError
+from sspnet.io.atomic import atomic_write_bytes
+
 from .preprocess import letterbox
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -30,7 +33,7 @@ PARTIAL_MODES = ("pad", "drop")
 
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
@@ -42,7 +45,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
     except OSError as error:
-        raise ValueError(f"calibration image {path} cannot be read: {error}") from error
+        raise InputError(f"calibration image {path} cannot be read: {error}") from None
 
 
 class CalibrationBatches:
@@ -66,9 +69,9 @@ class CalibrationBatches:
     ):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise ValueError(f"calibration folder {str(self.folder)!r} does not exist or is not a directory")
+            raise InputError(f"calibration folder {str(self.folder)!r} does not exist or is not a directory")
         if len(tuple(input_size)) != 2:
-            raise ValueError(f"input_size must be (H, W), got {input_size!r}")
+            raise UsageError(f"input_size must be (H, W), got {input_size!r}")
         self.input_size = (
             _positive_int("input_size H", input_size[0]),
             _positive_int("input_size W", input_size[1]),
@@ -77,16 +80,16 @@ class CalibrationBatches:
         if max_images is not None:
             _positive_int("max_images", max_images)
         if partial not in PARTIAL_MODES:
-            raise ValueError(f"partial must be one of {list(PARTIAL_MODES)}, got {partial!r}")
+            raise UsageError(f"partial must be one of {list(PARTIAL_MODES)}, got {partial!r}")
         self.partial = partial
         paths = sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         self.paths = paths[:max_images] if max_images is not None else paths
         if not self.paths:
-            raise ValueError(
+            raise InputError(
                 f"calibration folder {str(self.folder)!r} has no {'/'.join(IMAGE_SUFFIXES)} images"
             )
         if partial == "drop" and len(self.paths) < self.batch_size:
-            raise ValueError(
+            raise InputError(
                 f"calibration folder {str(self.folder)!r} has {len(self.paths)} images, fewer than one batch "
                 f"of {self.batch_size} (use partial='pad' or a smaller batch)"
             )
@@ -141,7 +144,7 @@ def make_entropy_calibrator(batches: CalibrationBatches | None, cache_path: str 
         )
     cache_path = None if cache_path is None else Path(cache_path)
     if batches is None and (cache_path is None or not cache_path.is_file()):
-        raise ValueError("INT8 calibration needs calibration images or an existing calibration cache")
+        raise UsageError("INT8 calibration needs calibration images or an existing calibration cache")
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
@@ -170,7 +173,7 @@ def make_entropy_calibrator(batches: CalibrationBatches | None, cache_path: str 
 
         def write_calibration_cache(self, cache):
             if cache_path is not None:
-                cache_path.write_bytes(bytes(cache))
+                atomic_write_bytes(cache_path, bytes(cache))
                 log(f"wrote calibration cache {cache_path}")
 
     return EntropyCalibrator()

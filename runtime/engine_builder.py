@@ -12,17 +12,25 @@ What a build does (TensorRT 10; TensorRT 11 differences in brackets):
 - one optimisation profile for the batch range (min, opt, max) of a dynamic-batch ONNX;
 - workspace limit, optional timing cache (read and updated), optional DLA core with GPU fallback
   (the sspnet plugins only run on the GPU);
-- writes the engine and its sidecar (runtime/sidecar.py) and prints the equivalent trtexec command.
+- writes the engine and its sidecar (runtime/sidecar.py), the timing cache and the calibration
+  cache atomically (sspnet.io.atomic), and prints the equivalent trtexec command.
 
-The option checks, the precision plan and the trtexec command are pure functions (tested without
-TensorRT); `tensorrt` is imported only inside build_engine / write_sidecar_only.
+The option checks, the output-path checks (check_build_outputs), the precision plan and the trtexec
+command are pure functions (tested without TensorRT); `tensorrt` is imported only inside
+build_engine / write_sidecar_only, after the ONNX file has been read and every output path checked,
+so a missing ONNX is reported as a missing file, not as a TensorRT problem.
 """
 
 from __future__ import annotations
 
+import errno
 import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from sspnet.errors import InputError, MissingDependencyError, UsageError
+from sspnet.io.atomic import atomic_write, atomic_write_bytes
+from sspnet.io.outputs import OutputGuard, sniff_kind
 
 from .backend import ModelMetadata
 from .contract import INPUT_NAME
@@ -31,6 +39,7 @@ from .sidecar import (
     make_sidecar,
     read_onnx_metadata,
     sha256_of,
+    sidecar_path,
     tensorrt_major,
     write_sidecar,
 )
@@ -87,12 +96,12 @@ class PrecisionPlan:
 def parse_batch(spec) -> tuple[int, int, int]:
     """ "8" / 8 -> (8, 8, 8); "1,4,8" / (1, 4, 8) -> (1, 4, 8); needs 1 <= min <= opt <= max."""
     if isinstance(spec, bool):
-        raise ValueError(f"batch must be N or MIN,OPT,MAX, got {spec!r}")
+        raise UsageError(f"batch must be N or MIN,OPT,MAX, got {spec!r}")
     if isinstance(spec, str):
         try:
             values = [int(part) for part in spec.split(",")]
         except ValueError:
-            raise ValueError(f"batch must be N or MIN,OPT,MAX (integers), got {spec!r}") from None
+            raise UsageError(f"batch must be N or MIN,OPT,MAX (integers), got {spec!r}") from None
     elif isinstance(spec, int) and not isinstance(spec, bool):
         values = [spec]
     else:
@@ -100,10 +109,10 @@ def parse_batch(spec) -> tuple[int, int, int]:
     if len(values) == 1:
         values = values * 3
     if len(values) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"batch must be N or MIN,OPT,MAX, got {spec!r}")
+        raise UsageError(f"batch must be N or MIN,OPT,MAX, got {spec!r}")
     smallest, optimum, largest = values
     if not 1 <= smallest <= optimum <= largest:
-        raise ValueError(f"batch needs 1 <= MIN <= OPT <= MAX, got {smallest},{optimum},{largest}")
+        raise UsageError(f"batch needs 1 <= MIN <= OPT <= MAX, got {smallest},{optimum},{largest}")
     return smallest, optimum, largest
 
 
@@ -111,7 +120,7 @@ def resolve_batch(requested: tuple[int, int, int] | None, onnx_batch: int | None
     """The profile's batch range: an ONNX with a fixed batch B only allows (B, B, B)."""
     if onnx_batch is not None:
         if requested is not None and tuple(requested) != (onnx_batch,) * 3:
-            raise ValueError(
+            raise UsageError(
                 f"the ONNX has a fixed batch of {onnx_batch}; --batch {','.join(map(str, requested))} "
                 "needs an ONNX exported with --batch dynamic"
             )
@@ -122,18 +131,18 @@ def resolve_batch(requested: tuple[int, int, int] | None, onnx_batch: int | None
 def precision_plan(
     precision: str, trt_major: int, strongly_typed: bool = False, has_qdq: bool = False
 ) -> PrecisionPlan:
-    """Builder settings for `precision` on TensorRT `trt_major`; ValueError when impossible."""
+    """Builder settings for `precision` on TensorRT `trt_major`; UsageError when impossible."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        raise UsageError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if trt_major < MIN_TENSORRT_MAJOR:
-        raise ValueError(
+        raise UsageError(
             f"TensorRT {trt_major} is too old: the sspnet plugins are IPluginV3 (TensorRT >= 10)"
         )
     if trt_major >= 11 or strongly_typed:
         if precision == "int8" and not has_qdq:
             if trt_major >= 11:
-                raise ValueError(INT8_ON_TENSORRT_11)
-            raise ValueError(
+                raise UsageError(INT8_ON_TENSORRT_11)
+            raise UsageError(
                 "a strongly typed INT8 build needs an ONNX with Q/DQ nodes (drop --strongly-typed to calibrate)"
             )
         why = (
@@ -158,14 +167,14 @@ def check_dla(dla_core: int | None, gpu_fallback: bool, precision: str) -> None:
     """DLA builds: fp16 / int8 only, and GPU fallback on (the plugin layers cannot run on DLA)."""
     if dla_core is None:
         if gpu_fallback:
-            raise ValueError("--allow-gpu-fallback only applies with --dla-core")
+            raise UsageError("--allow-gpu-fallback only applies with --dla-core")
         return
     if isinstance(dla_core, bool) or not isinstance(dla_core, int) or dla_core < 0:
-        raise ValueError(f"dla_core must be a non-negative integer, got {dla_core!r}")
+        raise UsageError(f"dla_core must be a non-negative integer, got {dla_core!r}")
     if precision == "fp32":
-        raise ValueError("DLA runs fp16 or int8 layers only: use --precision fp16 or int8 with --dla-core")
+        raise UsageError("DLA runs fp16 or int8 layers only: use --precision fp16 or int8 with --dla-core")
     if not gpu_fallback:
-        raise ValueError(
+        raise UsageError(
             "the sspnet plugins (multi-level RoIAlign, batched NMS) run on the GPU only: "
             "a DLA build needs --allow-gpu-fallback"
         )
@@ -199,7 +208,7 @@ def trtexec_command(
 
     TensorRT 10: --fp16 / --int8 (+ --calib=CACHE) / --stronglyTyped; TensorRT 11 has no precision
     flags (strong typing is the default), so none is written. INT8 without a calibration cache or
-    Q/DQ model cannot be expressed (trtexec would use random scales): ValueError.
+    Q/DQ model cannot be expressed (trtexec would use random scales): UsageError.
     """
     plan = precision_plan(precision, trt_major, strongly_typed, has_qdq)
     height, width = input_size
@@ -213,7 +222,7 @@ def trtexec_command(
         command += [f"--{flag.lower()}" for flag in plan.flags]
         if plan.calibrate:
             if calibration_cache is None:
-                raise ValueError("trtexec can only repeat an INT8 build from its calibration cache (--calib)")
+                raise UsageError("trtexec can only repeat an INT8 build from its calibration cache (--calib)")
             command.append(f"--calib={calibration_cache}")
     command.append(f"--memPoolSize=workspace:{workspace_mib}M")
     if timing_cache is not None:
@@ -241,12 +250,14 @@ def default_calibration_cache(onnx_path: str | Path) -> Path:
 
 
 def read_model_metadata(onnx_path: str | Path) -> tuple[dict[str, str], ModelMetadata]:
-    """(raw metadata_props, parsed ModelMetadata) of an exported ONNX; ValueError if it is not a
-    `tensorrt`-flavour sspnet export."""
+    """(raw metadata_props, parsed ModelMetadata) of an exported ONNX. Needs no TensorRT.
+
+    FileNotFoundError (with the path) when the file is missing; InputError (a ValueError) when it is
+    not a `tensorrt`-flavour sspnet export."""
     props = read_onnx_metadata(onnx_path)
     metadata = ModelMetadata.from_props(props, source=str(onnx_path))
     if metadata.flavor != "tensorrt":
-        raise ValueError(
+        raise InputError(
             f"{onnx_path}: flavour {metadata.flavor!r}; TensorRT engines are built from the `tensorrt` "
             "flavour (plugin nodes): sspnet export ... --flavor tensorrt"
         )
@@ -258,8 +269,40 @@ def save_calibration_array(batches, path: str | Path) -> Path:
     import numpy as np
 
     array = np.concatenate(list(batches))
-    np.save(path, array)
-    return Path(path)
+    return atomic_write(path, lambda f: np.save(f, array))
+
+
+def _check_cache_path(guard: OutputGuard, path: str | Path) -> Path:
+    """A cache file is read if present and rewritten: it may replace an earlier cache (text or
+    binary data) but never an input or a file of any other kind."""
+    path = Path(path)
+    existing = sniff_kind(path) if path.is_file() else None
+    return guard.check_file(path, kind=existing if existing in ("text", "binary") else "binary")
+
+
+def check_build_outputs(onnx_path: str | Path, engine_path: str | Path | None, options: BuildOptions) -> Path:
+    """Before any work: the engine, its sidecar, the timing cache and (INT8) the calibration cache
+    may be written without destroying an input (the ONNX, the calibration images, the plugin
+    library) or another kind of file, and are distinct. Returns the engine path."""
+    engine_path = Path(engine_path) if engine_path is not None else default_engine_path(onnx_path, options.precision)
+    guard = OutputGuard(inputs=[onnx_path, options.calibration_images, options.plugin_library], verb="build-engine")
+    outputs = {
+        "--out": guard.check_file(engine_path, kind="tensorrt-engine"),
+        "the sidecar": guard.check_file(sidecar_path(engine_path), kind="json"),
+    }
+    if options.timing_cache is not None:
+        outputs["--timing-cache"] = _check_cache_path(guard, options.timing_cache)
+    if options.precision == "int8":
+        outputs["--calib-cache"] = _check_cache_path(
+            guard, options.calibration_cache or default_calibration_cache(onnx_path)
+        )
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        resolved = path.resolve()
+        if resolved in seen:
+            raise UsageError(f"{seen[resolved]} and {option} name the same file", path=path)
+        seen[resolved] = option
+    return engine_path
 
 
 # ---- TensorRT -----------------------------------------------------------------------------------
@@ -283,7 +326,7 @@ def _check_plugins(trt) -> dict[str, str]:
         f"{name} v{version}" for name, version in expected.items() if version not in registered.get(name, [])
     ]
     if missing:
-        raise RuntimeError(
+        raise MissingDependencyError(
             f"the loaded plugin library does not register {missing} (registered: {registered or 'none'}); "
             "rebuild libsspnet_trt_plugins.so from this sspnet checkout"
         )
@@ -296,18 +339,17 @@ def build_engine(
     options: BuildOptions = BuildOptions(),
     log=print,
 ) -> tuple[Path, dict]:
-    """Build and write `engine_path` (default: default_engine_path) and its sidecar; return both."""
+    """Build and write `engine_path` (default: default_engine_path) and its sidecar; return both.
+
+    The ONNX is read and every output path checked (check_build_outputs) before TensorRT is
+    imported; every file is written atomically."""
     from .calibration import CalibrationBatches, make_entropy_calibrator
     from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
 
-    trt = import_tensorrt()
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f"build-engine: ONNX file {str(onnx_path)!r} does not exist")
-    props, metadata = read_model_metadata(onnx_path)
-    engine_path = (
-        Path(engine_path) if engine_path is not None else default_engine_path(onnx_path, options.precision)
-    )
+    props, metadata = read_model_metadata(onnx_path)  # a missing ONNX: FileNotFoundError naming it
+    engine_path = check_build_outputs(onnx_path, engine_path, options)
+    trt = import_tensorrt()
     trt_major = tensorrt_major(trt.__version__)
     has_qdq = onnx_has_qdq(onnx_path)
     plan = precision_plan(options.precision, trt_major, options.strongly_typed, has_qdq)
@@ -333,14 +375,14 @@ def build_engine(
     network = builder.create_network(network_flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
-        errors = "\n  ".join(_parser_error(parser.get_error(i)) for i in range(parser.num_errors))
+        errors = "; ".join(_parser_error(parser.get_error(i)) for i in range(parser.num_errors))
         hint = ""
         if "Plugin not found" in errors or "plugin" in errors.lower():
-            hint = f"\n(the plugin nodes need libsspnet_trt_plugins.so built from this sspnet; loaded: {library})"
-        raise RuntimeError(f"TensorRT's ONNX parser failed on {onnx_path}:\n  {errors}{hint}")
+            hint = f" (the plugin nodes need libsspnet_trt_plugins.so built from this sspnet; loaded: {library})"
+        raise InputError(f"TensorRT's ONNX parser failed on {onnx_path}: {errors}{hint}")
     images = network.get_input(0)
     if network.num_inputs != 1 or images.name != INPUT_NAME:
-        raise ValueError(
+        raise InputError(
             f"{onnx_path}: the contract has one input {INPUT_NAME!r}, the network has "
             f"{[network.get_input(i).name for i in range(network.num_inputs)]}"
         )
@@ -363,7 +405,7 @@ def build_engine(
         batches = None
         if not calibration_cache.is_file():
             if options.calibration_images is None:
-                raise ValueError(
+                raise UsageError(
                     f"INT8 needs --calib-images DIR (or an existing calibration cache; {calibration_cache} does not exist)"
                 )
             batches = CalibrationBatches(
@@ -415,11 +457,9 @@ def build_engine(
         raise RuntimeError(
             f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)"
         )
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(engine_path, "wb") as handle:
-        handle.write(serialized)
+    atomic_write(engine_path, lambda handle: handle.write(serialized))
     if timing_cache is not None:
-        Path(options.timing_cache).write_bytes(bytes(config.get_timing_cache().serialize()))
+        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
 
     build = {
         key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()
@@ -454,17 +494,19 @@ def write_sidecar_only(
     """
     from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
 
-    trt = import_tensorrt()
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    for path in (onnx_path, engine_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"build-engine --sidecar-only: {str(path)!r} does not exist")
-    props, _ = read_model_metadata(onnx_path)
+    props, _ = read_model_metadata(onnx_path)  # a missing ONNX: FileNotFoundError naming it
+    if not engine_path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "--sidecar-only: the engine built elsewhere does not exist",
+                                str(engine_path))
+    guard = OutputGuard(inputs=[onnx_path, engine_path, plugin_library], verb="build-engine")
+    guard.check_file(sidecar_path(engine_path), kind="json")
+    trt = import_tensorrt()
     library = load_plugin_library(plugin_library)
     plugin_versions = _check_plugins(trt)
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     if runtime.deserialize_cuda_engine(engine_path.read_bytes()) is None:
-        raise RuntimeError(
+        raise InputError(
             f"{engine_path}: this TensorRT {trt.__version__} cannot deserialize it (built with another version?)"
         )
     gpu_name, capability = gpu_facts(device)

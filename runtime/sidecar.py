@@ -30,13 +30,16 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sspnet.errors import InputError
+from sspnet.io.atomic import atomic_write_json
+
 SIDECAR_VERSION = 1
 SIDECAR_KEYS = ("sidecar_version", "metadata", "onnx", "engine", "tensorrt", "plugins", "gpu", "build")
 PLUGIN_FIELDS_FILE = Path(__file__).with_name("plugin_fields.json")
 
 
-class SidecarError(ValueError):
-    """A sidecar file is missing, unreadable or lacks a key."""
+class SidecarError(InputError):
+    """A sidecar file is missing, unreadable or lacks a key (a ValueError too, via InputError)."""
 
 
 # ---- plugin descriptions ------------------------------------------------------------------------
@@ -125,7 +128,8 @@ def _fields(data, start: int = 0, end: int | None = None):
 def read_onnx_metadata(path: str | Path) -> dict[str, str]:
     """metadata_props of an .onnx file as {key: value}, read from the protobuf bytes directly.
 
-    Raises ValueError naming the file when it is not a readable ONNX protobuf.
+    Raises InputError (a ValueError) naming the file when it is not a readable ONNX protobuf;
+    OSError (with the path) when it cannot be read at all, e.g. FileNotFoundError.
     """
     path = Path(path)
     data = memoryview(path.read_bytes())
@@ -140,7 +144,7 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
                     entry[sub_number] = bytes(data[sub_value[0] : sub_value[1]]).decode("utf-8")
             props[entry.get(_ENTRY_KEY, "")] = entry.get(_ENTRY_VALUE, "")
     except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable ONNX model ({error})") from error
+        raise InputError(f"{path}: not a readable ONNX model ({error})") from None
     return props
 
 
@@ -181,9 +185,8 @@ def make_sidecar(
 
 
 def write_sidecar(engine_path: str | Path, sidecar: dict) -> Path:
-    path = sidecar_path(engine_path)
-    path.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-    return path
+    """Write `<engine>.json` atomically (sspnet.io.atomic); returns its path."""
+    return atomic_write_json(sidecar_path(engine_path), sidecar, indent=2, sort_keys=True)
 
 
 def read_sidecar(engine_path: str | Path) -> dict:

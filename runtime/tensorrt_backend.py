@@ -21,6 +21,7 @@ are imported inside functions, so this module imports on machines that have neit
 from __future__ import annotations
 
 import ctypes
+import errno
 import math
 import os
 import warnings
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sspnet.errors import InputError, MissingDependencyError, UsageError
 
 from .backend import Backend, ModelMetadata
 from .contract import INPUT_NAME, OUTPUT_NAMES
@@ -57,7 +60,7 @@ CONTRACT_DTYPES = {
 
 
 def import_tensorrt():
-    """NVIDIA's `tensorrt` module, or ImportError saying how to get it."""
+    """NVIDIA's `tensorrt` module, or MissingDependencyError (an ImportError) saying how to get it."""
     advice = (
         "the TensorRT backend needs the `tensorrt` Python package (JetPack: apt install "
         "python3-libnvinfer; x86: pip install tensorrt); on machines without TensorRT run the "
@@ -66,11 +69,11 @@ def import_tensorrt():
     try:
         import tensorrt
     except ImportError as error:
-        raise ImportError(advice) from error
+        raise MissingDependencyError(advice) from error
     if getattr(tensorrt, "__file__", None) is None or not hasattr(tensorrt, "Builder"):
         # A plain folder named `tensorrt` on sys.path (e.g. tests/tensorrt) imports as an empty
         # namespace package when the real one is absent.
-        raise ImportError(
+        raise MissingDependencyError(
             f"{advice} (`import tensorrt` found only the folder(s) {list(getattr(tensorrt, '__path__', []))})"
         )
     return tensorrt
@@ -84,7 +87,7 @@ def import_cudart():
         try:
             from cuda import cudart
         except ImportError as error:
-            raise ImportError(
+            raise MissingDependencyError(
                 "the TensorRT backend needs NVIDIA's cuda-python (pip install 'cuda-python>=12.2')"
             ) from error
     return cudart
@@ -197,7 +200,8 @@ def plugin_library_candidates() -> list[Path]:
 
 
 def find_plugin_library(path: str | Path | None = None) -> Path:
-    """The plugin library file: `path` if given (it must exist), else the first existing candidate."""
+    """The plugin library file: `path` if given (it must exist), else the first existing candidate.
+    FileNotFoundError (one line, with a filename) otherwise."""
     if path is None and os.environ.get(PLUGIN_LIBRARY_ENV):
         path = os.environ[PLUGIN_LIBRARY_ENV]
         where = f"${PLUGIN_LIBRARY_ENV}"
@@ -206,18 +210,20 @@ def find_plugin_library(path: str | Path | None = None) -> Path:
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"TensorRT plugin library {str(path)!r} ({where}) does not exist")
+            raise FileNotFoundError(errno.ENOENT, f"TensorRT plugin library ({where}) does not exist", str(path))
         return path
     candidates = plugin_library_candidates()
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    looked = "\n  ".join(str(c) for c in candidates)
+    looked = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(
-        f"the sspnet TensorRT plugin library {PLUGIN_LIBRARY_NAME} was not found; looked at:\n  {looked}\n"
+        errno.ENOENT,
+        f"the sspnet TensorRT plugin library was not found (looked at: {looked}); "
         "build it on this device (csrc/tensorrt/README.md): cmake -S csrc/tensorrt -B build/tensorrt "
         "[-DTENSORRT_ROOT=...] && cmake --build build/tensorrt, or reinstall sspnet where TensorRT is "
-        f"installed, or set {PLUGIN_LIBRARY_ENV}=/path/to/{PLUGIN_LIBRARY_NAME}"
+        f"installed, or set {PLUGIN_LIBRARY_ENV}=/path/to/{PLUGIN_LIBRARY_NAME}",
+        PLUGIN_LIBRARY_NAME,
     )
 
 
@@ -327,9 +333,7 @@ def check_engine_io(
         if tuple(shape) != spec.shape:
             problems.append(f"{spec.name!r} has shape {tuple(shape)}, expected {spec.shape}")
     if problems:
-        raise ValueError(
-            f"{where}: the engine does not follow the sspnet contract:\n  - " + "\n  - ".join(problems)
-        )
+        raise InputError(f"{where}: the engine does not follow the sspnet contract: " + "; ".join(problems))
 
 
 def choose_run_batch(profile_min: int, profile_max: int, requested: int | None) -> int:
@@ -341,7 +345,7 @@ def choose_run_batch(profile_min: int, profile_max: int, requested: int | None) 
         or not isinstance(requested, int)
         or not profile_min <= requested <= profile_max
     ):
-        raise ValueError(
+        raise UsageError(
             f"batch must be an integer in the engine's range [{profile_min}, {profile_max}], got {requested!r}"
         )
     return requested
@@ -381,7 +385,7 @@ class TensorRTBackend(Backend):
         cudart = import_cudart()
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"tensorrt backend: engine file {str(self.path)!r} does not exist")
+            raise FileNotFoundError(errno.ENOENT, "TensorRT engine file does not exist", str(self.path))
         sidecar = read_sidecar(self.path)
         self.sidecar = sidecar
         self.metadata = ModelMetadata.from_props(sidecar["metadata"], source=str(sidecar_path(self.path)))
@@ -400,7 +404,7 @@ class TensorRTBackend(Backend):
         for note in notes:
             warnings.warn(f"{self.path.name}: {note}", stacklevel=2)
         if errors and check_versions:
-            raise RuntimeError(f"{self.path}: refusing to load this engine:\n  - " + "\n  - ".join(errors))
+            raise InputError("refusing to load this engine: " + "; ".join(errors), path=self.path)
 
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)

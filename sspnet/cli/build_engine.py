@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("onnx", type=Path, help="ONNX exported with `sspnet export ... --flavor tensorrt`")
     parser.add_argument(
-        "--engine", "-o", type=Path, help="output engine (default: <onnx stem>_<precision>.engine)"
+        "--out", "--engine", "-o", dest="out", type=Path,
+        help="output engine (default: <onnx stem>_<precision>.engine); --engine is the same option",
     )
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="default fp16")
     parser.add_argument("--batch", help="N or MIN,OPT,MAX for a dynamic-batch ONNX (default 1,4,8)")
@@ -121,13 +122,13 @@ def trtexec_line(args, options, trt_major: int) -> str:
     _, metadata = eb.read_model_metadata(args.onnx)
     try:
         library = find_plugin_library(options.plugin_library)
-    except FileNotFoundError:
+    except FileNotFoundError:  # the command is for another device: name where it usually is
         library = options.plugin_library or plugin_library_candidates()[0]
     eb.check_dla(options.dla_core, options.gpu_fallback, options.precision)
     batch = eb.resolve_batch(options.batch, metadata.batch)
     command = eb.trtexec_command(
         onnx=args.onnx,
-        engine=args.engine or eb.default_engine_path(args.onnx, options.precision),
+        engine=args.out or eb.default_engine_path(args.onnx, options.precision),
         plugin_library=library,
         input_size=metadata.input_size,
         batch=None if metadata.batch else batch,  # a fixed-batch ONNX needs no shape flags
@@ -145,50 +146,45 @@ def trtexec_line(args, options, trt_major: int) -> str:
 
 
 def run(args) -> int:
+    from sspnet.errors import MissingDependencyError, UsageError
+    from sspnet.io.outputs import OutputGuard
     from sspnet.runtime import engine_builder as eb
+    from sspnet.runtime.tensorrt_backend import import_tensorrt
 
-    options = None
-    try:
-        options = _options(args)
-        if args.save_calib_npy:
-            from sspnet.runtime.calibration import CalibrationBatches
+    options = _options(args)
+    # Read the ONNX first: a missing or unusable file is named as such, before any TensorRT talk.
+    _, metadata = eb.read_model_metadata(args.onnx)
+    if args.save_calib_npy:
+        from sspnet.runtime.calibration import CalibrationBatches
 
-            if args.calib_images is None:
-                raise ValueError("--save-calib-npy needs --calib-images DIR")
-            _, metadata = eb.read_model_metadata(args.onnx)
-            batches = CalibrationBatches(
-                args.calib_images, metadata.input_size, 1, max_images=args.calib_max_images
-            )
-            print(
-                f"wrote {eb.save_calibration_array(batches, args.save_calib_npy)} ({len(batches.paths)} images)"
-            )
-            return 0
-        if args.print_trtexec:
-            trt_major = args.trt_major or _installed_trt_major()
-            if trt_major is None:
-                raise ValueError(
-                    "TensorRT is not installed here: say which version the command is for with --trt-major 10|11"
-                )
-            print(trtexec_line(args, options, trt_major))
-            return 0
-        if args.sidecar_only:
-            if args.engine is None:
-                raise ValueError("--sidecar-only needs --engine ENGINE (the engine built elsewhere)")
-            eb.write_sidecar_only(args.onnx, args.engine, args.plugins, args.device)
-            return 0
-        eb.build_engine(args.onnx, args.engine, options)
+        if args.calib_images is None:
+            raise UsageError("--save-calib-npy needs --calib-images DIR")
+        OutputGuard(inputs=[args.onnx, args.calib_images], verb="build-engine").check_file(
+            args.save_calib_npy, kind="binary"
+        )
+        batches = CalibrationBatches(args.calib_images, metadata.input_size, 1, max_images=args.calib_max_images)
+        print(f"wrote {eb.save_calibration_array(batches, args.save_calib_npy)} ({len(batches.paths)} images)")
         return 0
-    except ImportError as error:
-        print(f"sspnet build-engine: {error}")
-        if options is not None:
-            try:
-                print(
-                    "on a device with TensorRT 10 (e.g. JetPack 6) the equivalent trtexec command is:\n  "
-                    + trtexec_line(args, options, 10)
-                )
-            except (ValueError, OSError):
-                pass  # the ONNX itself is unusable: the error above is the one to fix first
-        return 1
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"sspnet build-engine: error: {error}")
-        return 2
+    if args.print_trtexec:
+        trt_major = args.trt_major or _installed_trt_major()
+        if trt_major is None:
+            raise UsageError(
+                "TensorRT is not installed here: say which version the command is for with --trt-major 10|11"
+            )
+        print(trtexec_line(args, options, trt_major))
+        return 0
+    if args.sidecar_only:
+        if args.out is None:
+            raise UsageError("--sidecar-only needs --engine ENGINE (the engine built elsewhere)")
+        eb.write_sidecar_only(args.onnx, args.out, args.plugins, args.device)
+        return 0
+    eb.check_build_outputs(args.onnx, args.out, options)
+    try:
+        import_tensorrt()
+    except MissingDependencyError as error:  # say what to run on the device instead
+        raise MissingDependencyError(
+            f"{error.message}; on a device with TensorRT 10 (e.g. JetPack 6) the equivalent trtexec "
+            f"command is: {trtexec_line(args, options, 10)}"
+        ) from None
+    eb.build_engine(args.onnx, args.out, options)
+    return 0

@@ -27,6 +27,7 @@ HELP = "check CUDA, TensorRT, the plugins; build a tiny engine and compare it wi
 
 OK, MISSING, FAILED, SKIPPED = "ok", "MISSING", "FAILED", "skipped"
 DEFAULT_PRESET = "faster_rcnn_r18_sspnet_small"
+TRT_ONNX, PORTABLE_ONNX = "doctor_trt.onnx", "doctor_portable.onnx"  # exported into the workdir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +77,8 @@ class Report:
 
 
 def _first_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
@@ -148,7 +151,7 @@ def check_plugins(report: Report, library: Path | None) -> None:
     try:
         path = find_plugin_library(library)
     except FileNotFoundError as error:
-        detail = str(error).splitlines()[0]
+        detail = _first_line(error)
         if library is None:
             looked = ", ".join(str(c) for c in plugin_library_candidates())
             detail = f"not built: none of {looked}; build it: csrc/tensorrt/README.md"
@@ -199,10 +202,10 @@ def _export_small_model(args, workdir: Path) -> tuple[Path, Path]:
     model = build_model(args.preset, nms_method="hard").eval()
     imgsz = tuple(args.imgsz)
     trt_onnx = export_onnx(
-        model, workdir / "doctor_trt.onnx", flavor="tensorrt", imgsz=imgsz, batch="dynamic"
+        model, workdir / TRT_ONNX, flavor="tensorrt", imgsz=imgsz, batch="dynamic"
     )
     portable = export_onnx(
-        model, workdir / "doctor_portable.onnx", flavor="portable", imgsz=imgsz, batch="dynamic"
+        model, workdir / PORTABLE_ONNX, flavor="portable", imgsz=imgsz, batch="dynamic"
     )
     return Path(trt_onnx), Path(portable)
 
@@ -248,7 +251,7 @@ def build_test_engine(report: Report, args, workdir: Path) -> None:
     from sspnet.runtime.engine_builder import BuildOptions, build_engine
 
     onnx_path = report.found["model"][0]
-    engine_path = workdir / f"doctor_{args.precision}.engine"
+    engine_path = _engine_path(args, workdir)
     options = BuildOptions(
         precision=args.precision,
         batch=(1, 2, 2),
@@ -306,7 +309,42 @@ def run_parity(report: Report, args) -> dict | None:
     return stats
 
 
+def _engine_path(args, workdir: Path) -> Path:
+    return workdir / f"doctor_{args.precision}.engine"
+
+
+def _model_files(args, workdir: Path) -> dict[Path, str]:
+    """{file the doctor writes into workdir: its kind}."""
+    engine = _engine_path(args, workdir)
+    files = {engine: "tensorrt-engine", engine.with_name(engine.name + ".json"): "json"}
+    if args.onnx is None:
+        files.update({workdir / TRT_ONNX: "onnx", workdir / PORTABLE_ONNX: "onnx"})
+    return files
+
+
+def check_arguments(args) -> None:
+    """Argument mistakes and output conflicts, before any check runs (UsageError / OutputConflictError)."""
+    from sspnet.errors import UsageError
+    from sspnet.export.options import check_imgsz
+    from sspnet.io.outputs import OutputGuard
+
+    if args.portable_onnx is not None and args.onnx is None:
+        raise UsageError("--portable-onnx needs --onnx (the tensorrt-flavour export of the same model)")
+    if args.images < 1:
+        raise UsageError("the parity run needs at least one image", field="--images", got=args.images)
+    if args.onnx is None:
+        from sspnet.checkpoint import check_preset_name
+
+        check_imgsz(args.imgsz, "--imgsz")
+        check_preset_name(args.preset)
+    if args.workdir is not None:
+        guard = OutputGuard(inputs=[args.onnx, args.portable_onnx, args.plugins], verb="doctor")
+        for path, kind in _model_files(args, args.workdir).items():
+            guard.check_file(path, kind)
+
+
 def run(args) -> int:
+    check_arguments(args)
     report = Report()
     report.add(
         "sspnet", OK, f"{sspnet.__version__} on Python {platform.python_version()} ({platform.machine()})"

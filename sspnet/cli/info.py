@@ -16,7 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--model", metavar="PRESET", help="parameters and GFLOPs of a preset")
     parser.add_argument(
         "--imgsz", type=int, nargs=2, default=(512, 640), metavar=("H", "W"),
-        help="input size for --model GFLOPs (default 512 640)",
+        help="input size for --model GFLOPs, multiples of 32 (default 512 640)",
     )
 
 
@@ -55,19 +55,17 @@ def environment_rows() -> list[tuple[str, str]]:
 
 def run(args) -> int:
     if args.presets or args.model:
-        import sys
-
+        from sspnet.checkpoint import check_preset_name
+        from sspnet.export.options import check_imgsz
         from sspnet.models.presets import describe_model, list_presets
 
+        if args.model:  # checked before the presets table is printed
+            check_preset_name(args.model, "--model")
+            imgsz = check_imgsz(args.imgsz, "--imgsz")
         if args.presets:
             print_table(list_presets(), headers=("preset", "variant", "backbone", "description"))
         if args.model:
-            try:
-                rows = describe_model(args.model, tuple(args.imgsz))
-            except ValueError as error:
-                print(f"sspnet info: {error}", file=sys.stderr)
-                return 2
-            print_table(rows, headers=("quantity", "value"))
+            print_table(describe_model(args.model, imgsz), headers=("quantity", "value"))
         return 0
     print_table(environment_rows(), headers=("component", "version / state"))
     return 0
