@@ -219,14 +219,14 @@ def test_cli_fixed_batch_onnx_rejects_a_batch_range(tmp_path, capsys):
     path = write_onnx(tmp_path / "fixed_trt.onnx", dict(METADATA, batch="2"))
     code = main(["build-engine", str(path), "--print-trtexec", "--trt-major", "10", "--batch", "1,2,4"])
     assert code == 2
-    assert "fixed batch of 2" in capsys.readouterr().out
+    assert "fixed batch of 2" in capsys.readouterr().err
 
 
 @no_tensorrt
 def test_cli_build_without_tensorrt_says_so_and_prints_trtexec(trt_onnx, capsys):
     code = main(["build-engine", str(trt_onnx), "--precision", "fp32"])
-    out = capsys.readouterr().out
-    assert code == 1
+    out = capsys.readouterr().err  # one line from the CLI's error handler
+    assert code == 2
     assert "TensorRT is not installed" in out or "needs the `tensorrt` Python package" in out
     assert "equivalent trtexec command is:" in out and f"--onnx={trt_onnx}" in out
 
@@ -234,7 +234,7 @@ def test_cli_build_without_tensorrt_says_so_and_prints_trtexec(trt_onnx, capsys)
 @no_tensorrt
 def test_cli_print_trtexec_without_tensorrt_needs_the_major(trt_onnx, capsys):
     assert main(["build-engine", str(trt_onnx), "--print-trtexec"]) == 2
-    assert "--trt-major 10|11" in capsys.readouterr().out
+    assert "--trt-major 10|11" in capsys.readouterr().err
 
 
 def test_cli_save_calib_npy(trt_onnx, tmp_path, capsys):
@@ -260,7 +260,7 @@ def test_cli_save_calib_npy(trt_onnx, tmp_path, capsys):
 
 def test_cli_missing_onnx_is_an_error(tmp_path, capsys):
     assert main(["build-engine", str(tmp_path / "none.onnx"), "--print-trtexec", "--trt-major", "10"]) == 2
-    assert "none.onnx" in capsys.readouterr().out
+    assert "none.onnx" in capsys.readouterr().err
 
 
 def test_metadata_fixture_is_the_contract(trt_onnx):
