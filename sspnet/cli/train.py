@@ -82,7 +82,7 @@ def config_from_args(args):
     import torch
 
     from sspnet.engine.config import TrainConfig, resolve_data, validate
-    from sspnet.models.presets import load_preset
+    from sspnet.models.presets import load_preset, preset_names
 
     recipe_values, overrides = {}, {}
     if args.recipe:
@@ -104,13 +104,15 @@ def config_from_args(args):
         raise UsageError("--preset or --recipe is required (sspnet info --presets lists the presets)")
     if not args.data:
         raise UsageError("--data is required (a `sspnet synth` folder or a dataset YAML)")
+    if args.preset not in preset_names():
+        raise UsageError(f"--preset: unknown preset {args.preset!r}; available: {', '.join(preset_names())}")
     overrides.update(parse_overrides(args.overrides))
     try:
-        model_config = load_preset(args.preset, **overrides)  # validates the preset and the overrides
+        model_config = load_preset(args.preset, **overrides)  # validates the overrides
     except SSPNetError:
         raise
-    except (ValueError, TypeError) as exc:  # load_preset's documented errors: unknown preset or setting
-        raise UsageError(f"--preset / --set: {exc}") from None
+    except (ValueError, TypeError) as exc:  # load_preset's documented errors for a bad setting
+        raise UsageError(f"--set: {exc}") from None
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     given = {
         "epochs": args.epochs, "max_iters": args.max_iters, "batch_size": args.batch_size, "lr": args.lr,

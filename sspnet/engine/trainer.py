@@ -200,7 +200,7 @@ class Trainer:
         lock, refusal = None, None
         if self.dist.is_main:
             try:
-                lock = acquire_run_lock(self.run_dir, what="training run")
+                lock = acquire_run_lock(self.run_dir, what="sspnet train process")
             except BusyError as error:
                 refusal = str(error)
         refusal = dist_utils.broadcast_object(refusal, self.dist)

@@ -56,11 +56,11 @@ class RunLock:
         self.release()
 
 
-def acquire_run_lock(run_dir: str | os.PathLike, *, what: str = "run") -> RunLock:
+def acquire_run_lock(run_dir: str | os.PathLike, *, what: str = "sspnet process") -> RunLock:
     """Create `run_dir` if needed and lock it for this process, without waiting.
 
     Raises BusyError naming the folder when another process (or another RunLock of this process)
-    holds it. Creating the folder and the empty lock file is all this writes."""
+    holds it; `what` names the kind of holder in the message ("another sspnet train process"). Creating the folder and the empty lock file is all this writes."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
@@ -70,7 +70,7 @@ def acquire_run_lock(run_dir: str | os.PathLike, *, what: str = "run") -> RunLoc
     except BlockingIOError:
         os.close(fd)
         raise BusyError(
-            f"{run_dir} is in use by another running {what} (it holds the lock {path}); "
+            f"{run_dir} is in use by another {what} (it holds the lock {path}); "
             "wait for it to finish, stop it, or choose another folder"
         ) from None
     except BaseException:

@@ -98,3 +98,112 @@ def test_synth_command(tmp_path, capsys):
     data = json.loads((tmp_path / "s/annotations/train.json").read_text())
     assert data["images"][0]["width"] == 320 and data["images"][0]["height"] == 256
     assert "images/s" in capsys.readouterr().out
+
+
+# --- a user's mistakes and the user's data ------------------------------------------------------------
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _synth(capsys, *argv):
+    code = sspnet_main(["synth", *map(str, argv), "--quiet"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--images", "0"], "--images: expected an integer from 2"),
+    (["--images", "-3"], "--images: expected an integer from 2"),
+    (["--images", "1"], "--images: expected an integer from 2"),
+    (["--size", "10", "10"], "--size: expected W and H each between 64 and 8192 pixels, got 10 10"),
+    (["--size", "9000", "64"], "--size: expected W and H each between 64 and 8192 pixels, got 9000 64"),
+    (["--val-fraction", "2"], "--val-fraction: expected a number between 0 and 1 (exclusive), got 2.0"),
+    (["--val-fraction", "0"], "--val-fraction: expected a number between 0 and 1"),
+    (["--val-fraction", "nan"], "--val-fraction: expected a number between 0 and 1"),
+    (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+])
+def test_synth_bad_settings_are_one_line_and_write_nothing(tmp_path, capsys, argv, fragment):
+    code, err = _synth(capsys, tmp_path / "s", *argv)
+    assert code == 2 and err.startswith("sspnet synth: ") and len(err.strip().splitlines()) == 1
+    assert fragment in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_synth_refuses_a_file_and_an_unwritable_place(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    code, err = _synth(capsys, notes, "--images", "2")
+    assert code == 2 and f"refusing to write {notes}: it is an existing text file" in err
+    assert notes.read_text() == "keep me"
+    code, err = _synth(capsys, "/proc/sspnet-synth-out", "--images", "2")  # nobody, not even root, writes there
+    assert code == 2 and err.startswith("sspnet synth: ") and "/proc/sspnet-synth-out" in err
+
+
+def test_synth_refuses_an_existing_folder_it_cannot_write_into(tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    def refuse(dir=None, **kwargs):  # what a read-only folder does (root ignores chmod, so simulate it)
+        raise PermissionError(errno.EACCES, "Permission denied", dir)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    code, err = _synth(capsys, tmp_path / "s", "--images", "2")
+    assert code == 2 and f"cannot write into {tmp_path / 's' / 'images'} (Permission denied)" in err
+
+
+def test_synth_refuses_a_real_data_set_and_rewrites_its_own_output(tmp_path, capsys):
+    real = tmp_path / "real"
+    (real / "annotations").mkdir(parents=True)
+    (real / "images").mkdir()
+    (real / "annotations" / "tiny_set_train.json").write_text(json.dumps(whole_image_json(64, 64, [(1, 1, 5, 5)])))
+    (real / "images" / "big.jpg").write_bytes(b"\xff\xd8\xff user photo")
+    before = _snapshot(real)
+    code, err = _synth(capsys, real, "--images", "2", "--size", "64", "64")
+    assert code == 2 and f"{real / 'annotations' / 'tiny_set_train.json'} is an annotation file synth did not write" in err
+    assert _snapshot(real) == before
+
+    out = tmp_path / "s"
+    assert _synth(capsys, out, "--images", "3", "--size", "64", "64")[0] == 0
+    first = _snapshot(out)
+    assert json.loads(first["annotations/train.json"])["info"]["generator"] == "sspnet synth"
+    assert _synth(capsys, out, "--images", "3", "--size", "64", "64")[0] == 0  # its own output: allowed
+    assert _snapshot(out) == first  # same seed, same bytes, and no temporary file left behind
+
+
+def test_interrupted_synth_leaves_no_annotations_that_mismatch_the_images(tmp_path, monkeypatch):
+    from sspnet.data import synth
+
+    out = tmp_path / "s"
+    write_dataset(out, 4, seed=1, size=(64, 64), progress=False)
+    real_generate, calls = synth.generate_image, []
+
+    def dies_at_the_third_image(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_generate(*args)
+
+    monkeypatch.setattr(synth, "generate_image", dies_at_the_third_image)
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(out, 4, seed=2, size=(64, 64), progress=False)
+    assert list((out / "annotations").iterdir()) == []
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"synth_{k:06d}.jpg" for k in range(4)]
+
+
+def test_cutting_refuses_to_overwrite_its_source(tmp_path):
+    from sspnet.errors import OutputConflictError
+
+    src = tmp_path / "whole.json"
+    src.write_text(json.dumps(whole_image_json(400, 300, [(10, 10, 5, 10)])))
+    before = src.read_bytes()
+    with pytest.raises(OutputConflictError, match="it is an input of this command"):
+        cut_annotation_file(src, src)
+    (tmp_path / "link.json").hardlink_to(src)
+    with pytest.raises(OutputConflictError, match="same file"):
+        cut_annotation_file(src, tmp_path / "link.json")
+    assert src.read_bytes() == before
+    cut_annotation_file(src, tmp_path / "pieces.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pieces.json", "whole.json"]

@@ -76,7 +76,7 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_resume_equals_an_uninterrupted_run(synth_data, tmp_path):
+def test_resume_equals_an_uninterrupted_run_and_drops_the_rolled_back_log(synth_data, tmp_path):
     # Faster R-CNN: its RPN / RoI samplers draw from the global RNG, so the RNG state must resume too.
     options = dict(max_iters=5, batch_size=2, workers=0, augment="none", log_every=1, eval_every=0)
     reference = _config(synth_data, tmp_path / "straight", "faster_rcnn_r18_sspnet_small", TINY_FASTER, **options)
@@ -86,6 +86,10 @@ def test_resume_equals_an_uninterrupted_run(synth_data, tmp_path):
     first = train(split, stop_after_iters=2)  # stops mid-epoch (3 iterations per epoch)
     assert first.iteration == 2
     assert decode_resume_state(tmp_path / "split" / "last_state.safetensors")["progress"]["iteration"] == 2
+    # as if the run had gone on to iteration 4 and been killed mid-line before its next checkpoint
+    with open(tmp_path / "split" / "log.jsonl", "a") as log:
+        log.write('{"type": "train", "iter": 3, "loss": 9.0}\n{"type": "val", "iter": 3, "AP50_tiny": 1.0}\n'
+                  '{"type": "train", "iter": 4, "lo')
     second = train(load_config(tmp_path / "split" / "config.yaml"), resume=True)
     assert second.iteration == 5
 
@@ -99,7 +103,9 @@ def test_resume_equals_an_uninterrupted_run(synth_data, tmp_path):
     split_w = _weights(tmp_path / "split" / "last.safetensors")
     for key, value in straight_w.items():
         torch.testing.assert_close(split_w[key], value, rtol=1e-6, atol=1e-7, msg=key)
-    assert read_log(tmp_path / "split" / "log.jsonl", "resume")[0]["iter"] == 2
+    assert read_log(tmp_path / "split" / "log.jsonl", "val") == []
+    resume = read_log(tmp_path / "split" / "log.jsonl", "resume")
+    assert [(r["iter"], r["rolled_back_records"]) for r in resume] == [(2, 3)]
 
 
 def test_crash_during_a_save_keeps_the_previous_checkpoint(synth_data, tmp_path, monkeypatch):
