@@ -22,11 +22,21 @@ MR (TinyBenchmark's CityPersons-style code):
   * FPPI = false positives / number of images; miss rate = 1 - recall read at 9 FPPI values
     log-spaced in [1e-2, 1] (the last point at or below each value; 0 recall before the first
     detection); MR = exp(mean(log(miss rate))).
-  Two deliberate differences from the TinyBenchmark code, both in corner cases: (1) its extra IoD
-  pass for ignored GTs re-applies the IoD formula to values that already are IoD, with a fixed
-  threshold 0.5; here ignored GTs are matched once, by IoD >= t; (2) with fewer than 100 images an
-  FPPI value below the first false positive read the *last* recall (Python index -1); here it reads
-  recall 0.
+
+  Two MR modes (`mr_mode`):
+    "exact" (default): the computation above.
+    "official": the official TinyBenchmark MR script, quirks included, so that our MR can be put
+      next to a published table. (1) A detection that matched nothing gets a second pass against the
+      ignored GTs: the script converts their overlap, already an IoD, once more as if it were an IoU,
+      IoD' = x / (1 + x) * (1 + area_gt / area_det), and ignores the detection when the largest
+      IoD' > 0.5, a fixed threshold at every t. (2) An FPPI reference below the first false positive
+      reads recall[-1] (Python's last element: the final recall) instead of 0; this happens whenever
+      the top-scored detection is a false positive and there are fewer than 100 images (1 / images
+      > 0.01). (3) The 9 FPPI references come from np.arange (last bits differ from linspace).
+    Size of the difference: (1) makes a detection inside a large ignore region, and some near one,
+    non-false; on TinyPerson-scale sets (100+ images) the official numbers read about 1.4 points
+    lower (better); (2) can make MR of a small set arbitrarily optimistic (one false positive at the
+    top of 20 images turns the first five FPPI references into the final recall).
 
 Results are percentages; a metric without any regular GT in its range is NaN.
 """
@@ -34,7 +44,6 @@ Results are percentages; a metric without any regular GT in its range is NaN.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +51,16 @@ from pathlib import Path
 import numpy as np
 
 from sspnet.data.tinyperson import AnnotationSet, load_annotations
+from sspnet.errors import InputError
+from sspnet.evaluation.results import check_detection_arrays, load_corner_file, merge_corner_results, read_results
 
 IOU_THRESHOLDS = (0.25, 0.5, 0.75)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 FPPI_POINTS = np.exp(np.linspace(np.log(1e-2), np.log(1.0), 9))
+# TinyBenchmark's get_fppi(0.01, 1.0, 9): the same points through np.arange
+OFFICIAL_FPPI_POINTS = np.exp(np.arange(np.log(1e-2), np.log(1.0) + 1e-10, np.log(1.0 / 1e-2) / 8))
+MR_MODES = ("exact", "official")
+OFFICIAL_IGNORE_IOD = 0.5  # the official script's fixed threshold of its second IoD pass
 
 # label -> (lo, hi) on size = sqrt(area); AP compares area with lo**2 and hi**2 (inclusive)
 AP_RANGES = {
@@ -164,66 +179,26 @@ def _load_gt(gt) -> AnnotationSet:
     if isinstance(gt, AnnotationSet):
         return gt
     if isinstance(gt, (str, Path, dict)):
-        return load_annotations(gt, image_root=None)
+        return load_annotations(gt, image_root=None, evaluation=True)
     raise TypeError(f"gt: expected a JSON path, a parsed dict or an AnnotationSet, got {type(gt).__name__}")
 
 
-def _detections_by_image(detections, gt: AnnotationSet) -> dict[int, tuple]:
-    """-> {image_id: (boxes float64 [D, 4] xyxy, scores [D], labels int64 [D], areas [D])}.
-
-    Areas are kept as w * h of the input (COCO results) so that range tests agree with pycocotools
-    bit for bit (x + w - x can differ from w in the last bit)."""
-    if isinstance(detections, (str, Path)):
-        path = Path(detections)
-        try:
-            detections = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-    known_ids = {record.image_id for record in gt.records}
-    single_class = len(gt.classes) == 1
-    out = {}
+def _detections_by_image(detections, gt: AnnotationSet, corners=None) -> dict[int, tuple]:
+    """-> {image_id: (boxes float64 [D, 4] xyxy, scores [D], labels int64 [D], areas [D])}, checked
+    (sspnet.evaluation.results). Areas are kept as w * h of the input (COCO results) so that range
+    tests agree with pycocotools bit for bit (x + w - x can differ from w in the last bit)."""
+    if corners is not None:
+        if isinstance(detections, dict):
+            raise TypeError("corners: give the sub-image results as a COCO results path or list")
+        return merge_corner_results(detections, load_corner_file(corners), gt)
+    if isinstance(detections, (str, Path, list)):
+        return read_results(detections, gt)
     if isinstance(detections, dict):
-        for image_id, det in detections.items():
-            boxes = np.asarray(det["boxes"], dtype=np.float64).reshape(-1, 4)
-            scores = np.asarray(det["scores"], dtype=np.float64).reshape(-1)
-            labels = np.asarray(det.get("labels", np.zeros(len(scores))), dtype=np.int64).reshape(-1)
-            if not len(boxes) == len(scores) == len(labels):
-                raise ValueError(f"detections[{image_id}]: boxes, scores, labels differ in length")
-            out[int(image_id)] = (boxes, scores, np.zeros_like(labels) if single_class else labels, box_areas(boxes))
-    elif isinstance(detections, list):
-        rows: dict[int, list] = {}
-        for k, det in enumerate(detections):
-            if not isinstance(det, dict):
-                raise ValueError(f"detections[{k}]: expected an object, got {type(det).__name__}")
-            try:
-                image_id, bbox, score = int(det["image_id"]), det["bbox"], float(det["score"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"detections[{k}]: needs image_id (int), bbox [x, y, w, h] and score: {err!r}") from None
-            if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
-                raise ValueError(f"detections[{k}]: bbox must be [x, y, w, h], got {bbox!r}")
-            if single_class:
-                label = 0
-            elif det.get("category_id") in gt.category_to_label:
-                label = gt.category_to_label[det["category_id"]]
-            else:
-                raise ValueError(
-                    f"detections[{k}]: category_id {det.get('category_id')!r} not among the GT categories "
-                    f"{sorted(gt.category_to_label)}"
-                )
-            x, y, w, h = (float(v) for v in bbox)
-            rows.setdefault(image_id, []).append((x, y, x + w, y + h, score, label, w * h))
-        for image_id, r in rows.items():
-            r = np.array(r, dtype=np.float64)
-            out[image_id] = (r[:, :4], r[:, 4], r[:, 5].astype(np.int64), r[:, 6])
-    else:
-        raise TypeError(
-            "detections: expected a COCO results JSON path, a list of COCO result dicts, or "
-            f"{{image_id: {{'boxes', 'scores', 'labels'}}}}, got {type(detections).__name__}"
-        )
-    unknown = sorted(set(out) - known_ids)
-    if unknown:
-        raise ValueError(f"detections: image ids not in the ground truth ({len(unknown)}), e.g. {unknown[:5]}")
-    return out
+        return check_detection_arrays(detections, gt)
+    raise TypeError(
+        "detections: expected a COCO results JSON path, a list of COCO result dicts, or "
+        f"{{image_id: {{'boxes', 'scores', 'labels'}}}}, got {type(detections).__name__}"
+    )
 
 
 def prepare(gt: AnnotationSet, detections: dict, ignore_uncertain: bool = True) -> list[list[ImageClassData]]:
@@ -241,7 +216,7 @@ def prepare(gt: AnnotationSet, detections: dict, ignore_uncertain: bool = True) 
             mine = labels == label
             order = np.argsort(-scores[mine], kind="mergesort")
             images.append(ImageClassData(
-                gt_boxes=record.boxes[in_class].astype(np.float64),
+                gt_boxes=record.raw_boxes[in_class],
                 gt_areas=record.areas[in_class],
                 gt_flag_ignore=flags[in_class],
                 gt_crowd=record.iscrowd[in_class],
@@ -319,16 +294,30 @@ def average_precisions(
 # ---------------------------------------------------------------------------------------------- MR
 
 
-def _log_average_miss_rate(scores, tp, fp, num_regular: int, num_images: int) -> float:
+def _log_average_miss_rate(scores, tp, fp, num_regular: int, num_images: int, official: bool = False) -> float:
     if num_regular == 0:
         return math.nan
     order = np.argsort(-scores, kind="mergesort")
     recall = np.cumsum(tp[order]) / num_regular
     fppi = np.cumsum(fp[order]) / num_images
-    index = np.searchsorted(fppi, FPPI_POINTS, side="right") - 1  # last point with fppi <= reference
-    recall_at = np.where(index >= 0, recall[np.maximum(index, 0)] if len(recall) else 0.0, 0.0)
+    points = OFFICIAL_FPPI_POINTS if official else FPPI_POINTS
+    index = np.searchsorted(fppi, points, side="right") - 1  # last point with fppi <= reference
+    if len(recall) == 0:
+        recall_at = np.zeros(len(points))
+    elif official:
+        recall_at = recall[index]  # index -1 reads the final recall, as the official script
+    else:
+        recall_at = np.where(index >= 0, recall[np.maximum(index, 0)], 0.0)
     with np.errstate(divide="ignore"):
         return float(np.exp(np.mean(np.log(1.0 - recall_at))))
+
+
+def _official_second_iod_pass(iod_ignored: np.ndarray, ignored_gt_areas: np.ndarray, det_areas: np.ndarray) -> np.ndarray:
+    """bool [D]: detections the official MR script ignores after they matched nothing (module
+    docstring, MR mode "official" (1)). iod_ignored: [D, I] IoD with the ignored GTs."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        converted = iod_ignored / (1.0 + iod_ignored) * (1.0 + ignored_gt_areas[None, :] / det_areas[:, None])
+        return converted.max(axis=1) > OFFICIAL_IGNORE_IOD  # NaN (zero-area detection) never counts
 
 
 def miss_rates(
@@ -336,16 +325,22 @@ def miss_rates(
     ranges: dict = MR_RANGES,
     thresholds=IOU_THRESHOLDS,
     max_detections: int = 1000,
+    mode: str = "exact",
 ) -> dict[tuple[str, float], float]:
-    """{(range label, threshold): log-average miss rate in [0, 1] averaged over classes with GT}."""
+    """{(range label, threshold): log-average miss rate in [0, 1] averaged over classes with GT}.
+    mode: "exact" or "official" (module docstring)."""
+    if mode not in MR_MODES:
+        raise ValueError(f"mode: expected one of {MR_MODES}, got {mode!r}")
+    official = mode == "official"
     per_class_mr: dict[tuple[str, float], list[float]] = {(r, t): [] for r in ranges for t in thresholds}
     for images in per_class:
         num_images = len(images)
         collected = {(r, t): ([], [], [], 0) for r in ranges for t in thresholds}
         for data in images:
             dets, scores = data.det_boxes[:max_detections], data.det_scores[:max_detections]
+            det_areas = data.det_areas[:max_detections]
             iou, iod = iou_and_iod(dets, data.gt_boxes, data.gt_crowd)
-            det_sizes = np.sqrt(np.clip(data.det_areas[:max_detections], 0, None))
+            det_sizes = np.sqrt(np.clip(det_areas, 0, None))
             gt_sizes = np.sqrt(data.gt_areas)
             for r, (lo, hi) in ranges.items():
                 keep = (det_sizes >= lo / MR_SIZE_EXPAND) & (det_sizes < hi * MR_SIZE_EXPAND)
@@ -356,13 +351,17 @@ def miss_rates(
                     matched = greedy_match(overlaps, gt_ignore, gt_ignore, t)
                     hit, tp = _hits(matched, gt_ignore)
                     fp = ~hit
+                    if official and gt_ignore.any() and fp.any():
+                        fp &= ~_official_second_iod_pass(overlaps[:, gt_ignore], data.gt_areas[gt_ignore],
+                                                         det_areas[keep])
                     s, tps, fps, n = collected[(r, t)]
                     s.append(scores[keep])
                     tps.append(tp)
                     fps.append(fp)
                     collected[(r, t)] = (s, tps, fps, n + num_regular)
         for key, (s, tps, fps, n) in collected.items():
-            mr = _log_average_miss_rate(np.concatenate(s), np.concatenate(tps), np.concatenate(fps), n, num_images)
+            mr = _log_average_miss_rate(np.concatenate(s), np.concatenate(tps), np.concatenate(fps), n, num_images,
+                                        official)
             if not math.isnan(mr):
                 per_class_mr[key].append(mr)
     return {key: (float(np.mean(v)) if v else math.nan) for key, v in per_class_mr.items()}
@@ -391,26 +390,43 @@ def evaluate(
     max_detections_mr: int = 1000,
     compute_mr: bool = True,
     exclude_dense_images: bool = True,
+    corners=None,
+    mr_mode: str = "exact",
 ) -> dict[str, float]:
     """TinyPerson AP and MR of detections against ground truth.
 
     Args:
-        gt: GT JSON path, parsed JSON dict or AnnotationSet (TinyPerson, corner or plain COCO JSON).
+        gt: GT JSON path, parsed JSON dict or AnnotationSet (TinyPerson, corner or plain COCO JSON),
+            read as the official evaluation reads it (boxes as in the file, float64).
         detections: COCO results (JSON path or list of {image_id, bbox [x, y, w, h], score,
             category_id}) or {image_id: {"boxes": [D, 4] xyxy, "scores": [D], "labels": [D]}}.
             With a single GT class (sea/earth person merged) category ids are not checked.
+            Bad records are refused (InputError), see sspnet.evaluation.results.
         exclude_dense_images: leave out dense images (`dense_image_ids`) and their detections, as
             the protocol does.
+        corners: the corner (sub-image) annotation file the detections refer to: they are merged
+            into the whole images of `gt` first (sspnet.evaluation.results.merge_corner_results).
+        mr_mode: "exact" or "official" (module docstring).
 
     Returns:
         flat dict in percent: AP25_all, AP50_all, AP75_all, AP50_tiny, ..., AP75_reasonable and
         MR25_all, ..., MR75_small (NaN where a range has no regular GT).
+
+    Raises:
+        InputError when no image is left to evaluate (e.g. every image is dense).
     """
+    if mr_mode not in MR_MODES:
+        raise ValueError(f"mr_mode: expected one of {MR_MODES}, got {mr_mode!r}")
     gt = _load_gt(gt)
-    detections = _detections_by_image(detections, gt)
+    detections = _detections_by_image(detections, gt, corners)
     if exclude_dense_images:
         dense = dense_image_ids(gt)
         if dense:
+            if len(dense) == len(gt.records):
+                raise InputError("no image to evaluate: every image is a dense image (boxes flagged "
+                                 "in_dense_image), which the protocol leaves out", path=gt.source,
+                                 expected="at least one image that is not dense (or keep them: --keep-dense)",
+                                 got=f"{len(dense)} dense of {len(gt.records)}")
             gt = dataclasses.replace(gt, records=[r for r in gt.records if r.image_id not in dense])
             detections = {image_id: d for image_id, d in detections.items() if image_id not in dense}
     per_class = prepare(gt, detections, ignore_uncertain)
@@ -419,7 +435,7 @@ def evaluate(
     for (label, t), value in aps.items():
         results[metric_key("AP", t, label)] = 100.0 * value
     if compute_mr:
-        for (label, t), value in miss_rates(per_class, max_detections=max_detections_mr).items():
+        for (label, t), value in miss_rates(per_class, max_detections=max_detections_mr, mode=mr_mode).items():
             results[metric_key("MR", t, label)] = 100.0 * value
     return dict(sorted(results.items(), key=lambda kv: _sort_key(kv[0])))
 

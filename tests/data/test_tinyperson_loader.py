@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from sspnet.data.tinyperson import dataset_paths, load_annotations
+from sspnet.errors import InputError
 
 TINYPERSON_CATEGORIES = [{"id": 1, "name": "sea_person"}, {"id": 2, "name": "earth_person"}]
 
@@ -92,7 +93,7 @@ def test_report_counts_every_problem(tmp_path):
             annotation(7, 1, [10, 10, 5, 5], ignore="yes"),  # bad flag
             annotation(8, 2, [10, 10, 5, 5]),  # its image is missing
             annotation(9, 5, [85, 10, 10, 5]),  # image is really 90 wide: clipped
-            annotation(10, 1, [200, 10, 5, 5]),  # completely outside: clipped to nothing, dropped
+            annotation(10, 1, [200, 10, 5, 5]),  # wholly outside the image: dropped
         ],
         "categories": TINYPERSON_CATEGORIES,
     }
@@ -107,8 +108,9 @@ def test_report_counts_every_problem(tmp_path):
         "unreadable image": 1,
         "bad image record": 1,
         "image size fixed": 1,
-        "clipped box": 3,
-        "zero-area box dropped": 2,
+        "clipped box": 2,
+        "zero-area box dropped": 1,
+        "box outside the image": 1,
         "bad annotation": 3,
         "unknown image id": 2,
     }
@@ -122,7 +124,7 @@ def test_report_counts_every_problem(tmp_path):
     "content, message",
     [
         ("", "empty"),
-        ("{\"images\": [", "malformed JSON at line 1"),
+        ("{\"images\": [", "not valid JSON.*line 1 column"),
         ("[1, 2]", "expected a JSON object"),
         (json.dumps({"images": [], "annotations": [], "categories": TINYPERSON_CATEGORIES}), "no images"),
         (json.dumps({"images": [{"id": 1}], "annotations": []}), "categories"),
@@ -139,5 +141,7 @@ def test_bad_files_are_clear_errors(tmp_path, content, message):
 def test_missing_file_and_dataset_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.json"):
         load_annotations(tmp_path / "nothing.json")
-    with pytest.raises(FileNotFoundError, match="annotations/val.json"):
+    with pytest.raises(InputError, match="annotations/val.json"):
         dataset_paths(tmp_path, "val")
+    with pytest.raises(FileNotFoundError, match="data folder not found"):
+        dataset_paths(tmp_path / "nowhere", "val")

@@ -147,10 +147,13 @@ def test_val_command_leaves_dense_images_out_unless_asked(square_dataset, tmp_pa
 def test_val_command_with_checkpoint(square_dataset, tmp_path, monkeypatch):
     data_dir, _ = square_dataset
     fake = types.ModuleType("sspnet.checkpoint")
-    fake.load_model = lambda path, preset=None, **overrides: RedSquareDetector()
+    detector = RedSquareDetector()
+    detector.config = types.SimpleNamespace(nms_method="linear", nms_iou_thr=0.3, score_thr=0.05, max_detections=500)
+    fake.load_model = lambda path, preset=None, **overrides: detector
     monkeypatch.setitem(sys.modules, "sspnet.checkpoint", fake)
     metrics_path, saved = tmp_path / "metrics.json", tmp_path / "dets.json"
-    code = sspnet_main(["val", "--checkpoint", "fake.ckpt", "--data", str(data_dir), "--tile", "256", "320",
+    (tmp_path / "fake.ckpt").write_bytes(b"")  # val checks that the file exists; the fake loader ignores it
+    code = sspnet_main(["val", "--checkpoint", str(tmp_path / "fake.ckpt"), "--data", str(data_dir), "--tile", "256", "320",
                         "--json", str(metrics_path), "--save-results", str(saved), "--device", "cpu"])
     assert code == 0
     assert json.loads(metrics_path.read_text())["AP50_all"] == pytest.approx(100.0)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from sspnet.errors import InputError
 from sspnet.evaluation.tinyperson import evaluate, print_results_table, results_table_rows
 
 # ------------------------------------------------------------------------------------- helpers
@@ -274,14 +275,14 @@ def test_array_detections_and_errors(tmp_path):
     gt = gt_json(IMAGE, [(1, 10, 10, 10, 20)])
     arrays = {1: {"boxes": np.array([[10, 10, 20, 30.0]]), "scores": np.array([0.9]), "labels": np.array([0])}}
     assert evaluate(gt, arrays)["AP50_all"] == pytest.approx(100.0)
-    with pytest.raises(ValueError, match="image ids not in the ground truth"):
+    with pytest.raises(InputError, match=r"\[0\]\.image_id: expected an image id of .*got 99"):
         evaluate(gt, [det(99, 1, 1, 5, 5, 0.5)])
-    with pytest.raises(ValueError, match=r"detections\[0\]"):
+    with pytest.raises(InputError, match=r"\[0\]\.bbox: expected \[x, y, w, h\] numbers, got nothing"):
         evaluate(gt, [{"image_id": 1, "score": 0.5}])
     bad = tmp_path / "bad.json"
     bad.write_text("[{")
-    with pytest.raises(ValueError, match="malformed JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         evaluate(gt, bad)
     two_classes = gt_json(IMAGE, [(1, 10, 10, 10, 20)], categories=(("car", 1), ("boat", 2)))
-    with pytest.raises(ValueError, match="category_id 7"):
+    with pytest.raises(InputError, match=r"category_id: expected one of \[1, 2\], got 7"):
         evaluate(two_classes, [det(1, 10, 10, 10, 20, 0.9, category_id=7)])
