@@ -259,6 +259,65 @@ def _finite_rows(rows: list[dict]) -> list[dict]:
     return [row for row in rows if math.isfinite(row["score"]) and all(math.isfinite(v) for v in row["bbox"])]
 
 
+class _RunWriter:
+    """Writes one run's outputs frame by frame: the JSON Lines record (flushed), the annotated
+    image or video frame, the attention panel; `finish` writes detections.json from the JSON Lines.
+    Files it opens are closed by `stack` (videos renamed into place only when no error escapes)."""
+
+    def __init__(self, plan: OutputPlan, options: PredictOptions, classes, fps: float, stack: contextlib.ExitStack):
+        self.plan, self.options, self.classes, self.stack = plan, options, classes, stack
+        self.video = _VideoOut(plan.video, fps, stack) if plan.video else None
+        self.attention_video = _VideoOut(plan.attention_video, fps, stack) if plan.attention_video else None
+        self.jsonl = None  # opened on the first processed frame: a run that processes nothing leaves no file
+        self.used_names: set = set()
+
+    def write(self, frame, found, rows: list[dict], detector) -> None:
+        if self.plan.jsonl is not None:
+            self._write_record(frame, rows)
+        if not (self.plan.annotate_images or self.video is not None):
+            return
+        drawn = draw_detections(frame.image, found.boxes, found.scores, found.labels, self.classes,
+                                show_labels=self.options.show_labels)
+        panel = None
+        if self.options.attention:
+            panel = attention_panel(frame.image, frame_attention(detector, frame.image.shape))
+        if self.plan.annotate_images:
+            name = _image_name(frame.name, self.options.image_format, self.used_names)
+            _write_image(self.plan.folder / name, drawn, self.plan.guard)
+            if panel is not None:
+                _write_image(self.plan.folder / "attention" / name, panel, self.plan.guard)
+        else:
+            self.video.write(drawn)
+            if panel is not None:
+                self.attention_video.write(panel)
+
+    def _write_record(self, frame, rows: list[dict]) -> None:
+        if self.jsonl is None:
+            self.plan.jsonl.parent.mkdir(parents=True, exist_ok=True)
+            self.jsonl = self.stack.enter_context(open(self.plan.jsonl, "w", encoding="utf-8"))
+        height, width = frame.image.shape[:2]
+        record = {"image_id": frame.index + 1, "file_name": frame.name, "width": int(width), "height": int(height),
+                  "detections": rows}
+        if frame.warning:
+            record["warning"] = frame.warning
+        self.jsonl.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
+        self.jsonl.flush()
+
+    def finish(self, summary: PredictSummary) -> None:
+        """After the stack closed: write detections.json (atomically) and list what was written."""
+        plan = self.plan
+        if plan.annotate_images and summary.frames:
+            summary.outputs["annotated images"] = plan.folder
+        for kind, writer in (("annotated video", self.video), ("attention video", self.attention_video)):
+            if writer is not None and writer.writer is not None:
+                summary.outputs[kind] = writer.path
+        if plan.attention_images and summary.frames:
+            summary.outputs["attention panels"] = plan.folder / "attention"
+        if self.jsonl is not None:
+            summary.outputs["detections (JSON Lines)"] = plan.jsonl
+            summary.outputs["detections (COCO JSON)"] = write_json(plan.json, _rows_of_jsonl(plan.jsonl))
+
+
 def predict(detector, source: FrameSource, options: PredictOptions = PredictOptions(),
             plan: OutputPlan | None = None) -> PredictSummary:
     """Run `detector` (a runtime Detector with color_order="bgr") over every frame of `source`.
@@ -271,7 +330,6 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
         plan = plan_outputs(source, options, protect=[getattr(detector.backend, "path", None)])
     classes = detector.backend.metadata.classes
     summary = PredictSummary(source=getattr(source, "description", str(source)))
-    fps = getattr(source, "fps", None) or 25.0
 
     total = getattr(source, "total", None)
     if options.max_frames is not None:
@@ -291,26 +349,26 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
             print(f"warning: {message}", file=sys.stderr, flush=True)
 
     queue = FrameQueue(source, maxsize=options.queue_size, drop_when_full=getattr(source, "live", False))
-    used_names, stage_sums = set(), dict.fromkeys(STAGES, 0.0)
-    jsonl = None
+    stage_sums = dict.fromkeys(STAGES, 0.0)
+    writer = None
     start = time.perf_counter()
-    with contextlib.ExitStack() as stack:  # closes the videos (atomically) and the JSONL stream
-        video = _VideoOut(plan.video, fps, stack) if plan and plan.video else None
-        attention_video = _VideoOut(plan.attention_video, fps, stack) if plan and plan.attention_video else None
+    with contextlib.ExitStack() as stack:  # closes the queue, the bar, the JSONL stream and the videos
         stack.callback(queue.close)
         if bar is not None:
             stack.callback(bar.close)
+        if plan is not None:
+            writer = _RunWriter(plan, options, classes, getattr(source, "fps", None) or 25.0, stack)
         try:
             for frame in queue:
+                where = frame.where or frame.name
                 if frame.image is None:
                     summary.skipped += frame.lost
-                    what = f"{frame.where or frame.name}: {frame.error}"
-                    summary.first_problem = summary.first_problem or what
-                    warn(f"skipped {what}")
+                    summary.first_problem = summary.first_problem or f"{where}: {frame.error}"
+                    warn(f"skipped {where}: {frame.error}")
                     continue
                 if frame.warning:
                     summary.damaged += 1
-                    warn(f"{frame.where or frame.name}: {frame.warning}")
+                    warn(f"{where}: {frame.warning}")
                 found = detector.detect(frame.image)
                 for stage in STAGES:
                     stage_sums[stage] += detector.timings.get(stage, 0.0)
@@ -318,39 +376,15 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
                 finite = _finite_rows(rows)
                 if len(finite) < len(rows):
                     summary.non_finite += len(rows) - len(finite)
-                    warn(f"{frame.where or frame.name}: dropped {len(rows) - len(finite)} detections with "
-                         "non-finite boxes or scores (NaN / inf: is the model broken?)")
+                    warn(f"{where}: dropped {len(rows) - len(finite)} detections with non-finite boxes or "
+                         "scores (NaN / inf: is the model broken?)")
                     rows = finite
                 summary.frames += 1
                 summary.detections += len(rows)
                 if options.keep_results:
                     summary.results += rows
-                if plan is not None and plan.jsonl is not None:
-                    # opened on the first processed frame: a run that processes nothing leaves no file
-                    if jsonl is None:
-                        plan.jsonl.parent.mkdir(parents=True, exist_ok=True)
-                        jsonl = stack.enter_context(open(plan.jsonl, "w", encoding="utf-8"))
-                    record = {"image_id": frame.index + 1, "file_name": frame.name,
-                              "width": int(frame.image.shape[1]), "height": int(frame.image.shape[0]),
-                              "detections": rows}
-                    if frame.warning:
-                        record["warning"] = frame.warning
-                    jsonl.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
-                    jsonl.flush()
-                if plan is not None and (plan.annotate_images or video is not None):
-                    drawn = draw_detections(frame.image, found.boxes, found.scores, found.labels, classes,
-                                            show_labels=options.show_labels)
-                    panel = (attention_panel(frame.image, frame_attention(detector, frame.image.shape))
-                             if options.attention else None)
-                    if plan.annotate_images:
-                        name = _image_name(frame.name, options.image_format, used_names)
-                        _write_image(plan.folder / name, drawn, plan.guard)
-                        if panel is not None:
-                            _write_image(plan.folder / "attention" / name, panel, plan.guard)
-                    else:
-                        video.write(drawn)
-                        if panel is not None:
-                            attention_video.write(panel)
+                if writer is not None:
+                    writer.write(frame, found, rows, detector)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.2f}", dropped=queue.dropped)
@@ -360,28 +394,14 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
             summary.interrupted = True
     summary.seconds = time.perf_counter() - start
     summary.dropped = queue.dropped
-    if summary.frames == 0 and summary.skipped > 0:
+    if summary.frames == 0 and summary.skipped > 0 and not summary.interrupted:
         raise InputError(f"no frame could be processed: all {summary.skipped} input frame(s) could not be read "
                          f"(the first: {summary.first_problem})")
     if summary.frames:
         summary.stage_ms = {stage: value / summary.frames for stage, value in stage_sums.items()}
-    if plan is not None:
-        _finish_outputs(plan, summary, options, video, attention_video)
+    if writer is not None:
+        writer.finish(summary)
     return summary
-
-
-def _finish_outputs(plan: OutputPlan, summary: PredictSummary, options: PredictOptions, video, attention_video):
-    """Write detections.json from the JSON Lines stream (atomically) and list what was written."""
-    if plan.annotate_images and summary.frames:
-        summary.outputs["annotated images"] = plan.folder
-    for kind, writer in (("annotated video", video), ("attention video", attention_video)):
-        if writer is not None and writer.writer is not None:
-            summary.outputs[kind] = writer.path
-    if plan.attention_images and summary.frames:
-        summary.outputs["attention panels"] = plan.folder / "attention"
-    if plan.jsonl is not None and summary.frames:
-        summary.outputs["detections (JSON Lines)"] = plan.jsonl
-        summary.outputs["detections (COCO JSON)"] = write_json(plan.json, _rows_of_jsonl(plan.jsonl))
 
 
 def _rows_of_jsonl(path: Path):
