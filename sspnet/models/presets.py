@@ -2,6 +2,11 @@
 
 `build_model(name, **overrides)` is the one way to make a model; `list_presets()` and
 `describe_model()` feed `sspnet info --presets` / `sspnet info --model`.
+
+A preset file may start from another one: `base: other_preset` takes every setting of that preset
+(its description included), and the file's own keys replace them. The default FoveaBox preset
+`fovea_r50_sspnet` is such a file: it names which of the two original configurations
+(`fovea_r50_sspnet_v1`, root tree; `fovea_r50_sspnet_v2`, latest_version) is the default and why.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ def load_preset(name: str, **overrides) -> ModelConfig:
     Raises ValueError for an unknown preset, unknown keys or invalid values, TypeError for
     ill-typed values (naming the key, the expected type and what was given).
     """
+    values, path = _preset_values(name)
+    make_config({**values, "name": name}, source=str(path))  # the preset itself must be valid
+    if "name" in overrides or "variant" in overrides:
+        raise ValueError("overrides cannot change 'name' or 'variant'; pick another preset instead")
+    return make_config({**values, "name": name, **overrides}, source=f"preset {name!r} with overrides")
+
+
+def _preset_values(name: str, chain: tuple = ()) -> tuple[dict, Path]:
+    """The settings of preset `name` with its `base` chain resolved, and its file."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
@@ -34,10 +48,23 @@ def load_preset(name: str, **overrides) -> ModelConfig:
         raise TypeError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
     if values.get("name", name) != name:
         raise ValueError(f"{path}: key 'name' is {values['name']!r} but the file is named {name!r}")
-    make_config({**values, "name": name}, source=str(path))  # the preset itself must be valid
-    if "name" in overrides or "variant" in overrides:
-        raise ValueError("overrides cannot change 'name' or 'variant'; pick another preset instead")
-    return make_config({**values, "name": name, **overrides}, source=f"preset {name!r} with overrides")
+    base = values.pop("base", None)
+    if base is None:
+        return values, path
+    if not isinstance(base, str):
+        raise TypeError(f"{path}: key 'base' expects a preset name, got {type(base).__name__} {base!r}")
+    if base in chain + (name,):
+        raise ValueError(f"{path}: key 'base' makes a cycle: {' -> '.join(chain + (name, base))}")
+    inherited, _ = _preset_values(base, chain + (name,))
+    inherited.pop("name", None)
+    return {**inherited, **values}, path
+
+
+def preset_base(name: str) -> str | None:
+    """The preset `name` starts from (its `base` key), or None."""
+    with open(PRESET_DIR / f"{name}.yaml", encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    return values.get("base") if isinstance(values, dict) else None
 
 
 def build_model(name: str, **overrides):

@@ -9,7 +9,8 @@ from sspnet.models import presets as presets_module
 
 def test_list_presets_rows():
     rows = {r[0]: r for r in list_presets()}
-    assert set(rows) >= {"faster_rcnn_r50_sspnet", "fovea_r50_sspnet", "faster_rcnn_r18_sspnet_small", "fovea_r18_sspnet_small"}
+    assert set(rows) >= {"faster_rcnn_r50_sspnet", "fovea_r50_sspnet", "fovea_r50_sspnet_v1", "fovea_r50_sspnet_v2",
+                         "faster_rcnn_r18_sspnet_small", "fovea_r18_sspnet_small"}
     assert rows["fovea_r50_sspnet"][1:3] == ("fovea", "ResNet-50")
     assert rows["faster_rcnn_r18_sspnet_small"][1:3] == ("faster_rcnn", "ResNet-18")
     assert all(len(r) == 4 and r[3] for r in rows.values())
@@ -27,13 +28,53 @@ def test_published_faster_preset_is_the_spec_config():
     assert (c.score_thr, c.nms_method, c.nms_iou_thr, c.nms_min_score, c.max_detections) == (0.05, "linear", 0.3, 0.05, 500)
 
 
-def test_published_fovea_preset_is_the_spec_config():
-    c = load_preset("fovea_r50_sspnet")
-    assert c.attention_loss == "v2"
-    assert c.fovea_base_edges == [8, 16, 32, 64, 128]
-    assert c.fovea_scale_ranges == [[1, 32], [8, 64], [16, 128], [32, 256], [64, 512]]
-    assert (c.fovea_sigma, c.fovea_focal_gamma, c.fovea_focal_alpha, c.fovea_smooth_l1_beta) == (0.4, 1.5, 0.4, 0.11)
-    assert (c.fovea_stacked_convs, c.fovea_feat_channels, c.fovea_nms_pre) == (4, 256, 1000)
+# spec 3 (FoveaBox config fovea_r50_sspnet_4x4_1x_coco), written out here from the spec's table
+SPEC_FOVEA = {
+    "depth": 50, "frozen_stages": 1, "norm_eval": True, "neck": "ssfpn", "neck_channels": 256,
+    "fovea_stacked_convs": 4, "fovea_feat_channels": 256, "fovea_base_edges": [8, 16, 32, 64, 128],
+    "fovea_scale_ranges": [[1, 32], [8, 64], [16, 128], [32, 256], [64, 512]], "fovea_sigma": 0.4,
+    "fovea_focal_gamma": 1.5, "fovea_focal_alpha": 0.4, "fovea_smooth_l1_beta": 0.11, "fovea_nms_pre": 1000,
+    "score_thr": 0.05, "nms_method": "linear", "nms_iou_thr": 0.3, "nms_min_score": 0.05, "max_detections": 500,
+    "fovea_centre_positive": False, "attention_lambda": None,
+}
+
+
+@pytest.mark.parametrize("name, attention", [("fovea_r50_sspnet_v1", "v1"), ("fovea_r50_sspnet_v2", "v2")])
+def test_fovea_presets_are_the_original_configs(name, attention):
+    c = load_preset(name)
+    assert {key: getattr(c, key) for key in SPEC_FOVEA} == SPEC_FOVEA
+    assert c.variant == "fovea" and c.attention_loss == attention
+    # attention_lambda None = the version's default; spec 4: v1 0.01 (root tree), v2 1e-4 (latest_version)
+    from sspnet.models.attention import DEFAULT_LAMBDA
+    assert DEFAULT_LAMBDA == {"v1": 0.01, "v2": 1e-4}
+    text = (presets_module.PRESET_DIR / f"{name}.yaml").read_text()
+    assert "fovea_r50_sspnet_4x4_1x_coco" in text  # names the original config it reproduces
+    assert ("root" in text and "Deviations: none" in text) if attention == "v1" else ("TinyHead" in text and "Deviation" in text)
+
+
+def test_default_fovea_preset_is_one_of_the_original_configs():
+    base = presets_module.preset_base("fovea_r50_sspnet")
+    assert base in ("fovea_r50_sspnet_v1", "fovea_r50_sspnet_v2")
+    default, chosen = load_preset("fovea_r50_sspnet"), load_preset(base)
+    differing = {k for k in vars(default) if getattr(default, k) != getattr(chosen, k)}
+    assert differing == {"name", "description"}
+    assert base in default.description
+
+
+def test_preset_base_key(tmp_path, monkeypatch):
+    monkeypatch.setattr(presets_module, "PRESET_DIR", tmp_path)
+    (tmp_path / "parent.yaml").write_text(yaml.safe_dump({"variant": "fovea", "description": "p", "depth": 18}))
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump({"base": "parent", "score_thr": 0.2}))
+    c = load_preset("child")
+    assert (c.name, c.description, c.depth, c.score_thr) == ("child", "p", 18, 0.2)
+    assert load_preset("child", depth=50).depth == 50
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"base": "b"}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"base": "a"}))
+    with pytest.raises(ValueError, match="cycle: b -> a -> b"):
+        load_preset("b")
+    (tmp_path / "lost.yaml").write_text(yaml.safe_dump({"base": "nowhere"}))
+    with pytest.raises(ValueError, match="unknown preset 'nowhere'"):
+        load_preset("lost")
 
 
 def test_overrides_apply_and_are_validated():
