@@ -32,6 +32,7 @@ class RunLock:
         self.run_dir = run_dir
         self.path = run_dir / LOCK_NAME
         self._fd: int | None = fd
+        self._owner_pid = os.getpid()
 
     @property
     def held(self) -> bool:
@@ -42,7 +43,10 @@ class RunLock:
             return
         fd, self._fd = self._fd, None
         try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            # A forked child (data-loader worker) shares the lock with its parent: unlocking there
+            # would free the parent's run folder, so a child only closes its copy of the file.
+            if os.getpid() == self._owner_pid:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 

@@ -59,3 +59,15 @@ def test_the_same_process_cannot_lock_twice_and_release_frees_it(tmp_path):
     del second  # a dropped lock object releases too
     acquire_run_lock(tmp_path / "run").release()
 
+
+
+def test_a_forked_child_releasing_its_copy_keeps_the_parents_lock(tmp_path):
+    lock = acquire_run_lock(tmp_path / "run")
+    pid = os.fork()
+    if pid == 0:  # the child, like a data-loader worker: drops its inherited copy
+        lock.release()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    with pytest.raises(BusyError):
+        acquire_run_lock(tmp_path / "run")
+    lock.release()
