@@ -347,8 +347,8 @@ def build_engine(
     from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
 
     onnx_path = Path(onnx_path)
-    props, metadata = read_model_metadata(onnx_path)  # a missing ONNX: FileNotFoundError naming it
     engine_path = check_build_outputs(onnx_path, engine_path, options)
+    props, metadata = read_model_metadata(onnx_path)  # a missing ONNX: FileNotFoundError naming it
     trt = import_tensorrt()
     trt_major = tensorrt_major(trt.__version__)
     has_qdq = onnx_has_qdq(onnx_path)
@@ -495,12 +495,12 @@ def write_sidecar_only(
     from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    guard = OutputGuard(inputs=[onnx_path, engine_path, plugin_library], verb="build-engine")
+    guard.check_file(sidecar_path(engine_path), kind="json")
     props, _ = read_model_metadata(onnx_path)  # a missing ONNX: FileNotFoundError naming it
     if not engine_path.is_file():
         raise FileNotFoundError(errno.ENOENT, "--sidecar-only: the engine built elsewhere does not exist",
                                 str(engine_path))
-    guard = OutputGuard(inputs=[onnx_path, engine_path, plugin_library], verb="build-engine")
-    guard.check_file(sidecar_path(engine_path), kind="json")
     trt = import_tensorrt()
     library = load_plugin_library(plugin_library)
     plugin_versions = _check_plugins(trt)

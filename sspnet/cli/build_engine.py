@@ -152,8 +152,7 @@ def run(args) -> int:
     from sspnet.runtime.tensorrt_backend import import_tensorrt
 
     options = _options(args)
-    # Read the ONNX first: a missing or unusable file is named as such, before any TensorRT talk.
-    _, metadata = eb.read_model_metadata(args.onnx)
+    # Output paths first, then the ONNX (a missing or unusable file is named as such), then TensorRT.
     if args.save_calib_npy:
         from sspnet.runtime.calibration import CalibrationBatches
 
@@ -162,6 +161,7 @@ def run(args) -> int:
         OutputGuard(inputs=[args.onnx, args.calib_images], verb="build-engine").check_file(
             args.save_calib_npy, kind="binary"
         )
+        _, metadata = eb.read_model_metadata(args.onnx)
         batches = CalibrationBatches(args.calib_images, metadata.input_size, 1, max_images=args.calib_max_images)
         print(f"wrote {eb.save_calibration_array(batches, args.save_calib_npy)} ({len(batches.paths)} images)")
         return 0
@@ -179,6 +179,7 @@ def run(args) -> int:
         eb.write_sidecar_only(args.onnx, args.out, args.plugins, args.device)
         return 0
     eb.check_build_outputs(args.onnx, args.out, options)
+    eb.read_model_metadata(args.onnx)
     try:
         import_tensorrt()
     except MissingDependencyError as error:  # say what to run on the device instead

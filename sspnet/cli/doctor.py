@@ -211,11 +211,7 @@ def _export_small_model(args, workdir: Path) -> tuple[Path, Path]:
 
 
 def find_model(report: Report, args, workdir: Path) -> None:
-    if args.onnx is not None:
-        missing = [str(p) for p in (args.onnx, args.portable_onnx) if p is not None and not p.is_file()]
-        if missing:
-            report.add("model", MISSING, f"no such file(s): {missing}")
-            return
+    if args.onnx is not None:  # checked to exist by check_arguments
         report.found["model"] = (args.onnx, args.portable_onnx)
         report.add("model", OK, f"{args.onnx}" + (f" + {args.portable_onnx}" if args.portable_onnx else ""))
         return
@@ -330,6 +326,11 @@ def check_arguments(args) -> None:
 
     if args.portable_onnx is not None and args.onnx is None:
         raise UsageError("--portable-onnx needs --onnx (the tensorrt-flavour export of the same model)")
+    for option, path in (("--onnx", args.onnx), ("--portable-onnx", args.portable_onnx)):
+        if path is not None and not path.is_file():
+            raise UsageError("no such model file", path=path, field=option)
+    if args.workdir is not None and args.workdir.exists() and not args.workdir.is_dir():
+        raise UsageError("an existing file, expected a folder", path=args.workdir, field="--workdir")
     if args.images < 1:
         raise UsageError("the parity run needs at least one image", field="--images", got=args.images)
     if args.onnx is None:

@@ -237,7 +237,10 @@ def torch_load_restricted(path: str | os.PathLike):
         raise InputError("not a torch checkpoint", path=path,
                          expected="a torch.save file (zip archive or pickle)", got=what)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # A file object, not the path: torch picks a loader from the suffix (a `.safetensors` name
+        # would go to safetensors), but this file was already recognised as a torch pickle.
+        with open(path, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         match = re.search(r"GLOBAL ([\w.<>]+)", str(error))
         if match is None:

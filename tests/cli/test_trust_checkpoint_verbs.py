@@ -120,6 +120,11 @@ def _renamed(folder: Path) -> Path:
     return folder / "renamed.safetensors"
 
 
+def _renamed_pth(folder: Path) -> Path:
+    torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(2)}}, folder / "was_a_pth.safetensors")
+    return folder / "was_a_pth.safetensors"
+
+
 def _empty(folder: Path) -> Path:
     (folder / "empty.safetensors").write_bytes(b"")
     return folder / "empty.safetensors"
@@ -144,6 +149,7 @@ def _random_pth(folder: Path) -> Path:
         (_truncated, "truncated"),
         (_corrupt_header, "not valid JSON"),
         (_renamed, "got an image"),
+        (_renamed_pth, "cannot tell the variant"),  # read as the .pth it is; its keys are the problem
         (_random_pth, "not a torch checkpoint"),
     ],
 )

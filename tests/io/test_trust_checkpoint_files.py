@@ -118,7 +118,8 @@ def test_renamed_files_say_what_they_really_are(tmp_path):
     torch.save({"w": torch.zeros(2)}, pth)
     message = _message(read_checkpoint, pth)
     assert "PyTorch .pth checkpoint" in message and "sspnet convert" in message
-    assert checkpoint_format(pth) == "torch"  # load_model reads it as what it is
+    assert checkpoint_format(pth) == "torch"  # load_model reads it as what it is, whatever its name
+    assert torch.equal(torch_load_restricted(pth)["w"], torch.zeros(2))
     png = tmp_path / "photo.safetensors"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     message = _message(checkpoint_format, png)

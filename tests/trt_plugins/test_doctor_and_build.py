@@ -47,10 +47,9 @@ def test_doctor_without_tensorrt_prints_a_table_and_fails(capsys, monkeypatch):
 @no_tensorrt
 def test_doctor_names_a_missing_model_file(capsys, tmp_path):
     code = main(["doctor", "--onnx", str(tmp_path / "absent_trt.onnx")])
-    out = capsys.readouterr().out
-    assert code == 1
-    status, detail = row(out, "model")
-    assert status == "MISSING" and "absent_trt.onnx" in detail
+    err = capsys.readouterr().err
+    assert code == 2  # a user mistake, refused before any check runs
+    assert err.startswith("sspnet doctor: ") and "absent_trt.onnx" in err
 
 
 @no_tensorrt
