@@ -1,5 +1,8 @@
 #include "batchedNms/batchedNmsPlugin.h"
 
+#include <cuda_runtime_api.h>
+
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -21,11 +24,45 @@ constexpr int32_t kKeep = 0;
 constexpr int32_t kKeepScores = 1;
 constexpr int32_t kNumValid = 2;
 
+// Serialised-only field: the workspace TensorRT reserved (see batchedNmsPlugin.h).
+constexpr char kWorkspaceBytesField[] = "workspace_bytes";
+
+// Equal, or at least one of them not known yet (-1).
+bool compatible(int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }
+
+// Splits the runtime-only `workspace_bytes` field off `fc` into `bytes`; the other fields go to
+// `rest`. "" or why the collection is refused.
+std::string takeWorkspaceField(nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase,
+                               int64_t& bytes, std::vector<nvinfer1::PluginField>& rest) {
+  bytes = 0;
+  for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i) {
+    nvinfer1::PluginField const& field = fc->fields[i];
+    if (field.name == nullptr || std::strcmp(field.name, kWorkspaceBytesField) != 0) {
+      rest.push_back(field);
+      continue;
+    }
+    if (phase != nvinfer1::TensorRTPhase::kRUNTIME) {
+      return std::string("field '") + kWorkspaceBytesField +
+             "' is written by the plugin into the engine, not given at build time";
+    }
+    if (field.type != nvinfer1::PluginFieldType::kINT64 || field.length != 1 || field.data == nullptr) {
+      return std::string("field '") + kWorkspaceBytesField + "' must be one int64 (kINT64), got type " +
+             std::to_string(static_cast<int32_t>(field.type)) + " with " + std::to_string(field.length) + " values";
+    }
+    std::memcpy(&bytes, field.data, sizeof(bytes));
+    if (bytes < 0) {
+      return std::string("field '") + kWorkspaceBytesField + "' must be >= 0, got " + std::to_string(bytes);
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------- plugin
 
-BatchedNmsPlugin::BatchedNmsPlugin(BatchedNmsFields const& fields) : mFields(fields) {}
+BatchedNmsPlugin::BatchedNmsPlugin(BatchedNmsFields const& fields, int64_t workspaceBytes)
+    : mFields(fields), mWorkspaceBytes(workspaceBytes) {}
 
 bool BatchedNmsPlugin::checkCounts(int32_t nbInputs, int32_t nbOutputs) const noexcept {
   if (nbInputs == numInputs(mFields) && nbOutputs == kNbOutputs) {
@@ -35,6 +72,41 @@ bool BatchedNmsPlugin::checkCounts(int32_t nbInputs, int32_t nbOutputs) const no
        (mFields.class_aware != 0 ? ", labels" : "") + ") and 3 outputs, got " + std::to_string(nbInputs) +
        " inputs and " + std::to_string(nbOutputs) + " outputs");
   return false;
+}
+
+std::string BatchedNmsPlugin::checkInputDims(PluginTensorDesc const* in, int32_t nbInputs) const {
+  nvinfer1::Dims const& boxes = in[0].dims;
+  if (boxes.nbDims != 3 || !compatible(boxes.d[2], 4)) {
+    return "input 0 (boxes) must be [N, M, 4], got " + dimsText(boxes);
+  }
+  for (int32_t i = 1; i < nbInputs; ++i) {
+    nvinfer1::Dims const& dims = in[i].dims;
+    if (dims.nbDims != 2 || !compatible(dims.d[0], boxes.d[0]) || !compatible(dims.d[1], boxes.d[1])) {
+      return "input " + std::to_string(i) + (i == 1 ? " (scores)" : " (labels)") + " must be [N, M] like boxes " +
+             dimsText(boxes) + ", got " + dimsText(dims);
+    }
+  }
+  return "";
+}
+
+std::string BatchedNmsPlugin::workspaceFor(int64_t batch, int64_t numBoxes, DataType type, size_t& bytes) const {
+  bytes = 0;
+  sspnet::DataType dtype;
+  if (!toKernelType(type, dtype)) {
+    return "unsupported tensor type " + std::to_string(static_cast<int32_t>(type));
+  }
+  if (batch <= 0 || numBoxes <= 0) {
+    return "";  // nothing to sort: no workspace
+  }
+  bytes = batched_nms_cuda_workspace_size(batch, numBoxes, toKernelParams(mFields), dtype);
+  if (bytes == 0) {
+    // Every buffer of a non-empty problem has a size, so 0 means the kernel's query (CUB's
+    // temporary-storage query, which looks at the current device) failed.
+    cudaError_t const error = cudaGetLastError();
+    return "the kernel's workspace size query failed for [N=" + std::to_string(batch) + ", M=" +
+           std::to_string(numBoxes) + "] (CUDA: " + cudaGetErrorString(error) + "); is a CUDA device usable?";
+  }
+  return "";
 }
 
 nvinfer1::IPluginCapability* BatchedNmsPlugin::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept {
@@ -48,7 +120,7 @@ nvinfer1::IPluginCapability* BatchedNmsPlugin::getCapabilityInterface(nvinfer1::
 
 nvinfer1::IPluginV3* BatchedNmsPlugin::clone() noexcept {
   try {
-    return new BatchedNmsPlugin(mFields);
+    return new BatchedNmsPlugin(mFields, mWorkspaceBytes);
   } catch (std::exception const& e) {
     fail(std::string("clone failed: ") + e.what());
   }
@@ -84,9 +156,14 @@ int32_t BatchedNmsPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInp
       fail("input 0 (boxes) must be [N, M, 4]");
       return -1;
     }
+    // Sizes known at build time must agree already; dynamic ones are checked by onShapeChange.
+    auto differ = [](nvinfer1::IDimensionExpr const* a, nvinfer1::IDimensionExpr const* b) {
+      return a->isConstant() && b->isConstant() && a->getConstantValue() != b->getConstantValue();
+    };
     for (int32_t i = 1; i < nbInputs; ++i) {
-      if (inputs[i].nbDims != 2) {
-        fail(std::string("input ") + std::to_string(i) + (i == 1 ? " (scores)" : " (labels)") + " must be [N, M]");
+      if (inputs[i].nbDims != 2 || differ(inputs[i].d[0], boxes.d[0]) || differ(inputs[i].d[1], boxes.d[1])) {
+        fail(std::string("input ") + std::to_string(i) + (i == 1 ? " (scores)" : " (labels)") +
+             " must be [N, M] like boxes [N, M, 4]");
         return -1;
       }
     }
@@ -127,22 +204,49 @@ bool BatchedNmsPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTenso
   return output == kKeepScores ? desc.type == floatType : desc.type == DataType::kINT32;
 }
 
-int32_t BatchedNmsPlugin::configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs,
+int32_t BatchedNmsPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                           DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
-  return checkCounts(nbInputs, nbOutputs) ? 0 : -1;
+  try {
+    if (!checkCounts(nbInputs, nbOutputs)) {
+      return -1;
+    }
+    std::vector<PluginTensorDesc> descs;
+    for (int32_t i = 0; i < nbInputs; ++i) {
+      descs.push_back(in[i].desc);
+    }
+    std::string problem = checkInputDims(descs.data(), nbInputs);
+    // What getWorkspaceSize will reserve: the kernel's size for the profile's largest [N, M].
+    size_t bytes = 0;
+    if (problem.empty()) {
+      problem = workspaceFor(in[0].max.d[0], in[0].max.d[1], in[0].desc.type, bytes);
+    }
+    if (!problem.empty()) {
+      fail(problem);
+      return -1;
+    }
+    mWorkspaceBytes = static_cast<int64_t>(bytes);
+    return 0;
+  } catch (std::exception const& e) {
+    fail(std::string("configurePlugin failed: ") + e.what());
+  }
+  return -1;
 }
 
 size_t BatchedNmsPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                                           DynamicPluginTensorDesc const* /*outputs*/, int32_t nbOutputs) const noexcept {
   try {
-    sspnet::DataType dtype;
-    if (!checkCounts(nbInputs, nbOutputs) || !toKernelType(inputs[0].desc.type, dtype)) {
+    if (!checkCounts(nbInputs, nbOutputs)) {
       return 0;
     }
     // The largest shapes of the profile; TensorRT hands this much to every enqueue, and the kernel's
-    // size for any smaller [N, M] is not larger.
-    nvinfer1::Dims const& boxes = inputs[0].max;
-    return batched_nms_cuda_workspace_size(boxes.d[0], boxes.d[1], toKernelParams(mFields), dtype);
+    // size for any smaller [N, M] is not larger. A failed query was already reported by
+    // configurePlugin (which then failed the build); say it again rather than return 0 silently.
+    size_t bytes = 0;
+    std::string const problem = workspaceFor(inputs[0].max.d[0], inputs[0].max.d[1], inputs[0].desc.type, bytes);
+    if (!problem.empty()) {
+      fail(problem);
+    }
+    return bytes;
   } catch (std::exception const& e) {
     fail(std::string("getWorkspaceSize failed: ") + e.what());
   }
@@ -151,19 +255,21 @@ size_t BatchedNmsPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs,
 
 int32_t BatchedNmsPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
                                         int32_t nbOutputs) noexcept {
-  if (!checkCounts(nbInputs, nbOutputs)) {
-    return -1;
-  }
-  nvinfer1::Dims const& boxes = in[0].dims;
-  for (int32_t i = 1; i < nbInputs; ++i) {
-    if (in[i].dims.d[0] != boxes.d[0] || in[i].dims.d[1] != boxes.d[1]) {
-      fail("input " + std::to_string(i) + " must be [N, M] = [" + std::to_string(boxes.d[0]) + ", " +
-           std::to_string(boxes.d[1]) + "] like boxes, got [" + std::to_string(in[i].dims.d[0]) + ", " +
-           std::to_string(in[i].dims.d[1]) + "]");
+  try {
+    if (!checkCounts(nbInputs, nbOutputs)) {
       return -1;
     }
+    // The trailing sizes may have been dynamic at build time: check the real shapes here.
+    std::string const problem = checkInputDims(in, nbInputs);
+    if (!problem.empty()) {
+      fail(problem);
+      return -1;
+    }
+    return 0;
+  } catch (std::exception const& e) {
+    fail(std::string("onShapeChange failed: ") + e.what());
   }
-  return 0;
+  return -1;
 }
 
 int32_t BatchedNmsPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
@@ -181,8 +287,22 @@ int32_t BatchedNmsPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTenso
       return 0;
     }
     NmsParams const params = toKernelParams(mFields);
-    // enqueue is not told the workspace size; recompute it for these shapes (<= what was reserved).
-    size_t const workspaceSize = batched_nms_cuda_workspace_size(batch, numBoxes, params, dtype);
+    size_t needed = 0;
+    std::string const problem = workspaceFor(batch, numBoxes, inputDesc[0].type, needed);
+    if (!problem.empty()) {
+      fail(problem);
+      return -1;
+    }
+    // enqueue is not told the workspace size: it is what configurePlugin recorded for the
+    // profile's largest shapes (serialised with the engine). Unknown only for a plugin that was
+    // never configured nor deserialised from a configured one; then trust these shapes' size.
+    size_t const workspaceSize = mWorkspaceBytes > 0 ? static_cast<size_t>(mWorkspaceBytes) : needed;
+    if (needed > workspaceSize) {
+      fail("workspace too small: [N=" + std::to_string(batch) + ", M=" + std::to_string(numBoxes) + "] needs " +
+           std::to_string(needed) + " bytes, the engine reserved " + std::to_string(workspaceSize) +
+           " (shapes beyond the optimisation profile?)");
+      return static_cast<int32_t>(Status::kWorkspaceTooSmall);
+    }
     auto const* labels = mFields.class_aware != 0 ? static_cast<int32_t const*>(inputs[2]) : nullptr;
     Status const status = batched_nms_cuda(inputs[0], inputs[1], labels, batch, numBoxes, params, dtype,
                                            static_cast<int32_t*>(outputs[kKeep]), outputs[kKeepScores],
@@ -205,6 +325,9 @@ nvinfer1::IPluginV3* BatchedNmsPlugin::attachToContext(nvinfer1::IPluginResource
 nvinfer1::PluginFieldCollection const* BatchedNmsPlugin::getFieldsToSerialize() noexcept {
   try {
     mSerializedFields = fieldValues(bindFields(mFields));
+    if (mWorkspaceBytes > 0) {
+      mSerializedFields.emplace_back(kWorkspaceBytesField, &mWorkspaceBytes, nvinfer1::PluginFieldType::kINT64, 1);
+    }
     mSerializedCollection.nbFields = static_cast<int32_t>(mSerializedFields.size());
     mSerializedCollection.fields = mSerializedFields.data();
     return &mSerializedCollection;
@@ -228,12 +351,18 @@ char const* BatchedNmsPluginCreator::getPluginNamespace() const noexcept { retur
 nvinfer1::PluginFieldCollection const* BatchedNmsPluginCreator::getFieldNames() noexcept { return &mFieldCollection; }
 
 nvinfer1::IPluginV3* BatchedNmsPluginCreator::createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
-                                                            nvinfer1::TensorRTPhase /*phase*/) noexcept {
+                                                            nvinfer1::TensorRTPhase phase) noexcept {
   try {
     // Build phase: fields from the ONNX node attributes; runtime phase: the fields this plugin
-    // serialised. Same names and types, so one reader serves both.
+    // serialised, the same plus workspace_bytes.
     BatchedNmsFields fields;
-    std::string problem = readPluginFields(fc, bindFields(fields));
+    int64_t workspaceBytes = 0;
+    std::vector<nvinfer1::PluginField> rest;
+    std::string problem = takeWorkspaceField(fc, phase, workspaceBytes, rest);
+    if (problem.empty()) {
+      nvinfer1::PluginFieldCollection const restCollection{static_cast<int32_t>(rest.size()), rest.data()};
+      problem = readPluginFields(&restCollection, bindFields(fields));
+    }
     if (problem.empty()) {
       problem = checkFields(fields);
     }
@@ -244,7 +373,7 @@ nvinfer1::IPluginV3* BatchedNmsPluginCreator::createPlugin(char const* name, nvi
       fail(std::string("layer '") + (name != nullptr ? name : "") + "': " + problem);
       return nullptr;
     }
-    return new BatchedNmsPlugin(fields);
+    return new BatchedNmsPlugin(fields, workspaceBytes);
   } catch (std::exception const& e) {
     fail(std::string("createPlugin failed: ") + e.what());
   }

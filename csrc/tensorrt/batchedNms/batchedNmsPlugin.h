@@ -4,10 +4,18 @@
 //   inputs : boxes [N, M, 4], scores [N, M], labels [N, M] int32 (only when class_aware = 1)
 //   outputs: keep [N, max_output] int32, keep_scores [N, max_output], num_valid [N, 1] int32
 //   types  : boxes / scores / keep_scores all float32 or all float16, linear layout; N and M may be dynamic.
+//
+// Workspace: getWorkspaceSize asks the kernel for the profile's largest [N, M]; configurePlugin
+// fails the build when that query fails (e.g. no usable CUDA device) instead of reserving 0 bytes.
+// The reserved size travels with the engine as the serialised-only field `workspace_bytes`
+// (int64; not an ONNX attribute, not in getFieldNames), so enqueue checks what the current shapes
+// need against what TensorRT reserved, and hands the kernel the real size.
 #pragma once
 
 #include <NvInferRuntime.h>
 
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "batchedNms/batchedNmsFields.h"
@@ -19,7 +27,8 @@ class BatchedNmsPlugin final : public nvinfer1::IPluginV3,
                                public nvinfer1::IPluginV3OneBuild,
                                public nvinfer1::IPluginV3OneRuntime {
  public:
-  explicit BatchedNmsPlugin(BatchedNmsFields const& fields);
+  // workspaceBytes: what TensorRT reserves for enqueue; 0 = not known (before configurePlugin).
+  BatchedNmsPlugin(BatchedNmsFields const& fields, int64_t workspaceBytes);
 
   // IPluginV3
   nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
@@ -57,9 +66,15 @@ class BatchedNmsPlugin final : public nvinfer1::IPluginV3,
   static constexpr int32_t kNbOutputs = 3;  // keep, keep_scores, num_valid
 
   bool checkCounts(int32_t nbInputs, int32_t nbOutputs) const noexcept;
+  // "" when boxes [N, M, 4], scores [N, M] (and labels [N, M]) fit together, else why not.
+  // Dynamic (-1) sizes pass, so it serves build-time descriptors and runtime shapes alike.
+  std::string checkInputDims(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs) const;
+  // The kernel's workspace for [batch, numBoxes] into `bytes`; "" or why the size is unknown.
+  std::string workspaceFor(int64_t batch, int64_t numBoxes, nvinfer1::DataType type, size_t& bytes) const;
 
   BatchedNmsFields mFields;
-  // Rebuilt by getFieldsToSerialize(); points into mFields.
+  int64_t mWorkspaceBytes;
+  // Rebuilt by getFieldsToSerialize(); points into mFields and mWorkspaceBytes.
   std::vector<nvinfer1::PluginField> mSerializedFields;
   nvinfer1::PluginFieldCollection mSerializedCollection{};
 };

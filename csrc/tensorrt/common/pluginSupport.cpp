@@ -4,17 +4,32 @@
 
 namespace sspnet::trt {
 
+nvinfer1::ILogger* tensorrtLogger() noexcept {
+  if (nvinfer1::ILogger* logger = pluginLibraryLogger()) {
+    return logger;  // loaded by TensorRT's plugin-library loader, which handed its logger over
+  }
+  return getLogger();  // plain dlopen: the logger TensorRT's builder / runtime was created with
+}
+
 void logError(char const* pluginName, std::string const& message) noexcept {
   try {
     std::string const text = std::string("[sspnet TensorRT plugin ") + pluginName + "] " + message;
-    if (nvinfer1::ILogger* logger = pluginLibraryLogger()) {
+    if (nvinfer1::ILogger* logger = tensorrtLogger()) {
       logger->log(nvinfer1::ILogger::Severity::kERROR, text.c_str());
     } else {
-      std::cerr << text << std::endl;
+      std::cerr << text << std::endl;  // no TensorRT logger exists yet (no builder or runtime)
     }
   } catch (...) {
     // Nothing sensible left to do: the caller still returns its error code.
   }
+}
+
+std::string dimsText(nvinfer1::Dims const& dims) {
+  std::string text = "[";
+  for (int32_t i = 0; i < dims.nbDims; ++i) {
+    text += (i > 0 ? ", " : "") + (dims.d[i] < 0 ? std::string("?") : std::to_string(dims.d[i]));
+  }
+  return text + "]";
 }
 
 bool toKernelType(nvinfer1::DataType type, sspnet::DataType& out) noexcept {

@@ -14,8 +14,17 @@ static_assert(NV_TENSORRT_MAJOR >= 10, "the sspnet plugins are IPluginV3 plugins
 
 namespace sspnet::trt {
 
-// Plugin methods are noexcept and report failure through return codes; this prints the reason.
+// Plugin methods are noexcept and report failure through return codes; this logs the reason as a
+// kERROR message to TensorRT's logger (tensorrtLogger()), or to stderr when there is none yet.
 void logError(char const* pluginName, std::string const& message) noexcept;
+
+// The logger of the TensorRT that uses the plugins: the one handed over through setLoggerFinder
+// (library loaded by IPluginRegistry::loadLibrary), else libnvinfer's getLogger() (the logger the
+// application's builder or runtime was created with; nullptr before one exists).
+nvinfer1::ILogger* tensorrtLogger() noexcept;
+
+// "[N, 5]"-style text of a shape for messages; "?" for a dynamic (-1) size.
+std::string dimsText(nvinfer1::Dims const& dims);
 
 // TensorRT kFLOAT / kHALF -> the kernels' storage type; false for any other type.
 bool toKernelType(nvinfer1::DataType type, sspnet::DataType& out) noexcept;

@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "common/pluginSupport.h"
 
@@ -23,6 +24,22 @@ std::string countMessage(int32_t expectedInputs, int32_t nbInputs, int32_t nbOut
 }
 
 LevelShape toLevelShape(nvinfer1::Dims const& dims) { return LevelShape{dims.d[0], dims.d[1], dims.d[2], dims.d[3]}; }
+
+// "" when rois are [R, 5] and every feature level is 4-D, else why not. Dynamic (-1) sizes pass,
+// so it serves build-time descriptors and runtime shapes alike.
+std::string checkInputRanks(PluginTensorDesc const* in, int32_t nbInputs) {
+  nvinfer1::Dims const& rois = in[0].dims;
+  if (rois.nbDims != 2 || (rois.d[1] >= 0 && rois.d[1] != 5)) {
+    return "input 0 (rois) must be [R, 5] = (batch_index, x1, y1, x2, y2), got " + dimsText(rois);
+  }
+  for (int32_t i = 1; i < nbInputs; ++i) {
+    if (in[i].dims.nbDims != 4) {
+      return "input " + std::to_string(i) + " (feature level " + std::to_string(i - 1) + ") must be [N, C, H, W], got " +
+             dimsText(in[i].dims);
+    }
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -117,13 +134,20 @@ int32_t MultiLevelRoIAlignPlugin::configurePlugin(DynamicPluginTensorDesc const*
       fail(countMessage(numInputs(), nbInputs, nbOutputs));
       return -1;
     }
+    std::vector<PluginTensorDesc> descs;
+    for (int32_t i = 0; i < nbInputs; ++i) {
+      descs.push_back(in[i].desc);
+    }
+    std::string problem = checkInputRanks(descs.data(), nbInputs);
     // Validate against the largest shapes of the profile: the kernel's own checks, once, at build time.
     LevelShape levels[kMaxPyramidLevels];
-    for (int32_t l = 0; l < mFields.num_levels; ++l) {
+    for (int32_t l = 0; problem.empty() && l < mFields.num_levels; ++l) {
       levels[l] = toLevelShape(in[1 + l].max);
     }
     FeaturePyramid pyramid;
-    std::string problem = makePyramid(mFields, levels, mFields.num_levels, pyramid);
+    if (problem.empty()) {
+      problem = makePyramid(mFields, levels, mFields.num_levels, pyramid);
+    }
     if (problem.empty()) {
       Status const status = validate(pyramid, toKernelParams(mFields));
       if (status != Status::kOk) {
@@ -155,12 +179,16 @@ int32_t MultiLevelRoIAlignPlugin::onShapeChange(PluginTensorDesc const* in, int3
       fail(countMessage(numInputs(), nbInputs, nbOutputs));
       return -1;
     }
+    // The trailing sizes may have been dynamic at build time: check the real shapes here.
+    std::string problem = checkInputRanks(in, nbInputs);
     LevelShape levels[kMaxPyramidLevels];
-    for (int32_t l = 0; l < mFields.num_levels; ++l) {
+    for (int32_t l = 0; problem.empty() && l < mFields.num_levels; ++l) {
       levels[l] = toLevelShape(in[1 + l].dims);
     }
     FeaturePyramid pyramid;
-    std::string const problem = makePyramid(mFields, levels, mFields.num_levels, pyramid);
+    if (problem.empty()) {
+      problem = makePyramid(mFields, levels, mFields.num_levels, pyramid);
+    }
     if (!problem.empty()) {
       fail(problem);
       return -1;

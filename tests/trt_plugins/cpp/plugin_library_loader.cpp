@@ -2,14 +2,15 @@
 // loads plugin libraries, against a fake plugin registry, and prints what got registered as JSON
 // for tests/trt_plugins/test_plugin_library.py.
 //
-// The fake registry follows TensorRT's documented contract, not the library's code: registerCreator
-// refuses a second creator with the same namespace, name and version (returns false), and
-// deregisterCreator forgets a registered creator object. The driver itself plays TensorRT:
+// The fake registry (fake_tensorrt.h) follows TensorRT's documented contract, not the library's
+// code: registerCreator refuses a second creator with the same namespace, name and version
+// (returns false), and deregisterCreator forgets a registered creator object. The driver itself
+// plays TensorRT:
 //   path 1 (plain dlopen): dlopen and look at the registry;
 //   path 2 (IPluginRegistry::loadLibrary): dlsym setLoggerFinder and getCreators, call both, and
 //          register every returned creator under its own namespace.
-// It needs TensorRT's headers; getPluginRegistry is defined here (the executable is linked with
-// -rdynamic so the library binds to it).
+// It needs TensorRT's headers; getPluginRegistry / getLogger come from fake_nvinfer.cpp, compiled
+// into the executable (linked with -rdynamic so the library binds to them).
 //
 //   usage: plugin_library_loader /path/to/libglue.so
 #include <NvInferRuntime.h>
@@ -19,84 +20,19 @@
 #include <string>
 #include <vector>
 
+#include "fake_tensorrt.h"
+
 using namespace nvinfer1;
 
 namespace {
 
 IPluginCreatorV3One& asV3One(IPluginCreatorInterface& creator) { return static_cast<IPluginCreatorV3One&>(creator); }
 
-class FakeRegistry : public IPluginRegistry {
- public:
-  struct Entry {
-    IPluginCreatorInterface const* creator;
-    std::string key;  // namespace::name/version
-  };
-  std::vector<Entry> entries;
-
-  bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept override {
-    IPluginCreatorV3One& v3 = asV3One(creator);
-    std::string key = std::string(pluginNamespace) + "::" + v3.getPluginName() + "/" + v3.getPluginVersion();
-    for (Entry const& entry : entries) {
-      if (entry.key == key) {
-        return false;
-      }
-    }
-    entries.push_back({&creator, key});
-    return true;
-  }
-  bool deregisterCreator(IPluginCreatorInterface const& creator) noexcept override {
-    for (auto it = entries.begin(); it != entries.end(); ++it) {
-      if (it->creator == &creator) {
-        entries.erase(it);
-        return true;
-      }
-    }
-    return false;
-  }
-
-  // Not used by the library.
-  bool registerCreator(IPluginCreator&, AsciiChar const* const) noexcept override { return false; }
-  IPluginCreator* const* getPluginCreatorList(int32_t* const count) const noexcept override {
-    *count = 0;
-    return nullptr;
-  }
-  IPluginCreator* getPluginCreator(AsciiChar const* const, AsciiChar const* const,
-                                   AsciiChar const* const) noexcept override {
-    return nullptr;
-  }
-  void setErrorRecorder(IErrorRecorder* const) noexcept override {}
-  IErrorRecorder* getErrorRecorder() const noexcept override { return nullptr; }
-  bool deregisterCreator(IPluginCreator const&) noexcept override { return false; }
-  bool isParentSearchEnabled() const override { return false; }
-  void setParentSearchEnabled(bool const) override {}
-  PluginLibraryHandle loadLibrary(AsciiChar const*) noexcept override { return nullptr; }
-  void deregisterLibrary(PluginLibraryHandle) noexcept override {}
-  IPluginCreatorInterface* const* getAllCreators(int32_t* const count) const noexcept override {
-    *count = 0;
-    return nullptr;
-  }
-  IPluginCreatorInterface* getCreator(AsciiChar const*, AsciiChar const*, AsciiChar const*) noexcept override {
-    return nullptr;
-  }
-  IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override { return nullptr; }
-  int32_t releasePluginResource(AsciiChar const*) noexcept override { return 0; }
-};
-
-FakeRegistry gRegistry;
-
-class RecordingLogger : public ILogger {
- public:
-  std::vector<std::string> errors;
-  void log(Severity severity, AsciiChar const* message) noexcept override {
-    if (severity <= Severity::kERROR) {
-      errors.emplace_back(message);
-    }
-  }
-};
+fake_tensorrt::FakeRegistry& gRegistry = fake_tensorrt::registry();
 
 class LoggerFinder : public ILoggerFinder {
  public:
-  RecordingLogger logger;
+  fake_tensorrt::RecordingLogger logger;
   ILogger* findLogger() override { return &logger; }
 };
 
@@ -114,15 +50,13 @@ std::string quoted(std::string const& text) {
 
 std::string registryJson() {
   std::string out = "[";
-  for (std::size_t i = 0; i < gRegistry.entries.size(); ++i) {
-    out += (i ? ", " : "") + quoted(gRegistry.entries[i].key);
+  for (std::size_t i = 0; i < gRegistry.entries().size(); ++i) {
+    out += (i ? ", " : "") + quoted(gRegistry.entries()[i].key());
   }
   return out + "]";
 }
 
 }  // namespace
-
-extern "C" IPluginRegistry* getPluginRegistry() noexcept { return &gRegistry; }
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -136,7 +70,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<IPluginCreatorInterface const*> loadTime;
-  for (auto const& entry : gRegistry.entries) {
+  for (auto const& entry : gRegistry.entries()) {
     loadTime.push_back(entry.creator);
   }
   std::string const afterDlopen = registryJson();
@@ -178,8 +112,9 @@ int main(int argc, char** argv) {
   PluginFieldCollection fields{1, &field};
   IPluginV3* plugin = asV3One(*creators[0]).createPlugin("layer0", &fields, TensorRTPhase::kBUILD);
   std::string logged = "[";
-  for (std::size_t i = 0; i < finder.logger.errors.size(); ++i) {
-    logged += (i ? ", " : "") + quoted(finder.logger.errors[i]);
+  std::vector<std::string> const errors = finder.logger.errors();
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    logged += (i ? ", " : "") + quoted(errors[i]);
   }
   logged += "]";
 
