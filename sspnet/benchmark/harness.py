@@ -32,6 +32,7 @@ import numpy as np
 from sspnet.benchmark.memory import PeakMemory
 from sspnet.benchmark.stats import latency_stats, throughput
 from sspnet.benchmark.tegrastats import TegraStats
+from sspnet.errors import UsageError
 from sspnet.inference.backends import backend_for_path
 
 REFERENCE = "torchvision"  # RowSpec.model of the torchvision reference row
@@ -81,7 +82,7 @@ class BenchSettings:
         for name in ("iters", "warmup"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "iters" else 0):
-                raise ValueError(f"--{name} must be an integer >= {1 if name == 'iters' else 0}, got {value!r}")
+                raise UsageError(f"--{name} must be an integer >= {1 if name == 'iters' else 0}, got {value!r}")
 
 
 def round_up(value: int, multiple: int = 32) -> int:
@@ -126,31 +127,34 @@ def plan_rows(
     models' input size (default: the frame size rounded up to a multiple of 32).
     """
     if not models:
-        raise ValueError("give at least one --model")
+        raise UsageError("give at least one --model")
     for b in batches:
         if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise ValueError(f"--batch values must be positive integers, got {b!r}")
+            raise UsageError(f"--batch values must be positive integers, got {b!r}")
     for size in frame_sizes:
         if len(size) != 2 or min(size) < 1:
-            raise ValueError(f"--imgsz must be H W, two positive integers, got {size!r}")
+            raise UsageError(f"--imgsz must be H W, two positive integers, got {size!r}")
     device = device or ("cuda" if cuda_available() else "cpu")
     on_cuda = device.startswith("cuda")
     torch_modes = ["eager"] + (["cuda-graph"] if on_cuda and cuda_graph is not False else [])
     if cuda_graph and not on_cuda:
-        raise ValueError("--cuda-graph needs CUDA (--device cuda)")
+        raise UsageError("--cuda-graph needs CUDA (--device cuda)")
     if cuda_graph is True:
         torch_modes = ["cuda-graph"]
     for precision in precisions:
         if precision not in ("fp32", "fp16"):
-            raise ValueError(f"--precision must be fp32 or fp16, got {precision!r}")
+            raise UsageError(f"--precision must be fp32 or fp16, got {precision!r}")
         if precision == "fp16" and not on_cuda:
-            raise ValueError("--precision fp16 is for CUDA (torch autocast); on CPU use fp32")
+            raise UsageError("--precision fp16 is for CUDA (torch autocast); on CPU use fp32")
 
     def torch_input(frame_size):
         return tuple(tile) if tile else (round_up(frame_size[0]), round_up(frame_size[1]))
 
     rows = []
-    backends = [backend_for_path(model) for model in models]
+    try:
+        backends = [backend_for_path(model) for model in models]
+    except ValueError as error:  # an unknown suffix: the user's argument
+        raise UsageError(str(error)) from None
     for model, backend in zip(models, backends):
         if backend == "torch":
             variants = [(mode, precision, device) for mode in torch_modes for precision in precisions]

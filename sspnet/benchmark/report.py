@@ -100,10 +100,9 @@ def benchmark_document(rows: list[dict], machine: dict, settings: dict) -> dict:
 
 
 def write_json(path: str | Path, document: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1, default=str))
-    return path
+    from sspnet.io.atomic import atomic_write_json
+
+    return atomic_write_json(path, json.loads(json.dumps(document, default=str)))
 
 
 def plot(rows: list[dict], path: str | Path, title: str = "sspnet benchmark") -> Path:
@@ -150,12 +149,23 @@ def plot(rows: list[dict], path: str | Path, title: str = "sspnet benchmark") ->
         right.set_xticks(batches)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG through the atomic writer, then close it."""
+    import matplotlib.pyplot as plt
+
+    from sspnet.io.atomic import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
-__all__ = ["SCHEMA", "TABLE_HEADERS", "add_speedups", "table_rows", "tegrastats_rows", "print_benchmark_table",
+__all__ = ["SCHEMA", "TABLE_HEADERS", "add_speedups", "save_figure", "table_rows", "tegrastats_rows", "print_benchmark_table",
            "benchmark_document", "write_json", "plot"]

@@ -4,6 +4,12 @@
         --iters 50 --json out.json --plot out.png
     sspnet benchmark --model model.onnx --imgsz 2160 3840 --batch 1     # 4K frames, tiled
     sspnet benchmark --model model.onnx --data data/synth --json out.json   # + AP50-tiny
+    sspnet benchmark --model best.safetensors --model model.onnx --imgsz 256 256 --neighbours 1 \\
+        --json busy.json --plot busy.png     # each CPU row quiet and next to 1 busy process
+
+--neighbours K times every CPU row twice in one run, quiet and next to K busy processes (each in
+its own session), and reports p50 / p99 and the slow-down (sspnet.benchmark.contention; each row
+runs in its own worker process with the toolkit's threading defaults, runtime/threads.py).
 
 One row per model x mode x precision x frame size x batch (sspnet.benchmark.harness); the last
 column is each row's speed relative to the first, from the median latency per image
@@ -48,27 +54,36 @@ def add_arguments(parser):
     parser.add_argument("--plot", metavar="PATH", help="write a PNG: latency distributions, throughput vs batch")
     parser.add_argument("--no-tegrastats", action="store_true", help="do not sample tegrastats on a Jetson")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--neighbours", type=int, metavar="K",
+                        help="time every CPU row quiet and next to K busy processes (JSON + plot of both)")
+    parser.add_argument("--max-seconds", type=float, default=12.0,
+                        help="--neighbours: cut a phase short after this many seconds (default 12)")
 
 
 def run(args) -> int:
     from sspnet.benchmark.harness import BenchSettings, machine_info, plan_rows, run_benchmark
     from sspnet.benchmark.report import add_speedups, benchmark_document, plot, print_benchmark_table, write_json
+    from sspnet.io.outputs import OutputGuard
 
     settings = BenchSettings(
         iters=args.iters, warmup=args.warmup, threads=args.threads, tile_overlap=args.overlap, data=args.data,
         split=args.split, max_eval_images=args.max_eval_images, tegrastats=not args.no_tegrastats,
         progress=not args.quiet,
     )
-    try:
-        settings.check()
-        specs = plan_rows(
-            args.model, args.batch, [tuple(s) for s in (args.imgsz or [(512, 640)])], args.precision,
-            device=args.device, providers=args.providers, cuda_graph=args.cuda_graph,
-            reference=args.reference_torchvision, tile=tuple(args.tile) if args.tile else None,
-        )
-    except ValueError as error:
-        print(f"sspnet benchmark: {error}", file=sys.stderr)
-        return 2
+    settings.check()
+    specs = plan_rows(
+        args.model, args.batch, [tuple(s) for s in (args.imgsz or [(512, 640)])], args.precision,
+        device=args.device, providers=args.providers, cuda_graph=args.cuda_graph,
+        reference=args.reference_torchvision if args.neighbours is None else False,
+        tile=tuple(args.tile) if args.tile else None,
+    )
+    guard = OutputGuard(inputs=[*args.model, args.data], verb="benchmark")
+    if args.json:
+        guard.check_file(args.json, "json")
+    if args.plot:
+        guard.check_file(args.plot, "image")
+    if args.neighbours is not None:
+        return run_with_neighbours(specs, args)
     rows = add_speedups(run_benchmark(specs, settings))
     print()
     print_benchmark_table(rows)
@@ -82,5 +97,39 @@ def run(args) -> int:
     failed = [row for row in rows if row["error"]]
     if failed:
         print(f"sspnet benchmark: {len(failed)} of {len(rows)} rows failed (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_with_neighbours(specs, args) -> int:
+    """--neighbours K: each CPU row quiet and loaded (sspnet.benchmark.contention)."""
+    from sspnet.benchmark.contention import (ContentionRow, ContentionSettings, plot_contention,
+                                             print_contention_table, run_contention, write_contention_json)
+    from sspnet.errors import UsageError
+
+    rows = [
+        ContentionRow(label=spec.name, kind="detector", model=spec.model, backend=spec.backend,
+                      frame_size=spec.frame_size, batch=spec.batch, input_size=spec.input_size,
+                      threads=args.threads, group=spec.backend, goal_slowdown=2.2)
+        for spec in specs if spec.device == "cpu"
+    ]
+    if not rows:
+        raise UsageError("--neighbours measures CPU rows: give --device cpu / --providers cpu (or a CPU model)")
+    settings = ContentionSettings(neighbours=args.neighbours, iters=args.iters, warmup=args.warmup,
+                                  max_seconds_quiet=args.max_seconds, max_seconds_loaded=args.max_seconds)
+    settings.check()
+    estimate = len(rows) * settings.estimated_seconds_per_row()
+    print(f"{len(rows)} rows, each quiet then next to {args.neighbours} busy process(es): at most ~{estimate / 60:.1f} min")
+    results = run_contention(rows, settings)
+    print()
+    print_contention_table(results, args.neighbours)
+    if args.json:
+        print(f"JSON written to {write_contention_json(args.json, results, settings, {'command': vars(args)})}")
+    if args.plot:
+        title = f"sspnet benchmark: quiet vs {args.neighbours} busy neighbour(s)"
+        print(f"plot written to {plot_contention(results, args.plot, title)}")
+    failed = [row for row in results if row["error"]]
+    if failed:
+        print(f"sspnet benchmark: {len(failed)} of {len(results)} rows failed (see above)", file=sys.stderr)
         return 1
     return 0
