@@ -139,14 +139,17 @@ def _check_outputs(args, inputs: list) -> None:
     guard = OutputGuard(inputs=inputs, verb="val")
     for path, kind in given:
         guard.check_file(path, kind)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = next(parent for parent in path.resolve().parents if parent.exists())
+        if not existing.is_dir():
+            raise UsageError("the output's folder is a file", path=path, got=f"{existing} is a file")
 
 
 # --------------------------------------------------------------------------------------- running
 
 
-def _test_setting(args) -> tuple[dict, str]:
-    """How the detections were produced: (JSON-able facts, one line)."""
+def _test_setting(args, model_postprocess: dict | None = None) -> tuple[dict, str]:
+    """How the detections were produced: (JSON-able facts, one line). model_postprocess: the loaded
+    model's score threshold / NMS / detections per image (with --checkpoint)."""
     from sspnet.evaluation.inference import PAPER_TTA_SCALES
 
     if args.results:
@@ -154,39 +157,45 @@ def _test_setting(args) -> tuple[dict, str]:
         if args.corners:
             line += f"; sub-image results of {args.corners} merged into whole images (NMS 0.5, +1 px, as TinyBenchmark)"
         return {"source": "results", "results": args.results, "corners": args.corners}, line
-    paper = args.published or args.tta == "paper"
-    scales = [list(s) for s in PAPER_TTA_SCALES] if paper else None
+    scales = [list(s) for s in PAPER_TTA_SCALES] if args.published or args.tta == "paper" else None
     tile = list(args.tile) if args.tile else None
-    facts = {"source": "checkpoint", "checkpoint": args.checkpoint, "published": bool(args.published),
-             "tile_hw": tile, "overlap": (DEFAULT_OVERLAP if args.overlap is None else args.overlap) if tile else None,
-             "scales_long_short": scales}
-    where = f"{tile[0]}x{tile[1]} tiles (H x W), overlap {facts['overlap']} px, merged with NMS 0.5" if tile \
-        else "whole images"
+    overlap = (DEFAULT_OVERLAP if args.overlap is None else args.overlap) if tile else None
+    published = tile is None and scales is not None and model_postprocess == PUBLISHED_POSTPROCESS
+    facts = {"source": "checkpoint", "checkpoint": args.checkpoint, "published": published, "tile_hw": tile,
+             "overlap": overlap, "scales_long_short": scales, "model_postprocess": model_postprocess}
+    where = f"{tile[0]}x{tile[1]} tiles (H x W), overlap {overlap} px, merged with NMS 0.5" if tile else "whole images"
     at = " and ".join(f"{long}x{short}" for long, short in scales) + " keep-ratio" if scales else "native size"
-    line = f"{where} at {at}"
-    line = f"published ({line}, soft-NMS linear IoU 0.3, 500 per image)" if args.published else \
-        f"{line} (not the paper's setting; --published gives it)"
+    post = model_postprocess or {}
+    nms = f"{'soft-NMS linear' if post.get('nms_method') == 'linear' else post.get('nms_method')} " \
+          f"IoU {post.get('nms_iou_thr')}, {post.get('max_detections')} per image"
+    line = f"{where} at {at}, {nms}"
+    line = f"published ({line})" if published else f"{line} (not the paper's setting; --published gives it)"
     return facts, line
 
 
-def _detect(args, annotations, setting: dict):
+def _load_model(args):
+    """The checkpoint's model on its device, and its post-processing settings."""
     import torch
 
     from sspnet.checkpoint import load_model
-    from sspnet.evaluation.inference import PAPER_TTA_SCALES, detect_dataset
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    overrides = PUBLISHED_POSTPROCESS if args.published else {}
-    model = load_model(args.checkpoint, **overrides).to(device)
+    model = load_model(args.checkpoint, **(PUBLISHED_POSTPROCESS if args.published else {})).to(device)
     config = model.config
-    setting["model_postprocess"] = {"nms_method": config.nms_method, "nms_iou_thr": config.nms_iou_thr,
-                                    "score_thr": config.score_thr, "max_detections": config.max_detections}
-    print(f"model: {getattr(model, 'preset', '?')}, NMS {config.nms_method} IoU {config.nms_iou_thr}, "
-          f"score >= {config.score_thr}, {config.max_detections} per image")
-    scales = PAPER_TTA_SCALES if setting["scales_long_short"] else None
+    postprocess = {key: getattr(config, key) for key in PUBLISHED_POSTPROCESS}
+    print(f"model: {getattr(model, 'preset', '?')}, score >= {config.score_thr}, NMS {config.nms_method} "
+          f"IoU {config.nms_iou_thr}, {config.max_detections} per image")
+    return model, postprocess
+
+
+def _detect(args, model, annotations, setting: dict):
+    from sspnet.evaluation.inference import PAPER_TTA_SCALES, detect_dataset
+
     return detect_dataset(model, annotations, tile=tuple(args.tile) if args.tile else None,
-                          overlap=setting["overlap"] or DEFAULT_OVERLAP, scales=scales,
-                          batch_size=args.batch or DEFAULT_BATCH, max_detections=config.max_detections)
+                          overlap=setting["overlap"] or DEFAULT_OVERLAP,
+                          scales=PAPER_TTA_SCALES if setting["scales_long_short"] else None,
+                          batch_size=args.batch or DEFAULT_BATCH,
+                          max_detections=setting["model_postprocess"]["max_detections"])
 
 
 def run(args) -> int:
@@ -218,13 +227,15 @@ def run(args) -> int:
                          "as the protocol does: give the whole-image annotation file with --annotations, and "
                          + ("this file with --corners" if args.results else "cut tiles with --tile H W"))
     corners = load_corner_file(args.corners) if args.corners else None
-    setting, setting_line = _test_setting(args)
     if args.checkpoint:
-        detections = _detect(args, annotations, setting)
+        model, postprocess = _load_model(args)
+        setting, setting_line = _test_setting(args, postprocess)
+        detections = _detect(args, model, annotations, setting)
         if args.save_results:
             atomic_write_json(args.save_results, detections_to_coco_results(detections, annotations), indent=None)
             print(f"detections written to {args.save_results}")
     else:
+        setting, setting_line = _test_setting(args)
         detections = Path(args.results)
     results = evaluate(annotations, detections, ignore_uncertain=not args.keep_uncertain,
                        compute_mr=not args.no_mr, exclude_dense_images=not args.keep_dense, corners=corners,

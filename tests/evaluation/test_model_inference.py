@@ -148,7 +148,8 @@ def test_val_command_with_checkpoint(square_dataset, tmp_path, monkeypatch):
     data_dir, _ = square_dataset
     fake = types.ModuleType("sspnet.checkpoint")
     detector = RedSquareDetector()
-    detector.config = types.SimpleNamespace(nms_method="linear", nms_iou_thr=0.3, score_thr=0.05, max_detections=500)
+    detector.config = types.SimpleNamespace(nms_method="linear", nms_iou_thr=0.3, nms_min_score=0.05, score_thr=0.05,
+                                            max_detections=500)
     fake.load_model = lambda path, preset=None, **overrides: detector
     monkeypatch.setitem(sys.modules, "sspnet.checkpoint", fake)
     metrics_path, saved = tmp_path / "metrics.json", tmp_path / "dets.json"
