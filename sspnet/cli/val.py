@@ -14,6 +14,7 @@ left, or no ground-truth box that counts in any size range) instead of printing 
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from pathlib import Path
@@ -217,7 +218,7 @@ def run(args) -> int:
         if path and not Path(path).is_file():
             if Path(path).is_dir():
                 raise UsageError(f"{option} names a folder, expected a file", path=path)
-            raise FileNotFoundError(2, f"{option} file not found", path)
+            raise FileNotFoundError(errno.ENOENT, f"{option} file not found", path)
 
     start = time.perf_counter()
     annotations = load_annotations(gt_path, image_root=image_root if args.checkpoint else None, evaluation=True)
