@@ -164,16 +164,20 @@ def export_onnx(
     simplify: bool = True,
     verify_images=None,
     preset: str | None = None,
+    trt_lint: str = "report",
 ) -> Path:
     """Export a detector (module or checkpoint path) to `out_path`; returns the path.
 
     imgsz (H, W) is fixed per export; batch "dynamic" or a fixed integer. verify_images (an image
     count, a folder, or a uint8 [N, 3, H, W] array) runs PyTorch and the exported graph and prints
-    a parity table.
+    a parity table. trt_lint: "report" / "strict" / "off", the TensorRT parser check (trt_lint.py).
     """
     import onnx
 
+    from sspnet.export.trt_lint import check_lint_mode, lint_export
+
     imgsz, batch = check_export_options(flavor, imgsz, batch, opset)
+    check_lint_mode(trt_lint)
     checkpoint = None if isinstance(model_or_checkpoint, torch.nn.Module) else model_or_checkpoint
     out_path = check_export_paths(checkpoint, out_path, verify_images)
     model = load_detector(model_or_checkpoint, preset)
@@ -221,6 +225,7 @@ def export_onnx(
     write_metadata(proto, export_metadata(config, flavor=flavor, imgsz=imgsz, batch=batch))
     proto.producer_name = "sspnet"
     onnx.checker.check_model(proto)
+    lint_export(proto, trt_lint, _log)
     save_onnx(proto, out_path)
     size_mb = out_path.stat().st_size / 1e6
     _log(f"export success {time.perf_counter() - start:.1f}s, saved as {out_path} ({size_mb:.1f} MB)")
