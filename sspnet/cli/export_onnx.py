@@ -24,6 +24,9 @@ def add_arguments(parser):
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; >= 16)")
     parser.add_argument("--no-simplify", action="store_true", help="skip the onnxslim clean-up")
     parser.add_argument("--verify", action="store_true", help="compare PyTorch and the exported graph")
+    parser.add_argument("--trt-lint", choices=("report", "strict", "off"), default="report",
+                        help="check the graph against TensorRT's ONNX parser support matrix: report findings "
+                             "(default), strict = also refuse to write a graph the parser cannot import, or off")
     parser.add_argument("--verify-images", default="8", metavar="DIR|N",
                         help="with --verify: a folder of images, or a number of synthetic scenes (default 8)")
 
@@ -59,5 +62,6 @@ def run(args) -> int:
         simplify=not args.no_simplify,
         verify_images=verify_images,
         preset=args.preset,
+        trt_lint=args.trt_lint,
     )
     return 0
