@@ -111,7 +111,7 @@ def test_output_count_and_registration_in_sources(plugin):
         )
     assert "fieldSignatures(bindFields(" in source  # getFieldNames
     assert "fieldValues(bindFields(" in source  # getFieldsToSerialize
-    assert "readPluginFields(fc, bindFields(" in source  # createPlugin, build and runtime phase
+    assert re.search(r"readPluginFields\(&?\w+, bindFields\(", source)  # createPlugin, build and runtime phase
 
 
 @pytest.mark.parametrize("plugin", sorted(PLUGIN_DIRS))
