@@ -75,6 +75,14 @@ Status multi_level_roi_align_forward_cuda(const FeaturePyramid& pyramid, const v
                                           const RoIAlignParams& params, DataType dtype,
                                           void* output, cudaStream_t stream);
 
+// The same with the RoIs in their own storage type: kFloat32 RoIs next to kFloat16 features
+// (the TensorRT plugin's mixed I/O: fp16 RoI coordinates step by 0.5 px above 512 px). Other
+// pairs: kUnsupportedType; roi_dtype == dtype is the function above.
+Status multi_level_roi_align_forward_cuda(const FeaturePyramid& pyramid, const void* const* features,
+                                          const void* rois, DataType roi_dtype, int64_t num_rois,
+                                          const RoIAlignParams& params, DataType dtype,
+                                          void* output, cudaStream_t stream);
+
 // grad_features[l] must be zero-filled by the caller; uses atomicAdd.
 Status multi_level_roi_align_backward_cuda(const FeaturePyramid& pyramid, const void* grad_output,
                                            const void* rois, int64_t num_rois,

@@ -58,9 +58,10 @@ __device__ __forceinline__ RoIGeometry<A> geometry_of(const T* roi, const Featur
                          pyramid, params);
 }
 
-template <typename T>
+// R: the RoIs' storage type (T, or float next to fp16 features).
+template <typename T, typename R = T>
 __global__ void forward_kernel(FeaturePyramid pyramid, LevelPointers<const T> features,
-                               const T* __restrict__ rois, int64_t total, RoIAlignParams params,
+                               const R* __restrict__ rois, int64_t total, RoIAlignParams params,
                                T* __restrict__ output) {
   using A = typename Accumulate<T>::type;
   const int oh = params.output_height, ow = params.output_width;
@@ -70,7 +71,7 @@ __global__ void forward_kernel(FeaturePyramid pyramid, LevelPointers<const T> fe
     const int ph = static_cast<int>((index / ow) % oh);
     const int64_t c = (index / (int64_t{ow} * oh)) % pyramid.channels;
     const int64_t r = index / (int64_t{ow} * oh * pyramid.channels);
-    const RoIGeometry<A> g = geometry_of<T, A>(rois + r * 5, pyramid, params);
+    const RoIGeometry<A> g = geometry_of<R, A>(rois + r * 5, pyramid, params);
     A sum = 0;
     if (g.valid) {
       const int64_t height = pyramid.height[g.level], width = pyramid.width[g.level];
@@ -149,15 +150,15 @@ LevelPointers<T> level_pointers(P features, int num_levels) {
   return pointers;
 }
 
-template <typename T>
+template <typename T, typename R = T>
 Status launch_forward(const FeaturePyramid& pyramid, const void* const* features, const void* rois,
                       int64_t num_rois, const RoIAlignParams& params, void* output,
                       cudaStream_t stream) {
   const int64_t total =
       num_rois * pyramid.channels * params.output_height * params.output_width;
   if (total == 0) return Status::kOk;
-  forward_kernel<T><<<static_cast<unsigned int>(blocks_for(total)), kThreadsPerBlock, 0, stream>>>(
-      pyramid, level_pointers<const T>(features, pyramid.num_levels), static_cast<const T*>(rois),
+  forward_kernel<T, R><<<static_cast<unsigned int>(blocks_for(total)), kThreadsPerBlock, 0, stream>>>(
+      pyramid, level_pointers<const T>(features, pyramid.num_levels), static_cast<const R*>(rois),
       total, params, static_cast<T*>(output));
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
@@ -196,6 +197,23 @@ Status multi_level_roi_align_forward_cuda(const FeaturePyramid& pyramid,
       return launch_forward<__half>(pyramid, features, rois, num_rois, params, output, stream);
     case DataType::kFloat64:
       return launch_forward<double>(pyramid, features, rois, num_rois, params, output, stream);
+  }
+  return Status::kUnsupportedType;
+}
+
+Status multi_level_roi_align_forward_cuda(const FeaturePyramid& pyramid,
+                                          const void* const* features, const void* rois,
+                                          DataType roi_dtype, int64_t num_rois,
+                                          const RoIAlignParams& params, DataType dtype,
+                                          void* output, cudaStream_t stream) {
+  if (roi_dtype == dtype) {
+    return multi_level_roi_align_forward_cuda(pyramid, features, rois, num_rois, params, dtype,
+                                              output, stream);
+  }
+  const Status status = check_common(pyramid, params, num_rois);
+  if (status != Status::kOk) return status;
+  if (dtype == DataType::kFloat16 && roi_dtype == DataType::kFloat32) {
+    return launch_forward<__half, float>(pyramid, features, rois, num_rois, params, output, stream);
   }
   return Status::kUnsupportedType;
 }

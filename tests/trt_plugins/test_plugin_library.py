@@ -1,83 +1,45 @@
 """The plugin library's registration (csrc/tensorrt/common/pluginLibrary.cpp) against TensorRT's
-plugin-library contract, without libnvinfer or a GPU: the plugin glue sources are compiled into a
-shared library (the CUDA kernels left unresolved), then
+plugin-library contract, without libnvinfer or a GPU, for every TensorRT header set found: the
+plugin glue objects (test_compile_matrix.py) are linked into a shared library (the CUDA kernels
+left unresolved), then
 
 - its dynamic symbol table must define `getCreators` and `setLoggerFinder` with C linkage (TensorRT
   finds them with dlsym by these exact names);
 - tests/trt_plugins/cpp/plugin_library_loader.cpp loads it the two ways TensorRT loads plugin
-  libraries, against a fake registry that refuses duplicate name/version/namespace as TensorRT
-  documents, and each way must register each creator exactly once.
+  libraries, against the fake registry of cpp/fake_tensorrt.h (refuses duplicate
+  name/version/namespace as TensorRT documents), and each way must register each creator once.
 
-Needs TensorRT's C++ headers: $TENSORRT_INCLUDE (the folder with NvInferRuntime.h, or a TensorRT
-root), else JetPack's / the deb packages' /usr/include/<arch>-linux-gnu. Skipped without them (the
-pip wheels ship no headers).
+The library CMake builds (visibility, exported symbols) is test_cmake_build.py.
 """
 
 import json
-import os
-import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-from trt_files import PLUGIN_FIELDS, REPO, TENSORRT_SOURCES
+from trt_build import CPP, compile_driver, compile_plugin_objects, cuda_root, header_sets, missing_tools, run
+from trt_files import PLUGIN_FIELDS
 
-LOADER = Path(__file__).resolve().parent / "cpp" / "plugin_library_loader.cpp"
-
-
-def tensorrt_include() -> Path | None:
-    candidates = [os.environ.get("TENSORRT_INCLUDE", "")]
-    candidates += ["/usr/include/aarch64-linux-gnu", "/usr/include/x86_64-linux-gnu"]  # JetPack, debs
-    for candidate in filter(None, candidates):
-        for folder in (Path(candidate), Path(candidate) / "include"):
-            if (folder / "NvInferRuntime.h").is_file():
-                return folder
-    return None
+HEADER_SETS = header_sets()
 
 
-def cuda_include() -> Path | None:
-    nvcc = shutil.which("nvcc")
-    roots = [os.environ.get("CUDA_HOME", ""), str(Path(nvcc).parents[1]) if nvcc else "", "/usr/local/cuda"]
-    for root in filter(None, roots):
-        if (Path(root) / "include" / "cuda_runtime_api.h").is_file():
-            return Path(root) / "include"
-    return None
-
-
-def plugin_sources() -> list[Path]:
-    """SSPNET_PLUGIN_SOURCES of csrc/tensorrt/CMakeLists.txt: what the library is built from."""
-    cmake = (TENSORRT_SOURCES / "CMakeLists.txt").read_text()
-    block = re.search(r"set\(SSPNET_PLUGIN_SOURCES(.*?)\)", cmake, re.S).group(1)
-    return [TENSORRT_SOURCES / name for name in block.split()]
-
-
-@pytest.fixture(scope="module")
-def headers():
-    trt, cuda, compiler = tensorrt_include(), cuda_include(), shutil.which("g++")
-    if trt is None:
-        pytest.skip("no TensorRT C++ headers (set TENSORRT_INCLUDE to the folder holding NvInferRuntime.h)")
-    if cuda is None or compiler is None:
-        pytest.skip("needs g++ and CUDA's headers (cuda_runtime_api.h; set CUDA_HOME)")
-    return compiler, ["-isystem", str(trt), "-isystem", str(cuda)]
+@pytest.fixture(scope="module", params=HEADER_SETS or [None], ids=lambda h: f"trt{h.version}" if h else "none")
+def headers(request):
+    if request.param is None:
+        pytest.skip("no TensorRT C++ headers found (set TENSORRT_INCLUDE_DIRS to folders holding NvInferRuntime.h)")
+    reason = missing_tools("g++", "cuda")
+    if reason:
+        pytest.skip(reason)
+    return request.param
 
 
 @pytest.fixture(scope="module")
 def glue_library(headers, tmp_path_factory):
     """The plugin sources as one shared library, like the CMake target minus libnvinfer and the kernels."""
-    compiler, include_flags = headers
-    folder = tmp_path_factory.mktemp("plugin_library")
-    flags = ["-std=c++17", "-O0", "-fPIC", "-Wall", "-Wextra", "-DSSPNET_WITH_CUDA=1"]
-    flags += [f"-I{TENSORRT_SOURCES}", f"-I{REPO / 'csrc' / 'kernels'}", *include_flags]
-    objects = []
-    for source in plugin_sources():
-        target = folder / f"{source.stem}.o"
-        command = [compiler, *flags, "-c", str(source), "-o", str(target)]
-        build = subprocess.run(command, capture_output=True, text=True)
-        assert build.returncode == 0, f"{source.name} does not compile:\n{build.stderr[-3000:]}"
-        objects.append(str(target))
-    library = folder / "libsspnet_trt_plugins_glue.so"
-    link = subprocess.run([compiler, "-shared", *objects, "-o", str(library)], capture_output=True, text=True)
+    objects = compile_plugin_objects(headers, cuda_root())
+    assert objects["failures"] == {}, sorted(objects["failures"])
+    library = tmp_path_factory.mktemp("plugin_library") / "libsspnet_trt_plugins_glue.so"
+    link = run(["g++", "-shared", *map(str, objects["objects"]), "-o", str(library)])
     assert link.returncode == 0, link.stderr[-3000:]
     return library
 
@@ -95,22 +57,13 @@ def test_entry_points_are_exported_with_c_linkage(glue_library):
 
 
 @pytest.fixture(scope="module")
-def loading_report(headers, glue_library, tmp_path_factory):
-    compiler, include_flags = headers
-    binary = tmp_path_factory.mktemp("loader") / "plugin_library_loader"
-    build = subprocess.run(
-        [compiler, "-std=c++17", "-O0", "-Wno-deprecated-declarations", *include_flags, str(LOADER),
-         "-rdynamic", "-ldl", "-o", str(binary)],
-        capture_output=True,
-        text=True,
-    )
-    if build.returncode != 0:
-        # The fake registry implements one TensorRT version's IPluginRegistry (10.x); another
-        # version's interface may differ. The library itself compiled (glue_library).
-        pytest.skip("the fake IPluginRegistry does not match these TensorRT headers:\n" + build.stderr[-1500:])
-    run = subprocess.run([str(binary), str(glue_library)], capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+def loading_report(headers, glue_library):
+    cuda = cuda_root()
+    binary = compile_driver(CPP / "plugin_library_loader.cpp", headers, cuda, "plugin_library_loader",
+                            [str(CPP / "fake_nvinfer.cpp"), "-rdynamic", "-ldl"])
+    result = subprocess.run([str(binary), str(glue_library)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def expected_keys() -> list[str]:

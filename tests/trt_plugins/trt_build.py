@@ -125,12 +125,12 @@ def _tool_version(tool: str) -> str:
 
 
 def content_key(*parts) -> str:
-    """A hash of files (their bytes), folders (every file in them) and plain values."""
+    """A hash of files (their bytes), folders (every file in them but Markdown) and plain values."""
     digest = hashlib.sha256()
     for part in parts:
         paths = []
         if isinstance(part, Path) and part.is_dir():
-            paths = sorted(p for p in part.rglob("*") if p.is_file())
+            paths = sorted(p for p in part.rglob("*") if p.is_file() and p.suffix != ".md")  # docs do not build
         elif isinstance(part, Path) and part.is_file():
             paths = [part]
         else:

@@ -121,10 +121,13 @@ bool MultiLevelRoIAlignPlugin::supportsFormatCombination(int32_t pos, DynamicPlu
   if (desc.format != nvinfer1::TensorFormat::kLINEAR) {
     return false;
   }
-  if (pos == 0) {
-    return desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
+  bool const isFloat = desc.type == DataType::kFLOAT || desc.type == DataType::kHALF;
+  if (pos <= 1) {
+    // rois, then the first feature level: all fp32, all fp16, or fp32 RoIs next to fp16 features
+    // (mixed I/O: fp16 RoI coordinates step by 0.5 px above 512 px, by 1 px above 1024 px).
+    return isFloat && (pos == 0 || inOut[0].desc.type == DataType::kFLOAT || desc.type == DataType::kHALF);
   }
-  return desc.type == inOut[0].desc.type;  // rois, every feature level and the output share one type
+  return desc.type == inOut[1].desc.type;  // every feature level and the output share one type
 }
 
 int32_t MultiLevelRoIAlignPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
@@ -204,9 +207,11 @@ int32_t MultiLevelRoIAlignPlugin::enqueue(PluginTensorDesc const* inputDesc, Plu
                                           void const* const* inputs, void* const* outputs, void* /*workspace*/,
                                           cudaStream_t stream) noexcept {
   try {
+    sspnet::DataType roiType;
     sspnet::DataType dtype;
-    if (!toKernelType(inputDesc[0].type, dtype)) {
-      fail("unsupported tensor type " + std::to_string(static_cast<int32_t>(inputDesc[0].type)));
+    if (!toKernelType(inputDesc[0].type, roiType) || !toKernelType(inputDesc[1].type, dtype)) {
+      fail("unsupported tensor types: rois " + std::to_string(static_cast<int32_t>(inputDesc[0].type)) +
+           ", features " + std::to_string(static_cast<int32_t>(inputDesc[1].type)));
       return -1;
     }
     int32_t const numLevels = mFields.num_levels;
@@ -226,7 +231,7 @@ int32_t MultiLevelRoIAlignPlugin::enqueue(PluginTensorDesc const* inputDesc, Plu
     if (numRois == 0) {
       return 0;  // empty output, nothing to launch
     }
-    Status const status = multi_level_roi_align_forward_cuda(pyramid, features, inputs[0], numRois,
+    Status const status = multi_level_roi_align_forward_cuda(pyramid, features, inputs[0], roiType, numRois,
                                                              toKernelParams(mFields), dtype, outputs[0], stream);
     if (status != Status::kOk) {
       fail(std::string("kernel failed: ") + status_message(status));

@@ -3,7 +3,9 @@
 //
 //   inputs : rois [R, 5] (batch_index, x1, y1, x2, y2), then L feature maps [N, C, H_l, W_l]
 //   output : pooled [R, C, output_height, output_width]
-//   types  : all float32 or all float16, linear layout; R and N may be dynamic.
+//   types  : all float32, all float16, or float32 rois with float16 features and output (mixed
+//            I/O: keeps the RoI coordinates exact in fp16 engines); linear layout; R and N may be
+//            dynamic.
 #pragma once
 
 #include <NvInferRuntime.h>
