@@ -65,3 +65,17 @@ def test_compile_errors_fail_and_name_exactly_the_sources_that_include_tensorrt(
         "csrc/tensorrt/common/pluginSupport.cpp",
         "csrc/tensorrt/multiLevelRoIAlign/multiLevelRoIAlignPlugin.cpp",
     ]
+
+
+def test_real_headers_pass_and_a_matrix_fails_on_the_bad_set(stub_headers):
+    from trt_build import cuda_root, header_set
+
+    real = header_set("10.3")
+    if real is None or cuda_root() is None:
+        pytest.skip("no TensorRT 10.3 headers or CUDA headers found")
+    stub, _ = stub_headers
+    run = run_script([str(real.include), str(stub)], {"CUDA_HOME": str(cuda_root())})
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"OK: all 7 plugin sources compile against TensorRT {real.version}" in run.stdout
+    assert "FAILED: 4 of 7 plugin sources do not compile against TensorRT 10.3.0 (" in run.stderr
+    assert str(stub) in run.stderr
