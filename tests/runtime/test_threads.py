@@ -31,6 +31,7 @@ def test_session_options_get_spinning_off_or_on():
     threads.configure_onnxruntime_session(options, spinning=False)
     for key in threads.ORT_SPINNING_KEYS:
         assert options.get_session_config_entry(key) == "0"
+    assert options.get_session_config_entry("optimization.disable_specified_optimizers") == "QDQS8ToU8Transformer"
     threads.configure_onnxruntime_session(options, spinning=True)
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
 

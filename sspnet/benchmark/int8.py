@@ -1,0 +1,63 @@
+"""INT8 against fp32 on ONNX Runtime: accuracy of a quantized model and interleaved latency.
+
+    ap = ap50_tiny("model_int8.onnx", "data/synth")                       # percent, val split
+    timings = interleaved_latency(["model.onnx", "model_int8.onnx"], (256, 256))
+    timings["model_int8.onnx"]["p50"]
+
+Used by `sspnet demo` and benchmarks/bench_int8.py. Latency is measured in rounds: every round
+times each model `iters` times in turn, so that load from other processes and clock changes hit
+all models alike; the statistics pool the rounds. Models run through the runtime's Detector with
+the toolkit's ONNX Runtime settings (runtime/threads.py), as `sspnet predict` runs them.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def open_onnx(path: str, threads: int | None = None):
+    from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(path, intra_op_num_threads=threads)
+
+
+def ap50_tiny(path: str, data: str, split: str = "val", limit: int | None = None, progress: bool = False) -> float:
+    """AP50-tiny (percent) of an .onnx model on a data folder's split, at the deployed settings."""
+    from sspnet.benchmark.harness import accuracy
+
+    return accuracy(open_onnx(path), data, split, limit=limit, progress=progress)
+
+
+def interleaved_latency(paths: list[str], frame_size: tuple[int, int], rounds: int = 5, iters: int = 10,
+                        warmup: int = 2, threads: int | None = None, progress: bool = False) -> dict[str, dict]:
+    """{path: latency_stats (ms per frame, batch 1) + "latencies_ms"}, models timed in turn per round."""
+    from sspnet.benchmark.harness import synthetic_frames
+    from sspnet.benchmark.stats import latency_stats
+    from sspnet.runtime.detector import Detector
+
+    frames = synthetic_frames(tuple(frame_size), 1)
+    detectors = {path: Detector(open_onnx(path, threads), fit="tile") for path in paths}
+    for detector in detectors.values():
+        for _ in range(warmup):
+            detector.detect_batch(frames)
+    samples: dict[str, list[float]] = {path: [] for path in paths}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=rounds * iters * len(paths), desc="latency", unit="call", leave=False)
+    for _ in range(rounds):
+        for path, detector in detectors.items():
+            for _ in range(iters):
+                start = time.perf_counter()
+                detector.detect_batch(frames)
+                samples[path].append(1e3 * (time.perf_counter() - start))
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    return {path: latency_stats(values) | {"latencies_ms": [round(v, 3) for v in values]}
+            for path, values in samples.items()}
+
+
+__all__ = ["ap50_tiny", "interleaved_latency", "open_onnx"]
