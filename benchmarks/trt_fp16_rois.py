@@ -87,13 +87,17 @@ def roi_stats(calls, original) -> dict:
                 pooled_max_abs_diff=max_pooled, pooled_relative_l2_diff=float(np.mean(rel_pooled)))
 
 
+def count(outputs: dict, index: int) -> int:
+    return int(np.asarray(outputs["num_dets"][index]).reshape(-1)[0])
+
+
 def average_precision_50(reference: dict, candidate: dict, score_min: float = 0.05) -> float:
     """AP50 (all-point) of `candidate` detections against `reference` detections as ground truth."""
     from sspnet.export.parity import box_iou
 
     records, positives = [], 0
     for index in range(len(reference["num_dets"])):
-        n_ref, n_out = int(reference["num_dets"][index]), int(candidate["num_dets"][index])
+        n_ref, n_out = count(reference, index), count(candidate, index)
         keep = reference["scores"][index][:n_ref] >= score_min
         gt_boxes, gt_labels = reference["boxes"][index][:n_ref][keep], reference["labels"][index][:n_ref][keep]
         positives += len(gt_boxes)
@@ -123,8 +127,8 @@ def max_box_change(reference: dict, candidate: dict) -> float:
 
     worst = 0.0
     for index in range(len(reference["num_dets"])):
-        a = reference["boxes"][index][: int(reference["num_dets"][index])]
-        b = candidate["boxes"][index][: int(candidate["num_dets"][index])]
+        a = reference["boxes"][index][: count(reference, index)]
+        b = candidate["boxes"][index][: count(candidate, index)]
         if len(a) and len(b):
             iou = box_iou(a, b)
             rows = np.where(iou.max(axis=1) >= 0.5)[0]
