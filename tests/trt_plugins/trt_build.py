@@ -242,8 +242,10 @@ def cmake_build(headers: HeaderSet, cuda: Path) -> dict[str, object]:
     """libsspnet_trt_plugins.so built by csrc/tensorrt/CMakeLists.txt against `headers` and the stub
     libnvinfer, nvcc found through CUDA_HOME only (not on PATH). {"library", "root", "log"}; cached."""
     root = stub_tensorrt_root(headers, cuda)
+    # One architecture keeps the nvcc work small; the GPU check script builds for the host GPU.
+    arch = os.environ.get("SSPNET_TEST_CUDA_ARCH", "87")
     key = content_key("cmake", TENSORRT_SOURCES, KERNELS, root / "lib", headers.include.resolve(), headers.version,
-                      _tool_version("cmake"),
+                      arch, _tool_version("cmake"),
                       _tool_version(str(cuda / "bin" / "nvcc")), _tool_version("g++"))
     folder, ready = cached_folder("cmake", key)
     library = folder / "build" / "libsspnet_trt_plugins.so"
@@ -252,8 +254,6 @@ def cmake_build(headers: HeaderSet, cuda: Path) -> dict[str, object]:
         return {"library": library, "root": root, "log": log.read_text()}
     folder.mkdir(parents=True, exist_ok=True)
     env = cmake_environment(cuda)
-    # One architecture keeps the nvcc work small; the GPU check script builds for the host GPU.
-    arch = os.environ.get("SSPNET_TEST_CUDA_ARCH", "87")
     configure = check_run(["cmake", "-S", str(TENSORRT_SOURCES), "-B", str(folder / "build"),
                            f"-DTENSORRT_ROOT={root}", f"-DCMAKE_CUDA_ARCHITECTURES={arch}"],
                           "configuring csrc/tensorrt with CMake", env=env)
