@@ -18,17 +18,17 @@ size beyond the frame itself (a 10000x10000 frame has 357 tiles of 640x512; sent
 asked ONNX Runtime for a single 10.9 GB buffer). Results do not depend on the batch size: every
 tile is inferred on its own and the merge sees all tiles of the frame.
 
-The default, DEFAULT_MAX_TILES_PER_BATCH = 8, is sized for an 8 GB Jetson (CPU and GPU share
-those 8 GB):
-    - activations: the 10.9 GB buffer for 357 tiles is ~31 MB per 640x512 tile for the largest
-      single tensor; a runtime keeps a few tensors of that size alive at once, so budget ~150 MB
-      per tile in flight;
+The default, DEFAULT_MAX_TILES_PER_BATCH = 4, is sized for an 8 GB Jetson (CPU and GPU share
+those 8 GB), from measurements (benchmarks/bench_tile_memory.py, results in benchmarks/results/):
+    - per tile in flight: an exported faster_rcnn_r50_sspnet (fp32, ONNX Runtime) needs ~0.63 GB
+      per 640x512 tile (a 4K frame: +0.58 GB with 1 tile per call, +4.96 GB with 8); a TensorRT
+      fp16 engine should need less (half-size activations; not measured here);
     - the rest of the device: OS and desktop ~1.5 GB, CUDA / cuDNN / TensorRT context ~1 GB,
-      weights and engine ~0.3 GB, decoded frames (4 x 25 MB for 4K) ~0.1 GB, plus the caller's own
-      application: keep the tile batch to ~1.2 GB, i.e. 8 tiles x 150 MB;
-    - speed: a 4K frame (35 tiles) then runs as 5 batches; batches of 8 already keep a Jetson's
-      GPU busy, so larger batches gain little there.
-A larger board (Orin NX 16 GB, AGX Orin) can take 16-32; `sspnet predict --max-tiles-per-batch N`.
+      weights and engine ~0.4 GB, decoded frames (4 x 25 MB for 4K) ~0.1 GB, and headroom for
+      the caller's own application: that leaves ~2.5 GB for the tile batch, i.e. 4 tiles;
+    - speed: a 4K frame (35 tiles) runs as 9 calls; on a Jetson's GPU a batch of 4 tiles of
+      640x512 already keeps it busy, so larger batches gain little there.
+Boards with 16 GB or more (Orin NX 16 GB, AGX Orin) can take 8-16: `--max-tiles-per-batch N`.
 A model exported with a fixed batch B runs batches of a multiple of B (at least B), so no batch is
 padded needlessly.
 """
@@ -51,7 +51,7 @@ from .tiling import cut_tiles, merge_tile_detections, tile_grid
 
 FITS = ("tile", "letterbox", "stretch")
 DEFAULT_TILE_OVERLAP = 30  # px; TinyPerson's 640x512 pieces overlap by 30 px (spec 7.5)
-DEFAULT_MAX_TILES_PER_BATCH = 8  # inputs per model call; sized for an 8 GB Jetson (module docstring)
+DEFAULT_MAX_TILES_PER_BATCH = 4  # inputs per model call; sized for an 8 GB Jetson (module docstring)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def add_arguments(parser):
     parser.add_argument("--overlap", type=int, default=30, help="tile overlap in pixels (default 30)")
     parser.add_argument("--max-tiles-per-batch", type=int, default=None, metavar="N",
                         help="tiles sent to the model per call; bounds memory for any frame size "
-                             "(default 8, sized for an 8 GB Jetson; 16-32 suit 16+ GB boards)")
+                             "(default 4, sized for an 8 GB Jetson: ~0.6 GB per tile in flight; 8-16 suit 16+ GB boards)")
     parser.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"),
                         help="torch backend: model input (tile) size (default 512 640); exported models have their own")
     parser.add_argument("--device", help="torch backend: device (default cuda when available, else cpu)")
