@@ -145,7 +145,6 @@ CASES = [
     # ---- demo
     ("demo-out-is-an-existing-file", "demo --out {picture} --quick", ("picture.png",)),
     ("demo-images-1", "demo --out {out}/demo --quick --images 1", ("images",)),
-    ("demo-train-minutes-0", "demo --out {out}/demo --train-minutes 0", ("train-minutes",)),
     ("demo-train-iters-0", "demo --out {out}/demo --quick --train-iters 0", ("train-iters",)),
 ]
 
