@@ -20,7 +20,9 @@ gets a reference row: torchvision's Faster R-CNN R50-FPN on the same input (rand
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+from pathlib import Path
 
 HELP = "latency / throughput / memory (and AP50-tiny) per backend; table, JSON, PNG plot"
 
@@ -77,6 +79,13 @@ def run(args) -> int:
         reference=args.reference_torchvision if args.neighbours is None else False,
         tile=tuple(args.tile) if args.tile else None,
     )
+    for model in args.model:  # up front: a missing file is the user's mistake, not a failed row
+        if not Path(model).is_file():
+            raise FileNotFoundError(errno.ENOENT, "model file not found", model)
+    if args.data:
+        from sspnet.data.tinyperson import dataset_paths
+
+        dataset_paths(args.data, args.split)  # the folder and its split's annotations exist
     guard = OutputGuard(inputs=[*args.model, args.data], verb="benchmark")
     if args.json:
         guard.check_file(args.json, "json")

@@ -105,9 +105,11 @@ def test_failed_rows_are_reported_not_fatal(marker_onnx, tmp_path, capsys):
     assert len(cells[0]) == len(TABLE_HEADERS) == len(cells[1])
     assert cells[1][7].startswith("failed: FileNotFoundError")
     assert plot(rows, tmp_path / "p.png").read_bytes()[:8] == PNG_SIGNATURE
+    # the command checks its model files up front: a missing one is a user mistake (exit 2, one line)
     code = main(["benchmark", "--model", str(tmp_path / "missing.onnx"), "--iters", "1", "--quiet",
                  "--providers", "cpu"])
-    assert code == 1 and "1 of 1 rows failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == f"sspnet benchmark: model file not found: {tmp_path / 'missing.onnx'}"
 
 
 def test_accuracy_of_the_marker_model_on_a_data_folder(marker_onnx, tmp_path):
