@@ -145,6 +145,7 @@ CASES = [
     # ---- demo
     ("demo-out-is-an-existing-file", "demo --out {picture} --quick", ("picture.png",)),
     ("demo-images-1", "demo --out {out}/demo --quick --images 1", ("images",)),
+    ("demo-bench-iters-0", "demo --out {out}/demo --quick --bench-iters 0", ("bench-iters",)),
     ("demo-train-iters-0", "demo --out {out}/demo --quick --train-iters 0", ("train-iters",)),
 ]
 
