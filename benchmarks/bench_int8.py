@@ -41,7 +41,8 @@ def quantize_and_score(model, data, work: Path, method, floats, activations, max
     started = time.perf_counter()
     report = quantize_onnx(model, out, data, QuantizeSettings(method=method, float_groups=tuple(floats),
                                                               activations=activations, max_tiles=max_tiles),
-                           calibration_cache=work / f"ranges_{method}_{activations}.json", log=log)
+                           calibration_cache=work / (f"ranges_{method}.json" if method == "minmax"
+                                                     else f"ranges_{method}_{activations}.json"), log=log)
     ap = ap50_tiny(str(out), data)
     row = {"method": method, "float_groups": list(floats), "activations": activations, "model": str(out),
            "ap50_tiny": ap, "calibration_s": report.seconds.get("calibration"),
@@ -127,7 +128,7 @@ def faster_rcnn_study(work: Path, rounds: int, log=print) -> dict:
     for activations in ("symmetric", "asymmetric"):
         out = work / f"faster_rcnn_r50_sspnet_512x640_int8_{activations}.onnx"
         quantize_onnx(model, out, calib, QuantizeSettings(method="minmax", activations=activations, max_tiles=8),
-                      calibration_cache=work / f"faster_rcnn_ranges_{activations}.json", log=log)
+                      calibration_cache=work / "faster_rcnn_ranges_minmax.json", log=log)  # one MinMax run, both forms
         outs[activations] = str(out)
     log("latency (ONNX Runtime CPU, batch 1)")
     latency = interleaved_latency([str(model), outs["symmetric"], outs["asymmetric"]], FASTER_RCNN_SIZE,

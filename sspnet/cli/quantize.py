@@ -2,7 +2,7 @@
 
     sspnet quantize model.onnx --calib data/synth --out model_int8.onnx               # TensorRT form
     sspnet quantize model.onnx --calib frames/ --out model_int8_cpu.onnx --activations asymmetric
-    sspnet quantize model.onnx --calib data/synth --split val --method entropy --float attention box score
+    sspnet quantize model.onnx --calib data/synth --method entropy --float box score
 
 --calib is a folder of images or a data folder (its --split, default train). The result runs like
 any exported model (`sspnet predict`, `sspnet benchmark`, sspnet.runtime.load_backend) and, in
@@ -28,7 +28,7 @@ def add_arguments(parser):
     parser.add_argument("--float", nargs="*", choices=FLOAT_GROUPS, default=list(DEFAULT_FLOAT_GROUPS),
                         metavar="GROUP", dest="float_groups",
                         help=f"layer groups kept in float: {', '.join(FLOAT_GROUPS)} (default: "
-                             f"{' '.join(DEFAULT_FLOAT_GROUPS)}; give --float alone for none)")
+                             f"{' '.join(DEFAULT_FLOAT_GROUPS) or 'none'}, chosen by measured AP)")
     parser.add_argument("--activations", choices=ACTIVATIONS, default="symmetric",
                         help="symmetric: int8, zero point 0 (TensorRT; default); asymmetric: uint8, for "
                              "ONNX Runtime on x86 CPUs (fast there, not buildable by TensorRT)")

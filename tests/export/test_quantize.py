@@ -285,7 +285,9 @@ def test_the_demo_detector_body_plan_and_qdq_model(tmp_path):
     report = quantize_onnx(path, out, tmp_path / "data", QuantizeSettings(method="minmax", max_tiles=2,
                                                                           progress=False), log=lambda *_: None)
     assert report.qdq["zero_point_types"] == ["INT8"] and report.qdq["nonzero_zero_points"] == 0
-    assert len(report.qdq["float_weight_layers"]) == 10  # the box and score layers (default float groups)
+    assert report.qdq["float_weight_layers"] == []  # the default quantizes every layer of the body
+    assert report.qdq["per_channel_weight_layers"] == sum(
+        1 for node in exported.graph.node if node.op_type == "Conv")
     outputs = run_model(out, np.zeros((2, 128, 128, 3), np.uint8))
     assert outputs["boxes"].shape == (2, 200, 4) and outputs["num_dets"].shape == (2, 1)
-    assert json.loads(json.dumps(read_quantization(out)))["float_groups"] == ["box", "score"]
+    assert json.loads(json.dumps(read_quantization(out)))["float_groups"] == []
