@@ -50,7 +50,9 @@ image is cut into tiles of the model's input size exactly as the runtime's Detec
 of the input size is one tile), and up to `max_tiles` tiles, spread over the images and over each
 image's tiles, are fed through the float body with a progress bar. Ranges are computed on the body
 alone (a sub-graph ending where post-processing begins), so a `tensorrt`-flavour model, whose
-plugin nodes ONNX Runtime cannot run, is calibrated the same way.
+plugin nodes ONNX Runtime cannot run, is calibrated the same way, except for the layers a plugin
+feeds: Faster R-CNN's RoI box head (after the RoIAlign plugin) stays float in the `tensorrt` flavour
+(reported as kept float "after plugins"); FoveaBox, whose only plugin is the final NMS, loses nothing.
 """
 
 from __future__ import annotations
@@ -186,6 +188,21 @@ class BodyPlan:
     op_types: list[str]
 
 
+AFTER_PLUGINS = "after plugins"  # kept_float entry: body layers fed by a TensorRT plugin node
+STANDARD_DOMAINS = ("", "ai.onnx", "com.microsoft")
+
+
+def _after_plugin_nodes(model) -> set[str]:
+    """Names of the nodes that depend on a plugin node's output (nodes are in topological order)."""
+    tainted, names = set(), set()
+    for node in model.graph.node:
+        if node.domain not in STANDARD_DOMAINS or any(name in tainted for name in node.input):
+            tainted.update(node.output)
+            if node.domain in STANDARD_DOMAINS:
+                names.add(node.name)
+    return names
+
+
 def plan_body(model, float_groups=()) -> BodyPlan:
     """Select the quantized body of `model` (see the module docstring)."""
     ranks = _tensor_ranks(model)
@@ -211,6 +228,12 @@ def plan_body(model, float_groups=()) -> BodyPlan:
             body[node.name] = node
 
     kept_float: dict[str, list[str]] = {}
+    after_plugins = _after_plugin_nodes(model)
+    if any(name in body for name in after_plugins):
+        # ONNX Runtime cannot run the TensorRT plugin nodes, so what they feed cannot be calibrated:
+        # Faster R-CNN's RoI box head (after RoIAlign) stays float in the tensorrt flavour.
+        kept_float[AFTER_PLUGINS] = sorted(name for name in body if name in after_plugins)
+        body = {name: node for name, node in body.items() if name not in after_plugins}
     for group in float_groups:
         pattern = GROUP_WEIGHT_PATTERNS[group]
         seeds = [node for node in body.values() if (w := constant_weight(node)) is not None and pattern.search(w)]

@@ -6,9 +6,11 @@ What a build does (TensorRT 10; TensorRT 11 differences in brackets):
 - loads libsspnet_trt_plugins.so and checks its creators are registered (the ONNX parser finds the
   plugin nodes by op type + plugin_version + plugin_namespace);
 - parses the ONNX; precision fp32 / fp16 with builder flags [11: no precision flags, the network is
-  strongly typed, so an fp16 engine needs an ONNX exported in fp16]; int8 with an entropy
-  calibrator over a folder of images and a reusable calibration cache [11: implicit calibration is
-  gone, INT8 needs a Q/DQ model, e.g. from NVIDIA ModelOpt; see INT8_ON_TENSORRT_11];
+  strongly typed, so an fp16 engine needs an ONNX exported in fp16]; int8 either from a Q/DQ model
+  (`sspnet quantize`, symmetric form: explicit quantization, no calibrator; the sidecar records
+  "int8": "explicit-qdq") or with an entropy calibrator over a folder of images and a reusable
+  calibration cache [11: implicit calibration is gone, INT8 needs a Q/DQ model, built strongly
+  typed; see INT8_ON_TENSORRT_11];
 - one optimisation profile for the batch range (min, opt, max) of a dynamic-batch ONNX;
 - workspace limit, optional timing cache (read and updated), optional DLA core with GPU fallback
   (the sspnet plugins only run on the GPU);
@@ -24,6 +26,7 @@ so a missing ONNX is reported as a missing file, not as a TensorRT problem.
 from __future__ import annotations
 
 import errno
+import json
 import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,12 +53,9 @@ MIN_TENSORRT_MAJOR = 10  # IPluginV3
 
 INT8_ON_TENSORRT_11 = (
     "TensorRT 11 removed implicit INT8 calibration (IInt8Calibrator and the INT8 builder flag). "
-    "Build INT8 from a model with Q/DQ nodes instead: (1) write calibration inputs with "
-    "`sspnet build-engine MODEL.onnx --calib-images DIR --save-calib-npy calib.npy`; (2) quantize with "
-    "NVIDIA ModelOpt: `pip install nvidia-modelopt[onnx]` then `python -m modelopt.onnx.quantization "
-    "--onnx_path=MODEL.onnx --quantize_mode=int8 --calibration_data=calib.npy "
-    "--trt_plugins=libsspnet_trt_plugins.so --output_path=MODEL.int8.onnx`; (3) `sspnet build-engine "
-    "MODEL.int8.onnx --precision int8` (a Q/DQ model needs no calibrator)."
+    "Build INT8 from a model with Q/DQ nodes instead: (1) `sspnet quantize MODEL.onnx --calib IMAGES_OR_DATA "
+    "--out MODEL_int8.onnx` (symmetric int8, the form TensorRT needs); (2) `sspnet build-engine MODEL_int8.onnx` "
+    "(a Q/DQ model builds as INT8 and needs no calibrator)."
 )
 
 
@@ -185,6 +185,49 @@ def onnx_has_qdq(path: str | Path) -> bool:
     in the protobuf, so a byte search suffices)."""
     data = Path(path).read_bytes()
     return b"QuantizeLinear" in data or b"DequantizeLinear" in data
+
+
+def quantization_of(props: dict[str, str]) -> dict | None:
+    """The "quantization" metadata entry `sspnet quantize` writes (None: float model, or a Q/DQ
+    model from another tool)."""
+    text = props.get("quantization")
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def resolve_precision(requested: str | None, has_qdq: bool) -> str:
+    """--precision when given, else int8 for a Q/DQ model and fp16 for a float one."""
+    if requested is not None:
+        return requested
+    return "int8" if has_qdq else "fp16"
+
+
+def check_qdq_build(onnx_path: str | Path, props: dict[str, str], precision: str, has_qdq: bool) -> str | None:
+    """How the engine gets its INT8 scales: "explicit-qdq" (from the model's Q/DQ nodes),
+    "calibrated" (TensorRT 10's entropy calibrator), or None (no INT8). UsageError for a Q/DQ model
+    built at another precision, or one quantized in the ONNX Runtime CPU form TensorRT cannot build."""
+    if not has_qdq:
+        return "calibrated" if precision == "int8" else None
+    quantization = quantization_of(props)
+    if quantization is not None and not quantization.get("tensorrt_compatible", True):
+        raise UsageError(
+            f"{onnx_path} is quantized in the ONNX Runtime CPU form (asymmetric uint8 activations, int32 biases), "
+            "which TensorRT cannot build: quantize the float model again with `sspnet quantize ... "
+            "--activations symmetric` (the default)",
+            field="quantization.activations", expected="symmetric", got=quantization.get("activations"),
+        )
+    if precision != "int8":
+        raise UsageError(
+            f"{onnx_path} is a Q/DQ (INT8) model: its precision comes from its Q/DQ nodes; build it with "
+            "--precision int8 (the default for a Q/DQ model)",
+            field="--precision", expected="int8", got=precision,
+        )
+    return "explicit-qdq"
 
 
 def trtexec_command(
@@ -352,6 +395,7 @@ def build_engine(
     trt = import_tensorrt()
     trt_major = tensorrt_major(trt.__version__)
     has_qdq = onnx_has_qdq(onnx_path)
+    int8_source = check_qdq_build(onnx_path, props, options.precision, has_qdq)
     plan = precision_plan(options.precision, trt_major, options.strongly_typed, has_qdq)
     check_dla(options.dla_core, options.gpu_fallback, options.precision)
     batch = resolve_batch(options.batch, metadata.batch)
@@ -468,6 +512,8 @@ def build_engine(
         batch=list(batch),
         flags=list(plan.flags),
         strongly_typed=plan.strongly_typed,
+        int8=int8_source,  # "explicit-qdq", "calibrated" or None
+        quantization=quantization_of(props),  # what `sspnet quantize` recorded, if it made the model
         calibration_cache=None if calibration_cache is None else str(calibration_cache),
         trtexec=format_command(command),
     )

@@ -8,13 +8,13 @@ from pathlib import Path
 HELP = "build a TensorRT engine (+ sidecar) from a tensorrt-flavour ONNX; prints the trtexec equivalent"
 
 
-EPILOG = """TensorRT 10 (JetPack 6): --precision fp16 / int8 set builder flags; int8 calibrates on
---calib-images (entropy calibrator) and reuses the calibration cache. TensorRT 11: no precision
-flags (strongly typed): fp16 needs an ONNX exported in fp16; INT8 needs a Q/DQ ONNX, e.g.
-  sspnet build-engine M.onnx --calib-images DIR --save-calib-npy calib.npy
-  python -m modelopt.onnx.quantization --onnx_path=M.onnx --quantize_mode=int8 \\
-      --calibration_data=calib.npy --trt_plugins=libsspnet_trt_plugins.so --output_path=M.int8.onnx
-  sspnet build-engine M.int8.onnx --precision int8"""
+EPILOG = """INT8, the way that works on TensorRT 10 and 11 alike: quantize to Q/DQ, then build
+  sspnet quantize M.onnx --calib IMAGES_OR_DATA --out M_int8.onnx
+  sspnet build-engine M_int8.onnx            # a Q/DQ model builds as int8 (sidecar: "int8": "explicit-qdq")
+TensorRT 10 (JetPack 6) also calibrates a float model itself: --precision int8 --calib-images DIR
+(entropy calibrator, reusable cache). TensorRT 11: no precision flags (strongly typed): fp16 needs an
+ONNX exported in fp16, INT8 needs a Q/DQ model. --save-calib-npy writes the calibration images for
+other quantizers (e.g. NVIDIA ModelOpt's --calibration_data)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", "--engine", "-o", dest="out", type=Path,
         help="output engine (default: <onnx stem>_<precision>.engine); --engine is the same option",
     )
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="default fp16")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                        help="default: int8 for a Q/DQ model (from `sspnet quantize`), fp16 otherwise")
     parser.add_argument("--batch", help="N or MIN,OPT,MAX for a dynamic-batch ONNX (default 1,4,8)")
     parser.add_argument(
         "--workspace",
@@ -119,7 +120,9 @@ def trtexec_line(args, options, trt_major: int) -> str:
     from sspnet.runtime import engine_builder as eb
     from sspnet.runtime.tensorrt_backend import find_plugin_library, plugin_library_candidates
 
-    _, metadata = eb.read_model_metadata(args.onnx)
+    props, metadata = eb.read_model_metadata(args.onnx)
+    has_qdq = eb.onnx_has_qdq(args.onnx)
+    eb.check_qdq_build(args.onnx, props, options.precision, has_qdq)
     try:
         library = find_plugin_library(options.plugin_library)
     except FileNotFoundError:  # the command is for another device: name where it usually is
@@ -136,7 +139,7 @@ def trtexec_line(args, options, trt_major: int) -> str:
         trt_major=trt_major,
         workspace_mib=options.workspace_mib,
         strongly_typed=options.strongly_typed,
-        has_qdq=eb.onnx_has_qdq(args.onnx),
+        has_qdq=has_qdq,
         timing_cache=options.timing_cache,
         dla_core=options.dla_core,
         gpu_fallback=options.gpu_fallback,
@@ -151,6 +154,8 @@ def run(args) -> int:
     from sspnet.runtime import engine_builder as eb
     from sspnet.runtime.tensorrt_backend import import_tensorrt
 
+    if args.precision is None:  # int8 for a Q/DQ model; a missing ONNX is reported below
+        args.precision = eb.resolve_precision(None, Path(args.onnx).is_file() and eb.onnx_has_qdq(args.onnx))
     options = _options(args)
     # Output paths first, then the ONNX (a missing or unusable file is named as such), then TensorRT.
     if args.save_calib_npy:
@@ -179,7 +184,8 @@ def run(args) -> int:
         eb.write_sidecar_only(args.onnx, args.out, args.plugins, args.device)
         return 0
     eb.check_build_outputs(args.onnx, args.out, options)
-    eb.read_model_metadata(args.onnx)
+    props, _ = eb.read_model_metadata(args.onnx)
+    eb.check_qdq_build(args.onnx, props, options.precision, eb.onnx_has_qdq(args.onnx))
     try:
         import_tensorrt()
     except MissingDependencyError as error:  # say what to run on the device instead

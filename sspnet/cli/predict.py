@@ -78,7 +78,10 @@ def add_arguments(parser):
 def _check_arguments(args) -> None:
     """Argument values that need no file: refused before anything is opened."""
     from sspnet.errors import UsageError
+    from sspnet.export.options import check_imgsz
 
+    if args.imgsz is not None:
+        check_imgsz(args.imgsz, "--imgsz")
     if not 0.0 <= args.conf <= 1.0:  # also refuses nan
         raise UsageError("--conf must be in [0, 1]", got=args.conf)
     if args.overlap < 0:

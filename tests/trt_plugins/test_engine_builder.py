@@ -72,7 +72,7 @@ def test_int8_on_tensorrt_11_explains_the_qdq_route():
         eb.precision_plan("int8", 11)
     message = str(error.value)
     assert "TensorRT 11 removed implicit INT8 calibration" in message
-    assert "modelopt.onnx.quantization" in message and "--save-calib-npy" in message
+    assert "sspnet quantize" in message and "sspnet build-engine MODEL_int8.onnx" in message
 
 
 @pytest.mark.parametrize(
@@ -268,3 +268,79 @@ def test_metadata_fixture_is_the_contract(trt_onnx):
 
     assert sorted(METADATA) == sorted(METADATA_KEYS)
     assert json.loads(METADATA["input_size"]) == [96, 128]
+
+
+# ---- Q/DQ (INT8) models -------------------------------------------------------------------------
+
+
+def quantized_props(activations):
+    """The metadata `sspnet quantize` writes (export/quantize.py), in its two forms."""
+    symmetric = activations == "symmetric"
+    return dict(METADATA, quantization=json.dumps({
+        "format": "qdq", "activations": activations, "activation_type": "int8" if symmetric else "uint8",
+        "tensorrt_compatible": symmetric, "method": "percentile",
+    }))
+
+
+def test_qdq_model_builds_as_explicit_int8_only():
+    props = quantized_props("symmetric")
+    assert eb.check_qdq_build("m.onnx", props, "int8", has_qdq=True) == "explicit-qdq"
+    for precision in ("fp16", "fp32"):
+        with pytest.raises(ValueError, match=r"m.onnx is a Q/DQ \(INT8\) model.*--precision: expected int8, got "
+                                             + precision):
+            eb.check_qdq_build("m.onnx", props, precision, has_qdq=True)
+    # A Q/DQ model from another tool (no sspnet quantization entry) is trusted to be TensorRT's form.
+    assert eb.check_qdq_build("m.onnx", METADATA, "int8", has_qdq=True) == "explicit-qdq"
+
+
+def test_float_model_int8_is_calibrated_and_other_precisions_have_no_int8():
+    assert eb.check_qdq_build("m.onnx", METADATA, "int8", has_qdq=False) == "calibrated"
+    assert eb.check_qdq_build("m.onnx", METADATA, "fp16", has_qdq=False) is None
+
+
+def test_onnx_runtime_cpu_form_is_refused_for_tensorrt():
+    with pytest.raises(ValueError, match="ONNX Runtime CPU form.*--activations symmetric.*expected symmetric, "
+                                         "got asymmetric"):
+        eb.check_qdq_build("m.onnx", quantized_props("asymmetric"), "int8", has_qdq=True)
+
+
+def test_precision_defaults_to_int8_for_a_qdq_model():
+    assert eb.resolve_precision(None, has_qdq=True) == "int8"
+    assert eb.resolve_precision(None, has_qdq=False) == "fp16"
+    assert eb.resolve_precision("fp32", has_qdq=True) == "fp32"  # then refused by check_qdq_build
+
+
+def test_quantization_entry_is_read_leniently():
+    assert eb.quantization_of(METADATA) is None
+    assert eb.quantization_of(dict(METADATA, quantization="not json")) is None
+    assert eb.quantization_of(quantized_props("symmetric"))["activations"] == "symmetric"
+
+
+@pytest.mark.parametrize("major, flags", [(10, ["--fp16", "--int8"]), (11, [])])
+def test_cli_qdq_model_trtexec_needs_no_calibration(tmp_path, capsys, major, flags):
+    """No --precision: a Q/DQ model is built as int8; TensorRT 10 sets --int8 (+ --fp16 for the
+    layers without an int8 kernel) with no --calib; TensorRT 11 is strongly typed (no flags)."""
+    path = write_onnx(tmp_path / "m_int8.onnx", quantized_props("symmetric"), qdq=True)
+    code = main(["build-engine", str(path), "--print-trtexec", "--trt-major", str(major), "--batch", "1",
+                 "--plugins", "/opt/libsspnet_trt_plugins.so"])
+    assert code == 0
+    engine = path.with_name("m_int8_int8.engine")
+    assert capsys.readouterr().out.split() == [
+        "trtexec", f"--onnx={path}", f"--saveEngine={engine}", "--staticPlugins=/opt/libsspnet_trt_plugins.so",
+        "--minShapes=images:1x3x96x128", "--optShapes=images:1x3x96x128", "--maxShapes=images:1x3x96x128",
+        *flags, "--memPoolSize=workspace:1024M",
+    ]
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--precision", "fp16"], "--precision: expected int8, got fp16"),
+    ([], "expected symmetric, got asymmetric"),
+])
+def test_cli_refuses_a_qdq_model_it_cannot_build(tmp_path, capsys, args, named):
+    activations = "asymmetric" if not args else "symmetric"
+    path = write_onnx(tmp_path / "m_int8.onnx", quantized_props(activations), qdq=True)
+    for mode in (["--print-trtexec", "--trt-major", "10"], []):  # the check comes before TensorRT is needed
+        assert main(["build-engine", str(path), *args, *mode]) == 2
+        err = capsys.readouterr().err
+        assert named in err and str(path) in err and "Traceback" not in err
+        assert not list(tmp_path.glob("*.engine"))

@@ -223,3 +223,39 @@ def test_every_preset_export_passes(preset, flavor, exported_detector):
     findings = lint_graph(onnx.load(str(exported_detector(preset, flavor)), load_external_data=False))
     print(format_findings(findings))
     assert errors(findings) == [], format_findings(findings)
+
+
+def test_quantized_tensorrt_export_is_buildable_qdq_with_float_plugin_io(exported_detector, tmp_path):
+    """`sspnet quantize` on a tensorrt-flavour export (issue 12): the result is symmetric int8 Q/DQ,
+    every plugin node still reads and writes float tensors (its inputs come from float ops, never
+    straight from a QuantizeLinear), and the parser lint finds no error."""
+    from PIL import Image
+
+    from sspnet.export.quantize import QuantizeSettings, quantize_onnx, read_quantization
+
+    images = tmp_path / "calib"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        Image.fromarray(rng.integers(0, 256, (256, 320, 3), dtype=np.uint8)).save(images / f"{index}.png")
+    source = exported_detector("faster_rcnn_r18_sspnet_small", "tensorrt")
+    out = tmp_path / "model_trt_int8.onnx"
+    report = quantize_onnx(source, out, images, QuantizeSettings(max_tiles=2, progress=False))
+    # ONNX Runtime cannot run the plugins, so the RoI box head they feed stays float (and says so).
+    assert report.kept_float["after plugins"], report.kept_float
+
+    model = onnx.load(str(out), load_external_data=False)
+    assert read_quantization(out)["tensorrt_compatible"] is True
+    producers = {output: node for node in model.graph.node for output in node.output}
+    from harness_spec import plugin_descriptions
+
+    plugin_types = set(plugin_descriptions())
+    plugins = [node for node in model.graph.node if node.op_type in plugin_types]
+    assert {node.op_type for node in plugins} == plugin_types  # both plugins survive quantization
+    for node in plugins:
+        for name in node.input:
+            source_node = producers.get(name)
+            assert source_node is None or source_node.op_type != "QuantizeLinear", (node.name, name)
+    assert any(node.op_type == "QuantizeLinear" for node in model.graph.node)
+    findings = lint_graph(model)
+    assert errors(findings) == [], format_findings(findings)
