@@ -71,8 +71,8 @@ def import_tensorrt():
     except ImportError as error:
         raise MissingDependencyError(advice) from error
     if getattr(tensorrt, "__file__", None) is None or not hasattr(tensorrt, "Builder"):
-        # A plain folder named `tensorrt` on sys.path (e.g. tests/tensorrt) imports as an empty
-        # namespace package when the real one is absent.
+        # A plain folder named `tensorrt` on sys.path (e.g. a tests/tensorrt folder; ours is
+        # tests/trt_plugins for this reason) imports as an empty namespace package.
         raise MissingDependencyError(
             f"{advice} (`import tensorrt` found only the folder(s) {list(getattr(tensorrt, '__path__', []))})"
         )

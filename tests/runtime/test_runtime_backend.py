@@ -125,7 +125,7 @@ def test_missing_file_is_file_not_found(tmp_path, name):
 
 
 def tensorrt_installed() -> bool:
-    # a bare folder named tensorrt on sys.path (tests/tensorrt) is a namespace package: origin None
+    # a bare folder named tensorrt on sys.path (the old tests/tensorrt) is a namespace package: origin None
     spec = importlib.util.find_spec("tensorrt")
     return spec is not None and spec.origin is not None
 
