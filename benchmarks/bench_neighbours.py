@@ -12,7 +12,9 @@ head) at 256 x 256, batch 1, random weights unless a trained checkpoint is given
 Rows (each in its own worker process, so OpenMP variables apply from the start; see
 sspnet/benchmark/contention.py):
     torch eager    all cores with libgomp's default spin ("before"), 1 thread, all cores with
-                   OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT 1000 / 4000 (sspnet's default) / 20000
+                   OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT 1000 / 2000 / 3000 / 4000 / 20000 (thread
+                   count fixed), and sspnet's default: GOMP_SPINCOUNT=4000 with the adaptive thread
+                   count (runtime/threads.py ThreadGovernor)
     onnxruntime    intra-op spinning (ONNX Runtime's default, "before") / off (sspnet's default)
     kernels        sspnet's CPU multi-level RoIAlign (OpenMP): libgomp default / sspnet default
     training       one training step of the recipe: libgomp default / sspnet default
@@ -28,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from sspnet.runtime.threads import ENV_OPENMP_DEFAULTS, ENV_ORT_SPINNING, GOMP_SPINCOUNT
+from sspnet.runtime.threads import ENV_ADAPTIVE_THREADS, ENV_OPENMP_DEFAULTS, ENV_ORT_SPINNING, GOMP_SPINCOUNT
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -37,9 +39,12 @@ SIZE = (256, 256)  # (H, W) of the demo's images and export
 # Worker environments. The worker applies sspnet's defaults unless told not to (ENV_OPENMP_DEFAULTS=0).
 # OMP_NUM_THREADS is removed everywhere: rows run with the runtimes' default thread count (one per
 # core) unless a row sets `threads`.
-LIBGOMP_DEFAULT = {ENV_OPENMP_DEFAULTS: "0", "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "OMP_NUM_THREADS": None}
+# The OpenMP study rows keep torch's thread count fixed (SSPNET_ADAPTIVE_THREADS=0) to measure the
+# wait policy alone; the "sspnet default" rows run with everything sspnet sets, adaptive threads included.
+LIBGOMP_DEFAULT = {ENV_OPENMP_DEFAULTS: "0", "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "OMP_NUM_THREADS": None,
+                   ENV_ADAPTIVE_THREADS: "0"}
 SSPNET_DEFAULT = {ENV_OPENMP_DEFAULTS: None, "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, ENV_ORT_SPINNING: None,
-                  "OMP_NUM_THREADS": None}
+                  "OMP_NUM_THREADS": None, ENV_ADAPTIVE_THREADS: None}
 
 
 def spincount(value: int) -> dict:
@@ -80,9 +85,13 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
         torch_row("all cores, OMP_WAIT_POLICY=PASSIVE", {**LIBGOMP_DEFAULT, "OMP_WAIT_POLICY": "PASSIVE"},
                   baseline=before_torch, goal_slowdown=2.2),
         torch_row("all cores, GOMP_SPINCOUNT=1000", spincount(1000), baseline=before_torch, goal_slowdown=2.2),
-        torch_row(f"all cores, GOMP_SPINCOUNT={GOMP_SPINCOUNT} (sspnet default)", SSPNET_DEFAULT,
-                  baseline=before_torch, goal_slowdown=2.2),
+        torch_row("all cores, GOMP_SPINCOUNT=2000", spincount(2000), baseline=before_torch, goal_slowdown=2.2),
+        torch_row("all cores, GOMP_SPINCOUNT=3000", spincount(3000), baseline=before_torch, goal_slowdown=2.2),
+        torch_row(f"all cores, GOMP_SPINCOUNT={GOMP_SPINCOUNT}", spincount(GOMP_SPINCOUNT), baseline=before_torch,
+                  goal_slowdown=2.2),
         torch_row("all cores, GOMP_SPINCOUNT=20000", spincount(20000), baseline=before_torch, goal_slowdown=2.2),
+        torch_row(f"GOMP_SPINCOUNT={GOMP_SPINCOUNT} + adaptive threads (sspnet default)", SSPNET_DEFAULT,
+                  baseline=before_torch, goal_slowdown=2.2),
         ContentionRow(label="onnxruntime, spinning (before)", model=onnx_path, backend="onnxruntime", frame_size=SIZE,
                       env={**SSPNET_DEFAULT, ENV_ORT_SPINNING: "1"}, group="onnxruntime"),
         ContentionRow(label="onnxruntime, no spinning (sspnet default)", model=onnx_path, backend="onnxruntime",
@@ -102,6 +111,8 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
                                   frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime", goal_slowdown=2.2))
     if which == "defaults":
         rows = [row for row in rows if "(before)" in row.label or "default" in row.label or "INT8" in row.label]
+    elif which == "torch":  # the OpenMP study alone
+        rows = [row for row in rows if row.group == "torch"]
     return rows
 
 
@@ -123,8 +134,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", help="a trained demo checkpoint (default: random weights)")
     parser.add_argument("--onnx", help="its portable ONNX export (default: exported here)")
     parser.add_argument("--int8", help="also time this INT8 Q/DQ model (sspnet quantize)")
-    parser.add_argument("--rows", choices=("all", "defaults"), default="all",
-                        help="all settings (default) or only the before / sspnet-default pairs")
+    parser.add_argument("--rows", choices=("all", "defaults", "torch"), default="all",
+                        help="all settings (default), only the before / sspnet-default pairs, or only the "
+                             "torch OpenMP settings")
     parser.add_argument("--iters", type=int, default=30, help="timed calls per phase at most (default 30)")
     parser.add_argument("--max-seconds-quiet", type=float, default=5.0)
     parser.add_argument("--max-seconds-loaded", type=float, default=10.0)

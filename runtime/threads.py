@@ -37,6 +37,17 @@ OpenMP (torch's intra-op pool, oneDNN, and sspnet's own CPU kernels: one libgomp
 
     benchmarks/bench_neighbours.py measures every alternative above, quiet and loaded, in one run.
 
+Thread count of torch CPU inference: adaptive (ThreadGovernor). No single OpenMP setting meets
+both goals for PyTorch eager (measured, trained demo model, 2 cores, quiet p50 over libgomp's
+default / slow-down next to one busy process): GOMP_SPINCOUNT=4000 +6 % / 2.4x, 2000 +14 % /
+2.0x, PASSIVE +46 % / 1.3x. So the torch backend watches what *other* processes take: every
+half second it reads the machine's busy CPU time (/proc/stat) minus this process's own
+(/proc/self/stat), and runs the next calls on the cores left over (all of them when the machine
+is quiet; one of two next to a busy neighbour, which runs at its quiet one-thread speed instead of
+fighting at barriers). Our own threads' spinning is our own time, so it cannot mislead the
+estimate. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`);
+Linux only (elsewhere the count stays fixed).
+
 `configure_onnxruntime_session` also applies the one non-threading session setting sspnet needs:
 ONNX Runtime's QDQS8ToU8Transformer is disabled. On x86 it rewrites int8 Q/DQ pairs to uint8, and
 together with its QDQ fusions it then drops the ReLU after a convolution of a *symmetric* int8 Q/DQ
@@ -47,9 +58,11 @@ without it (tests/export/test_quantize.py). Float and uint8 (asymmetric) models 
 
 from __future__ import annotations
 
+import math
 import os
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 
 # libgomp's busy-wait length before a waiting thread sleeps (see the module docstring).
 GOMP_SPINCOUNT = 4000
@@ -59,6 +72,7 @@ OPENMP_USER_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 ENV_OPENMP_DEFAULTS = "SSPNET_OPENMP_DEFAULTS"  # "0": do not touch OpenMP's variables
 ENV_ORT_SPINNING = "SSPNET_ORT_SPINNING"  # "1": ONNX Runtime's own default (spinning)
+ENV_ADAPTIVE_THREADS = "SSPNET_ADAPTIVE_THREADS"  # "0": torch CPU inference keeps a fixed thread count
 
 ORT_SPINNING_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 ORT_DISABLED_OPTIMIZERS = ("QDQS8ToU8Transformer",)  # see the module docstring
@@ -120,18 +134,130 @@ def describe(environ: MutableMapping[str, str] | None = None) -> dict:
     return {
         "openmp": {name: environ.get(name) for name in ("OMP_NUM_THREADS", *OPENMP_USER_VARIABLES)},
         "onnxruntime_spinning": onnxruntime_spinning(environ),
+        "torch_adaptive_threads": adaptive_threads_enabled(environ),
         "cpu_count": os.cpu_count(),
     }
 
 
+# ---- adaptive thread count (torch CPU inference) ------------------------------------------------------
+
+
+class OtherLoad:
+    """How many cores other processes keep busy: the change of the machine's busy CPU time
+    (/proc/stat: user + nice + system + irq + softirq + steal) minus this process's own (all its
+    threads: utime + stime of /proc/self/stat), over the wall time between two samples."""
+
+    def __init__(self, stat_path: str = "/proc/stat", self_stat_path: str = "/proc/self/stat",
+                 clock: Callable[[], float] = time.monotonic, ticks_per_second: int | None = None):
+        self.stat_path, self.self_stat_path, self.clock = stat_path, self_stat_path, clock
+        self.ticks_per_second = ticks_per_second or _ticks_per_second()
+        self._last: tuple[float, int, int] | None = None
+
+    def available(self) -> bool:
+        return self._read() is not None
+
+    def _read(self) -> tuple[float, int, int] | None:
+        """(time, machine busy ticks, own ticks), or None where /proc cannot be read."""
+        try:
+            with open(self.stat_path, encoding="ascii") as stat:
+                fields = stat.readline().split()
+            with open(self.self_stat_path, encoding="ascii", errors="replace") as own:
+                after_name = own.read().rsplit(")", 1)[1].split()  # the name may hold spaces
+        except (OSError, IndexError):
+            return None
+        if not fields or fields[0] != "cpu" or len(fields) < 9 or len(after_name) < 13:
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+        own = int(after_name[11]) + int(after_name[12])  # utime, stime: fields 14 and 15 of the file
+        return self.clock(), user + nice + system + irq + softirq + steal, own
+
+    def sample(self) -> float | None:
+        """Cores used by other processes since the previous sample (None on the first one, or when
+        /proc cannot be read, or no time has passed)."""
+        now = self._read()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        busy, own = now[1] - last[1], now[2] - last[2]
+        return max(0.0, (busy - own) / self.ticks_per_second / (now[0] - last[0]))
+
+
+def _ticks_per_second() -> int:
+    try:
+        return int(os.sysconf("SC_CLK_TCK"))
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class ThreadGovernor:
+    """Picks the intra-op thread count of the next inference call: the cores other processes leave
+    free, between 1 and `max_threads` (see the module docstring).
+
+    before_call() re-estimates at most every `interval_s` seconds and calls set_threads(n) when
+    the count changes. A core counts as taken when others use more than `take_at` of it (0.6: a
+    busy neighbour on one core, not a brief daemon) and as free again below `free_at` (0.4), so
+    the count does not flap on a half-busy core."""
+
+    def __init__(self, max_threads: int, set_threads: Callable[[int], None], load: OtherLoad | None = None,
+                 cores: int | None = None, interval_s: float = 0.5, take_at: float = 0.6, free_at: float = 0.4):
+        self.max_threads = max(1, int(max_threads))
+        self.set_threads = set_threads
+        self.load = load or OtherLoad()
+        self.cores = cores or usable_cores()
+        self.interval_s, self.take_at, self.free_at = interval_s, take_at, free_at
+        self.threads = self.max_threads
+        self.taken = 0  # cores counted as taken by others
+        self._next = 0.0
+        self.load.sample()  # the first sample only sets the reference
+
+    def before_call(self) -> int:
+        now = self.load.clock()
+        if now >= self._next:
+            self._next = now + self.interval_s
+            others = self.load.sample()
+            if others is not None:
+                self._update(others)
+        return self.threads
+
+    def _update(self, others: float) -> None:
+        taken = self.taken
+        while taken < self.cores - 1 and others >= taken + self.take_at:
+            taken += 1
+        while taken > 0 and others < taken - 1 + self.free_at:
+            taken -= 1
+        self.taken = taken
+        threads = max(1, min(self.max_threads, self.cores - taken))
+        if threads != self.threads:
+            self.threads = threads
+            self.set_threads(threads)
+
+
+def adaptive_threads_enabled(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Whether torch CPU inference adapts its thread count (default yes; SSPNET_ADAPTIVE_THREADS=0: no)."""
+    return _flag(os.environ if environ is None else environ, ENV_ADAPTIVE_THREADS, True)
+
+
 __all__ = [
+    "ENV_ADAPTIVE_THREADS",
     "ENV_OPENMP_DEFAULTS",
     "ENV_ORT_SPINNING",
     "GOMP_SPINCOUNT",
     "OPENMP_DEFAULTS",
+    "OtherLoad",
+    "ThreadGovernor",
+    "adaptive_threads_enabled",
     "apply_openmp_defaults",
     "configure_onnxruntime_session",
     "describe",
     "onnxruntime_spinning",
     "openmp_runtime_loaded",
+    "usable_cores",
 ]

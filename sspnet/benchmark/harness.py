@@ -192,7 +192,7 @@ def open_row_backend(spec: RowSpec, threads: int | None = None):
 
     if spec.backend == "torch":
         return open_backend(spec.model, "torch", input_size=spec.input_size, device=spec.device,
-                            precision=spec.precision, cuda_graph=spec.mode == "cuda-graph")
+                            precision=spec.precision, cuda_graph=spec.mode == "cuda-graph", threads=threads)
     if spec.backend == "onnxruntime":
         return open_backend(spec.model, "onnxruntime", providers=[spec.mode], threads=threads)
     return open_backend(spec.model, "tensorrt", cuda_graph=spec.mode == "cuda-graph")

@@ -64,7 +64,9 @@ def open_backend(
 
     input_size (H, W): the torch model's input (tile) size (default 512 x 640); an exported file
     has its own, and a different input_size is an error. device / precision / record_attention:
-    torch only. cuda_graph: torch and tensorrt. providers / threads: onnxruntime only.
+    torch only. cuda_graph: torch and tensorrt. providers: onnxruntime only. threads: CPU intra-op
+    threads (onnxruntime: the session's; torch: torch.set_num_threads, and a fixed count turns its
+    adaptive thread count off).
     """
     path = Path(path)
     backend = backend or backend_for_path(path)
@@ -72,11 +74,16 @@ def open_backend(
     if not path.is_file():
         raise FileNotFoundError(errno.ENOENT, "model file does not exist", str(path))
     if backend == "torch":
+        import torch
+
         from sspnet.inference.torch_backend import DEFAULT_INPUT_SIZE, TorchBackend
+
+        if threads:
+            torch.set_num_threads(threads)
 
         return TorchBackend.from_checkpoint(
             path, input_size=tuple(input_size or DEFAULT_INPUT_SIZE), device=device, precision=precision,
-            cuda_graph=cuda_graph, record_attention=record_attention,
+            cuda_graph=cuda_graph, record_attention=record_attention, adaptive_threads=None if threads is None else False,
         )
     if record_attention:
         raise UsageError(f"attention maps need the torch backend (a checkpoint), not {backend}")

@@ -87,6 +87,10 @@ class TorchBackend(Backend):
         record_attention: keep the neck's attention maps of the last call (SSPNet necks only).
         metadata: the model facts; default `model_metadata(model, input_size)` (needs model.config).
         path: the checkpoint file, if any (shown in reports).
+        adaptive_threads: on a CPU, run each call on the cores other processes leave free
+            (sspnet.runtime.threads.ThreadGovernor; at most torch.get_num_threads() at creation).
+            None (default): on unless SSPNET_ADAPTIVE_THREADS=0. Pass False when the thread
+            count was fixed on purpose.
     """
 
     name = "torch"
@@ -101,6 +105,7 @@ class TorchBackend(Backend):
         record_attention: bool = False,
         metadata: ModelMetadata | None = None,
         path: str | Path | None = None,
+        adaptive_threads: bool | None = None,
     ):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -134,6 +139,19 @@ class TorchBackend(Backend):
         self.record_attention = record_attention
         if record_attention:
             self._hook_attention()
+        self.thread_governor = self._make_thread_governor(adaptive_threads)
+
+    def _make_thread_governor(self, adaptive_threads: bool | None):
+        from sspnet.runtime.threads import OtherLoad, ThreadGovernor, adaptive_threads_enabled
+
+        if adaptive_threads is None:
+            adaptive_threads = adaptive_threads_enabled()
+        if not adaptive_threads or self.device.type != "cpu" or torch.get_num_threads() < 2:
+            return None
+        load = OtherLoad()
+        if not load.available():  # not Linux
+            return None
+        return ThreadGovernor(torch.get_num_threads(), torch.set_num_threads, load=load)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, **options):
@@ -157,6 +175,8 @@ class TorchBackend(Backend):
         return super().infer_chunks(batches)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        if self.thread_governor is not None:
+            self.thread_governor.before_call()
         batch = torch.from_numpy(images)
         with torch.no_grad():
             if self.cuda_graph:

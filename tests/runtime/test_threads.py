@@ -64,3 +64,152 @@ def test_the_command_sets_openmp_variables_before_torch_loads():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
     assert line == "RESULT 4000 False False"  # set, and no OpenMP runtime was loaded yet
+
+
+# ---- adaptive thread count (ThreadGovernor) ------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def write_proc(folder, busy, own, idle=5000):
+    """A /proc/stat first line and a /proc/self/stat whose CPU times are `busy` and `own` ticks.
+    busy is spread over user, nice, system, irq, softirq and steal; idle and iowait do not count."""
+    user, nice, system, irq, softirq, steal = busy - 50, 10, 20, 5, 5, 10
+    (folder / "stat").write_text(f"cpu  {user} {nice} {system} {idle} 7 {irq} {softirq} {steal} 0 0\ncpu0 1 2 3\n")
+    utime, stime = own - own // 3, own // 3
+    # the process name holds a space and a parenthesis, as names may
+    (folder / "self_stat").write_text(f"4242 (my (odd) name) R 1 1 1 0 -1 4194304 10 0 0 0 {utime} {stime} 0 0 20 0 3\n")
+
+
+def test_other_load_is_machine_busy_time_minus_our_own(tmp_path):
+    clock = FakeClock()
+    load = threads.OtherLoad(str(tmp_path / "stat"), str(tmp_path / "self_stat"), clock=clock, ticks_per_second=100)
+    write_proc(tmp_path, busy=1000, own=300)
+    assert load.sample() is None  # the first sample is the reference
+    clock.now += 2.0
+    write_proc(tmp_path, busy=1000 + 350, own=300 + 150, idle=5100)
+    # others: (350 - 150) ticks / 100 Hz / 2 s = 1.0 core
+    assert load.sample() == pytest.approx(1.0)
+    clock.now += 1.0
+    write_proc(tmp_path, busy=1350 + 200, own=450 + 200)  # only we worked: no one else
+    assert load.sample() == pytest.approx(0.0)
+
+
+def test_other_load_without_proc_is_unavailable(tmp_path):
+    load = threads.OtherLoad(str(tmp_path / "missing"), str(tmp_path / "missing_too"))
+    assert not load.available() and load.sample() is None and load.sample() is None
+
+
+class ScriptedLoad:
+    """An OtherLoad that returns the given values, one per sample, on a fake clock."""
+
+    def __init__(self, values):
+        self.values, self.clock, self.samples = list(values), FakeClock(), 0
+
+    def sample(self):
+        self.samples += 1
+        return self.values.pop(0) if self.values else None
+
+
+@pytest.mark.parametrize("cores, others, expected", [
+    # 2 cores: a busy neighbour takes one (1 thread left); a half-busy core changes nothing
+    # (hysteresis: taken at >= 0.6, freed below 0.4); a neighbour gone gives both back.
+    (2, [0.0, 1.0, 0.5, 0.45, 0.3, 0.5, 0.7, 1.9], [2, 1, 1, 1, 2, 2, 1, 1]),
+    # 8 cores: others at 2.7 cores take 3 (5 left), never more than cores - 1; a taken core is
+    # given back only when others' use of it falls below 0.4 (6.5 keeps 7 taken, 6.3 frees one).
+    (8, [2.7, 9.0, 6.5, 6.3, 0.1], [5, 1, 1, 2, 8]),
+])
+def test_governor_runs_on_the_cores_others_leave_free(cores, others, expected):
+    calls = []
+    load = ScriptedLoad([None, *others])  # the constructor's reference sample
+    governor = threads.ThreadGovernor(cores, calls.append, load=load, cores=cores, interval_s=0.5)
+    seen = []
+    for _ in others:
+        load.clock.now += 0.5
+        seen.append(governor.before_call())
+    assert seen == expected
+    changes = [n for previous, n in zip([cores, *expected], expected) if n != previous]
+    assert calls == changes  # set_threads only when the count changes
+
+
+def test_governor_samples_at_most_once_per_interval_and_never_exceeds_max_threads():
+    calls = []
+    load = ScriptedLoad([None, 0.0, 0.0])
+    governor = threads.ThreadGovernor(3, calls.append, load=load, cores=8, interval_s=0.5)
+    load.clock.now += 0.5
+    assert [governor.before_call() for _ in range(5)] == [3] * 5  # 8 free cores, but at most 3
+    assert load.samples == 2 and calls == []
+
+
+def test_busy_neighbour_is_seen_and_our_own_spinning_is_not():
+    """On the real /proc: a busy child process counts as about one core of others' load; the same
+    spinning inside this process (a thread of ours) does not count at all."""
+    import threading
+    import time
+
+    load = threads.OtherLoad()
+    if not load.available():
+        pytest.skip("no /proc/stat here (not Linux)")
+
+    def measure(seconds=1.0):
+        load.sample()
+        time.sleep(seconds)
+        return load.sample()
+
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        with_our_spinning = measure()
+    finally:
+        stop.set()
+        spinner.join()
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        with_busy_child = measure()
+    finally:
+        child.kill()
+        child.wait()
+    assert with_busy_child >= with_our_spinning + 0.5, (with_our_spinning, with_busy_child)
+
+
+def test_torch_backend_adapts_threads_on_cpu_unless_told_not_to(monkeypatch, tmp_path):
+    torch = pytest.importorskip("torch")
+    from sspnet.inference.backends import open_backend
+    from sspnet.inference.torch_backend import TorchBackend
+    from sspnet.models import build_model
+
+    if not threads.OtherLoad().available():
+        pytest.skip("no /proc/stat here (not Linux)")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        model = build_model("fovea_r18_sspnet_small")
+        governor = TorchBackend(model, input_size=(64, 64), device="cpu").thread_governor
+        assert governor is not None and governor.max_threads == 2
+        assert TorchBackend(model, input_size=(64, 64), device="cpu", adaptive_threads=False).thread_governor is None
+        monkeypatch.setenv("SSPNET_ADAPTIVE_THREADS", "0")
+        assert TorchBackend(model, input_size=(64, 64), device="cpu").thread_governor is None
+        monkeypatch.delenv("SSPNET_ADAPTIVE_THREADS")
+        # a fixed --threads: that count, and no adapting
+        from sspnet.checkpoint import save_checkpoint
+
+        path = tmp_path / "m.safetensors"
+        save_checkpoint(path, model, preset="fovea_r18_sspnet_small")
+        backend = open_backend(path, "torch", input_size=(64, 64), device="cpu", threads=1)
+        assert backend.thread_governor is None and torch.get_num_threads() == 1
+        assert backend.infer(torch.zeros(1, 3, 64, 64, dtype=torch.uint8).numpy())["num_dets"].shape == (1, 1)
+    finally:
+        torch.set_num_threads(before)
