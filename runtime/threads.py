@@ -21,7 +21,7 @@ ONNX Runtime: intra-op spinning off (`session.intra_op.allow_spinning = 0`, and 
 
 OpenMP (torch's intra-op pool, oneDNN, and sspnet's own CPU kernels: one libgomp per process):
     a *bounded* spin, GOMP_SPINCOUNT=4000. libgomp spins 300,000 times by default before it
-    sleeps (7.8 ms on this machine's AMD EPYC at 26 ns per spin, longer than a scheduler time
+    sleeps (7.8 ms on the AMD EPYC it was first measured on, at 26 ns per spin: longer than a scheduler time
     slice: hence the 19.9x), and not at all with OMP_WAIT_POLICY=PASSIVE, which costs +40 %
     quiet because every one of the ~450 ops of a forward then pays a futex wake-up (expensive in
     a VM). The gap between consecutive ops of an eager forward is 8 us at the median and 67 us at
