@@ -60,6 +60,8 @@ feeds: Faster R-CNN's RoI box head (after the RoIAlign plugin) stays float in th
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
@@ -397,7 +399,8 @@ def calibrate(body_path: Path, tiles, total: int, method: str, settings: Quantiz
     done = 0
 
     def flush():
-        calibrator.collect_data(_Reader(input_name, chunk))  # bounded memory: a few tiles at a time
+        with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime's calibrators print as they go
+            calibrator.collect_data(_Reader(input_name, chunk))  # bounded memory: a few tiles at a time
         if progress is not None:
             progress.update(len(chunk))
         chunk.clear()
@@ -415,7 +418,8 @@ def calibrate(body_path: Path, tiles, total: int, method: str, settings: Quantiz
             progress.close()
     if done == 0:
         raise InputError("calibration produced no tiles")
-    return calibrator.compute_data()
+    with contextlib.redirect_stdout(io.StringIO()):
+        return calibrator.compute_data()
 
 
 class _Reader:
