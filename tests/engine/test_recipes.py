@@ -15,7 +15,7 @@ def test_every_recipe_names_a_valid_preset_and_overrides():
 
 def test_lookup_and_unknown_names():
     assert get_recipe("synthetic-cpu") is SYNTHETIC_CPU
-    with pytest.raises(ValueError, match="'nope' unknown; choose from \\['synthetic-cpu'\\]"):
+    with pytest.raises(ValueError, match="'nope' unknown; choose from \\['synthetic-cpu', 'synthetic-cpu-faster-rcnn'\\]"):
         get_recipe("nope")
 
 
