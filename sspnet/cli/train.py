@@ -34,7 +34,8 @@ RESUME_MAY_CHANGE = ("workers", "eval_every", "log_every", "checkpoint_every")
 def add_arguments(parser):
     parser.add_argument("--preset", help="model preset (sspnet info --presets)")
     parser.add_argument("--recipe", help="named training recipe (preset + model and optimiser settings; "
-                                         "sspnet/engine/recipes.py): synthetic-cpu. Flags given explicitly win")
+                                         "sspnet/engine/recipes.py): synthetic-cpu (FoveaBox, the demo's), "
+                                         "synthetic-cpu-faster-rcnn. Flags given explicitly win")
     parser.add_argument("--data", help="dataset folder as `sspnet synth` writes it, or a YAML naming each "
                                        "split's images folder and annotation file")
     parser.add_argument("--out", required=True, help="run folder (config.yaml, log.jsonl, checkpoints)")

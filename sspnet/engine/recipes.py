@@ -120,14 +120,17 @@ class Recipe:
                       iterations=self.iterations)
 
 
+# What both synthetic-set recipes share: from scratch (no frozen stages, BatchNorm trained), a
+# 64-channel neck, and the optimiser settings measured on a 2-core CPU.
+_FROM_SCRATCH = {"frozen_stages": -1, "norm_eval": False, "neck_channels": 64}
+_CPU_SCHEDULE = dict(batch_size=2, lr=0.02, clip_grad=5.0, augment="none", image_size=(256, 256))
+
 SYNTHETIC_CPU = Recipe(
     name="synthetic-cpu",
     description="FoveaBox + SSPNet R18 from scratch on the synthetic set, 2-core CPU, ~10 min",
     preset="fovea_r18_sspnet_small",
     overrides={
-        "frozen_stages": -1,
-        "norm_eval": False,
-        "neck_channels": 64,
+        **_FROM_SCRATCH,
         "fovea_feat_channels": 64,
         "fovea_stacked_convs": 2,
         "fovea_sigma": 1.0,
@@ -135,11 +138,7 @@ SYNTHETIC_CPU = Recipe(
         "fovea_nms_pre": 300,
         "max_detections": 200,
     },
-    batch_size=2,
-    lr=0.02,
-    clip_grad=5.0,
-    augment="none",
-    image_size=(256, 256),
+    **_CPU_SCHEDULE,
     iterations=1600,
 )
 
@@ -147,17 +146,8 @@ SYNTHETIC_CPU_FASTER_RCNN = Recipe(
     name="synthetic-cpu-faster-rcnn",
     description="Faster R-CNN + SSPNet R18 from scratch on the synthetic set, 2-core CPU, ~14 min",
     preset="faster_rcnn_r18_sspnet_small",
-    overrides={
-        "frozen_stages": -1,
-        "norm_eval": False,
-        "neck_channels": 64,
-        "max_detections": 200,
-    },
-    batch_size=2,
-    lr=0.02,
-    clip_grad=5.0,
-    augment="none",
-    image_size=(256, 256),
+    overrides={**_FROM_SCRATCH, "max_detections": 200},
+    **_CPU_SCHEDULE,
     iterations=2000,
 )
 
