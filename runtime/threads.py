@@ -45,8 +45,10 @@ half second it reads the machine's busy CPU time (/proc/stat) minus this process
 (/proc/self/stat), and runs the next calls on the cores left over (all of them when the machine
 is quiet; one of two next to a busy neighbour, which runs at its quiet one-thread speed instead of
 fighting at barriers). Our own threads' spinning is our own time, so it cannot mislead the
-estimate. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`);
-Linux only (elsewhere the count stays fixed).
+estimate. Training keeps a fixed thread count (it meets its 2.5x goal with the bounded spin
+alone): a count that changes mid-run changes the order of floating-point reductions, and a seed
+or an exact `--resume` promises the same weights on the same machine. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`); Linux only
+(elsewhere the count stays fixed).
 
 `configure_onnxruntime_session` also applies the one non-threading session setting sspnet needs:
 ONNX Runtime's QDQS8ToU8Transformer is disabled. On x86 it rewrites int8 Q/DQ pairs to uint8, and
@@ -240,6 +242,21 @@ class ThreadGovernor:
             self.set_threads(threads)
 
 
+def torch_thread_governor(torch, device_type: str, adaptive: bool | None = None) -> ThreadGovernor | None:
+    """A ThreadGovernor over torch's intra-op thread count for work on `device_type`, or None where
+    it does not apply: adaptive False (None: SSPNET_ADAPTIVE_THREADS, default on), not a CPU, a
+    single thread to begin with (e.g. torchrun's OMP_NUM_THREADS=1), or no /proc (not Linux).
+    `torch` is passed in so that this module stays torch-free."""
+    if adaptive is None:
+        adaptive = adaptive_threads_enabled()
+    if not adaptive or device_type != "cpu" or torch.get_num_threads() < 2:
+        return None
+    load = OtherLoad()
+    if not load.available():
+        return None
+    return ThreadGovernor(torch.get_num_threads(), torch.set_num_threads, load=load)
+
+
 def adaptive_threads_enabled(environ: MutableMapping[str, str] | None = None) -> bool:
     """Whether torch CPU inference adapts its thread count (default yes; SSPNET_ADAPTIVE_THREADS=0: no)."""
     return _flag(os.environ if environ is None else environ, ENV_ADAPTIVE_THREADS, True)
@@ -259,5 +276,6 @@ __all__ = [
     "describe",
     "onnxruntime_spinning",
     "openmp_runtime_loaded",
+    "torch_thread_governor",
     "usable_cores",
 ]

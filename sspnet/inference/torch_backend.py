@@ -31,6 +31,7 @@ import sspnet
 from sspnet.errors import UsageError
 from sspnet.runtime.backend import Backend, ModelMetadata
 from sspnet.runtime.contract import OUTPUT_NAMES
+from sspnet.runtime.threads import torch_thread_governor
 
 PRECISIONS = ("fp32", "fp16")
 DEFAULT_INPUT_SIZE = (512, 640)  # (H, W): the default export / tile size
@@ -139,19 +140,7 @@ class TorchBackend(Backend):
         self.record_attention = record_attention
         if record_attention:
             self._hook_attention()
-        self.thread_governor = self._make_thread_governor(adaptive_threads)
-
-    def _make_thread_governor(self, adaptive_threads: bool | None):
-        from sspnet.runtime.threads import OtherLoad, ThreadGovernor, adaptive_threads_enabled
-
-        if adaptive_threads is None:
-            adaptive_threads = adaptive_threads_enabled()
-        if not adaptive_threads or self.device.type != "cpu" or torch.get_num_threads() < 2:
-            return None
-        load = OtherLoad()
-        if not load.available():  # not Linux
-            return None
-        return ThreadGovernor(torch.get_num_threads(), torch.set_num_threads, load=load)
+        self.thread_governor = torch_thread_governor(torch, self.device.type, adaptive_threads)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, **options):

@@ -213,3 +213,25 @@ def test_torch_backend_adapts_threads_on_cpu_unless_told_not_to(monkeypatch, tmp
         assert backend.infer(torch.zeros(1, 3, 64, 64, dtype=torch.uint8).numpy())["num_dets"].shape == (1, 1)
     finally:
         torch.set_num_threads(before)
+
+
+def test_torch_thread_governor_applies_only_to_multithreaded_cpu_work(monkeypatch):
+    class FakeTorch:
+        def __init__(self, threads):
+            self.threads = threads
+
+        def get_num_threads(self):
+            return self.threads
+
+        def set_num_threads(self, n):
+            self.threads = n
+
+    if not threads.OtherLoad().available():
+        pytest.skip("no /proc/stat here (not Linux)")
+    monkeypatch.delenv("SSPNET_ADAPTIVE_THREADS", raising=False)
+    assert threads.torch_thread_governor(FakeTorch(4), "cpu").max_threads == 4
+    assert threads.torch_thread_governor(FakeTorch(1), "cpu") is None  # e.g. torchrun's OMP_NUM_THREADS=1
+    assert threads.torch_thread_governor(FakeTorch(4), "cuda") is None
+    assert threads.torch_thread_governor(FakeTorch(4), "cpu", adaptive=False) is None
+    monkeypatch.setenv("SSPNET_ADAPTIVE_THREADS", "0")
+    assert threads.torch_thread_governor(FakeTorch(4), "cpu") is None
