@@ -103,6 +103,10 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
                       baseline="RoIAlign kernel, libgomp default spin (before)", goal_slowdown=2.2),
         ContentionRow(label="training step, libgomp default spin (before)", kind="train-step", env=LIBGOMP_DEFAULT,
                       group="training"),
+        ContentionRow(label="training step, GOMP_SPINCOUNT=1000", kind="train-step", env=spincount(1000),
+                      group="training", baseline="training step, libgomp default spin (before)", goal_slowdown=2.5),
+        ContentionRow(label="training step, GOMP_SPINCOUNT=2000", kind="train-step", env=spincount(2000),
+                      group="training", baseline="training step, libgomp default spin (before)", goal_slowdown=2.5),
         ContentionRow(label="training step, sspnet default", kind="train-step", env=SSPNET_DEFAULT, group="training",
                       baseline="training step, libgomp default spin (before)", goal_slowdown=2.5),
     ]
@@ -111,8 +115,8 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
                                   frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime", goal_slowdown=2.2))
     if which == "defaults":
         rows = [row for row in rows if "(before)" in row.label or "default" in row.label or "INT8" in row.label]
-    elif which == "torch":  # the OpenMP study alone
-        rows = [row for row in rows if row.group == "torch"]
+    elif which in ("torch", "training"):  # one OpenMP study alone
+        rows = [row for row in rows if row.group == which]
     return rows
 
 
@@ -134,9 +138,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", help="a trained demo checkpoint (default: random weights)")
     parser.add_argument("--onnx", help="its portable ONNX export (default: exported here)")
     parser.add_argument("--int8", help="also time this INT8 Q/DQ model (sspnet quantize)")
-    parser.add_argument("--rows", choices=("all", "defaults", "torch"), default="all",
+    parser.add_argument("--rows", choices=("all", "defaults", "torch", "training"), default="all",
                         help="all settings (default), only the before / sspnet-default pairs, or only the "
-                             "torch OpenMP settings")
+                             "torch inference or training OpenMP settings")
     parser.add_argument("--iters", type=int, default=30, help="timed calls per phase at most (default 30)")
     parser.add_argument("--max-seconds-quiet", type=float, default=5.0)
     parser.add_argument("--max-seconds-loaded", type=float, default=10.0)
