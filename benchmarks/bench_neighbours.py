@@ -152,6 +152,12 @@ def main(argv=None) -> int:
     from sspnet.benchmark.contention import (ContentionSettings, plot_contention, print_contention_table,
                                              run_contention, write_contention_json)
 
+    from sspnet.io.outputs import OutputGuard
+
+    stem = Path(args.out)
+    guard = OutputGuard(inputs=[args.checkpoint, args.onnx, args.int8], verb="bench_neighbours")
+    guard.check_file(stem.with_suffix(".json"), kind="json")  # before minutes of measuring
+    guard.check_file(stem.with_suffix(".png"), kind="image")
     started = time.perf_counter()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -169,7 +175,6 @@ def main(argv=None) -> int:
              "model": {"checkpoint": checkpoint, "onnx": onnx_path, "trained": args.checkpoint is not None,
                        "input_size": list(SIZE)},
              "wall_time_s": round(time.perf_counter() - started, 1)}
-    stem = Path(args.out)
     print(f"\nJSON: {write_contention_json(stem.with_suffix('.json'), results, settings, extra)}")
     title = f"demo model {SIZE[0]}x{SIZE[1]}, batch 1: quiet vs {args.neighbours} busy neighbour(s)"
     print(f"plot: {plot_contention(results, stem.with_suffix('.png'), title)}")
@@ -178,4 +183,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sspnet.errors import SSPNetError
+
+    try:
+        sys.exit(main())
+    except SSPNetError as error:  # a user's mistake (e.g. --out naming an input): one line, exit 2
+        print(f"bench_neighbours.py: {error}", file=__import__("sys").stderr)
+        raise SystemExit(error.exit_code) from None

@@ -389,8 +389,12 @@ def main() -> None:
             parser.error("--checkpoint needs --data")
         if any(s < 1 for s in args.scale) or any(g < 2 for g in args.mosaic):
             parser.error("--scale values must be >= 1 and --mosaic values >= 2")
+        from sspnet.io.outputs import OutputGuard
+
+        out = OutputGuard(inputs=[args.checkpoint, args.data], verb="trt_fp16_rois").check_file(
+            args.out or "benchmarks/results/trt_fp16_rois_trained.json", kind="json")  # before the long run
         results = run_trained(args)
-        atomic_write_json(args.out or "benchmarks/results/trt_fp16_rois_trained.json", results)
+        atomic_write_json(out, results)
         print(json.dumps({k: v for k, v in results.items() if k != "layouts"}, indent=1))
         return
 
@@ -412,4 +416,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from sspnet.errors import SSPNetError
+
+    try:
+        main()
+    except SSPNetError as error:  # a user's mistake (e.g. --out naming an input): one line, exit 2
+        print(f"trt_fp16_rois.py: {error}", file=__import__("sys").stderr)
+        raise SystemExit(error.exit_code) from None

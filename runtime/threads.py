@@ -21,8 +21,8 @@ ONNX Runtime: intra-op spinning off (`session.intra_op.allow_spinning = 0`, and 
 
 OpenMP (torch's intra-op pool, oneDNN, and sspnet's own CPU kernels: one libgomp per process):
     a *bounded* spin, GOMP_SPINCOUNT=4000. libgomp spins 300,000 times by default before it
-    sleeps (7.8 ms on the AMD EPYC it was first measured on, at 26 ns per spin: longer than a scheduler time
-    slice: hence the 19.9x), and not at all with OMP_WAIT_POLICY=PASSIVE, which costs +40 %
+    sleeps (7.8 ms on the AMD EPYC it was first measured on, at 26 ns per spin: longer than a
+    scheduler time slice: hence the 19.9x), and not at all with OMP_WAIT_POLICY=PASSIVE, which costs +40 %
     quiet because every one of the ~450 ops of a forward then pays a futex wake-up (expensive in
     a VM). The gap between consecutive ops of an eager forward is 8 us at the median and 67 us at
     p90 (torch profiler, this model), so 4000 spins (~0.1 ms) still catch the next op without
@@ -38,17 +38,18 @@ OpenMP (torch's intra-op pool, oneDNN, and sspnet's own CPU kernels: one libgomp
     benchmarks/bench_neighbours.py measures every alternative above, quiet and loaded, in one run.
 
 Thread count of torch CPU inference: adaptive (ThreadGovernor). No single OpenMP setting meets
-both goals for PyTorch eager (measured, trained demo model, 2 cores, quiet p50 over libgomp's
-default / slow-down next to one busy process): GOMP_SPINCOUNT=4000 +6 % / 2.4x, 2000 +14 % /
-2.0x, PASSIVE +46 % / 1.3x. So the torch backend watches what *other* processes take: every
-half second it reads the machine's busy CPU time (/proc/stat) minus this process's own
-(/proc/self/stat), and runs the next calls on the cores left over (all of them when the machine
-is quiet; one of two next to a busy neighbour, which runs at its quiet one-thread speed instead of
-fighting at barriers). Our own threads' spinning is our own time, so it cannot mislead the
-estimate. Training keeps a fixed thread count (it meets its 2.5x goal with the bounded spin
-alone): a count that changes mid-run changes the order of floating-point reductions, and a seed
-or an exact `--resume` promises the same weights on the same machine. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`); Linux only
-(elsewhere the count stays fixed).
+both goals for PyTorch eager (trained demo model, 2 cores, quiet p50 over libgomp's default /
+slow-down next to one busy process, three runs of benchmarks/bench_neighbours.py):
+GOMP_SPINCOUNT=4000 +6-15 % / 2.2-2.4x, 2000 +14-17 % / 2.0x, PASSIVE +46 % / 1.3x. So the torch
+backend watches what *other* processes take: every half second it reads the machine's busy CPU
+time (/proc/stat) minus this process's own (/proc/self/stat), and runs the next calls on the cores
+left over (all of them when the machine is quiet; one of two next to a busy neighbour, which runs
+at its quiet one-thread speed instead of fighting at barriers). Our own threads' spinning is our
+own time, so it cannot mislead the estimate. Training keeps a fixed thread count (it meets its
+2.5x goal with the bounded spin alone, just: 2.40-2.53x): a count that changes mid-run changes the
+order of floating-point reductions, and a seed or an exact `--resume` promises the same weights on
+the same machine. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`);
+Linux only (elsewhere the count stays fixed).
 
 `configure_onnxruntime_session` also applies the one non-threading session setting sspnet needs:
 ONNX Runtime's QDQS8ToU8Transformer is disabled. On x86 it rewrites int8 Q/DQ pairs to uint8, and
@@ -60,7 +61,6 @@ without it (tests/export/test_quantize.py). Float and uint8 (asymmetric) models 
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time

@@ -115,13 +115,12 @@ def _installed_trt_major() -> int | None:
         return None
 
 
-def trtexec_line(args, options, trt_major: int) -> str:
+def trtexec_line(args, options, trt_major: int, has_qdq: bool) -> str:
     """The trtexec command for these arguments, from the ONNX metadata alone (no TensorRT needed)."""
     from sspnet.runtime import engine_builder as eb
     from sspnet.runtime.tensorrt_backend import find_plugin_library, plugin_library_candidates
 
     props, metadata = eb.read_model_metadata(args.onnx)
-    has_qdq = eb.onnx_has_qdq(args.onnx)
     eb.check_qdq_build(args.onnx, props, options.precision, has_qdq)
     try:
         library = find_plugin_library(options.plugin_library)
@@ -154,8 +153,9 @@ def run(args) -> int:
     from sspnet.runtime import engine_builder as eb
     from sspnet.runtime.tensorrt_backend import import_tensorrt
 
-    if args.precision is None:  # int8 for a Q/DQ model; a missing ONNX is reported below
-        args.precision = eb.resolve_precision(None, Path(args.onnx).is_file() and eb.onnx_has_qdq(args.onnx))
+    # Read once (a byte search of the whole file); a missing ONNX is reported below, by name.
+    has_qdq = Path(args.onnx).is_file() and eb.onnx_has_qdq(args.onnx)
+    args.precision = eb.resolve_precision(args.precision, has_qdq)  # int8 for a Q/DQ model
     options = _options(args)
     # Output paths first, then the ONNX (a missing or unusable file is named as such), then TensorRT.
     if args.save_calib_npy:
@@ -176,7 +176,7 @@ def run(args) -> int:
             raise UsageError(
                 "TensorRT is not installed here: say which version the command is for with --trt-major 10|11"
             )
-        print(trtexec_line(args, options, trt_major))
+        print(trtexec_line(args, options, trt_major, has_qdq))
         return 0
     if args.sidecar_only:
         if args.out is None:
@@ -185,13 +185,13 @@ def run(args) -> int:
         return 0
     eb.check_build_outputs(args.onnx, args.out, options)
     props, _ = eb.read_model_metadata(args.onnx)
-    eb.check_qdq_build(args.onnx, props, options.precision, eb.onnx_has_qdq(args.onnx))
+    eb.check_qdq_build(args.onnx, props, options.precision, has_qdq)
     try:
         import_tensorrt()
     except MissingDependencyError as error:  # say what to run on the device instead
         raise MissingDependencyError(
             f"{error.message}; on a device with TensorRT 10 (e.g. JetPack 6) the equivalent trtexec "
-            f"command is: {trtexec_line(args, options, 10)}"
+            f"command is: {trtexec_line(args, options, 10, has_qdq)}"
         ) from None
     eb.build_engine(args.onnx, args.out, options)
     return 0

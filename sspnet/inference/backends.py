@@ -83,7 +83,8 @@ def open_backend(
 
         return TorchBackend.from_checkpoint(
             path, input_size=tuple(input_size or DEFAULT_INPUT_SIZE), device=device, precision=precision,
-            cuda_graph=cuda_graph, record_attention=record_attention, adaptive_threads=None if threads is None else False,
+            cuda_graph=cuda_graph, record_attention=record_attention,
+            adaptive_threads=False if threads else None,  # 0 / None: the default count, adapted
         )
     if record_attention:
         raise UsageError(f"attention maps need the torch backend (a checkpoint), not {backend}")
