@@ -122,7 +122,7 @@ def measure(model, label: str, images, trt_images: int, imgsz, workdir: Path, an
 
 
 def print_ap_rows(ap_rows: dict) -> None:
-    from sspnet.cli.table import print_table
+    from sspnet.io.table import print_table
 
     print_table(
         [(label, row["images"], *(f"{row['torch'][k]:.2f} / {row['onnx'][k]:.2f}" for k in AP_KEYS),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sspnet.cli.table import print_table
+from sspnet.io.table import print_table
 from sspnet.errors import InputError, UsageError
 from sspnet.runtime.contract import INPUT_NAME, OUTPUT_NAMES
 

@@ -396,7 +396,7 @@ def table_rows(results: list[dict]) -> list[tuple]:
 
 
 def print_contention_table(results: list[dict], neighbours: int) -> None:
-    from sspnet.cli.table import print_table
+    from sspnet.io.table import print_table
 
     print_table(table_rows(results), headers=TABLE_HEADERS)
     print(f"times in ms per call; loaded = next to {neighbours} busy process(es) in their own session(s); "

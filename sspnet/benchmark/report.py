@@ -80,7 +80,7 @@ def tegrastats_rows(rows: list[dict]) -> list[tuple]:
 
 def print_benchmark_table(rows: list[dict]) -> None:
     """The main table, and the tegrastats table when rows ran on a Jetson."""
-    from sspnet.cli.table import print_table
+    from sspnet.io.table import print_table
 
     print_table(table_rows(rows), headers=TABLE_HEADERS)
     jetson = tegrastats_rows(rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sspnet.cli.table import print_table
+from sspnet.io.table import print_table
 
 HELP = "convert an original SSPNet (mmdetection) .pth checkpoint to sspnet's .safetensors"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sspnet
-from sspnet.cli.table import print_table
+from sspnet.io.table import print_table
 
 HELP = "check CUDA, TensorRT, the plugins; build a tiny engine and compare it with ONNX Runtime"
 

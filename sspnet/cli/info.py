@@ -6,7 +6,7 @@ import importlib
 import platform
 
 import sspnet
-from sspnet.cli.table import print_table
+from sspnet.io.table import print_table
 
 HELP = "versions, compiled-extension facts, available backends, model presets"
 

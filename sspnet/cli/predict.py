@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from sspnet.cli.table import print_table
+from sspnet.io.table import print_table
 
 HELP = "detect in images / folders / globs / videos / cameras / stream URLs; annotated output + COCO JSON"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from sspnet.cli.table import print_table
+from sspnet.io.table import print_table
 
 HELP = "generate a synthetic tiny-person data set (TinyPerson JSON + JPEG images)"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from sspnet.cli.table import print_table
+from sspnet.io.table import print_table
 from sspnet.errors import SSPNetError, UsageError
 
 HELP = "train a model preset (config-driven; checkpoints, --resume, torchrun multi-process)"

@@ -465,8 +465,8 @@ TABLE_HEADERS = ("range", "AP25", "AP50", "AP75", "MR25", "MR50", "MR75")
 
 
 def print_results_table(results: dict) -> None:
-    """Print the results as a table (rows: size ranges) with sspnet.cli.table."""
-    from sspnet.cli.table import print_table
+    """Print the results as a table (rows: size ranges) with sspnet.io.table."""
+    from sspnet.io.table import print_table
 
     print_table(results_table_rows(results), headers=TABLE_HEADERS)
 

@@ -1,4 +1,7 @@
-"""The one plain-text table printer the CLI verbs share."""
+"""The one plain-text table printer that the CLI verbs, evaluation and benchmark reports share.
+
+It lives in sspnet.io (no model imports, no torch) so that library code can print tables without
+importing the command-line layer."""
 
 
 def print_table(rows, headers=None) -> None:
