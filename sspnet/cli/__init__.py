@@ -113,6 +113,14 @@ def _bug(prefix: str, error: BaseException) -> int:
     return 1
 
 
+def verb_parser(verb: str, module) -> argparse.ArgumentParser:
+    """The parser of one verb; also what the docs' CLI reference is generated from (docs/gen/cli_reference.py)."""
+    parser = argparse.ArgumentParser(prog=f"sspnet {verb}", description=module.HELP)
+    module.add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for every error (or SSPNET_DEBUG=1)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     from sspnet.runtime.threads import apply_openmp_defaults
@@ -128,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sspnet: unknown verb {verb!r}; choose from: {', '.join(verbs)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"sspnet.cli.{verbs[verb]}")
-    parser = argparse.ArgumentParser(prog=f"sspnet {verb}", description=module.HELP)
-    module.add_arguments(parser)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for every error (or SSPNET_DEBUG=1)")
-    args = parser.parse_args(argv[1:])
+    args = verb_parser(verb, module).parse_args(argv[1:])
     args.debug = debug
     return run_verb(verb, module, args, debug)
 
