@@ -1,5 +1,8 @@
 """sspnet.runtime: onboard inference with ONNX Runtime or TensorRT. Never imports torch.
 
+This folder (runtime/ at the top of the repository) installs as `sspnet.runtime` (setup.py's package_dir),
+so `import sspnet.runtime.tiling` is the file runtime/tiling.py. Layers: docs/architecture.md.
+
     from sspnet.runtime import load_backend, Detector
     backend = load_backend("model.onnx")          # or model.engine (TensorRT)
     backend.metadata.classes, backend.input_size
