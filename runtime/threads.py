@@ -3,26 +3,22 @@
 A drone's companion computer shares its cores with the flight stack, the camera pipeline and the
 video encoder. Parallel CPU inference then slows down far more than its fair share when a worker
 thread *spins* at a barrier while its sibling is descheduled: the spinner burns the very time
-slice the sibling needs. Measured on a 2-core machine with one busy neighbour process (issue 12,
-FoveaBox R18 small at 256 x 256, batch 1, p50):
-
-    PyTorch eager, 2 threads, libgomp's default spin      134 ms quiet  -> 2662 ms loaded (19.9x)
-    PyTorch eager, 2 threads, OMP_WAIT_POLICY=PASSIVE     187 ms        ->  236 ms        (1.3x)
-    PyTorch eager, 1 thread                               235 ms        ->  238 ms        (1.0x)
-    ONNX Runtime, 2 threads, spinning (its default)        74 ms        ->  247 ms        (3.3x)
-    ONNX Runtime, 2 threads, no spinning                   81 ms        ->  181 ms        (2.2x)
+slice the sibling needs: with one busy neighbour on 2 cores, PyTorch eager with libgomp's default
+spin runs tens of times slower than quiet. benchmarks/bench_neighbours.py measures every setting
+below, quiet and loaded, in one run (numbers: benchmarks/results/neighbours*.json, docs page
+results/neighbours.md).
 
 The goal is at most 2.2x quiet under one neighbour (fair share alone costs 2x) while quiet
 latency gets at most 10 % worse. What sspnet sets, and why:
 
 ONNX Runtime: intra-op spinning off (`session.intra_op.allow_spinning = 0`, and the same for the
-    inter-op pool). The table shows it meets both goals (+9 % quiet, 2.2x loaded); all cores stay
-    in use. Override: SSPNET_ORT_SPINNING=1 restores ONNX Runtime's spinning.
+    inter-op pool). It meets both goals in the neighbour benchmark; all cores stay in use.
+    Override: SSPNET_ORT_SPINNING=1 restores ONNX Runtime's spinning.
 
 OpenMP (torch's intra-op pool, oneDNN, and sspnet's own CPU kernels: one libgomp per process):
     a *bounded* spin, GOMP_SPINCOUNT=4000. libgomp spins 300,000 times by default before it
     sleeps (7.8 ms on the AMD EPYC it was first measured on, at 26 ns per spin: longer than a
-    scheduler time slice: hence the 19.9x), and not at all with OMP_WAIT_POLICY=PASSIVE, which costs +40 %
+    scheduler time slice: hence the collapse), and not at all with OMP_WAIT_POLICY=PASSIVE, which costs +40 %
     quiet because every one of the ~450 ops of a forward then pays a futex wake-up (expensive in
     a VM). The gap between consecutive ops of an eager forward is 8 us at the median and 67 us at
     p90 (torch profiler, this model), so 4000 spins (~0.1 ms) still catch the next op without
@@ -38,16 +34,15 @@ OpenMP (torch's intra-op pool, oneDNN, and sspnet's own CPU kernels: one libgomp
     benchmarks/bench_neighbours.py measures every alternative above, quiet and loaded, in one run.
 
 Thread count of torch CPU inference: adaptive (ThreadGovernor). No single OpenMP setting meets
-both goals for PyTorch eager (trained demo model, 2 cores, quiet p50 over libgomp's default /
-slow-down next to one busy process, three runs of benchmarks/bench_neighbours.py):
-GOMP_SPINCOUNT=4000 +6-15 % / 2.2-2.4x, 2000 +14-17 % / 2.0x, PASSIVE +46 % / 1.3x. So the torch
+both goals for PyTorch eager (the spin-count rows of benchmarks/results/neighbours*.json: a shorter
+spin is slower quiet, a longer one slower next to a busy process). So the torch
 backend watches what *other* processes take: every half second it reads the machine's busy CPU
 time (/proc/stat) minus this process's own (/proc/self/stat), and runs the next calls on the cores
 left over (all of them when the machine is quiet; one of two next to a busy neighbour, which runs
 at its quiet one-thread speed instead of fighting at barriers). Our own threads' spinning is our
 own time, so it cannot mislead the estimate. Training keeps a fixed thread count (it meets its
-2.5x goal with the bounded spin alone, just: 2.40-2.53x): a count that changes mid-run changes the
-order of floating-point reductions, and a seed or an exact `--resume` promises the same weights on
+slow-down goal with the bounded spin alone: benchmarks/results/neighbours_training_study*.json):
+a count that changes mid-run changes the order of floating-point reductions, and a seed or an exact `--resume` promises the same weights on
 the same machine. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`);
 Linux only (elsewhere the count stays fixed).
 
