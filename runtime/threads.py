@@ -42,8 +42,8 @@ left over (all of them when the machine is quiet; one of two next to a busy neig
 at its quiet one-thread speed instead of fighting at barriers). Our own threads' spinning is our
 own time, so it cannot mislead the estimate. Training keeps a fixed thread count (it meets its
 slow-down goal with the bounded spin alone: benchmarks/results/neighbours_training_study*.json):
-a count that changes mid-run changes the order of floating-point reductions, and a seed or an exact `--resume` promises the same weights on
-the same machine. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`);
+a count that changes mid-run changes the order of floating-point reductions, and a seed or an
+exact `--resume` promises the same weights on the same machine. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`);
 Linux only (elsewhere the count stays fixed).
 
 `configure_onnxruntime_session` also applies the one non-threading session setting sspnet needs:
