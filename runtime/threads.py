@@ -43,8 +43,8 @@ at its quiet one-thread speed instead of fighting at barriers). Our own threads'
 own time, so it cannot mislead the estimate. Training keeps a fixed thread count (it meets its
 slow-down goal with the bounded spin alone: benchmarks/results/neighbours_training_study*.json):
 a count that changes mid-run changes the order of floating-point reductions, and a seed or an
-exact `--resume` promises the same weights on the same machine. Off with SSPNET_ADAPTIVE_THREADS=0, or by fixing the thread count (`--threads`);
-Linux only (elsewhere the count stays fixed).
+exact `--resume` promises the same weights on the same machine. Off with SSPNET_ADAPTIVE_THREADS=0,
+or by fixing the thread count (`--threads`); Linux only (elsewhere the count stays fixed).
 
 `configure_onnxruntime_session` also applies the one non-threading session setting sspnet needs:
 ONNX Runtime's QDQS8ToU8Transformer is disabled. On x86 it rewrites int8 Q/DQ pairs to uint8, and
