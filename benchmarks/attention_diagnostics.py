@@ -2,10 +2,10 @@
 detection losses (loss_cls + loss_bbox) and of the attention losses (loss_seg + loss_reg), taken
 separately on the same training batches, for the freshly initialised synthetic-cpu model and for a
 trained checkpoint; and, from training logs, how long the gradient norm stays above the clip
-threshold. Writes benchmarks/results/attention_gradients.json.
+threshold. Writes benchmarks/results/attention_diagnostics.json.
 
-    python benchmarks/attention_gradients.py --data SYNTH_DIR --checkpoint RUN/last.safetensors \\
-        --log ssfpn+attention=RUN_A/log.jsonl --log ssfpn=RUN_B/log.jsonl
+    python benchmarks/attention_diagnostics.py --data SYNTH_DIR \\
+        --run ssfpn+attention=RUN_A --run ssfpn=RUN_B      # ablation run folders (last.safetensors, log.jsonl)
 
 The recipe clips the whole gradient at an L2 norm of 5: when one term's gradient is several times
 the other's, clipping shrinks both, so a large attention gradient slows the detection head down.
