@@ -1,0 +1,143 @@
+"""The docs site: it builds strictly from the code and benchmarks/results/*.json, and its generated pages
+can only show what those hold (docs/gen/)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+pytest.importorskip("mkdocs", reason="the docs extra (mkdocs, mkdocs-material) is not installed")
+pytest.importorskip("material", reason="the docs extra (mkdocs, mkdocs-material) is not installed")
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"docs_gen_{name}", REPO / "docs" / "gen" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def results_gen():
+    return _load("results")
+
+
+def test_site_builds_strictly(tmp_path):
+    """A broken link, a missing anchor or a nav entry without its page fails here (and so in CI)."""
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for path in RESULTS.glob("*.json"):
+        assert (site / "results" / path.stem / "index.html").is_file(), f"no results page for {path.name}"
+    cli_page = (site / "reference" / "cli" / "index.html").read_text()
+    import sspnet.cli as cli
+
+    for verb in cli._available_verbs():
+        assert f"sspnet {verb}" in cli_page
+
+
+def _numbers_in(value, out: list[float]) -> list[float]:
+    """Every number a JSON holds: values, and numbers written inside its strings and keys."""
+    if isinstance(value, bool) or value is None:
+        return out
+    if isinstance(value, (int, float)):
+        out.append(float(value))
+    elif isinstance(value, str):
+        out += [float(t) for t in re.findall(r"\d+(?:\.\d+)?", value)]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _numbers_in(key, out)
+            _numbers_in(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _numbers_in(item, out)
+    return out
+
+
+def _held(token: str, numbers: list[float]) -> bool:
+    """Is this displayed number some JSON number rounded to the digits shown?"""
+    if re.search(r"[-:,]", token):  # a date, a time or a list written in a JSON string: part by part
+        return all(_held(part, numbers) for part in re.split(r"[-:,]", token))
+    decimals = len(token.split(".")[1]) if "." in token else 0
+    shown = float(token)
+    return any(math.isclose(round(abs(v), decimals), shown, abs_tol=10 ** -(decimals + 3)) for v in numbers)
+
+
+def test_every_generated_number_is_in_its_json(results_gen):
+    """Independent of the generator's own bookkeeping: each number on a results page is, to the digits
+    shown, a number of the JSON that page is generated from."""
+    pages = 0
+    for path in sorted(RESULTS.glob("*.json")):
+        _, page = results_gen.render_file(path)
+        numbers = _numbers_in(json.loads(path.read_text()), [])
+        missing = [t for t in results_gen.number_tokens(page) if not _held(t, numbers)]
+        assert not missing, f"{path.name}: page shows numbers its JSON does not hold: {missing[:10]}"
+        pages += 1
+    assert pages >= 1
+
+
+def test_generator_refuses_a_number_not_read_from_the_json(results_gen, monkeypatch):
+    """Planted bug: a renderer types a figure into its prose. The build must fail, naming it."""
+    render = results_gen.renderer_for("int8")
+    monkeypatch.setattr(results_gen, "renderer_for", lambda stem: lambda src: render(src) + "\nINT8 is 3.14x faster.\n")
+    with pytest.raises(results_gen.UntracedNumber, match=r"3\.14"):
+        results_gen.render_file(RESULTS / "int8.json")
+
+
+def test_pages_follow_the_json_when_it_changes(results_gen, tmp_path):
+    """A rerun benchmark changes the page: the figures come from the file, not from the generator."""
+    data = json.loads((RESULTS / "nms_cpu.json").read_text())
+    data["results"][0]["sspnet_ms"] = 12345.678
+    copy = tmp_path / "nms_cpu.json"
+    copy.write_text(json.dumps(data))
+    _, page = results_gen.render_file(copy)
+    assert "12345.68" in page
+
+
+def test_every_results_json_gets_a_page_with_command_and_machine(results_gen, tmp_path):
+    """A new benchmark JSON needs no generator change to appear; missing facts say 'not recorded'."""
+    (tmp_path / "new_bench.json").write_text(json.dumps({"rows": [{"ms": 1.5}], "command": "python x.py --n 7"}))
+    pages = results_gen.pages(tmp_path)
+    page = pages["results/new_bench.md"][1]
+    assert "python x.py --n 7" in page and "1.5" in page and "not recorded" in page
+    assert "new_bench.md" in pages["results/index.md"][1]
+
+
+def test_cli_reference_is_generated_from_the_parsers(monkeypatch):
+    """An option added to a verb's parser shows up in the reference with its help text."""
+    cli_reference = _load("cli_reference")
+    import sspnet.cli.info as info
+
+    add_arguments = info.add_arguments
+
+    def with_new_option(parser):
+        add_arguments(parser)
+        parser.add_argument("--planted-option", default=7, help="planted help text")
+
+    monkeypatch.setattr(info, "add_arguments", with_new_option)
+    page = cli_reference.page()
+    assert "`--planted-option`" in page and "planted help text" in page and "`7`" in page
+
+
+def test_every_benchmark_script_is_on_the_benchmarking_page():
+    """A benchmark nobody can find is not rerun: each script in benchmarks/ is listed with its rerun command."""
+    page = (REPO / "docs" / "benchmarking.md").read_text()
+    missing = [p.name for p in sorted((REPO / "benchmarks").glob("*.py")) if f"benchmarks/{p.name}" not in page]
+    assert not missing, f"docs/benchmarking.md does not list: {missing}"
