@@ -19,6 +19,7 @@ import errno
 import importlib
 import json
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,8 +32,6 @@ from sspnet.errors import InputError, MissingDependencyError, UsageError
 from .contract import METADATA_KEYS, OUTPUT_NAMES
 
 FLAVORS = ("portable", "tensorrt")
-ONNX_SUFFIXES = (".onnx",)
-TENSORRT_SUFFIXES = (".engine", ".plan")
 
 
 class MetadataError(InputError):
@@ -250,14 +249,26 @@ class Backend(ABC):
         batches as one call.
         """
         pieces = []
-        for batch in batches:
-            pieces.append(self._infer_batch(batch))
-            del batch  # let the generator drop this chunk before it cuts the next
+        with self._call_lock:
+            self._start_call()
+            for batch in batches:
+                pieces.append(self._infer_batch(batch))
+                del batch  # let the generator drop this chunk before it cuts the next
         if not pieces:
-            raise ValueError(f"{self.name} backend: infer_chunks got no batches")
+            raise UsageError(f"{self.name} backend: infer_chunks got no batches")
         if len(pieces) == 1:
             return pieces[0]
         return {name: np.concatenate([p[name] for p in pieces]) for name in OUTPUT_NAMES}
+
+    @property
+    def _call_lock(self) -> threading.Lock:
+        """Serialises calls: a backend has one device context and one set of buffers (and the torch
+        backend per-call attention maps), so threads sharing it take turns. dict.setdefault is atomic,
+        so two first calls racing still get the same lock."""
+        return self.__dict__.setdefault("_lock", threading.Lock())
+
+    def _start_call(self) -> None:
+        """Called under the lock at the start of each infer / infer_chunks call (per-call state)."""
 
     def _infer_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """One batch: checked, split into chunks of a fixed-batch model, the last chunk padded."""
@@ -277,33 +288,33 @@ class Backend(ABC):
         return {name: np.concatenate([p[name] for p in pieces]) for name in OUTPUT_NAMES}
 
     def check_images(self, images: object) -> np.ndarray:
-        """Validate a batch against the contract and this model; raise TypeError / ValueError."""
+        """Validate a batch against the contract and this model; UsageError (a ValueError) otherwise."""
         if not isinstance(images, np.ndarray):
-            raise TypeError(
+            raise UsageError(
                 f"{self.name} backend: images must be a numpy.ndarray, got {type(images).__name__}"
             )
         if images.dtype != np.uint8:
-            raise TypeError(
+            raise UsageError(
                 f"{self.name} backend: images must be uint8 (the graph normalises), got {images.dtype}"
             )
         if images.ndim != 4:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name} backend: images must be [N, 3, H, W] (rank 4), got shape {images.shape}"
             )
         if images.shape[1] != 3:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name} backend: images must have 3 channels (RGB) in dim 1 of [N, 3, H, W], "
                 f"got shape {images.shape} (an HWC frame? use preprocess.frames_to_batch)"
             )
         if images.shape[0] == 0:
-            raise ValueError(f"{self.name} backend: images is an empty batch (N = 0)")
+            raise UsageError(f"{self.name} backend: images is an empty batch (N = 0)")
         height, width = images.shape[2:]
         if height == 0 or width == 0:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name} backend: images has an empty spatial size {images.shape}"
             )
         if self.fixed_hw is not None and (height, width) != tuple(self.fixed_hw):
-            raise ValueError(
+            raise UsageError(
                 f"{self.name} backend: {self.path.name} takes images of H, W = {tuple(self.fixed_hw)}, "
                 f"got {(height, width)} (use runtime.detector.Detector to tile or pad frames)"
             )
@@ -348,26 +359,100 @@ class Backend(ABC):
         )
 
 
-def load_backend(path: str | Path, **options) -> Backend:
-    """Open a model file with the runtime its suffix names.
+# The one suffix table: which backend reads which model file, and the options each backend takes
+# (`input_size` and `threads` apply to all of them). Library and CLI open models through load_backend.
+MODEL_SUFFIXES = {
+    "torch": (".safetensors", ".pth", ".pt"),
+    "onnxruntime": (".onnx",),
+    "tensorrt": (".engine", ".plan"),
+}
+BACKENDS = tuple(MODEL_SUFFIXES)
+BACKEND_OPTIONS = {
+    "torch": ("device", "precision", "cuda_graph", "record_attention"),
+    "onnxruntime": ("providers",),
+    "tensorrt": ("cuda_graph", "plugin_library", "device", "batch", "check_versions"),
+}
+# The torch backend lives outside sspnet.runtime (which never imports torch) and is imported by name,
+# only when a checkpoint is opened.
+TORCH_BACKEND_MODULE = "sspnet.inference.torch_backend"
 
-    .onnx           -> ONNX Runtime   (options: providers, intra_op_num_threads)
-    .engine / .plan -> TensorRT       (sspnet.runtime.tensorrt_backend; needs TensorRT installed)
+
+def backend_for_path(path: str | Path) -> str:
+    """The backend that reads a model file, from its suffix; UsageError for an unknown suffix."""
+    suffix = Path(path).suffix.lower()
+    for backend, suffixes in MODEL_SUFFIXES.items():
+        if suffix in suffixes:
+            return backend
+    known = ", ".join(f"{list(suffixes)} ({backend})" for backend, suffixes in MODEL_SUFFIXES.items())
+    raise UsageError(
+        f"cannot tell the backend of model file {str(path)!r} from its suffix {suffix!r}; expected {known}"
+    )
+
+
+def check_backend_for_file(path: str | Path, backend: str) -> None:
+    """A backend can only run the file types it reads (e.g. onnxruntime needs a .onnx file)."""
+    if backend not in BACKENDS:
+        raise UsageError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    native = backend_for_path(path)
+    if native != backend:
+        raise UsageError(
+            f"backend {backend!r} cannot run {Path(path).name!r}, a {native} model file "
+            f"(export a checkpoint with `sspnet export`, build an engine with `sspnet build-engine`)"
+        )
+
+
+def load_backend(
+    path: str | Path,
+    backend: str | None = None,
+    *,
+    input_size: tuple[int, int] | None = None,
+    threads: int | None = None,
+    **options,
+) -> Backend:
+    """Open any sspnet model file as a Backend; `sspnet predict --model` opens files with this too.
+
+    .safetensors / .pth / .pt -> torch        (sspnet.inference.torch_backend; needs torch)
+    .onnx                     -> onnxruntime  (sspnet.runtime.onnxruntime_backend)
+    .engine / .plan           -> tensorrt     (sspnet.runtime.tensorrt_backend; needs TensorRT)
+
+    backend: the backend's name, default from the suffix (a backend that cannot read the file is a
+    UsageError). input_size (H, W): a checkpoint's input (tile) size (default 512 x 640); an exported
+    file has its own, and a different input_size is an error. threads: CPU intra-op threads (0 / None:
+    the default count, which the torch backend adapts to other processes' load). options: the chosen
+    backend's own (BACKEND_OPTIONS); an option left None takes the backend's default, and an option the
+    backend does not take is a UsageError.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in ONNX_SUFFIXES + TENSORRT_SUFFIXES:
+    backend = backend or backend_for_path(path)
+    check_backend_for_file(path, backend)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+        raise UsageError("threads must be an integer >= 0 (0: the default count)", got=repr(threads))
+    options = {name: value for name, value in options.items() if value is not None}
+    foreign = sorted(set(options) - set(BACKEND_OPTIONS[backend]))
+    if foreign:
+        takers = {name: [b for b, names in BACKEND_OPTIONS.items() if name in names] for name in foreign}
         raise UsageError(
-            f"load_backend: cannot tell the runtime for {str(path)!r} from its suffix {suffix!r}; "
-            f"expected one of {list(ONNX_SUFFIXES + TENSORRT_SUFFIXES)}"
+            f"the {backend} backend ({path.name}) takes no option "
+            + ", ".join(f"{name!r} ({'/'.join(takers[name]) or 'no backend'} only)" for name in foreign)
         )
     if not path.is_file():
         raise FileNotFoundError(errno.ENOENT, "model file does not exist", str(path))
-    if suffix in ONNX_SUFFIXES:
+    if backend == "torch":
+        return _torch_backend_module().open_checkpoint(path, input_size=input_size, threads=threads, **options)
+    if backend == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, **options)
-    return _tensorrt_backend_class()(path, **options)
+        opened = OnnxRuntimeBackend(path, intra_op_num_threads=threads or None, **options)
+    else:
+        if threads:
+            raise UsageError("threads: a TensorRT engine runs on the GPU; drop the CPU thread count")
+        opened = _tensorrt_backend_class()(path, **options)
+    if input_size is not None and tuple(input_size) != tuple(opened.input_size):
+        raise UsageError(
+            f"{path.name} was exported for input H, W = {tuple(opened.input_size)}, not {tuple(input_size)}; "
+            "frames of any size are tiled into that size, or re-export with `sspnet export --imgsz H W`"
+        )
+    return opened
 
 
 def _tensorrt_backend_class():
@@ -390,4 +475,20 @@ def _tensorrt_backend_class():
     return tensorrt_backend.TensorRTBackend
 
 
-__all__ = ["Backend", "ContractError", "MetadataError", "ModelMetadata", "load_backend"]
+def _torch_backend_module():
+    """Import the torch backend by name (runtime never imports torch itself), or say what is missing."""
+    try:
+        return importlib.import_module(TORCH_BACKEND_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name not in ("torch", "torchvision", "sspnet.inference", TORCH_BACKEND_MODULE):
+            raise
+        raise MissingDependencyError(
+            f"checkpoints ({', '.join(MODEL_SUFFIXES['torch'])}) need torch ({error.name} is not installed); "
+            "on a device without torch, run the exported .onnx model or a TensorRT engine instead"
+        ) from error
+
+
+__all__ = [
+    "BACKENDS", "Backend", "ContractError", "MetadataError", "MODEL_SUFFIXES", "ModelMetadata", "backend_for_path",
+    "check_backend_for_file", "load_backend",
+]

@@ -3,6 +3,7 @@
     backend = load_backend("sspnet_640x512.onnx")
     detector = Detector(backend)                 # tiles frames into 640x512 pieces, 30 px overlap
     detector = Detector("sspnet_640x512.onnx")   # the same: a model path is opened with load_backend
+    detector = Detector("runs/a/best.safetensors")  # a checkpoint too (the torch backend; needs torch)
     found = detector.detect(frame_hwc_uint8)     # Detections(boxes [D, 4], scores [D], labels [D])
     detector.timings                             # {"preprocess_ms": ..., "inference_ms": ..., ...}
 
@@ -82,6 +83,14 @@ class _FramePlan:
     mapping: FrameMapping | None = None  # fit="letterbox" / "stretch", set when the input is made
 
 
+@dataclass
+class _CallStats:
+    """Time spent cutting inputs and model calls made, for one detect call."""
+
+    preprocess_s: float = 0.0
+    batches: int = 0
+
+
 def _check_unit_interval(name: str, value, allow_none: bool = False):
     if value is None and allow_none:
         return None
@@ -96,8 +105,9 @@ class Detector:
     """Runs a backend on whole frames (HWC uint8, RGB or BGR).
 
     Args:
-        backend: a loaded Backend (see runtime.backend.load_backend), or the path of a model file,
-            which is opened with load_backend(path).
+        backend: a loaded Backend, or the path of any model file `sspnet predict --model` takes
+            (.onnx, .engine / .plan, or a .safetensors / .pth checkpoint, which needs torch), opened
+            with sspnet.runtime.load_backend(path).
         fit: "tile", "letterbox" or "stretch" (see the module docstring).
         tile_overlap: overlap between neighbouring tiles in pixels.
         merge_iou: IoU threshold of the cross-tile NMS.
@@ -110,7 +120,13 @@ class Detector:
             memory a frame of any size needs (see the module docstring). None sends all inputs of a
             detect call as one batch (unbounded memory; for comparisons only).
 
-    Wrong option values raise sspnet.errors.UsageError.
+    Wrong option values, frames and model files raise sspnet.errors.UsageError (or the error types of
+    sspnet.errors), as `sspnet predict` reports them.
+
+    Threads: a Detector keeps no per-call state, so several threads may call one instance; `timings`
+    then holds the last finished call's. The backend runs one call at a time (Backend.infer_chunks
+    holds its lock), so threads sharing a Detector overlap only their tiling and merging: for parallel
+    inference give each thread its own backend.
     """
 
     def __init__(
@@ -151,10 +167,7 @@ class Detector:
             or max_tiles_per_batch <= 0
         ):
             raise UsageError(f"max_tiles_per_batch must be a positive int or None, got {max_tiles_per_batch!r}")
-        try:
-            to_rgb(np.zeros((1, 1, 3), np.uint8), color_order)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
+        to_rgb(np.zeros((1, 1, 3), np.uint8), color_order)  # UsageError for an unknown color order
         self.backend = backend
         self.fit = fit
         self.tile_overlap = tile_overlap
@@ -164,7 +177,7 @@ class Detector:
         self.max_detections = max_detections
         self.color_order = color_order
         self.max_tiles_per_batch = max_tiles_per_batch
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}  # the last finished call's (see detect_batch)
 
     @property
     def batch_limit(self) -> int | None:
@@ -189,18 +202,18 @@ class Detector:
         (shift + merge), frames, inputs (tiles or resized frames sent to the model), batches.
         """
         if isinstance(frames, np.ndarray) and frames.ndim == 3:
-            raise TypeError("detect_batch takes a list of frames; use detect() for a single frame")
+            raise UsageError("detect_batch takes a list of frames; use detect() for a single frame")
         if len(frames) == 0:
-            raise ValueError("detect_batch: got no frames")
+            raise UsageError("detect_batch: got no frames")
         return self._detect(frames, [f"frames[{index}]" for index in range(len(frames))])
 
     def _detect(self, frames: Sequence[np.ndarray], names: list[str]) -> list[Detections]:
         start = time.perf_counter()
         plans = [self._plan(check_frame(frame, name)) for frame, name in zip(frames, names)]
         total = sum(plan.inputs for plan in plans)
-        self._preprocess_s, self._batches = time.perf_counter() - start, 0
+        stats = _CallStats(preprocess_s=time.perf_counter() - start)  # this call's own: threads may share self
 
-        outputs = self.backend.infer_chunks(self._batches_of(plans, self.batch_limit or total))
+        outputs = self.backend.infer_chunks(self._batches_of(plans, self.batch_limit or total, stats))
         inferred = time.perf_counter()
 
         results, row = [], 0
@@ -210,13 +223,13 @@ class Detector:
             row += plan.inputs
         done = time.perf_counter()
 
-        self.timings = {
-            "preprocess_ms": 1e3 * self._preprocess_s,
-            "inference_ms": 1e3 * (inferred - start - self._preprocess_s),
+        self.timings = {  # one assignment: a reader sees one whole call's timings
+            "preprocess_ms": 1e3 * stats.preprocess_s,
+            "inference_ms": 1e3 * (inferred - start - stats.preprocess_s),
             "postprocess_ms": 1e3 * (done - inferred),
             "frames": len(frames),
             "inputs": total,
-            "batches": self._batches,
+            "batches": stats.batches,
         }
         return results
 
@@ -238,7 +251,7 @@ class Detector:
         image, plan.mapping = resize(plan.rgb, (tile_h, tile_w))
         return image[None]
 
-    def _batches_of(self, plans: list[_FramePlan], limit: int) -> Iterator[np.ndarray]:
+    def _batches_of(self, plans: list[_FramePlan], limit: int, stats: _CallStats) -> Iterator[np.ndarray]:
         """NCHW uint8 batches of at most `limit` inputs, in frame order, each cut when it is asked
         for (time spent here counts as preprocessing)."""
         parts, size = [], 0
@@ -252,15 +265,15 @@ class Detector:
                 batch = None
                 if size == limit:
                     batch, parts, size = _to_nchw(parts), [], 0
-                self._preprocess_s += time.perf_counter() - tic
+                stats.preprocess_s += time.perf_counter() - tic
                 if batch is not None:
-                    self._batches += 1
+                    stats.batches += 1
                     yield batch
         if parts:
             tic = time.perf_counter()
             batch = _to_nchw(parts)
-            self._preprocess_s += time.perf_counter() - tic
-            self._batches += 1
+            stats.preprocess_s += time.perf_counter() - tic
+            stats.batches += 1
             yield batch
 
     def _postprocess(self, outputs: dict[str, np.ndarray], plan: _FramePlan) -> Detections:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sspnet.errors import UsageError
+
 try:  # optional: a device image may ship without OpenCV
     import cv2
 except ImportError:
@@ -29,24 +31,24 @@ COLOR_ORDERS = ("rgb", "bgr")
 
 
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:
-    """A frame must be a uint8 HWC array with 3 channels; raise TypeError / ValueError otherwise."""
+    """A frame must be a uint8 HWC array with 3 channels; UsageError (a ValueError) otherwise."""
     if not isinstance(frame, np.ndarray):
-        raise TypeError(
+        raise UsageError(
             f"{name} must be a numpy.ndarray [H, W, 3] uint8, got {type(frame).__name__}"
         )
     if frame.dtype != np.uint8:
-        raise TypeError(f"{name} must be uint8, got {frame.dtype}")
+        raise UsageError(f"{name} must be uint8, got {frame.dtype}")
     if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"{name} must be [H, W, 3] (HWC, 3 channels), got shape {frame.shape}")
+        raise UsageError(f"{name} must be [H, W, 3] (HWC, 3 channels), got shape {frame.shape}")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {frame.shape}")
+        raise UsageError(f"{name} is empty: shape {frame.shape}")
     return frame
 
 
 def to_rgb(frame: np.ndarray, color_order: str = "rgb") -> np.ndarray:
     """Return the frame in RGB channel order (a view for BGR input, no copy)."""
     if color_order not in COLOR_ORDERS:
-        raise ValueError(f"color_order must be one of {list(COLOR_ORDERS)}, got {color_order!r}")
+        raise UsageError(f"color_order must be one of {list(COLOR_ORDERS)}, got {color_order!r}")
     return frame[..., ::-1] if color_order == "bgr" else frame
 
 
@@ -57,11 +59,11 @@ def frames_to_batch(
     if isinstance(frames, np.ndarray) and frames.ndim == 4:
         frames = list(frames)
     if len(frames) == 0:
-        raise ValueError("frames_to_batch: got no frames")
+        raise UsageError("frames_to_batch: got no frames")
     frames = [check_frame(f, f"frames[{i}]") for i, f in enumerate(frames)]
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
-        raise ValueError(f"frames_to_batch: frames must share one shape, got {sorted(shapes)}")
+        raise UsageError(f"frames_to_batch: frames must share one shape, got {sorted(shapes)}")
     batch = np.stack([to_rgb(f, color_order) for f in frames])  # [N, H, W, 3]
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 

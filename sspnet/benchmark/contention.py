@@ -122,7 +122,7 @@ class ContentionSettings:
 
 def _detector_step(row: ContentionRow):
     from sspnet.benchmark.harness import RowSpec, open_row_backend, synthetic_frames
-    from sspnet.inference.backends import backend_for_path
+    from sspnet.runtime.backend import backend_for_path
     from sspnet.runtime.detector import Detector
 
     backend_name = row.backend or backend_for_path(row.model)

@@ -33,7 +33,7 @@ from sspnet.benchmark.memory import PeakMemory
 from sspnet.benchmark.stats import latency_stats, throughput
 from sspnet.benchmark.tegrastats import TegraStats
 from sspnet.errors import UsageError
-from sspnet.inference.backends import backend_for_path
+from sspnet.runtime.backend import backend_for_path
 
 REFERENCE = "torchvision"  # RowSpec.model of the torchvision reference row
 STAGES = ("preprocess_ms", "inference_ms", "postprocess_ms")
@@ -188,14 +188,14 @@ def open_row_backend(spec: RowSpec, threads: int | None = None):
         from sspnet.benchmark.reference import reference_backend
 
         return reference_backend(spec.input_size, device=spec.device, precision=spec.precision)
-    from sspnet.inference.backends import open_backend
+    from sspnet.runtime.backend import load_backend
 
     if spec.backend == "torch":
-        return open_backend(spec.model, "torch", input_size=spec.input_size, device=spec.device,
+        return load_backend(spec.model, "torch", input_size=spec.input_size, device=spec.device,
                             precision=spec.precision, cuda_graph=spec.mode == "cuda-graph", threads=threads)
     if spec.backend == "onnxruntime":
-        return open_backend(spec.model, "onnxruntime", providers=[spec.mode], threads=threads)
-    return open_backend(spec.model, "tensorrt", cuda_graph=spec.mode == "cuda-graph")
+        return load_backend(spec.model, "onnxruntime", providers=[spec.mode], threads=threads)
+    return load_backend(spec.model, "tensorrt", cuda_graph=spec.mode == "cuda-graph")
 
 
 _FRAMES: dict = {}

@@ -222,11 +222,11 @@ def _sample_source(settings: DemoSettings):
 
 def run_onnxruntime(settings: DemoSettings, onnx_path: str) -> dict:
     from sspnet.benchmark.harness import accuracy
-    from sspnet.inference.backends import open_backend
     from sspnet.inference.predict import PredictOptions, predict
+    from sspnet.runtime.backend import load_backend
     from sspnet.runtime.detector import Detector
 
-    backend = open_backend(onnx_path, "onnxruntime")
+    backend = load_backend(onnx_path, "onnxruntime")
     ap = accuracy(backend, str(settings.out / "data"), "val", progress=True)
     print(f"ONNX Runtime AP50-tiny on val: {ap:.2f} %")
     detector = Detector(backend, score_threshold=settings.conf, color_order="bgr")

@@ -1,8 +1,7 @@
 """Inference around the runtime's Detector: model files of every kind, frame sources, drawing.
 
-    backends      open_backend(path, backend=None, ...): .safetensors/.pth -> torch, .onnx -> ONNX
-                  Runtime, .engine/.plan -> TensorRT, all behind the runtime's Backend interface
-    torch_backend TorchBackend: a PyTorch detector as a Backend (imports torch; runtime/ never does)
+    torch_backend TorchBackend: a PyTorch detector as a Backend (imports torch; runtime/ never does);
+                  sspnet.runtime.load_backend opens checkpoints with it, by name
     sources       images, folders, globs, videos, cameras and stream URLs as frame iterators;
                   a bounded queue that drops frames of live streams when inference is slower
     draw          boxes and attention-map heat-maps drawn on frames

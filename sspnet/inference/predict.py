@@ -1,6 +1,6 @@
 """The `sspnet predict` loop: frames from a source -> Detector -> drawings, video and detections.
 
-    detector = Detector(open_backend("model.onnx"), color_order="bgr", score_threshold=0.25)
+    detector = Detector(load_backend("model.onnx"), color_order="bgr", score_threshold=0.25)
     source = open_source("clips/flight.mp4")
     summary = predict(detector, source, PredictOptions(out="runs/pred"))
 

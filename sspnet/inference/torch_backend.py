@@ -149,6 +149,10 @@ class TorchBackend(Backend):
 
         return cls(load_model(path), input_size=input_size, path=path, **options)
 
+    def _start_call(self) -> None:
+        # one call (`infer`, or a Detector sending a frame's tiles in chunks): one set of attention maps
+        self._attention_chunks = []
+
     # ---- the Backend interface -----------------------------------------------------------------
     @property
     def fixed_batch(self) -> int | None:
@@ -157,11 +161,6 @@ class TorchBackend(Backend):
     @property
     def fixed_hw(self) -> tuple[int, int] | None:
         return None  # any multiple of 32; the Detector always sends input_size
-
-    def infer_chunks(self, batches) -> dict[str, np.ndarray]:
-        # one call (`infer`, or a Detector sending a frame's tiles in chunks): one set of attention maps
-        self._attention_chunks = []
-        return super().infer_chunks(batches)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         if self.thread_governor is not None:
@@ -252,4 +251,16 @@ class TorchBackend(Backend):
         return [np.concatenate([chunk[level] for chunk in chunks]) for level in range(levels)]
 
 
-__all__ = ["TorchBackend", "model_metadata", "PRECISIONS", "DEFAULT_INPUT_SIZE"]
+def open_checkpoint(
+    path: str | Path, input_size: tuple[int, int] | None = None, threads: int | None = None, **options
+) -> TorchBackend:
+    """What sspnet.runtime.load_backend calls for a checkpoint: threads > 0 fixes torch's CPU thread
+    count (and turns the adaptive count off); 0 / None keeps the default count, adapted to the load."""
+    if threads:
+        torch.set_num_threads(threads)
+    return TorchBackend.from_checkpoint(
+        path, input_size=tuple(input_size or DEFAULT_INPUT_SIZE), adaptive_threads=False if threads else None, **options
+    )
+
+
+__all__ = ["TorchBackend", "model_metadata", "open_checkpoint", "PRECISIONS", "DEFAULT_INPUT_SIZE"]

@@ -15,7 +15,7 @@ from runtime_models import expected_detections
 
 from sspnet.cli import main
 from sspnet.errors import InputError
-from sspnet.inference.backends import backend_for_path, open_backend
+from sspnet.runtime.backend import backend_for_path, load_backend
 from sspnet.inference.predict import PredictOptions, predict
 from sspnet.inference.sources import FrameQueue, open_source
 from sspnet.runtime.backend import Backend
@@ -98,7 +98,7 @@ def test_labels_off_draws_only_boxes(marker_onnx, image_folder, tmp_path):
 def test_glob_source_and_image_format(marker_onnx, image_folder, tmp_path):
     source = open_source(str(image_folder / "frame_[01].png"))
     assert source.total == 2
-    detector = Detector(open_backend(marker_onnx), color_order="bgr")
+    detector = Detector(load_backend(marker_onnx), color_order="bgr")
     summary = predict(detector, source, PredictOptions(out=tmp_path / "g", image_format="jpg", progress=False))
     assert summary.frames == 2 and summary.dropped == 0
     assert summary.detections == len(MARKERS[0]) + len(MARKERS[1])
@@ -129,7 +129,7 @@ def test_video_in_video_out(marker_onnx, tmp_path):
 
 
 def test_max_frames_stops_early(marker_onnx, image_folder, tmp_path):
-    detector = Detector(open_backend(marker_onnx), color_order="bgr")
+    detector = Detector(load_backend(marker_onnx), color_order="bgr")
     summary = predict(detector, open_source(str(image_folder)), PredictOptions(out=None, max_frames=2, progress=False))
     assert summary.frames == 2
 
@@ -149,7 +149,7 @@ def test_errors_name_the_problem(marker_onnx, image_folder, tmp_path, capsys):
     assert main(["predict", str(image_folder), "--model", str(marker_onnx), "--backend", "torch"]) == 2
     assert "backend 'torch' cannot run 'marker.onnx'" in capsys.readouterr().err
     assert main(["predict", str(image_folder), "--model", str(marker_onnx), "--attention"]) == 2
-    assert "attention maps need the torch backend" in capsys.readouterr().err
+    assert "takes no option 'record_attention' (torch only)" in capsys.readouterr().err
     assert main(["predict", str(image_folder), "--model", str(marker_onnx), "--imgsz", "64", "64"]) == 2
     assert "exported for input H, W = (96, 128)" in capsys.readouterr().err
     empty = tmp_path / "empty"
@@ -173,7 +173,7 @@ def test_all_inputs_unreadable_is_an_error(marker_onnx, tmp_path, capsys):
     assert "broken.png" in last
     assert not out.exists() or not any(out.iterdir())  # nothing written
     # the API raises the same user error
-    detector = Detector(open_backend(marker_onnx), color_order="bgr")
+    detector = Detector(load_backend(marker_onnx), color_order="bgr")
     with pytest.raises(InputError, match="no frame could be processed.*broken.png"):
         predict(detector, open_source(str(folder)), PredictOptions(progress=False, warn=lambda message: None))
 
@@ -316,7 +316,7 @@ class FailingBackend(Backend):
 
 def test_a_crash_loses_at_most_the_frame_in_flight(marker_onnx, image_folder, tmp_path):
     out = tmp_path / "out"
-    backend = FailingBackend(open_backend(marker_onnx), fail_at=3, error=RuntimeError("device lost"))
+    backend = FailingBackend(load_backend(marker_onnx), fail_at=3, error=RuntimeError("device lost"))
     detector = Detector(backend, color_order="bgr", max_tiles_per_batch=None)  # one model call per frame
     with pytest.raises(RuntimeError, match="device lost"):
         predict(detector, open_source(str(image_folder)), PredictOptions(out=out, progress=False))
@@ -329,7 +329,7 @@ def test_a_crash_loses_at_most_the_frame_in_flight(marker_onnx, image_folder, tm
 def test_ctrl_c_finishes_the_outputs(marker_onnx, tmp_path):
     video = write_video(tmp_path / "clip.avi", [[(20 + 40 * k, 30, 200, 0)] for k in range(5)])
     out = tmp_path / "out"
-    backend = FailingBackend(open_backend(marker_onnx), fail_at=4, error=KeyboardInterrupt())
+    backend = FailingBackend(load_backend(marker_onnx), fail_at=4, error=KeyboardInterrupt())
     detector = Detector(backend, color_order="bgr", max_tiles_per_batch=None)
     summary = predict(detector, open_source(str(video)), PredictOptions(out=out, progress=False))
     assert summary.interrupted and summary.frames == 3

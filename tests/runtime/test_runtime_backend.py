@@ -5,6 +5,7 @@ import json
 
 import pytest
 from runtime_models import VALID_PROPS
+from sspnet.errors import UsageError
 from sspnet.runtime import MetadataError, ModelMetadata, load_backend
 from sspnet.runtime.contract import METADATA_KEYS
 
@@ -112,9 +113,9 @@ def test_metadata_error_is_a_value_error():
 
 
 def test_unknown_suffix_is_rejected(tmp_path):
-    path = tmp_path / "model.pt"
+    path = tmp_path / "model.bin"
     path.write_bytes(b"x")
-    with pytest.raises(ValueError, match=r"suffix '\.pt'.*\.onnx.*\.engine.*\.plan"):
+    with pytest.raises(UsageError, match=r"suffix '\.bin'.*\.safetensors.*\.pth.*\.pt.*\.onnx.*\.engine.*\.plan"):
         load_backend(path)
 
 

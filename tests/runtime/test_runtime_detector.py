@@ -204,11 +204,11 @@ def test_score_threshold_and_max_detections(backend):
 @pytest.mark.parametrize(
     "frame, error, pattern",
     [
-        (np.zeros((96, 128, 3), np.float32), TypeError, "uint8"),
-        (np.zeros((96, 128), np.uint8), ValueError, r"\[H, W, 3\]"),
-        (np.zeros((96, 128, 4), np.uint8), ValueError, r"\[H, W, 3\]"),
-        (np.zeros((3, 96, 128), np.uint8), ValueError, r"\[H, W, 3\]"),
-        (np.zeros((0, 128, 3), np.uint8), ValueError, "empty"),
+        (np.zeros((96, 128, 3), np.float32), UsageError, "uint8"),
+        (np.zeros((96, 128), np.uint8), UsageError, r"\[H, W, 3\]"),
+        (np.zeros((96, 128, 4), np.uint8), UsageError, r"\[H, W, 3\]"),
+        (np.zeros((3, 96, 128), np.uint8), UsageError, r"\[H, W, 3\]"),
+        (np.zeros((0, 128, 3), np.uint8), UsageError, "empty"),
     ],
 )
 def test_bad_frames(backend, frame, error, pattern):
@@ -218,9 +218,9 @@ def test_bad_frames(backend, frame, error, pattern):
 
 def test_bad_detect_batch_arguments(backend):
     detector = Detector(backend)
-    with pytest.raises(ValueError, match="no frames"):
+    with pytest.raises(UsageError, match="no frames"):
         detector.detect_batch([])
-    with pytest.raises(TypeError, match="list of frames"):
+    with pytest.raises(UsageError, match="list of frames"):
         detector.detect_batch(np.zeros((96, 128, 3), np.uint8))
 
 
@@ -236,7 +236,7 @@ def test_bad_detect_batch_arguments(backend):
     ],
 )
 def test_bad_detector_options(backend, kwargs, pattern):
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(UsageError, match=pattern):
         Detector(backend, **kwargs)
 
 

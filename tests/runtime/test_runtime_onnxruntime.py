@@ -11,6 +11,7 @@ from runtime_models import (
     metadata_props,
 )
 from sspnet.runtime import MetadataError, load_backend
+from sspnet.errors import UsageError
 from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 R = MARKER_RADIUS
@@ -137,19 +138,21 @@ def test_cuda_provider_gives_the_cpu_results(marker_model):
 
 
 def test_threads_option(marker_model):
-    backend = load_backend(marker_model(), intra_op_num_threads=1)
+    backend = load_backend(marker_model(), threads=1)
     assert backend.session.get_session_options().intra_op_num_threads == 1
     check_image_outputs(backend.infer(marker_batch(MARKERS[:1])), 0, MARKERS[0])
 
 
 @pytest.mark.parametrize("threads", [-1, 1.5, "2"])
 def test_bad_thread_count(marker_model, threads):
+    with pytest.raises(UsageError, match="threads"):
+        load_backend(marker_model(), threads=threads)
     with pytest.raises(ValueError, match="intra_op_num_threads"):
-        load_backend(marker_model(), intra_op_num_threads=threads)
+        OnnxRuntimeBackend(marker_model(), intra_op_num_threads=threads)
 
 
-def test_unknown_option_is_a_type_error(marker_model):
-    with pytest.raises(TypeError, match="device"):
+def test_an_option_of_another_backend_is_a_usage_error(marker_model):
+    with pytest.raises(UsageError, match=r"onnxruntime backend .* takes no option 'device' \(torch/tensorrt only\)"):
         load_backend(marker_model(), device="cuda")
 
 
@@ -249,15 +252,15 @@ def test_output_shape_breaking_the_contract_is_a_runtime_error(tmp_path):
 @pytest.mark.parametrize(
     "images, error, pattern",
     [
-        ([[[[0]]]], TypeError, "numpy.ndarray, got list"),
-        (np.zeros((1, 3, 96, 128), np.float32), TypeError, "uint8.*got float32"),
-        (np.zeros((1, 3, 96, 128), np.int8), TypeError, "uint8.*got int8"),
-        (np.zeros((3, 96, 128), np.uint8), ValueError, r"rank 4.*\(3, 96, 128\)"),
-        (np.zeros((1, 96, 128, 3), np.uint8), ValueError, "3 channels.*HWC"),
-        (np.zeros((1, 1, 96, 128), np.uint8), ValueError, "3 channels"),
-        (np.zeros((0, 3, 96, 128), np.uint8), ValueError, "empty batch"),
-        (np.zeros((1, 3, 128, 96), np.uint8), ValueError, r"H, W = \(96, 128\), got \(128, 96\)"),
-        (np.zeros((1, 3, 512, 640), np.uint8), ValueError, r"H, W = \(96, 128\), got \(512, 640\)"),
+        ([[[[0]]]], UsageError, "numpy.ndarray, got list"),
+        (np.zeros((1, 3, 96, 128), np.float32), UsageError, "uint8.*got float32"),
+        (np.zeros((1, 3, 96, 128), np.int8), UsageError, "uint8.*got int8"),
+        (np.zeros((3, 96, 128), np.uint8), UsageError, r"rank 4.*\(3, 96, 128\)"),
+        (np.zeros((1, 96, 128, 3), np.uint8), UsageError, "3 channels.*HWC"),
+        (np.zeros((1, 1, 96, 128), np.uint8), UsageError, "3 channels"),
+        (np.zeros((0, 3, 96, 128), np.uint8), UsageError, "empty batch"),
+        (np.zeros((1, 3, 128, 96), np.uint8), UsageError, r"H, W = \(96, 128\), got \(128, 96\)"),
+        (np.zeros((1, 3, 512, 640), np.uint8), UsageError, r"H, W = \(96, 128\), got \(512, 640\)"),
     ],
 )
 def test_bad_batches_are_clear_errors(marker_model, images, error, pattern):
@@ -270,7 +273,7 @@ def test_bad_batches_are_clear_errors(marker_model, images, error, pattern):
 
 def test_empty_spatial_size_on_dynamic_hw_model(marker_model):
     backend = load_backend(marker_model(dynamic_hw=True))
-    with pytest.raises(ValueError, match="empty spatial size"):
+    with pytest.raises(UsageError, match="empty spatial size"):
         backend.infer(np.zeros((1, 3, 0, 10), np.uint8))
 
 

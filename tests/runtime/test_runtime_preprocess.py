@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sspnet.runtime import preprocess
+from sspnet.errors import UsageError
 from sspnet.runtime.preprocess import (
     FrameMapping,
     frames_to_batch,
@@ -74,13 +75,13 @@ def test_frames_to_batch_rgb_and_bgr():
 @pytest.mark.parametrize(
     "frames, error, pattern",
     [
-        ([], ValueError, "no frames"),
-        ([np.zeros((4, 5, 3), np.float32)], TypeError, r"frames\[0\] must be uint8"),
-        ([np.zeros((4, 5), np.uint8)], ValueError, r"\[H, W, 3\]"),
-        ([np.zeros((4, 5, 4), np.uint8)], ValueError, r"\[H, W, 3\]"),
-        ([np.zeros((0, 5, 3), np.uint8)], ValueError, "empty"),
-        ([np.zeros((4, 5, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)], ValueError, "one shape"),
-        (["frame"], TypeError, "numpy.ndarray"),
+        ([], UsageError, "no frames"),
+        ([np.zeros((4, 5, 3), np.float32)], UsageError, r"frames\[0\] must be uint8"),
+        ([np.zeros((4, 5), np.uint8)], UsageError, r"\[H, W, 3\]"),
+        ([np.zeros((4, 5, 4), np.uint8)], UsageError, r"\[H, W, 3\]"),
+        ([np.zeros((0, 5, 3), np.uint8)], UsageError, "empty"),
+        ([np.zeros((4, 5, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)], UsageError, "one shape"),
+        (["frame"], UsageError, "numpy.ndarray"),
     ],
 )
 def test_frames_to_batch_errors(frames, error, pattern):

@@ -187,7 +187,7 @@ def test_busy_neighbour_is_seen_and_our_own_spinning_is_not():
 
 def test_torch_backend_adapts_threads_on_cpu_unless_told_not_to(monkeypatch, tmp_path):
     torch = pytest.importorskip("torch")
-    from sspnet.inference.backends import open_backend
+    from sspnet.runtime.backend import load_backend
     from sspnet.inference.torch_backend import TorchBackend
     from sspnet.models import build_model
 
@@ -209,8 +209,8 @@ def test_torch_backend_adapts_threads_on_cpu_unless_told_not_to(monkeypatch, tmp
         path = tmp_path / "m.safetensors"
         save_checkpoint(path, model, preset="fovea_r18_sspnet_small")
         # --threads 0 means the default count, as for ONNX Runtime: adapted
-        assert open_backend(path, "torch", input_size=(64, 64), device="cpu", threads=0).thread_governor is not None
-        backend = open_backend(path, "torch", input_size=(64, 64), device="cpu", threads=1)
+        assert load_backend(path, "torch", input_size=(64, 64), device="cpu", threads=0).thread_governor is not None
+        backend = load_backend(path, "torch", input_size=(64, 64), device="cpu", threads=1)
         assert backend.thread_governor is None and torch.get_num_threads() == 1
         assert backend.infer(torch.zeros(1, 3, 64, 64, dtype=torch.uint8).numpy())["num_dets"].shape == (1, 1)
     finally:
