@@ -7,6 +7,11 @@
     found = detector.detect(frame_hwc_uint8)     # Detections(boxes [D, 4], scores [D], labels [D])
     detector.timings                             # {"preprocess_ms": ..., "inference_ms": ..., ...}
 
+    # the same in three steps, for a pipeline that runs them on different threads:
+    prepared = detector.prepare(frame)           # tiles cut into model batches (decoder thread)
+    outputs = detector.infer(prepared)           # the model (inference thread)
+    found = detector.finish(prepared, outputs)   # shift + cross-tile merge (writer thread)
+
 fit="tile" (default) follows the architecture's data flow: a frame of the export size goes straight
 through; a larger one (e.g. 3840x2160) is cut into tiles of the export size (runtime.tiling), the
 tiles run through the model, and the per-tile detections are shifted to frame pixels and merged
@@ -89,6 +94,15 @@ class _CallStats:
 
     preprocess_s: float = 0.0
     batches: int = 0
+
+
+@dataclass
+class PreparedFrame:
+    """One frame cut into its model batches (Detector.prepare), with the time each step took (ms)."""
+
+    plan: _FramePlan
+    batches: list[np.ndarray]
+    timings: dict
 
 
 def _check_unit_interval(name: str, value, allow_none: bool = False):
@@ -193,6 +207,31 @@ class Detector:
     def detect(self, frame: np.ndarray) -> Detections:
         """One HWC uint8 frame -> its Detections."""
         return self._detect([frame], ["frame"])[0]
+
+    def prepare(self, frame: np.ndarray) -> PreparedFrame:
+        """Step 1 of 3: check one HWC uint8 frame and cut it into its model batches (all at once:
+        memory is the frame's tiles, about the frame's size; the batches stay within batch_limit)."""
+        start = time.perf_counter()
+        plan = self._plan(check_frame(frame, "frame"))
+        self._preprocess_s, self._batches = 0.0, 0
+        batches = list(self._batches_of([plan], self.batch_limit or plan.inputs))
+        return PreparedFrame(plan, batches, {"preprocess_ms": 1e3 * (time.perf_counter() - start),
+                                             "inputs": plan.inputs, "batches": len(batches)})
+
+    def infer(self, prepared: PreparedFrame) -> dict[str, np.ndarray]:
+        """Step 2 of 3: the model on a prepared frame's batches -> the contract outputs of its inputs."""
+        start = time.perf_counter()
+        outputs = self.backend.infer_chunks(iter(prepared.batches))
+        prepared.timings["inference_ms"] = 1e3 * (time.perf_counter() - start)
+        prepared.batches = []  # the tiles are no longer needed
+        return outputs
+
+    def finish(self, prepared: PreparedFrame, outputs: dict[str, np.ndarray]) -> Detections:
+        """Step 3 of 3: outputs -> Detections in frame pixels (shift + cross-tile merge)."""
+        start = time.perf_counter()
+        found = self._postprocess(outputs, prepared.plan)
+        prepared.timings["postprocess_ms"] = 1e3 * (time.perf_counter() - start)
+        return found
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Frames (each any size) -> one Detections per frame. Their inputs reach the model in

@@ -3,6 +3,9 @@
     sspnet predict --model model.onnx data/images --out runs/pred
     sspnet predict --model best.safetensors flight.mp4 --out runs/pred --attention
     sspnet predict --model model_fp16.engine rtsp://10.0.0.5/live --out runs/live --max-frames 1000
+    sspnet predict --model model.onnx "rtspsrc location=rtsp://10.0.0.5/live latency=100 ! rtph264depay ! \
+        h264parse ! nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! \
+        video/x-raw,format=BGR ! appsink drop=true max-buffers=2" --out runs/live
 
 Frames larger than the model input are cut into tiles of the input size (30 px overlap) and the
 tiles' detections merged; smaller ones are padded (sspnet.runtime.Detector). Tiles reach the model
@@ -15,15 +18,21 @@ described in sspnet.inference.predict. The output folder may not be, or lie insi
 folder, and no output ever replaces an input: such a run is refused before any work. An unreadable
 image or video frame is skipped with a warning naming it and counted in the summary; the run fails
 (exit 2) only when no frame at all could be processed. Ctrl-C finishes the outputs (exit 130).
+
+A stream URL or GStreamer pipeline whose link drops is reopened with backoff (--reconnect-*); the
+outage is warned about and counted. One that stays down for --reconnect-timeout seconds ends the run
+with its outputs finished, a warning, and exit status 3 (EXIT_LINK_LOST).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sspnet.io.table import print_table
 
 HELP = "detect in images / folders / globs / videos / cameras / stream URLs; annotated output + COCO JSON"
+EXIT_LINK_LOST = 3  # a stream stayed down for --reconnect-timeout: the run ended there (outputs complete)
 
 EPILOG = """\
 outputs in --out:
@@ -36,13 +45,69 @@ outputs in --out:
                      (+ "warning" for a damaged but decoded frame, e.g. a truncated JPEG)
   detections.json    COCO results: every record's "detections" in one array, written at the end
 unreadable images / undecodable video frames are skipped with a warning and counted; no output may
-be, or lie inside, an input folder, or replace an input file (refused before any work, exit 2)."""
+be, or lie inside, an input folder, or replace an input file (refused before any work, exit 2).
+live links (stream URLs, GStreamer pipelines): a stream that drops is reopened after 0.5 s, 1 s, 2 s,
+... (at most --reconnect-max-wait apart); each outage is warned about, and the summary counts outages
+and the frames estimated lost (gap x the stream's frame rate); frame numbers (image_id) skip them.
+A stream still down after --reconnect-timeout s ends the run: outputs finished, exit status 3.
+exit status: 0 done, 2 a user mistake (one line), 3 the stream's link was lost, 130 Ctrl-C."""
+
+
+def add_source_arguments(parser) -> None:
+    """The options that say how frames are read (shared by `predict` and `track`)."""
+    parser.add_argument("source", help="image, folder, glob ('imgs/*.jpg'), video file, camera index (0), stream "
+                                       "URL (rtsp://, http://, udp://, tcp://, ...) or a GStreamer pipeline ending "
+                                       "in appsink (needs an OpenCV built with GStreamer: see `sspnet doctor`)")
+    parser.add_argument("--vid-stride", type=int, default=1, metavar="N",
+                        help="process every Nth frame of a video, camera or stream (default 1: all)")
+    parser.add_argument("--reconnect-timeout", type=float, default=30.0, metavar="S",
+                        help="streams: end the run (exit 3) when the link stays down this long; 0: do not "
+                             "reconnect (default 30)")
+    parser.add_argument("--reconnect-wait", type=float, default=0.5, metavar="S",
+                        help="streams: wait before the first reconnect, doubled after each failed one (default 0.5)")
+    parser.add_argument("--reconnect-max-wait", type=float, default=5.0, metavar="S",
+                        help="streams: longest wait between reconnect attempts (default 5)")
+    parser.add_argument("--read-timeout", type=float, default=5.0, metavar="S",
+                        help="stream URLs: a read or (re)open that delivers nothing this long counts as a drop "
+                             "(default 5)")
+
+
+def source_from_args(args):
+    """The FrameSource the source options name; one-line errors (exit 2) for bad values."""
+    import math
+
+    from sspnet.errors import UsageError
+    from sspnet.inference.sources import ReconnectPolicy, open_source
+
+    if args.vid_stride < 1:
+        raise UsageError("--vid-stride must be a positive integer", got=args.vid_stride)
+    for name in ("reconnect_timeout", "reconnect_wait", "reconnect_max_wait", "read_timeout"):
+        value = getattr(args, name)
+        positive = name == "read_timeout"
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number of seconds "
+                             f"{'> 0' if positive else '>= 0'}", got=value)
+    policy = ReconnectPolicy(first_wait_s=args.reconnect_wait, max_wait_s=args.reconnect_max_wait,
+                             give_up_after_s=args.reconnect_timeout, read_timeout_s=args.read_timeout,
+                             open_timeout_s=args.read_timeout)
+    return open_source(args.source, vid_stride=args.vid_stride, reconnect=policy)
+
+
+def run_exit_code(summary) -> int:
+    """0 done, 130 stopped by Ctrl-C, EXIT_LINK_LOST when a stream's link did not come back."""
+    if summary.interrupted:
+        return 130
+    if summary.link_lost:
+        print(f"sspnet: the stream's link was lost ({summary.link_problem}); the outputs hold the "
+              f"{summary.frames} frames processed before it", file=sys.stderr, flush=True)
+        return EXIT_LINK_LOST
+    return 0
 
 
 def add_arguments(parser):
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("source", help="image, folder, glob ('imgs/*.jpg'), video file, camera index (0) or stream URL")
+    add_source_arguments(parser)
     parser.add_argument("--model", required=True, help="model file: .safetensors/.pth (torch), .onnx, .engine")
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"),
                         help="default: from the model file's suffix")
@@ -96,22 +161,21 @@ def _check_arguments(args) -> None:
 
 def run(args) -> int:
     from sspnet.errors import UsageError
+    from sspnet.inference.backends import open_backend
     from sspnet.inference.predict import PredictOptions, plan_outputs, predict
-    from sspnet.inference.sources import open_source
-    from sspnet.runtime.backend import load_backend
     from sspnet.runtime.detector import DEFAULT_MAX_TILES_PER_BATCH, Detector
 
     _check_arguments(args)
-    source = open_source(args.source)
+    source = source_from_args(args)
     options = PredictOptions(
         out=args.out, show_labels=args.labels, save_media=not args.no_media, attention=args.attention,
         image_format=args.image_format, max_frames=args.max_frames, queue_size=args.queue,
         progress=not args.quiet, keep_results=False,
     )
     plan = plan_outputs(source, options, protect=[args.model])  # refuses a bad --out before loading anything
-    backend = load_backend(  # options left None take the backend's default; others must fit the backend
+    backend = open_backend(
         args.model, args.backend, input_size=tuple(args.imgsz) if args.imgsz else None, device=args.device,
-        record_attention=args.attention or None, providers=args.providers, threads=args.threads,
+        record_attention=args.attention, providers=args.providers, threads=args.threads,
     )
     if args.fit == "tile" and args.overlap >= min(backend.input_size):
         raise UsageError(f"--overlap must be smaller than the model's tile {backend.input_size[0]}x"
@@ -122,4 +186,4 @@ def run(args) -> int:
           f"classes {list(backend.metadata.classes)}); source: {source.description}", flush=True)
     summary = predict(detector, source, options, plan=plan)
     print_table(summary.rows(), headers=("predict", "value"))
-    return 130 if summary.interrupted else 0
+    return run_exit_code(summary)

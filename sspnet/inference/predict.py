@@ -36,14 +36,33 @@ one warning naming it, and counted (summary.skipped); when no frame at all could
 `predict` raises InputError. Ctrl-C stops the run cleanly: the video and detections.json are
 finished with the frames processed so far (summary.interrupted).
 
-Decoding runs on its own thread (sources.FrameQueue); live sources drop frames when inference is
-slower than the camera, and the summary counts them.
+A pipeline that keeps the model busy: three stages on three threads, handing frames on through
+bounded queues (memory stays bounded by --queue frames):
+    decoder thread   decode + cut into model tiles (sources.FrameQueue, Detector.prepare)
+    calling thread   the model (Detector.infer)
+    writer thread    cross-tile merge, frame hook (tracking), drawing, video / JSON writing, in
+                     frame order (Detector.finish; runs inline with attention overlays, which read
+                     the model's last call)
+Live sources drop their oldest waiting frame when inference is slower than the camera, and the
+summary counts them. A stream whose link drops is reconnected by its source (sources.ReconnectPolicy):
+the outage is warned about and counted (summary.outages, summary.lost_in_gaps), and a stream that
+does not come back ends the run with summary.link_lost (the outputs hold every frame before it).
+
+Frame hook (PredictOptions.frame_hook, e.g. a tracker): an object with
+    plan(guard, folder)               called by plan_outputs to check its own output paths
+    on_frame(frame, found, rows)      -> the rows to write, for each processed frame, in order
+    on_gap(frame)                     optional; each Frame with no image (unreadable, link event)
+    draw(image, frame)                -> the annotated image (replaces the plain box drawing)
+    finish(summary)                   after the outputs are written (may add summary.outputs / extra_rows)
+all called on the writer thread, one frame at a time, in frame order.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import json
 import math
 import sys
@@ -88,6 +107,7 @@ class PredictOptions:
     progress: bool = True
     keep_results: bool = True
     warn: Callable[[str], None] | None = None
+    frame_hook: object = None  # see the module docstring (e.g. sspnet.tracking's hook)
 
 
 @dataclass
@@ -97,7 +117,9 @@ class PredictSummary:
     frames: processed frames; skipped: source frames that could not be read or decoded;
     damaged: processed frames that came with a warning (truncated JPEG); non_finite: detections
     with NaN / inf values, dropped with a warning; dropped: live-source frames dropped because
-    inference was slower; interrupted: stopped by Ctrl-C."""
+    inference was slower; interrupted: stopped by Ctrl-C; outages: times a stream's link dropped;
+    lost_in_gaps: source frames estimated lost while it was down; link_lost: the stream did not come
+    back (the run ended there); extra_rows: rows a frame hook adds to the printed summary."""
 
     source: str
     frames: int = 0
@@ -107,11 +129,16 @@ class PredictSummary:
     non_finite: int = 0
     dropped: int = 0
     interrupted: bool = False
+    outages: int = 0
+    lost_in_gaps: int = 0
+    link_lost: bool = False
     seconds: float = 0.0
     stage_ms: dict = field(default_factory=dict)  # mean per frame
     outputs: dict = field(default_factory=dict)
     results: list = field(default_factory=list, repr=False)  # the COCO result dicts (keep_results)
     first_problem: str | None = None  # the first skipped input and why
+    link_problem: str | None = None  # why the link was given up
+    extra_rows: list = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -132,9 +159,14 @@ class PredictSummary:
             ("frames/s", f"{self.fps:.2f}"),
             ("dropped frames", str(self.dropped)),
         ]
+        if self.outages or self.link_lost:
+            rows += [("link outages", str(self.outages)), ("frames lost in link gaps (estimated)", str(self.lost_in_gaps))]
+        if self.link_lost:
+            rows.append(("link lost", f"{self.link_problem}; outputs hold the frames processed before it"))
         if self.interrupted:
             rows.append(("interrupted", "Ctrl-C; outputs hold the frames processed before it"))
         rows += [(f"mean {name[:-3]} (ms)", f"{value:.1f}") for name, value in self.stage_ms.items()]
+        rows += list(self.extra_rows)
         rows += [(f"wrote {kind}", str(path)) for kind, path in self.outputs.items()]
         return rows
 
@@ -162,6 +194,8 @@ def plan_outputs(source: FrameSource, options: PredictOptions, protect=()) -> Ou
     (source files and `protect`, e.g. the model file) or a file of another kind.
     """
     if options.out is None:
+        if options.frame_hook is not None:  # frame hook: told that nothing is written
+            options.frame_hook.plan(None, None)
         return None
     folder = Path(options.out)
     guard = OutputGuard(inputs=getattr(source, "inputs", ()), verb="predict")
@@ -183,6 +217,8 @@ def plan_outputs(source: FrameSource, options: PredictOptions, protect=()) -> Ou
         plan.video = guard.check_file(folder / f"{stem}{suffix}", "video")
         if options.attention:
             plan.attention_video = guard.check_file(folder / "attention" / f"{stem}{suffix}", "video")
+    if options.frame_hook is not None:  # frame hook: checks its own outputs with the same guard
+        options.frame_hook.plan(guard, folder)
     return plan
 
 
@@ -276,8 +312,12 @@ class _RunWriter:
             self._write_record(frame, rows)
         if not (self.plan.annotate_images or self.video is not None):
             return
-        drawn = draw_detections(frame.image, found.boxes, found.scores, found.labels, self.classes,
-                                show_labels=self.options.show_labels)
+        hook = self.options.frame_hook
+        if hook is not None:  # frame hook: draws its own (e.g. track ids and trails)
+            drawn = hook.draw(frame.image, frame)
+        else:
+            drawn = draw_detections(frame.image, found.boxes, found.scores, found.labels, self.classes,
+                                    show_labels=self.options.show_labels)
         panel = None
         if self.options.attention:
             panel = attention_panel(frame.image, frame_attention(detector, frame.image.shape))
@@ -318,6 +358,34 @@ class _RunWriter:
             summary.outputs["detections (COCO JSON)"] = write_json(plan.json, _rows_of_jsonl(plan.jsonl))
 
 
+class _InOrderWorker:
+    """Runs jobs one at a time, in the order given, on one background thread, with at most `depth`
+    jobs waiting (the caller blocks beyond that); inline=True runs each job at once on the caller's
+    thread. A job's exception is raised in the caller at its next submit() or at drain()."""
+
+    def __init__(self, depth: int, inline: bool):
+        self.depth = depth
+        self.executor = None if inline else ThreadPoolExecutor(1, thread_name_prefix="sspnet-write")
+        self.pending: deque = deque()
+
+    def submit(self, job: Callable, *args) -> None:
+        if self.executor is None:
+            job(*args)
+            return
+        self.pending.append(self.executor.submit(job, *args))
+        while self.pending and (self.pending[0].done() or len(self.pending) > self.depth):
+            self.pending.popleft().result()
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def shutdown(self) -> None:
+        """Wait for the job in progress and drop the rest (after an error)."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+
 def predict(detector, source: FrameSource, options: PredictOptions = PredictOptions(),
             plan: OutputPlan | None = None) -> PredictSummary:
     """Run `detector` (a runtime Detector with color_order="bgr") over every frame of `source`.
@@ -329,6 +397,7 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
     if plan is None:
         plan = plan_outputs(source, options, protect=[getattr(detector.backend, "path", None)])
     classes = detector.backend.metadata.classes
+    hook = options.frame_hook
     summary = PredictSummary(source=getattr(source, "description", str(source)))
 
     total = getattr(source, "total", None)
@@ -348,9 +417,62 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
         else:
             print(f"warning: {message}", file=sys.stderr, flush=True)
 
-    queue = FrameQueue(source, maxsize=options.queue_size, drop_when_full=getattr(source, "live", False))
+    def prepare(frame):  # decoder thread: cut the frame into model tiles while the model runs
+        if frame.image is not None:
+            frame.prepared = detector.prepare(frame.image)
+        return frame
+
+    queue = FrameQueue(source, maxsize=options.queue_size, drop_when_full=getattr(source, "live", False),
+                       prepare=prepare)
     stage_sums = dict.fromkeys(STAGES, 0.0)
     writer = None
+
+    def gap(frame) -> None:  # writer thread: a frame that has no image (unreadable, or a link event)
+        where = frame.where or frame.name
+        if frame.link == "down":
+            summary.outages += 1
+        elif frame.link == "back":
+            summary.lost_in_gaps += frame.lost
+        elif frame.link == "gave-up":
+            summary.link_lost, summary.link_problem = True, frame.error
+        else:
+            summary.skipped += frame.lost
+            summary.first_problem = summary.first_problem or f"{where}: {frame.error}"
+        warn(f"{where}: {frame.error}" if frame.link else f"skipped {where}: {frame.error}")
+        if hook is not None and hasattr(hook, "on_gap"):  # frame hook
+            hook.on_gap(frame)
+
+    def finish(frame, outputs) -> None:  # writer thread: merge, hook, draw, write; in frame order
+        where = frame.where or frame.name
+        if frame.warning:
+            summary.damaged += 1
+            warn(f"{where}: {frame.warning}")
+        found = detector.finish(frame.prepared, outputs)
+        for stage in STAGES:
+            stage_sums[stage] += frame.prepared.timings.get(stage, 0.0)
+        rows = coco_results(frame.index + 1, frame.name, found.boxes, found.scores, found.labels, classes)
+        finite = _finite_rows(rows)
+        if len(finite) < len(rows):
+            summary.non_finite += len(rows) - len(finite)
+            warn(f"{where}: dropped {len(rows) - len(finite)} detections with non-finite boxes or "
+                 "scores (NaN / inf: is the model broken?)")
+            rows = finite
+        if hook is not None:  # frame hook: e.g. a tracker adds "track_id" to each row
+            rows = hook.on_frame(frame, found, rows)
+        summary.frames += 1
+        summary.detections += len(rows)
+        if options.keep_results:
+            summary.results += rows
+        if writer is not None:
+            writer.write(frame, found, rows, detector)
+        frame.prepared = None
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.2f}", dropped=queue.dropped)
+
+    # attention overlays read the model's last call: they cannot lag behind it
+    post = _InOrderWorker(depth=2, inline=options.attention)
+    inferred = 0
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:  # closes the queue, the bar, the JSONL stream and the videos
         stack.callback(queue.close)
@@ -359,39 +481,24 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
         if plan is not None:
             writer = _RunWriter(plan, options, classes, getattr(source, "fps", None) or 25.0, stack)
         try:
-            for frame in queue:
-                where = frame.where or frame.name
-                if frame.image is None:
-                    summary.skipped += frame.lost
-                    summary.first_problem = summary.first_problem or f"{where}: {frame.error}"
-                    warn(f"skipped {where}: {frame.error}")
-                    continue
-                if frame.warning:
-                    summary.damaged += 1
-                    warn(f"{where}: {frame.warning}")
-                found = detector.detect(frame.image)
-                for stage in STAGES:
-                    stage_sums[stage] += detector.timings.get(stage, 0.0)
-                rows = coco_results(frame.index + 1, frame.name, found.boxes, found.scores, found.labels, classes)
-                finite = _finite_rows(rows)
-                if len(finite) < len(rows):
-                    summary.non_finite += len(rows) - len(finite)
-                    warn(f"{where}: dropped {len(rows) - len(finite)} detections with non-finite boxes or "
-                         "scores (NaN / inf: is the model broken?)")
-                    rows = finite
-                summary.frames += 1
-                summary.detections += len(rows)
-                if options.keep_results:
-                    summary.results += rows
-                if writer is not None:
-                    writer.write(frame, found, rows, detector)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.2f}", dropped=queue.dropped)
-                if options.max_frames is not None and summary.frames >= options.max_frames:
-                    break
-        except KeyboardInterrupt:  # a clean stop: finish the outputs with the frames processed so far
-            summary.interrupted = True
+            try:
+                for frame in queue:
+                    if frame.image is None:
+                        post.submit(gap, frame)
+                        continue
+                    post.submit(finish, frame, detector.infer(frame.prepared))
+                    inferred += 1
+                    if options.max_frames is not None and inferred >= options.max_frames:
+                        break
+            except KeyboardInterrupt:  # a clean stop: finish the outputs with the frames processed so far
+                summary.interrupted = True
+            except BaseException:  # a crash: still write the frames the model already did, then fail
+                with contextlib.suppress(Exception):
+                    post.drain()
+                raise
+            post.drain()
+        finally:
+            post.shutdown()  # before the stack closes the files the writer thread writes
     summary.seconds = time.perf_counter() - start
     summary.dropped = queue.dropped
     if summary.frames == 0 and summary.skipped > 0 and not summary.interrupted:
@@ -401,6 +508,8 @@ def predict(detector, source: FrameSource, options: PredictOptions = PredictOpti
         summary.stage_ms = {stage: value / summary.frames for stage, value in stage_sums.items()}
     if writer is not None:
         writer.finish(summary)
+    if hook is not None:  # frame hook: writes its own outputs last
+        hook.finish(summary)
     return summary
 
 
