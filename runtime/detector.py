@@ -89,20 +89,20 @@ class _FramePlan:
 
 
 @dataclass
-class _CallStats:
-    """Time spent cutting inputs and model calls made, for one detect call."""
-
-    preprocess_s: float = 0.0
-    batches: int = 0
-
-
-@dataclass
 class PreparedFrame:
     """One frame cut into its model batches (Detector.prepare), with the time each step took (ms)."""
 
     plan: _FramePlan
     batches: list[np.ndarray]
     timings: dict
+
+
+@dataclass
+class _CallStats:
+    """Time spent cutting inputs and model calls made, for one detect call."""
+
+    preprocess_s: float = 0.0
+    batches: int = 0
 
 
 def _check_unit_interval(name: str, value, allow_none: bool = False):
@@ -213,8 +213,7 @@ class Detector:
         memory is the frame's tiles, about the frame's size; the batches stay within batch_limit)."""
         start = time.perf_counter()
         plan = self._plan(check_frame(frame, "frame"))
-        self._preprocess_s, self._batches = 0.0, 0
-        batches = list(self._batches_of([plan], self.batch_limit or plan.inputs))
+        batches = list(self._batches_of([plan], self.batch_limit or plan.inputs, _CallStats()))
         return PreparedFrame(plan, batches, {"preprocess_ms": 1e3 * (time.perf_counter() - start),
                                              "inputs": plan.inputs, "batches": len(batches)})
 

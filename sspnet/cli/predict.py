@@ -161,7 +161,7 @@ def _check_arguments(args) -> None:
 
 def run(args) -> int:
     from sspnet.errors import UsageError
-    from sspnet.inference.backends import open_backend
+    from sspnet.runtime.backend import load_backend
     from sspnet.inference.predict import PredictOptions, plan_outputs, predict
     from sspnet.runtime.detector import DEFAULT_MAX_TILES_PER_BATCH, Detector
 
@@ -173,9 +173,9 @@ def run(args) -> int:
         progress=not args.quiet, keep_results=False,
     )
     plan = plan_outputs(source, options, protect=[args.model])  # refuses a bad --out before loading anything
-    backend = open_backend(
+    backend = load_backend(
         args.model, args.backend, input_size=tuple(args.imgsz) if args.imgsz else None, device=args.device,
-        record_attention=args.attention, providers=args.providers, threads=args.threads,
+        record_attention=args.attention or None, providers=args.providers, threads=args.threads,
     )
     if args.fit == "tile" and args.overlap >= min(backend.input_size):
         raise UsageError(f"--overlap must be smaller than the model's tile {backend.input_size[0]}x"
