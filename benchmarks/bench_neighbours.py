@@ -19,7 +19,7 @@ sspnet/benchmark/contention.py):
     kernels        sspnet's CPU multi-level RoIAlign (OpenMP): libgomp default / sspnet default
     training       one training step of the recipe: libgomp default / sspnet default
     (+ ONNX Runtime INT8 with --int8 MODEL)
-Goals (issue 12): loaded p50 at most 2.2x quiet (2.5x for training) with one neighbour, and the
+Goals: loaded p50 at most 2.2x quiet (2.5x for training) with one neighbour, and the
 default's quiet p50 at most 10 % above the "before" row's.
 """
 

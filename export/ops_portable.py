@@ -52,7 +52,7 @@ def roi_level_thresholds(num_levels: int) -> list[float]:
 def roi_levels_onnx(rois: ir.Value, num_levels: int, finest_scale: float) -> ir.Value:
     """Pyramid level of each RoI, int64 [R].
 
-    The rule (spec 2.2, sspnet.ops.roi_levels): s = sqrt(max((x2 - x1) * (y2 - y1), 0)),
+    The rule (mmdetection's SingleRoIExtractor, sspnet.ops.roi_levels): s = sqrt(max((x2 - x1) * (y2 - y1), 0)),
     level = clamp(floor(log2(s / finest_scale + 1e-6)), 0, L - 1). floor(log2(x)) >= k exactly when
     x >= 2**k, so the level is counted with comparisons (ONNX has no Log2; Log / ln 2 + Floor would
     round differently). The only possible difference from a float32 log2 is an x within one float

@@ -1,7 +1,7 @@
 // Multi-level RoIAlign: each RoI is pooled from ONE pyramid level chosen from its scale
 // (mmdetection's SingleRoIExtractor rule), all levels in one pass / one CUDA launch.
 //
-// Level rule (spec 2.2):  s = sqrt((x2 - x1) * (y2 - y1))   (input pixels; negative area -> 0)
+// Level rule (mmdetection's SingleRoIExtractor):  s = sqrt((x2 - x1) * (y2 - y1))   (input pixels; negative area -> 0)
 //                         level = clamp(floor(log2(s / finest_scale + 1e-6)), 0, num_levels - 1)
 // With finest_scale 56 and strides 4/8/16/32: s < 112 -> level 0, [112, 224) -> 1, ...
 // A NaN coordinate gives level 0 and an all-zero output row (documented, never a crash); so does

@@ -40,7 +40,7 @@ SSPNET_HOST_DEVICE bool is_finite(T x) {
   return x - x == T(0);
 }
 
-// The pyramid level of a RoI (spec 2.2, mmdetection's SingleRoIExtractor.map_roi_levels):
+// The pyramid level of a RoI (mmdetection's SingleRoIExtractor.map_roi_levels):
 // floor(log2(sqrt(area) / finest_scale + 1e-6)) clamped to [0, num_levels - 1]. A negative or
 // NaN area counts as 0 (level 0). T is the arithmetic type: float for fp32/fp16, double for fp64.
 template <typename T>

@@ -5,7 +5,7 @@
     sspnet train --out runs/a --resume                      # continue after an interruption
     torchrun --nproc_per_node 2 -m sspnet train --preset ... --device cuda ...
 
-Defaults are the original recipe (spec §6.1): SGD lr 0.002, momentum 0.9, weight decay 1e-4,
+Defaults are the original recipe (the configs of the original code): SGD lr 0.002, momentum 0.9, weight decay 1e-4,
 12 epochs with x0.1 steps after 8/12 and 11/12 of the run, linear warm-up (500 iterations, at most
 10 % of the run) from factor 0.001, batch 1 image/process (Faster R-CNN) or 4 (FoveaBox), no
 gradient clipping, mixed precision on GPU.
@@ -24,7 +24,7 @@ from sspnet.errors import SSPNetError, UsageError
 
 HELP = "train a model preset (config-driven; checkpoints, --resume, torchrun multi-process)"
 
-# Per-process batch of the original configs (spec §6.1), by variant.
+# Per-process batch of the original configs, by variant.
 DEFAULT_BATCH = {"faster_rcnn": 1, "fovea": 4}
 DEFAULT_EPOCHS = 12
 # Options that may differ between the original launch and --resume (they do not change the math).

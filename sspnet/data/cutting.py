@@ -1,4 +1,4 @@
-"""Cut whole-image annotations into TinyBenchmark "corner" sub-image annotations (spec §7.5).
+"""Cut whole-image annotations into TinyBenchmark "corner" sub-image annotations (docs/evaluation.md#sub-image-results).
 
 Pieces come from `sspnet.runtime.tiling.tile_grid` (the same geometry onboard inference uses), by
 default 640x512 with 30 px overlap. A box is kept in a piece when

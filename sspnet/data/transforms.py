@@ -1,4 +1,4 @@
-"""Training augmentation (spec §6.2 steps 3-5) with torchvision.transforms.v2.
+"""Training augmentation (the original pipeline's resize, photometric and flip steps), torchvision.transforms.v2.
 
 Inputs are a `tv_tensors.Image` (uint8 [3, H, W] RGB) and a target dict whose `boxes` is a
 `tv_tensors.BoundingBoxes` (XYXY) and `labels` an int64 tensor; v2 moves the boxes with the image and
@@ -202,7 +202,7 @@ class AugmentConfig:
 
 
 PRESETS = {
-    # the original recipe (spec §6.2)
+    # the original recipe
     "paper": AugmentConfig(),
     # fast CPU training: flip and a mild (about 0.9-1.1x on a 640x512 piece) multiscale resize
     "light": AugmentConfig(

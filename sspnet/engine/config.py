@@ -1,7 +1,7 @@
 """The resolved training configuration: preset + dataset + schedule in one dataclass.
 
-`sspnet train` turns its command line into a `TrainConfig` (defaults from the spec's recipe,
-§6.1), completes the schedule once the training-set size is known (`finalize_schedule`), and
+`sspnet train` turns its command line into a `TrainConfig` (defaults from the original
+recipe), completes the schedule once the training-set size is known (`finalize_schedule`), and
 writes it to ``RUN_DIR/config.yaml``. `--resume` reads that file back (`load_config`), so a
 resumed run continues with exactly the settings it started with.
 
@@ -57,7 +57,7 @@ class TrainConfig:
     # length of the run: exactly one of epochs / max_iters
     epochs: int | None = None
     max_iters: int | None = None
-    # optimisation (spec §6.1)
+    # optimisation (the original configs' schedule)
     batch_size: int = 1  # images per process
     lr: float = 0.002
     momentum: float = 0.9

@@ -1,4 +1,4 @@
-"""Learning-rate schedule of the original recipe: linear warm-up, then step decay (spec §6.1).
+"""Learning-rate schedule of the original recipe: linear warm-up, then step decay (the original configs' schedule).
 
 The original (mmcv 1.3.18) schedule for 12 epochs is
   * step decay x0.1 after epochs 8 and 11 (epoch-based: epochs 0-7 use lr, 8-10 lr*0.1, 11 lr*0.01);

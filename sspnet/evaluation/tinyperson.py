@@ -1,4 +1,4 @@
-"""TinyPerson evaluation (spec §7.2-7.4): AP and MR over the TinyPerson size ranges, in NumPy.
+"""TinyPerson evaluation (docs/evaluation.md): AP and MR over the TinyPerson size ranges, in NumPy.
 
 AP (TinyBenchmark's modified COCOeval, identical in the SSPNet code):
   * IoU thresholds 0.25 / 0.5 / 0.75, 101 recall points, at most 200 detections per image and class

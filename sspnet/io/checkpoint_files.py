@@ -308,7 +308,7 @@ def read_mmdet_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
     classes = meta.get("CLASSES", ("person",))
-    if isinstance(classes, str):  # the original dataset stores the bare string "person" (spec 9.11)
+    if isinstance(classes, str):  # the original dataset stores the bare string "person"
         classes = (classes,)
     info = {
         "variant": detect_variant(state, str(path)),

@@ -1,4 +1,4 @@
-"""Anchor generator of the Faster R-CNN variant (mmdetection AnchorGenerator, spec 2.1)."""
+"""Anchor generator of the Faster R-CNN variant (mmdetection 2.19 AnchorGenerator)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Attention supervision of SSPNet (the original "Heatmap" module, spec 4), in torch.
+"""Attention supervision of SSPNet (the original "Heatmap" module, docs/model.md), in torch.
 
 Per training step: `targets = supervision.targets(attention_maps, gt_boxes)`, then
 `supervision.losses(attention_maps, targets)` -> {"loss_reg": ..., "loss_seg": ...}.
@@ -122,7 +122,7 @@ def downsample_bilinear(canvas: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class AttentionSupervision:
-    """Targets and losses for the neck's attention maps (spec 4). Holds constants only.
+    """Targets and losses for the neck's attention maps (v1 / v2: docs/model.md). Holds constants only.
 
     version: "v1" or "v2" (see module docstring); lamda: multiplier of the BCE term (default by
     version); neg_weight: weight of "object of another scale" pixels (v1); hard_negative_ratio:

@@ -1,6 +1,6 @@
 """ResNet backbone: torchvision's ResNet body (mmdetection-compatible key names), outputs C2..C5.
 
-Matches mmdetection's ResNet(style='pytorch') of spec 1.2: stride on the 3x3 conv, frozen stages
+Matches mmdetection's ResNet(style='pytorch') as the original configs use it: stride on the 3x3 conv, frozen stages
 that never train, and `norm_eval` (every BatchNorm uses and keeps its running statistics).
 """
 

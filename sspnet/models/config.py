@@ -23,32 +23,32 @@ VARIANT_PREFIXES = {"anchor_": "faster_rcnn", "rpn_": "faster_rcnn", "roi_": "fa
 
 @dataclass
 class ModelConfig:
-    """All model settings; defaults are the published Faster R-CNN / FoveaBox values (spec 1-4)."""
+    """All model settings; defaults are the published Faster R-CNN / FoveaBox values (docs/model.md)."""
 
     # identity
     name: str = "custom"
     description: str = ""
     variant: str = "faster_rcnn"
     num_classes: int = 1
-    # backbone (spec 1.2)
+    # backbone
     depth: int = 50
     frozen_stages: int = 1
     norm_eval: bool = True
     pretrained: Optional[str] = None  # local torchvision ImageNet .pth; never downloaded
-    # neck (spec 1.3)
+    # neck
     neck: str = "ssfpn"
     neck_channels: int = 256
-    # attention supervision (spec 4): v1, v2 or none; lambda None = the version's default
+    # attention supervision (docs/model.md): v1, v2 or none; lambda None = the version's default
     attention_loss: str = "v1"
     attention_lambda: Optional[float] = None
-    # test-time detection output (spec 2.3 / 3)
+    # test-time detection output
     score_thr: float = 0.05
     nms_method: str = "linear"
     nms_iou_thr: float = 0.3
     nms_sigma: float = 0.5
     nms_min_score: float = 0.05
     max_detections: int = 500
-    # Faster R-CNN: anchors and RPN (spec 2.1)
+    # Faster R-CNN: anchors and RPN
     anchor_scales: list = field(default_factory=lambda: [1.5, 2.5, 3.7, 8.0])
     anchor_ratios: list = field(default_factory=lambda: [0.4, 0.8, 1.4])
     rpn_pos_iou_thr: float = 0.7
@@ -62,7 +62,7 @@ class ModelConfig:
     rpn_train_max_proposals: int = 1000
     rpn_test_nms_pre: int = 1000
     rpn_test_max_proposals: int = 1000
-    # Faster R-CNN: RoI head (spec 2.2)
+    # Faster R-CNN: RoI head
     roi_output_size: int = 7
     roi_sampling_ratio: int = 0
     roi_finest_scale: float = 56.0
@@ -73,7 +73,7 @@ class ModelConfig:
     roi_num_samples: int = 512
     roi_pos_fraction: float = 0.25
     roi_bbox_stds: list = field(default_factory=lambda: [0.1, 0.1, 0.2, 0.2])
-    # FoveaBox head (spec 3)
+    # FoveaBox head
     fovea_stacked_convs: int = 4
     fovea_feat_channels: int = 256
     fovea_base_edges: list = field(default_factory=lambda: [8.0, 16.0, 32.0, 64.0, 128.0])

@@ -1,4 +1,4 @@
-"""The two SSPNet detectors: Faster R-CNN (spec 2) and FoveaBox (spec 3), plain nn.Modules.
+"""The two SSPNet detectors: Faster R-CNN and FoveaBox (docs/model.md), plain nn.Modules.
 
 Both share the input contract:
 - eval:  model(images) with images uint8 [N, 3, H, W] RGB, H and W multiples of 32 ->
@@ -149,7 +149,7 @@ class SSPNetDetector(nn.Module):
 
     @torch.no_grad()
     def detect_multiscale(self, images: Sequence[Tensor], factors: Sequence[float]) -> dict[str, Tensor]:
-        """The original's multi-scale test (spec 2.3 / 3) of one batch seen at several scales.
+        """The original's multi-scale test (docs/evaluation.md) of one batch seen at several scales.
 
         images[s]: uint8 [N, 3, H_s, W_s], the batch resized by factors[s] (then padded to /32).
         Returns the forward() dict with boxes in the unscaled images' pixels. The variants merge

@@ -1,4 +1,4 @@
-"""FoveaBox head of the FoveaBox variant (mmdetection FoveaHead with the SSPNet settings, spec 3)."""
+"""FoveaBox head of the FoveaBox variant (mmdetection 2.19 FoveaHead with the SSPNet settings)."""
 
 from __future__ import annotations
 

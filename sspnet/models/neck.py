@@ -1,9 +1,9 @@
-"""Necks: SSFPN (spec 1.3), and for ablations a plain FPN and a plain FPN with an auxiliary CAM.
+"""Necks: SSFPN (docs/model.md), and for ablations a plain FPN and a plain FPN with an auxiliary CAM.
 
 All take (C2, C3, C4, C5) and return `(features, attention_maps)`: features = (P2..P6) at
 strides 4..64 with `out_channels` channels; attention_maps = (A0..A3), each [N, 1, H_l, W_l] in
-[0, 1] at strides 4..32 (SSFPN, FPNWithCAM) or () (FPN). Module names mirror the mmdetection checkpoint keys
-(spec 8.3): `lateral_convs.{i}.conv`, `fpn_convs.{i}.conv`, `CAM.dila_conv`, `CAM.down_conv`,
+[0, 1] at strides 4..32 (SSFPN, FPNWithCAM) or () (FPN). Module names mirror the original mmdetection checkpoint's
+keys: `lateral_convs.{i}.conv`, `fpn_convs.{i}.conv`, `CAM.dila_conv`, `CAM.down_conv`,
 `CAM.att_conv`.
 """
 
@@ -98,7 +98,7 @@ class ContextAttentionModule(nn.Module):
 
 
 def _init_neck(neck: nn.Module) -> None:
-    """mmdet re-initialises every Conv2d of the neck with Xavier-uniform, bias 0 (spec 1.4)."""
+    """mmdet re-initialises every Conv2d of the neck with Xavier-uniform, bias 0 (mmdetection 2.19 init_weights)."""
     for module in neck.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.xavier_uniform_(module.weight)
@@ -109,7 +109,7 @@ def _init_neck(neck: nn.Module) -> None:
 
 
 class SSFPN(nn.Module):
-    """Scale Selection FPN (spec 1.3).
+    """Scale Selection FPN (CAM, SEM and SSM: docs/model.md).
 
     1. L_i = lateral_i(C_{i+2})                      (1x1 conv)
     2. A_i = CAM(L_0..L_3)                           (attention, [N, 1, H_i, W_i])

@@ -1,4 +1,4 @@
-"""RoI head of the Faster R-CNN variant (mmdetection StandardRoIHead + Shared2FCBBoxHead, spec 2.2)."""
+"""RoI head of the Faster R-CNN variant (mmdetection StandardRoIHead + Shared2FCBBoxHead)."""
 
 from __future__ import annotations
 

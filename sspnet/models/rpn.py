@@ -1,4 +1,4 @@
-"""Region proposal network of the Faster R-CNN variant (mmdetection RPNHead, spec 2.1)."""
+"""Region proposal network of the Faster R-CNN variant (mmdetection 2.19 RPNHead, as the original config sets it)."""
 
 from __future__ import annotations
 

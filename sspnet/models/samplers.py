@@ -1,4 +1,4 @@
-"""Samplers that pick positive / negative candidates for a loss (spec 2.1, 2.2, 5).
+"""Samplers that pick positive / negative candidates for a loss (RPN, RoI head, ICNeg: docs/model.md).
 
 Both samplers draw with torch's global RNG, so `torch.manual_seed` makes them reproducible.
 """
@@ -93,7 +93,7 @@ def icneg_weights(boxes: Tensor, gt_boxes: Tensor, iod_weight: float = 0.6) -> T
 
 
 class ICNegSampler:
-    """The RPN sampler of SSPNet (spec 5): uniform positives, weighted negatives.
+    """The RPN sampler of SSPNet (ICNeg, docs/model.md): uniform positives, weighted negatives.
 
     Negatives are drawn without replacement with probability proportional to `icneg_weights`,
     which favours background anchors that cover part of a person (hard negatives). When the pool is

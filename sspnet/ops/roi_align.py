@@ -1,7 +1,7 @@
 """Multi-level RoIAlign: pool each RoI from the one pyramid level that its size selects.
 
-This is mmdetection's `SingleRoIExtractor` (the RoI extractor of SSPNet's Faster R-CNN head, spec
-§2.2) as one compiled op, `torch.ops.sspnet.multi_level_roi_align` (CPU and CUDA kernels in
+This is mmdetection's `SingleRoIExtractor` (the RoI extractor of SSPNet's Faster R-CNN head, see
+docs/model.md) as one compiled op, `torch.ops.sspnet.multi_level_roi_align` (CPU and CUDA kernels in
 csrc/kernels, binding in csrc/torch/roi_align_op.cpp). This module adds what the C++ side does
 not: input checks with clear messages, autograd, and fake (meta) kernels so that models using
 the op trace under torch.compile, torch.export and torch.onnx.export(dynamo=True).

@@ -1,6 +1,5 @@
 """`sspnet convert / export / build-engine / info / doctor` with bad input, run as a user would
-(subprocesses): exit 2, one line naming the file or option, no traceback, every input unchanged
-(issue 11, sections 1 and 2)."""
+(subprocesses): exit 2, one line naming the file or option, no traceback, every input unchanged"""
 
 import hashlib
 import json

@@ -1,4 +1,4 @@
-"""The lr schedule against hand-computed values of the spec's recipe (§6.1)."""
+"""The lr schedule against hand-computed values of the original recipe."""
 
 import math
 

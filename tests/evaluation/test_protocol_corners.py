@@ -1,5 +1,5 @@
 """Results of sub-images ("corner" files) merged back into whole images before scoring, as
-TinyBenchmark / SSPNet merge_evaluate do (issue 14, section 2). Expected numbers are worked out in
+TinyBenchmark / SSPNet merge_evaluate do. Expected numbers are worked out in
 the comments."""
 
 import json
@@ -14,7 +14,7 @@ from sspnet.errors import InputError
 from sspnet.evaluation.results import merge_corner_results
 from sspnet.evaluation.tinyperson import evaluate
 
-# One 200 x 150 image cut into 128 x 96 pieces (w x h) with 30 px overlap. Per axis (spec 7.5):
+# One 200 x 150 image cut into 128 x 96 pieces (w x h) with 30 px overlap. Per axis (TinyBenchmark's cutting tool):
 #   x: pieces = ceil((200 - 30) / 98) = 2, starts 0, 98 -> the last shifted back to 200 - 128 = 72
 #   y: pieces = ceil((150 - 30) / 66) = 2, starts 0, 66 -> shifted back to 150 - 96 = 54
 # pieces (x1, y1, x2, y2): p1 (0, 0, 128, 96), p2 (72, 0, 200, 96), p3 (0, 54, 128, 150), p4 (72, 54, 200, 150)

@@ -1,4 +1,4 @@
-"""Ground truth exactly as the official TinyPerson evaluation reads it (issue 14, section 1): boxes as
+"""Ground truth exactly as the official TinyPerson evaluation reads it: boxes as
 in the file (not clipped to the image) and float64. Expected numbers are worked out in the comments."""
 
 import json

@@ -1,5 +1,5 @@
 """Model files (ONNX, engine sidecar, calibration data) are written atomically, and build-engine's
-output paths are checked before any TensorRT work (issue 11, section 1)."""
+output paths are checked before any TensorRT work."""
 
 import errno
 import json

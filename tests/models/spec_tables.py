@@ -1,4 +1,4 @@
-"""The checkpoint key / shape tables of spec 8.2-8.5, written out from the spec (not from the model)."""
+"""The key / shape tables of the original checkpoints, written out by hand (not from the model)."""
 
 import torch
 
@@ -12,7 +12,7 @@ def _bn(prefix, channels):
 
 
 def backbone_table():
-    """spec 8.2: ResNet-50, 318 tensors."""
+    """Backbone: ResNet-50, 318 tensors."""
     table = {"backbone.conv1.weight": [64, 3, 7, 7], **_bn("backbone.bn1", 64)}
     c_in = 64
     for layer, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
@@ -32,7 +32,7 @@ def backbone_table():
 
 
 def neck_table():
-    """spec 8.3: 49 tensors."""
+    """Neck: 49 tensors."""
     table = {}
     for i, c in enumerate((256, 512, 1024, 2048)):
         table[f"neck.lateral_convs.{i}.conv.weight"] = [256, c, 1, 1]
@@ -56,7 +56,7 @@ def neck_table():
     return table
 
 
-FASTER_HEADS = {  # spec 8.4
+FASTER_HEADS = {  # RPN + RoI head
     "rpn_head.rpn_conv.weight": [256, 256, 3, 3],
     "rpn_head.rpn_conv.bias": [256],
     "rpn_head.rpn_cls.weight": [12, 256, 1, 1],
@@ -75,7 +75,7 @@ FASTER_HEADS = {  # spec 8.4
 
 
 def fovea_head_table():
-    """spec 8.5: 20 tensors."""
+    """FoveaBox head: 20 tensors."""
     table = {}
     for branch in ("cls_convs", "reg_convs"):
         for i in range(4):

@@ -1,4 +1,4 @@
-"""Attention supervision (spec 4) against hand computations and a loop-and-cv2 reference."""
+"""Attention supervision (v1 / v2) against hand computations and a loop-and-cv2 reference."""
 
 import math
 
@@ -23,7 +23,7 @@ from sspnet.models.attention import (
 
 # ---- an independent reference: the original algorithm, per box, on a NumPy canvas, cv2 resize ----
 def reference_targets(boxes, height, width, version):
-    """Per level (0..3) the target map, painted box by box on a float64 canvas as spec 4.2 says."""
+    """Per level (0..3) the target map, painted box by box on a float64 canvas as the original Heatmap module does."""
     maps = []
     for level in range(4):
         canvas = np.zeros((height, width), np.float64)

@@ -4,7 +4,7 @@ Float results differ between CPUs (vector width, FMA, the thread count change th
 reductions), so these tests assert only what training guarantees on any x86-64 CPU: the loss
 reaches a stated level within a generous step budget, and a model at that loss detects what such a
 loss implies. They never check one trajectory (e.g. "after N steps the top-1 box is X": that
-failed on an AMD EPYC, issue 11). Checked with seeds 0-2, one and two threads, and two kernel
+failed on an AMD EPYC). Checked with seeds 0-2, one and two threads, and two kernel
 sets that round differently: ATen's AVX2 kernels with oneDNN at full ISA, and ATen's scalar
 kernels (ATEN_CPU_CAPABILITY=default) with oneDNN limited to SSE4.1 (ONEDNN_MAX_CPU_ISA=SSE41).
 """

@@ -28,7 +28,7 @@ def test_published_faster_preset_is_the_spec_config():
     assert (c.score_thr, c.nms_method, c.nms_iou_thr, c.nms_min_score, c.max_detections) == (0.05, "linear", 0.3, 0.05, 500)
 
 
-# spec 3 (FoveaBox config fovea_r50_sspnet_4x4_1x_coco), written out here from the spec's table
+# the FoveaBox config fovea_r50_sspnet_4x4_1x_coco of the original code, written out here by hand
 SPEC_FOVEA = {
     "depth": 50, "frozen_stages": 1, "norm_eval": True, "neck": "ssfpn", "neck_channels": 256,
     "fovea_stacked_convs": 4, "fovea_feat_channels": 256, "fovea_base_edges": [8, 16, 32, 64, 128],
@@ -44,7 +44,7 @@ def test_fovea_presets_are_the_original_configs(name, attention):
     c = load_preset(name)
     assert {key: getattr(c, key) for key in SPEC_FOVEA} == SPEC_FOVEA
     assert c.variant == "fovea" and c.attention_loss == attention
-    # attention_lambda None = the version's default; spec 4: v1 0.01 (root tree), v2 1e-4 (latest_version)
+    # attention_lambda None = the version's default: v1 0.01 (root tree), v2 1e-4 (latest_version)
     from sspnet.models.attention import DEFAULT_LAMBDA
     assert DEFAULT_LAMBDA == {"v1": 0.01, "v2": 1e-4}
     text = (presets_module.PRESET_DIR / f"{name}.yaml").read_text()

@@ -125,7 +125,7 @@ def square_rois(sides, dtype=torch.float64):
 
 
 def test_levelmapper_equals_the_finest_scale_rule_on_boundary_sizes():
-    # Sizes at and around the level borders 112 / 224 / 448 of finest_scale 56 (spec 2.2).
+    # Sizes at and around the level borders 112 / 224 / 448 of finest_scale 56 (mmdetection's level rule).
     sides = [1.0, 56.0, 111.9, 112.0, 112.1, 223.9, 224.0, 224.1, 447.9, 448.0, 448.1, 5000.0]
     expected = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # written from s<112, [112,224), ...
     for dtype in (torch.float32, torch.float64):

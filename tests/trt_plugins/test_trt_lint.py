@@ -226,7 +226,7 @@ def test_every_preset_export_passes(preset, flavor, exported_detector):
 
 
 def test_quantized_tensorrt_export_is_buildable_qdq_with_float_plugin_io(exported_detector, tmp_path):
-    """`sspnet quantize` on a tensorrt-flavour export (issue 12): the result is symmetric int8 Q/DQ,
+    """`sspnet quantize` on a tensorrt-flavour export: the result is symmetric int8 Q/DQ,
     every plugin node still reads and writes float tensors (its inputs come from float ops, never
     straight from a QuantizeLinear), and the parser lint finds no error."""
     from PIL import Image
