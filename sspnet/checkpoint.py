@@ -3,8 +3,8 @@
 Reading and writing the files themselves (format detection, safe safetensors reading, restricted
 unpickling, key and shape checks, atomic writes) lives in sspnet.io.checkpoint_files, which
 imports no model code; this module builds models from what it reads, so the dependency runs one
-way: sspnet.checkpoint -> sspnet.models -> sspnet.io.checkpoint_files. The file-level names are
-re-exported here for existing callers.
+way: sspnet.checkpoint -> sspnet.models -> sspnet.io.checkpoint_files. Import the file-level names
+(read_checkpoint, read_mmdet_checkpoint, check_state_dict ...) from sspnet.io.checkpoint_files.
 
 Original checkpoints (mmcv `save_checkpoint`: a dict with `state_dict`, `meta` and maybe
 `optimizer`) have the same keys as ours (spec 8.6), so the mapping is the identity.
@@ -17,20 +17,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from sspnet.errors import InputError, UsageError
-from sspnet.io.atomic import atomic_write, atomic_write_bytes
 from sspnet.io.checkpoint_files import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    METADATA_KEY,
     TORCH,
-    atomic_torch_save,
     check_state_dict,
     checkpoint_format,
-    detect_variant,
-    is_safetensors_file,
     read_checkpoint,
     read_mmdet_checkpoint,
-    torch_load_restricted,
     write_checkpoint,
 )
 
@@ -97,11 +91,34 @@ def load_model(path: str | os.PathLike, preset: str | None = None, **overrides):
         state, info = read_mmdet_checkpoint(path)
         return model_from_mmdet(state, info, preset, source=str(path), **overrides)
     state, info = read_checkpoint(path)
+    _check_stored_preset(path, info)
     if preset is not None and preset != info["preset"]:
         raise UsageError(f"{path} was saved from preset {info['preset']!r}, not {preset!r}",
                          field="preset", expected=info["preset"], got=preset)
     merged = {**info.get("overrides", {}), **overrides}
     return _model_with_weights(info["preset"], merged, state, info, str(path))
+
+
+def _check_stored_preset(path: Path, info: dict) -> None:
+    """A checkpoint written by another sspnet version may name a preset (or settings) this one lacks."""
+    from sspnet.models.presets import load_preset, preset_names
+
+    if info["preset"] not in preset_names():
+        raise InputError(
+            f"the checkpoint was saved from preset {info['preset']!r}, which sspnet {_version()} does not know",
+            path=path, field="preset", expected=f"one of {', '.join(preset_names())}", got=repr(info["preset"]),
+        )
+    try:
+        load_preset(info["preset"], **info.get("overrides", {}))
+    except (TypeError, ValueError) as error:
+        raise InputError(f"the checkpoint's stored settings do not fit this sspnet version ({error})",
+                         path=path, field="overrides") from None
+
+
+def _version() -> str:
+    import sspnet
+
+    return sspnet.__version__
 
 
 def model_from_mmdet(state: Mapping[str, Any], info: dict, preset: str | None = None, source: str = "checkpoint", **overrides):
@@ -129,25 +146,4 @@ def _model_with_weights(preset: str, overrides: dict, state: Mapping[str, Any], 
     return model.eval()
 
 
-__all__ = [
-    # building models (this module)
-    "DEFAULT_PRESETS",
-    "check_preset_name",
-    "load_model",
-    "model_from_mmdet",
-    "save_checkpoint",
-    # file level, re-exported from sspnet.io.checkpoint_files / sspnet.io.atomic
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "METADATA_KEY",
-    "atomic_torch_save",
-    "atomic_write",
-    "atomic_write_bytes",
-    "check_state_dict",
-    "checkpoint_format",
-    "detect_variant",
-    "is_safetensors_file",
-    "read_checkpoint",
-    "read_mmdet_checkpoint",
-    "torch_load_restricted",
-]
+__all__ = ["DEFAULT_PRESETS", "check_preset_name", "load_model", "model_from_mmdet", "save_checkpoint"]

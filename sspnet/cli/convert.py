@@ -17,7 +17,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from sspnet.checkpoint import check_preset_name, model_from_mmdet, read_mmdet_checkpoint, save_checkpoint
+    from sspnet.checkpoint import check_preset_name, model_from_mmdet, save_checkpoint
+    from sspnet.io.checkpoint_files import read_mmdet_checkpoint
     from sspnet.io.outputs import OutputGuard
 
     # Outputs first: `convert IN IN` or an output holding another kind of file is refused untouched.

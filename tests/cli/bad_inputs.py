@@ -82,6 +82,11 @@ def build_inputs(folder: Path) -> dict[str, Path]:
     paths["corrupt_ckpt"].write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     paths["renamed_ckpt"] = folder / "renamed.safetensors"  # a torch .pth (pickle zip) renamed
     torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(2, 3, 1, 1)}}, paths["renamed_ckpt"])
+    # A checkpoint from another sspnet version: its preset is one this version does not know.
+    from sspnet.io.checkpoint_files import read_checkpoint, write_checkpoint
+
+    state, info = read_checkpoint(paths["ckpt"])
+    paths["future_ckpt"] = write_checkpoint(folder / "future.safetensors", state, {**info, "preset": "sspnet_v9_r50"})
     paths["random_pth"] = folder / "random.pth"
     paths["random_pth"].write_bytes(np.random.default_rng(2).integers(0, 256, 4096, dtype=np.uint8).tobytes())
 

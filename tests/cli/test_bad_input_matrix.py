@@ -67,6 +67,8 @@ CASES = [
     ("val-annotations-without-images", "val --results {results} --annotations {no_images_json}",
      ("no_images.json", "images")),
     ("val-results-bad-json", "val --results {bad_json} --data {data}", ("bad.json",)),
+    ("val-checkpoint-of-an-unknown-preset", "val --checkpoint {future_ckpt} --data {data} --device cpu",
+     ("future.safetensors", "preset", "sspnet_v9_r50")),
     ("val-results-is-a-folder", "val --results {frames} --data {data}", ("frames",)),
     ("val-annotations-bbox-of-2-numbers", "val --results {results} --annotations {bad_bbox_json}",
      ("bad_bbox.json", "bbox")),

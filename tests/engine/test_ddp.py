@@ -20,7 +20,7 @@ import pytest
 import torch
 from train_settings import TINY_FOVEA
 
-from sspnet.checkpoint import read_checkpoint
+from sspnet.io.checkpoint_files import read_checkpoint
 from sspnet.engine.runlog import read_log
 
 PLAIN_FPN = {**TINY_FOVEA, "neck": "fpn", "attention_loss": "none"}

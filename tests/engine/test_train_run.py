@@ -7,7 +7,8 @@ import pytest
 import torch
 from train_settings import TINY_FASTER, TINY_FOVEA
 
-from sspnet.checkpoint import load_model, read_checkpoint
+from sspnet.checkpoint import load_model
+from sspnet.io.checkpoint_files import read_checkpoint
 from sspnet.cli import main as sspnet_main
 from sspnet.cli import train as train_cli
 from sspnet.engine.config import load_config

@@ -57,15 +57,6 @@ def test_model_code_never_imports_sspnet_checkpoint():
     assert not [n for n in io_imports if n.startswith(("sspnet.models", "sspnet.checkpoint"))]
 
 
-def test_old_names_are_the_same_objects_through_sspnet_checkpoint():
-    import sspnet.checkpoint as checkpoint
-    import sspnet.io.checkpoint_files as files
-
-    for name in ("read_checkpoint", "read_mmdet_checkpoint", "torch_load_restricted", "check_state_dict",
-                 "detect_variant", "is_safetensors_file", "atomic_torch_save", "FORMAT_NAME"):
-        assert getattr(checkpoint, name) is getattr(files, name), name
-
-
 # ---- broken files -------------------------------------------------------------------------------
 
 

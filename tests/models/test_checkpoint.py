@@ -6,15 +6,9 @@ import pytest
 import torch
 
 import sspnet
-from sspnet.checkpoint import (
-    atomic_write,
-    atomic_write_bytes,
-    check_state_dict,
-    detect_variant,
-    load_model,
-    read_checkpoint,
-    save_checkpoint,
-)
+from sspnet.checkpoint import load_model, save_checkpoint
+from sspnet.io.atomic import atomic_write, atomic_write_bytes
+from sspnet.io.checkpoint_files import check_state_dict, detect_variant, read_checkpoint
 from sspnet.cli import main as cli_main
 from sspnet.models import build_model
 from spec_tables import backbone_table, fovea_head_table, neck_table, random_state_dict, spec_table
