@@ -45,7 +45,7 @@ def _float32s(*values: float) -> ir.Value:
 
 
 def roi_level_thresholds(num_levels: int) -> list[float]:
-    """Level k >= 1 starts where s / finest_scale + 1e-6 >= 2**k (the spec's floor(log2(.)) rule)."""
+    """Level k >= 1 starts where s / finest_scale + 1e-6 >= 2**k (mmdetection's floor(log2(.)) rule)."""
     return [float(2**k) for k in range(1, num_levels)]
 
 

@@ -10,7 +10,7 @@ outputs, fixed shape, rows past num_dets are padding:
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("num_dets", "boxes", "scores", "labels")
-DEFAULT_MAX_DETECTIONS = 500  # the spec's max_per_img at test time
+DEFAULT_MAX_DETECTIONS = 500  # the original configs' max_per_img at test time
 
 # metadata_props keys written by the exporter (values are strings; JSON for lists/dicts).
 METADATA_KEYS = (

@@ -85,7 +85,7 @@ def _round_twelfths(n: int, twelfths: int) -> int:
 
 
 def warmup_iters_for_run(total_iters: int, max_warmup: int = 500) -> int:
-    """Warm-up length: the spec's 500 iterations, but at most 10 % of a short run."""
+    """Warm-up length: the original recipe's 500 iterations, but at most 10 % of a short run."""
     return min(max_warmup, int(0.1 * total_iters))
 
 

@@ -1,4 +1,4 @@
-"""Element-wise detection losses (summed; callers divide by the spec's normalisers)."""
+"""Element-wise detection losses (summed; callers divide by the original heads' normalisers)."""
 
 from __future__ import annotations
 

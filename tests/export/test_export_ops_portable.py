@@ -30,7 +30,7 @@ pytestmark = requires_ops
 
 
 def spec_levels(rois: np.ndarray, finest_scale: float = 56.0, num_levels: int = 4) -> np.ndarray:
-    """Spec 2.2, in float64: level = clamp(floor(log2(sqrt(w * h) / finest_scale + 1e-6)), 0, L - 1)."""
+    """mmdetection's level rule, in float64: level = clamp(floor(log2(sqrt(w * h) / finest_scale + 1e-6)), 0, L - 1)."""
     w = rois[:, 3].astype(np.float64) - rois[:, 1]
     h = rois[:, 4].astype(np.float64) - rois[:, 2]
     s = np.sqrt(np.clip(w * h, 0, None))
@@ -47,7 +47,7 @@ def near_level_boundary(rois: np.ndarray, finest_scale: float = 56.0) -> np.ndar
 
 
 def torchvision_multi_level(features, rois: np.ndarray, output_size, sampling_ratio, aligned) -> np.ndarray:
-    """Each RoI pooled by torchvision.ops.roi_align from the level the spec rule picks."""
+    """Each RoI pooled by torchvision.ops.roi_align from the level mmdetection's rule picks."""
     levels = spec_levels(rois)
     rois_t = torch.from_numpy(rois)
     out = np.zeros((len(rois), features[0].shape[1], output_size, output_size), np.float32)

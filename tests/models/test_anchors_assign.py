@@ -1,4 +1,4 @@
-"""Anchors, the delta coder, MaxIoUAssigner and the samplers against the spec and hand cases."""
+"""Anchors, the delta coder, MaxIoUAssigner and the samplers against the original settings and hand cases."""
 
 import math
 
@@ -15,7 +15,7 @@ from sspnet.models.samplers import ICNegSampler, RandomSampler, icneg_weights
 
 SPEC_GENERATOR = AnchorGenerator([4, 8, 16, 32, 64], [1.5, 2.5, 3.7, 8], [0.4, 0.8, 1.4])
 
-# Spec 2.1: stride-4 anchors (w x h), ratio-major.
+# The original config's stride-4 anchors (w x h), ratio-major.
 SPEC_STRIDE4_WH = [
     (9.5, 3.8), (15.8, 6.3), (23.4, 9.4), (50.6, 20.2),
     (6.7, 5.4), (11.2, 8.9), (16.5, 13.2), (35.8, 28.6),
