@@ -1,7 +1,7 @@
 """Peak host memory (RSS) of the runtime Detector on large frames, with and without tile chunking.
 
-Issue 11 section 6: a 10000x10000 frame sent as ONE batch of 357 tiles asked ONNX Runtime for a
-10.9 GB buffer. The Detector now sends at most `max_tiles_per_batch` tiles per model call (default
+Why: a 10000x10000 frame sent as ONE batch of its 357 tiles asks ONNX Runtime for a buffer of
+several GB. The Detector therefore sends at most `max_tiles_per_batch` tiles per model call (default
 4) and cuts each batch from the frame only when the model asks for it. This benchmark measures,
 for a 4K (3840x2160) and a 10000x10000 frame, the peak RSS of a process that loads the model,
 holds the frame and runs `Detector.detect` on it, once with the default limit and once unbounded
@@ -23,10 +23,9 @@ runtime/detector.py). Memory is not timing: a busy machine does not change these
     python benchmarks/bench_tile_memory.py [--model m.onnx --describe TEXT] [--frames 2160x3840 10000x10000]
                                            [--limits 4 none] [--out benchmarks/results/tile_memory.json]
 
-Measured (benchmarks/results/): marker model, limit 4: detection adds 53 MB for 4K and 56 MB for
-10000x10000, unbounded 224 MB and 2185 MB (tile_memory.json); an exported faster_rcnn_r50_sspnet (portable, fp32,
-ONNX Runtime CPU, 4K frame): +0.58 GB with 1 tile per call, +4.96 GB with 8, i.e. ~0.63 GB per
-tile in flight (tile_memory_r50_random_4k.json), which is what the default of 4 is sized from.
+Measured: benchmarks/results/tile_memory.json (marker model) and tile_memory_r50_random_4k.json (an
+exported faster_rcnn_r50_sspnet: the memory per tile in flight that the default of 4 is sized from);
+docs pages results/tile_memory.md and results/tile_memory_r50_random_4k.md.
 """
 
 from __future__ import annotations

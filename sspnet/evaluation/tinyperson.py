@@ -35,9 +35,9 @@ MR (TinyBenchmark's CityPersons-style code):
       > 0.01). (3) The 9 FPPI references come from np.arange (last bits differ from linspace).
     Size of the difference: (1) can only turn false positives near ignore regions into ignored
     detections, so the official MR is never higher; an outside comparison found it about 1.4 points
-    lower on TinyPerson-scale sets (100+ images); on our synthetic set (benchmarks/results/
-    mr_official_vs_exact.json, a trained R18 model) MR50_tiny read 2.1 points lower on 200 images
-    and 1.25 lower on 50, with up to 7-10 points in the narrow sub-ranges (tiny2, tiny3).
+    lower on TinyPerson-scale sets (100+ images); on our synthetic set it reads lower too, most in
+    the narrow sub-ranges (tiny2, tiny3): benchmarks/results/mr_official_vs_exact.json, docs page
+    results/mr_official_vs_exact.md.
     (2) can make MR of a small set arbitrarily optimistic (one false positive at the top of 20
     images turns the first three FPPI references into the final recall).
 
