@@ -36,7 +36,6 @@ from train_synthetic import (  # noqa: E402
     RECIPE,
     RESULTS,
     choose_threads,
-    json_safe,
     machine,
     make_data,
     run_benchmark,
@@ -44,7 +43,7 @@ from train_synthetic import (  # noqa: E402
 )
 
 from sspnet.engine.recipes import iterations_for_budget  # noqa: E402
-from sspnet.io.atomic import atomic_write_json  # noqa: E402
+from sspnet.io.atomic import atomic_write_json, json_safe  # noqa: E402
 from sspnet.models.presets import load_preset  # noqa: E402
 
 ATTENTION_LOSS = load_preset(RECIPE.preset, **RECIPE.overrides).attention_loss  # the recipe's own (v2)

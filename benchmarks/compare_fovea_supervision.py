@@ -28,7 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from train_synthetic import RECIPE, RESULTS, json_safe, machine, make_data, run_benchmark  # noqa: E402
+from train_synthetic import RECIPE, RESULTS, machine, make_data, run_benchmark  # noqa: E402
+
+from sspnet.io.atomic import json_safe  # noqa: E402
 
 CELLS = {"v1": {"attention_loss": "v1"}, "v2": {"attention_loss": "v2"}}
 METRICS = ("AP50_tiny", "AP25_tiny", "AP75_tiny", "MR50_tiny")

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-from sspnet.io.atomic import atomic_write_json
+from sspnet.io.atomic import atomic_write_json, json_safe
 
 import torch
 
@@ -119,17 +118,6 @@ def run_benchmark(recipe: Recipe, data: Path, out: Path, max_iters: int, **confi
         row[f"AP50_tiny_percent_{name}"] = value
         row[f"AP50_tiny_fraction_{name}"] = None if value is None else value / 100.0
     return row
-
-
-def json_safe(value):
-    """NaN / inf -> None (metrics of a range without ground truth are NaN), recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def machine() -> dict:

@@ -41,6 +41,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sspnet.io.atomic import json_safe
+
 HELP = "end-to-end demo: synthetic data -> train -> evaluate -> export -> ONNX Runtime -> benchmark -> report"
 
 STAGES = ("data", "train", "evaluate", "export", "onnxruntime", "int8", "attention", "benchmark", "report")
@@ -295,16 +297,6 @@ def benchmark(settings: DemoSettings, checkpoint: str, onnx_path: str) -> list[d
 # ---- the report -----------------------------------------------------------------------------------
 
 
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def summary_dict(settings: DemoSettings, results: dict, stage_seconds: dict, wall: float) -> dict:
     rows = results["benchmark"]
     torch_row = next(row for row in rows if row["backend"] == "torch" and row["model"] != "torchvision")
@@ -318,7 +310,7 @@ def summary_dict(settings: DemoSettings, results: dict, stage_seconds: dict, wal
                f"{results['train']['iterations']} iterations"
                + (" (--quick trains only a few iterations)" if settings.quick else
                   "; do not use this model (rerun the demo; if it happens again, report it)"))
-    return _finite({
+    return json_safe({
         "trained_well_enough": trained,
         "verdict": verdict,
         "AP50_tiny": ap,

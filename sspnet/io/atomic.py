@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
@@ -129,17 +130,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 1, **dumps_kwargs) -> Path:
     """JSON with NaN written as null (strict JSON that every reader accepts)."""
-    text = json.dumps(_nan_to_none(data), indent=indent, allow_nan=False, **dumps_kwargs)
+    text = json.dumps(json_safe(data), indent=indent, allow_nan=False, **dumps_kwargs)
     return atomic_write_text(path, text + "\n")
 
 
-def _nan_to_none(value):
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+def json_safe(value):
+    """NaN / inf -> None, recursively through dicts, lists and tuples (metrics of a size range without
+    ground truth are NaN; strict JSON has no NaN). atomic_write_json applies it; use it for printed JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -149,6 +152,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "json_safe",
     "remove_stale_temporaries",
     "temporary_path_for",
 ]
