@@ -532,6 +532,12 @@ def render_export_parity(src: Source) -> str:
     )
     out += f"\nMetric: {src.fmt('metric')}. Weights: {src.fmt('weights')}. Images: {src.fmt('images')}; "
     out += f"input {src.fmt('imgsz')}; {src.fmt('precision')}.\n\n"
+    out += (
+        "The portable graph has hard NMS only (no standard ONNX operator does soft-NMS), so it is compared with "
+        "PyTorch switched to hard NMS; the row marked *info* compares it with the model as configured "
+        "(soft-NMS), which is the accuracy the portable flavour gives up. The tensorrt flavour runs in onnx's "
+        "ReferenceEvaluator with the plugin nodes in Python (TensorRT is not available here).\n\n"
+    )
     for result in src.get("results", []):
         rows = [dict(name=k, **v) for k, v in result.get("rows", {}).items()]
         out += f"**{src.show(result.get('preset'))}**\n\n" + table(
