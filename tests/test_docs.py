@@ -16,8 +16,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
-pytest.importorskip("mkdocs", reason="the docs extra (mkdocs, mkdocs-material) is not installed")
-pytest.importorskip("material", reason="the docs extra (mkdocs, mkdocs-material) is not installed")
 
 
 def _load(name: str):
