@@ -56,7 +56,7 @@ from .preprocess import FrameMapping, check_frame, letterbox, stretch, to_rgb
 from .tiling import cut_tiles, merge_tile_detections, tile_grid
 
 FITS = ("tile", "letterbox", "stretch")
-DEFAULT_TILE_OVERLAP = 30  # px; TinyPerson's 640x512 pieces overlap by 30 px (spec 7.5)
+DEFAULT_TILE_OVERLAP = 30  # px; TinyPerson's 640x512 pieces overlap by 30 px (TinyBenchmark's cutting)
 DEFAULT_MAX_TILES_PER_BATCH = 4  # inputs per model call; sized for an 8 GB Jetson (module docstring)
 
 

@@ -7,7 +7,7 @@ way: sspnet.checkpoint -> sspnet.models -> sspnet.io.checkpoint_files. Import th
 (read_checkpoint, read_mmdet_checkpoint, check_state_dict ...) from sspnet.io.checkpoint_files.
 
 Original checkpoints (mmcv `save_checkpoint`: a dict with `state_dict`, `meta` and maybe
-`optimizer`) have the same keys as ours (spec 8.6), so the mapping is the identity.
+`optimizer`) have the same keys as ours, so the mapping is the identity.
 """
 
 from __future__ import annotations

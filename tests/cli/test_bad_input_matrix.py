@@ -1,4 +1,4 @@
-"""The bad-input matrix (issue 11): user mistakes across every verb, each run as a subprocess
+"""The bad-input matrix: user mistakes across every verb, each run as a subprocess
 `python -m sspnet VERB ...`, must
 
 - exit 2 (a user mistake, not a bug),

@@ -1,5 +1,5 @@
 """Checkpoint file I/O (sspnet.io.checkpoint_files): imports no model code, and every unusable file
-is reported as an InputError naming the file and what is wrong with it (issue 11, sections 2 and 7)."""
+is reported as an InputError naming the file and what is wrong with it."""
 
 import ast
 import json

@@ -1,4 +1,4 @@
-"""Checkpoints: our safetensors format, original mmdetection .pth files (spec 8), atomic writes, convert."""
+"""Checkpoints: our safetensors format, original mmdetection .pth files, atomic writes, convert."""
 
 import os
 
