@@ -81,7 +81,7 @@ class Source:
         elif isinstance(value, (list, tuple)):
             text = " x ".join(self.show(v, spec) for v in value)
         else:
-            text = str(value)
+            text = " ".join(str(value).split())  # one line: a newline would end a table row
         self.handed_out.update(number_tokens(text))
         return text
 
