@@ -89,11 +89,11 @@ class Source:
         return self.show(self.get(path, data=data), spec)
 
 
-def check_traced(page: str, source: Source, name: str) -> None:
-    """Refuse a page with a number its JSON did not hand out."""
-    untraced = sorted({t for t in number_tokens(page) if t not in source.handed_out})
+def check_traced(page: str, handed_out: set[str], name: str, origin: str) -> None:
+    """Refuse a page with a number its JSON(s) did not hand out."""
+    untraced = sorted({t for t in number_tokens(page) if t not in handed_out})
     if untraced:
-        raise UntracedNumber(f"{name}: numbers not read from {source.path.name}: {', '.join(untraced[:10])}")
+        raise UntracedNumber(f"{name}: numbers not read from {origin}: {', '.join(untraced[:10])}")
 
 
 # ---- shared pieces ---------------------------------------------------------------------------------
@@ -760,7 +760,7 @@ def render_file(path: Path) -> tuple[str, str]:
     src = Source(path)
     page = renderer_for(src.stem)(src)
     page += "\n\n*Generated from the JSON at docs build time (`docs/gen/results.py`); do not edit.*\n"
-    check_traced(page, src, f"results/{src.stem}.md")
+    check_traced(page, src.handed_out, f"results/{src.stem}.md", src.path.name)
     return page.splitlines()[0].lstrip("# "), page
 
 
@@ -776,12 +776,16 @@ def pages(results_dir: Path = RESULTS) -> dict[str, tuple[str, str]]:
         "| page | command | machine |",
         "|---|---|---|",
     ]
+    handed_out: set[str] = set()  # the index's numbers: its rows' JSONs and the (checked) page titles
     for path in sorted(results_dir.glob("*.json")):
         title, page = render_file(path)
         out[f"results/{path.stem}.md"] = (title, page)
         src = Source(path)
         index.append(f"| [{title}]({path.stem}.md) | {command(src)} | {machine(src)} |")
-    out["results/index.md"] = ("Results", "\n".join(index) + "\n")
+        handed_out |= src.handed_out | set(number_tokens(title))
+    text = "\n".join(index) + "\n"
+    check_traced(text, handed_out, "results/index.md", "the results JSONs")
+    out["results/index.md"] = ("Results", text)
     return out
 
 
