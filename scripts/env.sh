@@ -29,4 +29,10 @@ if [ ! -f "$stamp" ] || ! "$PY" -c "import sspnet.ops.extension as e; e.load()" 
   MAX_JOBS=${MAX_JOBS:-2} "$PY" -m pip install -q --no-build-isolation -e ".[test]"
   touch "$stamp"
 fi
+# Tracking: `trackers` without its dependencies (the [track] extra, part of [test], holds them): its
+# opencv-python requirement would install a second cv2 over opencv-python-headless (docs/tracking.md).
+if ! "$PY" -c "import trackers" 2>/dev/null; then
+  echo "[env] installing trackers (--no-deps: one OpenCV)"
+  "$PY" -m pip install -q --no-deps "trackers>=2.6.1,<3"
+fi
 echo "[env] ready: $VENV"

@@ -30,6 +30,7 @@ VERBS = {
     "export": "export_onnx",
     "build-engine": "build_engine",
     "predict": "predict",
+    "track": "track",
     "benchmark": "benchmark",
     "quantize": "quantize",
     "doctor": "doctor",

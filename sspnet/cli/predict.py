@@ -159,7 +159,8 @@ def _check_arguments(args) -> None:
             raise UsageError(f"{flag} must be {'>= 0' if name == 'threads' else 'a positive integer'}", got=value)
 
 
-def run(args) -> int:
+def run(args, hook_factory=None, title: str = "predict") -> int:
+    """The predict run; `sspnet track` passes `hook_factory(source) -> frame hook` (its tracker) and its title."""
     from sspnet.errors import UsageError
     from sspnet.runtime.backend import load_backend
     from sspnet.inference.predict import PredictOptions, plan_outputs, predict
@@ -167,10 +168,11 @@ def run(args) -> int:
 
     _check_arguments(args)
     source = source_from_args(args)
+    frame_hook = hook_factory(source) if hook_factory is not None else None
     options = PredictOptions(
         out=args.out, show_labels=args.labels, save_media=not args.no_media, attention=args.attention,
         image_format=args.image_format, max_frames=args.max_frames, queue_size=args.queue,
-        progress=not args.quiet, keep_results=False,
+        progress=not args.quiet, keep_results=False, frame_hook=frame_hook,
     )
     plan = plan_outputs(source, options, protect=[args.model])  # refuses a bad --out before loading anything
     backend = load_backend(
@@ -185,5 +187,5 @@ def run(args) -> int:
     print(f"{backend.name} backend: {backend.path} (input {backend.input_size[0]}x{backend.input_size[1]}, "
           f"classes {list(backend.metadata.classes)}); source: {source.description}", flush=True)
     summary = predict(detector, source, options, plan=plan)
-    print_table(summary.rows(), headers=("predict", "value"))
+    print_table(summary.rows(), headers=(title, "value"))
     return run_exit_code(summary)

@@ -3,6 +3,7 @@
     sspnet val --results RESULTS.json --annotations GT.json [--corners CORNERS.json] [--json OUT.json]
     sspnet val --checkpoint CKPT --data DIR|DATA.yaml [--split val] [--published | --tile H W --tta paper]
                [--save-results DETS.json] [--json OUT.json]
+    sspnet val --tracks TRACKS.txt|DIR --gt SEQ|SEQ/gt/gt.txt|DIR [--json OUT.json]   (sspnet/cli/val_tracks.py)
 
 Inputs are checked before any work: the ground truth is read as the official evaluation reads it
 and any bad record is refused (one line naming the file and the field, exit 2), and so is a results
@@ -19,9 +20,10 @@ import math
 import time
 from pathlib import Path
 
+from sspnet.cli import val_tracks
 from sspnet.errors import InputError, UsageError
 
-HELP = "TinyPerson AP/MR of a COCO results file or of a checkpoint on a data set"
+HELP = "TinyPerson AP/MR of a COCO results file or of a checkpoint on a data set; --tracks: HOTA/MOTA/IDF1"
 
 DEFAULT_OVERLAP = 30
 DEFAULT_BATCH = 8
@@ -66,6 +68,7 @@ def add_arguments(parser):
                      help="also evaluate dense images (boxes flagged in_dense_image), which the protocol leaves out")
     out.add_argument("--keep-uncertain", action="store_true",
                      help="count 'uncertain' GT boxes as regular (default: ignored, as TinyBenchmark)")
+    val_tracks.add_arguments(parser)
 
 
 # ------------------------------------------------------------------------------------ arguments
@@ -73,6 +76,10 @@ def add_arguments(parser):
 
 def _check_arguments(args) -> None:
     """Every argument mistake, before any file is read (UsageError)."""
+    if args.tracks:
+        return val_tracks.check_arguments(args)
+    if args.gt:
+        raise UsageError("--gt is the ground truth of --tracks; detections use --annotations / --data")
     if bool(args.results) == bool(args.checkpoint):
         raise UsageError("give exactly one of --results RESULTS.json and --checkpoint CKPT")
     if not args.annotations and not args.data:
@@ -211,6 +218,8 @@ def run(args) -> int:
     from sspnet.io.atomic import atomic_write_json
 
     _check_arguments(args)
+    if args.tracks:
+        return val_tracks.run(args)
     gt_path, image_root = _ground_truth_paths(args)
     inputs = [gt_path, args.results, args.corners, args.checkpoint, image_root if args.checkpoint else None]
     _check_outputs(args, inputs)

@@ -1,4 +1,4 @@
-"""Drawing on frames (OpenCV, BGR HWC uint8): detection boxes and SSPNet attention heat-maps.
+"""Drawing on frames (OpenCV, BGR HWC uint8): detection boxes, tracks and SSPNet attention heat-maps.
 
 Boxes are drawn 1 px thin (a little thicker on 4K frames) so that a 10-pixel person stays visible
 under its box; score labels are optional and small.
@@ -55,6 +55,46 @@ def draw_detections(
                 text = f"{classes[int(label)]} {text}"
             origin = (p1[0], max(p1[1] - 2, 8))
             cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1, cv2.LINE_AA)
+    return out
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A bright BGR colour per track id; neighbouring ids get far-apart hues (golden-ratio steps)."""
+    import cv2
+
+    hue = int((track_id * 0.61803398875 % 1.0) * 180)
+    bgr = cv2.cvtColor(np.uint8([[[hue, 230, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def draw_tracks(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    track_ids: np.ndarray,
+    trails: dict[int, list[tuple[float, float]]] | None = None,
+    show_labels: bool = True,
+) -> np.ndarray:
+    """A copy of `image` with each tracked box (x1, y1, x2, y2) in its track's colour, the id above it,
+    and each track's recent centres (`trails`: id -> [(x, y), ...], oldest first) as a polyline.
+    Boxes with id 0 (detections not in a confirmed track) are drawn thin and grey, without a label."""
+    import cv2
+
+    out = np.ascontiguousarray(image).copy()
+    thickness = box_thickness(out.shape)
+    for track_id, points in (trails or {}).items():
+        if len(points) > 1:
+            line = np.round(np.asarray(points, np.float64)).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [line], False, track_color(track_id), thickness, cv2.LINE_AA)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    for (x1, y1, x2, y2), track_id in zip(boxes, np.asarray(track_ids).reshape(-1)):
+        color = track_color(int(track_id)) if track_id > 0 else (160, 160, 160)
+        p1 = (int(np.floor(x1)), int(np.floor(y1)))
+        p2 = (max(int(np.ceil(x2)) - 1, p1[0]), max(int(np.ceil(y2)) - 1, p1[1]))
+        cv2.rectangle(out, p1, p2, color, thickness, lineType=cv2.LINE_8)
+        if show_labels and track_id > 0:
+            origin = (p1[0], max(p1[1] - 2, 8))
+            font = cv2.FONT_HERSHEY_SIMPLEX
+            cv2.putText(out, str(int(track_id)), origin, font, 0.35 * thickness, color, 1, cv2.LINE_AA)
     return out
 
 
@@ -119,4 +159,5 @@ def attention_panel(image: np.ndarray, level_maps: list[np.ndarray], titles: lis
     return panel
 
 
-__all__ = ["draw_detections", "attention_to_frame", "heatmap_overlay", "attention_panel", "box_thickness"]
+__all__ = ["draw_detections", "draw_tracks", "track_color", "attention_to_frame", "heatmap_overlay", "attention_panel",
+           "box_thickness"]
