@@ -27,8 +27,8 @@ tile is inferred on its own and the merge sees all tiles of the frame.
 The default, DEFAULT_MAX_TILES_PER_BATCH = 4, is sized for an 8 GB Jetson (CPU and GPU share
 those 8 GB), from measurements (benchmarks/bench_tile_memory.py, results in benchmarks/results/):
     - per tile in flight: an exported faster_rcnn_r50_sspnet (fp32, ONNX Runtime) needs ~0.63 GB
-      per 640x512 tile (a 4K frame: +0.58 GB with 1 tile per call, +4.96 GB with 8); a TensorRT
-      fp16 engine should need less (half-size activations; not measured here);
+      per 640x512 tile (benchmarks/results/tile_memory_r50_random_4k.json); a TensorRT fp16
+      engine should need less (half-size activations; not measured here);
     - the rest of the device: OS and desktop ~1.5 GB, CUDA / cuDNN / TensorRT context ~1 GB,
       weights and engine ~0.4 GB, decoded frames (4 x 25 MB for 4K) ~0.1 GB, and headroom for
       the caller's own application: that leaves ~2.5 GB for the tile batch, i.e. 4 tiles;
