@@ -39,11 +39,9 @@ Detections are mapped back to each image's own pixels (boxes / S; mosaic: the ti
 centre, shifted and clipped) before scoring, so the TinyPerson size ranges keep their meaning; RoI
 and detection-level statistics are in frame pixels (what the engine sees). Both runs are
 deterministic on the CPU (fp32 twice gives identical detections), so every difference is the
-rounding's. Results: benchmarks/results/trt_fp16_rois_trained.json (synthetic-cpu-faster-rcnn,
-2000 iterations, AP50-tiny 71.3 on the val split): AP50-tiny changes by at most 0.33 points on
-frames up to 1280 px (-0.28 on 1024 x 1024 mosaics, +0.17 upscaled x4 where fp32 AP is only 12)
-and by -0.85 on 1536 x 1536 mosaics; most detections move (only 9-44 % stay within IoU 0.99 and
-score 1e-3 of the reference) but by a median of 0.02-0.1 px.
+rounding's. Results: benchmarks/results/trt_fp16_rois.json (random weights) and
+trt_fp16_rois_trained.json (a trained synthetic-cpu-faster-rcnn model); docs pages
+results/trt_fp16_rois.md and results/trt_fp16_rois_trained.md.
 
     python benchmarks/trt_fp16_rois.py [--images 12] [--out benchmarks/results/trt_fp16_rois.json]
     python benchmarks/trt_fp16_rois.py --checkpoint CKPT --data DIR [--split val] [--scale 1 2 4]
