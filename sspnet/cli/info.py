@@ -63,7 +63,7 @@ def run(args) -> int:
             check_preset_name(args.model, "--model")
             imgsz = check_imgsz(args.imgsz, "--imgsz")
         if args.presets:
-            print_table(list_presets(), headers=("preset", "variant", "backbone", "description"))
+            print_table(list_presets(), headers=("preset", "variant", "backbone", "backbone weights", "description"))
         if args.model:
             print_table(describe_model(args.model, imgsz), headers=("quantity", "value"))
         return 0

@@ -60,6 +60,10 @@ def add_arguments(parser):
     parser.add_argument("--log-every", type=int, metavar="N", help="log.jsonl record every N iterations (default 50)")
     parser.add_argument("--checkpoint-every", type=int, metavar="N",
                         help="also checkpoint every N iterations (default 0: at every epoch end)")
+    parser.add_argument("--pretrained", metavar="imagenet|PATH",
+                        help="backbone start: 'imagenet' = torchvision's ImageNet weights (downloaded once into "
+                             "torch's cache, $TORCH_HOME/hub/checkpoints, hash-checked), or a local .pth; "
+                             "default: the preset's (the R50 presets: from scratch)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="model setting override, value in YAML syntax (repeatable), e.g. --set score_thr=0.1")
 
@@ -108,12 +112,17 @@ def config_from_args(args):
     if args.preset not in preset_names():
         raise UsageError(f"--preset: unknown preset {args.preset!r}; available: {', '.join(preset_names())}")
     overrides.update(parse_overrides(args.overrides))
+    if args.pretrained is not None:
+        overrides["pretrained"] = args.pretrained
     try:
         model_config = load_preset(args.preset, **overrides)  # validates the overrides
     except SSPNetError:
         raise
     except (ValueError, TypeError) as exc:  # load_preset's documented errors for a bad setting
         raise UsageError(f"--set: {exc}") from None
+    from sspnet.models.pretrained import resolve_pretrained
+
+    resolve_pretrained(model_config.pretrained, model_config.depth)  # found (or downloaded) before any work
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     given = {
         "epochs": args.epochs, "max_iters": args.max_iters, "batch_size": args.batch_size, "lr": args.lr,

@@ -76,12 +76,15 @@ class ResNetBackbone(nn.Module):
         return c2, c3, c4, c5
 
     def load_imagenet_weights(self, path: str | Path) -> None:
-        """Load a local torchvision ImageNet checkpoint (e.g. resnet50-0676ba61.pth); never downloads.
+        """Load torchvision ImageNet weights: "imagenet" (torchvision's file in torch's cache, downloaded
+        when missing: sspnet.models.pretrained) or a local .pth (e.g. resnet50-0676ba61.pth).
 
         The classifier (`fc.*`) is dropped; every other key must match by name and shape.
         """
         from sspnet.io.checkpoint_files import check_state_dict, torch_load_restricted
+        from sspnet.models.pretrained import resolve_pretrained
 
+        path = resolve_pretrained(path, self.depth)
         state = torch_load_restricted(path)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]

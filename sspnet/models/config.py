@@ -34,7 +34,7 @@ class ModelConfig:
     depth: int = 50
     frozen_stages: int = 1
     norm_eval: bool = True
-    pretrained: Optional[str] = None  # local torchvision ImageNet .pth; never downloaded
+    pretrained: Optional[str] = None  # None: from scratch; "imagenet" (torchvision's, cached) or a local .pth
     # neck
     neck: str = "ssfpn"
     neck_channels: int = 256

@@ -82,12 +82,13 @@ def build_model(name: str, **overrides):
     return model
 
 
-def list_presets() -> list[tuple[str, str, str, str]]:
-    """Rows (preset, variant, backbone, description)."""
+def list_presets() -> list[tuple[str, str, str, str, str]]:
+    """Rows (preset, variant, backbone, backbone start, description)."""
     rows = []
     for name in preset_names():
         c = load_preset(name)
-        rows.append((name, c.variant, f"ResNet-{c.depth}", c.description))
+        start = f"pretrained: {c.pretrained}" if c.pretrained else "from scratch unless --pretrained imagenet"
+        rows.append((name, c.variant, f"ResNet-{c.depth}", start, c.description))
     return rows
 
 

@@ -56,6 +56,8 @@ CASES = [
      "--device cpu --workers 0 --set no_such_key=1", ("no_such_key",)),
     ("train-resume-without-a-run", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/fresh_run "
      "--resume --max-iters 1 --device cpu --workers 0", ("fresh_run",)),
+    ("train-pretrained-file-missing", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run "
+     "--max-iters 1 --device cpu --workers 0 --pretrained {out}/resnet18.pth", ("resnet18.pth", "pretrained")),
     # ---- val
     ("val-save-results-is-the-annotations", "val --checkpoint {ckpt} --data {data} --device cpu "
      "--save-results {val_json}", ("val.json",)),
@@ -126,6 +128,48 @@ CASES = [
      "--quiet", ("max-tiles-per-batch",)),
     ("predict-imgsz-100-torch", "predict {frames} --model {ckpt} --imgsz 100 100 --device cpu --out {out}/p "
      "--quiet", ("imgsz",)),
+    ("predict-vid-stride-0", "predict {frames} --model {onnx} --out {out}/p --vid-stride 0 --quiet", ("vid-stride",)),
+    ("predict-vid-stride-on-still-images", "predict {frames} --model {onnx} --out {out}/p --vid-stride 2 --quiet",
+     ("vid-stride", "frames")),
+    ("predict-reconnect-timeout-negative", "predict {frames} --model {onnx} --out {out}/p --reconnect-timeout -1 "
+     "--quiet", ("reconnect-timeout",)),
+    ("predict-read-timeout-0", "predict {frames} --model {onnx} --out {out}/p --read-timeout 0 --quiet",
+     ("read-timeout",)),
+    # without GStreamer in OpenCV: refused as such; with it: refused for not ending in appsink
+    ("predict-gstreamer-pipeline", "predict videotestsrc!fakesink --model {onnx} --out {out}/p --quiet",
+     ("GStreamer",)),
+    # ---- track (predict's source / model / output checks apply too: the cases above)
+    ("track-out-is-the-source-folder", "track {frames} --model {onnx} --out {frames} --quiet", ("frames",)),
+    ("track-unknown-tracker", "track {frames} --model {onnx} --out {out}/t --tracker deepsort --quiet", ("tracker",)),
+    ("track-buffer-ratio-negative", "track {frames} --model {onnx} --out {out}/t --buffer-ratio -1 --quiet",
+     ("buffer-ratio",)),
+    ("track-track-high-2", "track {frames} --model {onnx} --out {out}/t --track-high 2 --quiet", ("track-high",)),
+    ("track-min-hits-0", "track {frames} --model {onnx} --out {out}/t --min-hits 0 --quiet", ("min-hits",)),
+    ("track-cmc-downscale-0", "track {frames} --model {onnx} --out {out}/t --cmc-downscale 0 --quiet",
+     ("cmc-downscale",)),
+    ("track-ocsort-with-cmc", "track {frames} --model {onnx} --out {out}/t --tracker ocsort --association iou "
+     "--cmc orb --quiet", ("cmc",)),
+    ("track-attention", "track {frames} --model {onnx} --out {out}/t --attention --quiet", ("attention",)),
+    ("track-missing-model", "track {frames} --model {out}/missing.onnx --out {out}/t --quiet", ("missing.onnx",)),
+    # ---- val --tracks
+    ("val-tracks-missing-columns", "val --tracks {tracks_missing_columns} --gt {seq}",
+     ("tracks_missing_columns.txt", "line 1")),
+    ("val-tracks-not-a-number", "val --tracks {tracks_not_a_number} --gt {seq}", ("tracks_not_a_number.txt", "x")),
+    ("val-tracks-negative-size", "val --tracks {tracks_negative_size} --gt {seq}", ("tracks_negative_size.txt", "w")),
+    ("val-tracks-id-repeated-in-a-frame", "val --tracks {tracks_repeated_id} --gt {seq}",
+     ("tracks_repeated_id.txt", "line 2", "id")),
+    ("val-tracks-frame-out-of-range", "val --tracks {tracks_frame_out_of_range} --gt {seq}",
+     ("tracks_frame_out_of_range.txt", "line 2", "frame")),
+    ("val-tracks-gt-without-seqinfo", "val --tracks {tracks} --gt {seq_without_seqinfo}",
+     ("seq_without_seqinfo", "seqinfo.ini")),
+    ("val-tracks-gt-is-a-tracks-file-with-bad-rows", "val --tracks {tracks} --gt {tracks_not_a_number}",
+     ("tracks_not_a_number.txt",)),
+    ("val-tracks-without-gt", "val --tracks {tracks}", ("gt",)),
+    ("val-tracks-json-is-the-tracks", "val --tracks {tracks} --gt {seq} --json {tracks}", ("tracks.txt",)),
+    # ---- synth --video
+    ("synth-video-0", "synth {out}/mot --video 0", ("video",)),
+    ("synth-video-frames-1", "synth {out}/mot --video 1 --frames 1", ("frames",)),
+    ("synth-video-size-100", "synth {out}/mot --video 1 --frames 2 --size 100 100", ("size",)),
     # ---- benchmark
     ("benchmark-missing-model", "benchmark --model {out}/missing.onnx --iters 1 --warmup 0 --quiet",
      ("missing.onnx",)),

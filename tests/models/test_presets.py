@@ -13,7 +13,9 @@ def test_list_presets_rows():
                          "faster_rcnn_r18_sspnet_small", "fovea_r18_sspnet_small"}
     assert rows["fovea_r50_sspnet"][1:3] == ("fovea", "ResNet-50")
     assert rows["faster_rcnn_r18_sspnet_small"][1:3] == ("faster_rcnn", "ResNet-18")
-    assert all(len(r) == 4 and r[3] for r in rows.values())
+    assert all(len(r) == 5 and r[4] for r in rows.values())
+    # the published presets start from scratch unless told otherwise, and say so
+    assert rows["faster_rcnn_r50_sspnet"][3] == "from scratch unless --pretrained imagenet"
 
 
 def test_published_faster_preset_is_the_spec_config():
