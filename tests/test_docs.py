@@ -183,7 +183,8 @@ def _refused(commands) -> list[str]:
 def test_documented_commands_parse():
     """Every command shown in the README and the docs is accepted by the current parsers (an option renamed
     or removed in the code fails here, not in a user's terminal)."""
-    commands = _documented_commands([REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+    readmes = [REPO / "README.md", *sorted((REPO / "csrc").rglob("README.md"))]
+    commands = _documented_commands([*readmes, *sorted((REPO / "docs").glob("*.md"))])
     assert len(commands) > 10
     bad = _refused(commands)
     assert not bad, "documented commands the parsers refuse:\n" + "\n".join(bad)
