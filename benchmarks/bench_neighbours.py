@@ -4,6 +4,7 @@ every threading setting that runtime/threads.py chose between, in one run.
     python benchmarks/bench_neighbours.py                       # ~6 min on 2 cores, random weights
     python benchmarks/bench_neighbours.py --checkpoint demo_out/run/last.safetensors --onnx demo_out/model.onnx
     python benchmarks/bench_neighbours.py --rows defaults       # only the before/after pairs (~3 min)
+    python benchmarks/bench_neighbours.py --rows onnxruntime --onnx demo_out/model.onnx   # ~1.5 min
 
 Writes benchmarks/results/neighbours.json and neighbours.png, and prints the table plus a Markdown
 version for the README. Model: the demo's (`synthetic-cpu` recipe: FoveaBox + SSPNet R18, 64-channel
@@ -15,12 +16,17 @@ sspnet/benchmark/contention.py):
                    OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT 1000 / 2000 / 3000 / 4000 / 20000 (thread
                    count fixed), and sspnet's default: GOMP_SPINCOUNT=4000 with the adaptive thread
                    count (runtime/threads.py ThreadGovernor)
-    onnxruntime    intra-op spinning (ONNX Runtime's default, "before") / off (sspnet's default)
+    onnxruntime    intra-op spinning (ONNX Runtime's default, "before"), spinning off with a fixed
+                   thread count ("before" the adaptive count), and sspnet's default: spinning off with
+                   the adaptive thread count (a one-thread session beside the all-cores one,
+                   runtime/onnxruntime_backend.py)
     kernels        sspnet's CPU multi-level RoIAlign (OpenMP): libgomp default / sspnet default
     training       one training step of the recipe: libgomp default / sspnet default
     (+ ONNX Runtime INT8 with --int8 MODEL)
-Goals: loaded p50 at most 2.2x quiet (2.5x for training) with one neighbour, and the
-default's quiet p50 at most 10 % above the "before" row's.
+Goals: loaded p50 at most 2.2x quiet (2.5x for training) with one neighbour, 1.6x for the ONNX
+Runtime default with its adaptive thread count, and the default's quiet p50 at most 10 % above the
+"before" row's. The JSON also records the memory an extra ONNX Runtime session costs
+("onnxruntime_sessions").
 """
 
 from __future__ import annotations
@@ -94,9 +100,12 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
                   baseline=before_torch, goal_slowdown=2.2),
         ContentionRow(label="onnxruntime, spinning (before)", model=onnx_path, backend="onnxruntime", frame_size=SIZE,
                       env={**SSPNET_DEFAULT, ENV_ORT_SPINNING: "1"}, group="onnxruntime"),
-        ContentionRow(label="onnxruntime, no spinning (sspnet default)", model=onnx_path, backend="onnxruntime",
-                      frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime",
-                      baseline="onnxruntime, spinning (before)", goal_slowdown=2.2),
+        ContentionRow(label="onnxruntime, no spinning, fixed thread count (before)", model=onnx_path,
+                      backend="onnxruntime", frame_size=SIZE, env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0"},
+                      group="onnxruntime", baseline="onnxruntime, spinning (before)", goal_slowdown=2.2),
+        ContentionRow(label="onnxruntime, no spinning + adaptive threads (sspnet default)", model=onnx_path,
+                      backend="onnxruntime", frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime",
+                      baseline="onnxruntime, no spinning, fixed thread count (before)", goal_slowdown=1.6),
         ContentionRow(label="RoIAlign kernel, libgomp default spin (before)", kind="roi-align", env=LIBGOMP_DEFAULT,
                       group="kernels"),
         ContentionRow(label="RoIAlign kernel, sspnet default", kind="roi-align", env=SSPNET_DEFAULT, group="kernels",
@@ -115,9 +124,35 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
                                   frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime", goal_slowdown=2.2))
     if which == "defaults":
         rows = [row for row in rows if "(before)" in row.label or "default" in row.label or "INT8" in row.label]
-    elif which in ("torch", "training"):  # one OpenMP study alone
+    elif which in ("torch", "training", "onnxruntime"):  # one study alone
         rows = [row for row in rows if row.group == which]
     return rows
+
+
+def onnxruntime_session_memory(onnx_path: str) -> dict:
+    """Resident memory (MB) of one ONNX Runtime session of the model and of the one-thread session the
+    adaptive thread count adds beside it, each after one call, measured in a fresh process."""
+    import json
+    import subprocess
+
+    code = f"""
+import json, numpy as np
+from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+def rss():
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')) / 1024
+before = rss()
+backend = OnnxRuntimeBackend({onnx_path!r}, adaptive_threads=False)
+images = np.zeros((backend.fixed_batch or 1, 3, *backend.input_size), np.uint8)
+backend.infer(images)
+one = rss()
+extra = backend._new_session(1)
+extra.run(None, {{'images': images}})
+print(json.dumps({{"first_session_mb": round(one - before, 1), "extra_one_thread_session_mb": round(rss() - one, 1)}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def markdown_table(results: list[dict], neighbours: int) -> str:
@@ -138,9 +173,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", help="a trained demo checkpoint (default: random weights)")
     parser.add_argument("--onnx", help="its portable ONNX export (default: exported here)")
     parser.add_argument("--int8", help="also time this INT8 Q/DQ model (sspnet quantize)")
-    parser.add_argument("--rows", choices=("all", "defaults", "torch", "training"), default="all",
+    parser.add_argument("--rows", choices=("all", "defaults", "torch", "training", "onnxruntime"), default="all",
                         help="all settings (default), only the before / sspnet-default pairs, or only the "
-                             "torch inference or training OpenMP settings")
+                             "torch inference, training or ONNX Runtime rows")
     parser.add_argument("--iters", type=int, default=30, help="timed calls per phase at most (default 30)")
     parser.add_argument("--max-seconds-quiet", type=float, default=5.0)
     parser.add_argument("--max-seconds-loaded", type=float, default=10.0)
@@ -167,6 +202,8 @@ def main(argv=None) -> int:
     rows = plan(checkpoint, onnx_path, args.int8, args.rows)
     print(f"{len(rows)} rows, quiet then next to {args.neighbours} busy process(es): "
           f"at most ~{len(rows) * settings.estimated_seconds_per_row() / 60:.1f} min")
+    sessions = onnxruntime_session_memory(onnx_path)
+    print(f"ONNX Runtime session memory (RSS): {sessions}")
     results = run_contention(rows, settings)
     print()
     print_contention_table(results, args.neighbours)
@@ -174,6 +211,7 @@ def main(argv=None) -> int:
     extra = {"command": " ".join(["python", "benchmarks/bench_neighbours.py", *(argv or sys.argv[1:])]),
              "model": {"checkpoint": checkpoint, "onnx": onnx_path, "trained": args.checkpoint is not None,
                        "input_size": list(SIZE)},
+             "onnxruntime_sessions": sessions,
              "wall_time_s": round(time.perf_counter() - started, 1)}
     print(f"\nJSON: {write_contention_json(stem.with_suffix('.json'), results, settings, extra)}")
     title = f"demo model {SIZE[0]}x{SIZE[1]}, batch 1: quiet vs {args.neighbours} busy neighbour(s)"

@@ -6,11 +6,23 @@
 Reads the model facts from the ONNX metadata_props (no `onnx` package needed: ONNX Runtime
 exposes them) and checks the graph's input / outputs against the contract at load time, so a
 wrong file fails on load with a message rather than mid-inference.
+
+Next to a busy neighbour (CPU provider, default thread count): ONNX Runtime cannot change the
+intra-op thread count of a live session, so the backend keeps one session per thread count it
+needs: the all-cores one, and a one-thread one built beside it in the background at load time;
+each call runs on the session whose count runtime/threads.py's ThreadGovernor picks from the
+load other processes put on the machine (the same estimate the torch backend uses). A count in
+between (machines with more than two cores) gets its session built in the background the first
+time it is asked for; until then calls run on the all-cores one. Off: SSPNET_ADAPTIVE_THREADS=0,
+a fixed `intra_op_num_threads` (predict --threads N), or a GPU provider. The price is the memory
+of the extra sessions (each holds its own copy of the weights; measured by
+benchmarks/bench_neighbours.py, "onnxruntime_sessions" in its JSON).
 """
 
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +32,7 @@ from sspnet.errors import InputError, MissingDependencyError, UsageError
 
 from .backend import Backend, ModelMetadata
 from .contract import INPUT_NAME, OUTPUT_NAMES
-from .threads import configure_onnxruntime_session
+from .threads import configure_onnxruntime_session, onnxruntime_thread_governor
 
 # Short names accepted in `providers=`; full ONNX Runtime names work too.
 PROVIDER_ALIASES = {
@@ -83,7 +95,9 @@ class OnnxRuntimeBackend(Backend):
     """An exported sspnet .onnx model in an onnxruntime.InferenceSession.
 
     providers: e.g. ["cpu"] (default), ["cuda"], ["tensorrt", "cuda"], or (name, options) pairs.
-    intra_op_num_threads: threads inside one op; None lets ONNX Runtime decide (all cores).
+    intra_op_num_threads: threads inside one op; None lets ONNX Runtime decide (all cores) and
+        adapts the count to other processes' load (module docstring); a number fixes it.
+    adaptive_threads: None follows SSPNET_ADAPTIVE_THREADS (default on); False turns adapting off.
     """
 
     name = "onnxruntime"
@@ -93,6 +107,7 @@ class OnnxRuntimeBackend(Backend):
         path: str | Path,
         providers: Sequence[str | tuple[str, dict]] | None = None,
         intra_op_num_threads: int | None = None,
+        adaptive_threads: bool | None = None,
     ):
         ort = _import_onnxruntime()
         self.path = Path(path)
@@ -106,13 +121,9 @@ class OnnxRuntimeBackend(Backend):
                 f"got {intra_op_num_threads!r}"
             )
         requested = resolve_providers(providers, ort.get_available_providers())
-
-        options = ort.SessionOptions()
-        configure_onnxruntime_session(options)  # no spin-waiting: holds up on a busy CPU (runtime/threads.py)
-        if intra_op_num_threads is not None:
-            options.intra_op_num_threads = intra_op_num_threads
+        self._ort, self._requested = ort, requested
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=requested)
+            self.session = self._new_session(intra_op_num_threads)
         except Exception as error:  # ONNX Runtime raises its own exception types for bad files
             hint = ""
             if "No Op registered" in str(error):
@@ -125,6 +136,51 @@ class OnnxRuntimeBackend(Backend):
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props, source=str(self.path))
         self._fixed_batch, self._fixed_hw = self._check_graph()
+
+        # adaptive thread count: {threads: session}, the all-cores session under the governor's maximum
+        self.thread_governor = onnxruntime_thread_governor(self.providers, intra_op_num_threads, adaptive_threads)
+        self.sessions: dict[int, object] = {}
+        self._building: set[int] = set()
+        if self.thread_governor is not None:
+            self.sessions[self.thread_governor.max_threads] = self.session
+            self._build_in_background(1)
+
+    def _new_session(self, threads: int | None):
+        """An InferenceSession of this model with sspnet's settings and `threads` intra-op threads
+        (None / 0: ONNX Runtime's default, one per core)."""
+        options = self._ort.SessionOptions()
+        configure_onnxruntime_session(options)  # no spin-waiting: holds up on a busy CPU (runtime/threads.py)
+        if threads:
+            options.intra_op_num_threads = threads
+        return self._ort.InferenceSession(str(self.path), options, providers=self._requested)
+
+    def _build_in_background(self, threads: int) -> None:
+        """Build (and run once, so its first real call is not slow) the session with `threads`
+        threads on a background thread; calls keep using the all-cores session until it is ready."""
+        if threads in self.sessions or threads in self._building:
+            return
+        self._building.add(threads)
+
+        def build():
+            session = self._new_session(threads)
+            batch = self.fixed_batch or 1
+            height, width = self.metadata.input_size
+            session.run(None, {INPUT_NAME: np.zeros((batch, 3, height, width), np.uint8)})
+            self.sessions[threads] = session
+
+        threading.Thread(target=build, name=f"sspnet-ort-{threads}-thread-session", daemon=True).start()
+
+    def session_for_call(self):
+        """The session the next call runs on: the one with the governor's thread count when it is
+        built (building it if needed), else the all-cores one."""
+        if self.thread_governor is None:
+            return self.session
+        threads = self.thread_governor.before_call()
+        session = self.sessions.get(threads)
+        if session is None:
+            self._build_in_background(threads)
+            return self.session
+        return session
 
     @property
     def providers(self) -> list[str]:
@@ -140,7 +196,7 @@ class OnnxRuntimeBackend(Backend):
         return self._fixed_hw
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+        values = self.session_for_call().run(list(OUTPUT_NAMES), {INPUT_NAME: images})
         return dict(zip(OUTPUT_NAMES, values))
 
     def _check_providers_active(self, requested) -> None:

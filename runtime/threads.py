@@ -46,6 +46,12 @@ a count that changes mid-run changes the order of floating-point reductions, and
 exact `--resume` promises the same weights on the same machine. Off with SSPNET_ADAPTIVE_THREADS=0,
 or by fixing the thread count (`--threads`); Linux only (elsewhere the count stays fixed).
 
+ONNX Runtime CPU inference adapts the same way, from the same estimate (onnxruntime_thread_governor):
+a live session's intra-op thread count cannot change, so the backend keeps a one-thread session
+beside the all-cores one and runs each call on the one the governor picks (runtime/onnxruntime_backend.py).
+Spinning off alone left it at 1.8-1.9x next to one busy process; the rows with and without the
+adaptive count are measured by benchmarks/bench_neighbours.py (benchmarks/results/neighbours.json).
+
 `configure_onnxruntime_session` also applies the one non-threading session setting sspnet needs:
 ONNX Runtime's QDQS8ToU8Transformer is disabled. On x86 it rewrites int8 Q/DQ pairs to uint8, and
 together with its QDQ fusions it then drops the ReLU after a convolution of a *symmetric* int8 Q/DQ
@@ -69,7 +75,7 @@ OPENMP_USER_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 ENV_OPENMP_DEFAULTS = "SSPNET_OPENMP_DEFAULTS"  # "0": do not touch OpenMP's variables
 ENV_ORT_SPINNING = "SSPNET_ORT_SPINNING"  # "1": ONNX Runtime's own default (spinning)
-ENV_ADAPTIVE_THREADS = "SSPNET_ADAPTIVE_THREADS"  # "0": torch CPU inference keeps a fixed thread count
+ENV_ADAPTIVE_THREADS = "SSPNET_ADAPTIVE_THREADS"  # "0": CPU inference keeps a fixed thread count
 
 ORT_SPINNING_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 ORT_DISABLED_OPTIMIZERS = ("QDQS8ToU8Transformer",)  # see the module docstring
@@ -131,12 +137,12 @@ def describe(environ: MutableMapping[str, str] | None = None) -> dict:
     return {
         "openmp": {name: environ.get(name) for name in ("OMP_NUM_THREADS", *OPENMP_USER_VARIABLES)},
         "onnxruntime_spinning": onnxruntime_spinning(environ),
-        "torch_adaptive_threads": adaptive_threads_enabled(environ),
+        "adaptive_threads": adaptive_threads_enabled(environ),
         "cpu_count": os.cpu_count(),
     }
 
 
-# ---- adaptive thread count (torch CPU inference) ------------------------------------------------------
+# ---- adaptive thread count (torch and ONNX Runtime CPU inference) ------------------------------------------------------
 
 
 class OtherLoad:
@@ -252,8 +258,28 @@ def torch_thread_governor(torch, device_type: str, adaptive: bool | None = None)
     return ThreadGovernor(torch.get_num_threads(), torch.set_num_threads, load=load)
 
 
+def onnxruntime_thread_governor(active_providers, fixed_threads: int | None,
+                                adaptive: bool | None = None, load: OtherLoad | None = None,
+                                cores: int | None = None) -> ThreadGovernor | None:
+    """A ThreadGovernor for an ONNX Runtime session running on `active_providers`, or None where it
+    does not apply: adaptive False (None: SSPNET_ADAPTIVE_THREADS, default on), a fixed thread count
+    (`fixed_threads` > 0), a GPU provider first in line, a single usable core, or no /proc (not Linux).
+    The governor only picks a count (set_threads is a no-op): the backend keeps one session per
+    count, since ONNX Runtime cannot change a live session's intra-op thread count."""
+    if adaptive is None:
+        adaptive = adaptive_threads_enabled()
+    if not adaptive or fixed_threads or not active_providers or active_providers[0] != "CPUExecutionProvider":
+        return None
+    cores = cores or usable_cores()
+    load = load or OtherLoad()
+    if cores < 2 or not load.available():
+        return None
+    return ThreadGovernor(cores, lambda threads: None, load=load, cores=cores)
+
+
 def adaptive_threads_enabled(environ: MutableMapping[str, str] | None = None) -> bool:
-    """Whether torch CPU inference adapts its thread count (default yes; SSPNET_ADAPTIVE_THREADS=0: no)."""
+    """Whether CPU inference (torch, ONNX Runtime) adapts its thread count (default yes;
+    SSPNET_ADAPTIVE_THREADS=0: no)."""
     return _flag(os.environ if environ is None else environ, ENV_ADAPTIVE_THREADS, True)
 
 
@@ -270,6 +296,7 @@ __all__ = [
     "configure_onnxruntime_session",
     "describe",
     "onnxruntime_spinning",
+    "onnxruntime_thread_governor",
     "openmp_runtime_loaded",
     "torch_thread_governor",
     "usable_cores",

@@ -1,7 +1,8 @@
 """`sspnet doctor`: is this device ready for TensorRT inference? Checks, in order:
 
     cuda-python, a CUDA device, TensorRT (>= 10), the plugin library and its creators (registry
-    lookup by name / version / namespace), ONNX Runtime, a small exported model, a tiny engine
+    lookup by name / version / namespace), ONNX Runtime, OpenCV's video backends (FFmpeg,
+    GStreamer: whether GStreamer pipeline sources work), a small exported model, a tiny engine
     built from it, and TensorRT vs ONNX Runtime on the same images (parity table).
 
 Every check prints one table row (ok / MISSING / FAILED / skipped); a check whose prerequisite is
@@ -191,6 +192,25 @@ def check_onnxruntime(report: Report) -> None:
     )
 
 
+def check_opencv(report: Report) -> None:
+    """OpenCV reads every video, camera and stream: which of its video backends are built in.
+    GStreamer is what a Jetson's camera (nvarguscamerasrc) and hardware decoder (nvv4l2decoder)
+    pipelines need; pip's opencv-python wheels have FFmpeg only, JetPack's python3-opencv has GStreamer."""
+    try:
+        import cv2
+
+        from sspnet.inference.sources import opencv_backends
+    except ImportError:
+        report.add("OpenCV", MISSING, "pip install opencv-python-headless (predict reads frames with it), "
+                                      "or JetPack's python3-opencv (with GStreamer)")
+        return
+    backends = opencv_backends()
+    gstreamer = ("GStreamer yes: pipeline strings ('... ! appsink') work as sources" if backends["GStreamer"] else
+                 "GStreamer no: GStreamer pipeline sources are refused (JetPack's python3-opencv has it)")
+    report.add("OpenCV", OK, f"{cv2.__version__} ({Path(cv2.__file__).parent}); "
+                             f"FFmpeg {'yes' if backends['FFMPEG'] else 'no'}; {gstreamer}")
+
+
 # ---- model, engine, parity --------------------------------------------------------------------
 
 
@@ -354,6 +374,7 @@ def run(args) -> int:
     check_tensorrt(report)
     check_plugins(report, args.plugins)
     check_onnxruntime(report)
+    check_opencv(report)
     with tempfile.TemporaryDirectory(prefix="sspnet_doctor_") as scratch:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -328,3 +328,22 @@ def test_predict_cli_refuses_a_pipeline_in_one_line_when_opencv_lacks_gstreamer(
     assert main(["predict", PIPELINE, "--model", str(marker_onnx), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "built without GStreamer" in err[0] and "sspnet doctor" in err[0]
+
+
+def test_doctor_says_whether_opencv_has_gstreamer(monkeypatch):
+    import re
+
+    import cv2
+
+    from sspnet.cli.doctor import Report, check_opencv
+
+    report = Report()
+    check_opencv(report)
+    (check, status, detail), = report.rows
+    has_it = re.search(r"^\s*GStreamer:\s*YES", cv2.getBuildInformation(), re.MULTILINE) is not None
+    assert check == "OpenCV" and status == "ok" and cv2.__version__ in detail
+    assert ("GStreamer yes" if has_it else "GStreamer no") in detail
+    monkeypatch.setattr(sources, "opencv_backends", lambda: {"FFMPEG": True, "GStreamer": not has_it})
+    report = Report()
+    check_opencv(report)
+    assert ("GStreamer no" if has_it else "GStreamer yes") in report.rows[0][2]

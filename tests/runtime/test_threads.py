@@ -48,7 +48,7 @@ def test_the_onnxruntime_backend_does_not_spin(tmp_path, monkeypatch):
                         lambda options: (original(options), seen.append(
                             options.get_session_config_entry("session.intra_op.allow_spinning"))))
     OnnxRuntimeBackend(build_marker_model(tmp_path / "m.onnx"))
-    assert seen == ["0"]
+    assert seen and set(seen) == {"0"}  # every session of the backend (adaptive threads: two)
 
 
 def test_the_command_sets_openmp_variables_before_torch_loads():
@@ -237,3 +237,76 @@ def test_torch_thread_governor_applies_only_to_multithreaded_cpu_work(monkeypatc
     assert threads.torch_thread_governor(FakeTorch(4), "cpu", adaptive=False) is None
     monkeypatch.setenv("SSPNET_ADAPTIVE_THREADS", "0")
     assert threads.torch_thread_governor(FakeTorch(4), "cpu") is None
+
+
+# ---- ONNX Runtime: a one-thread session beside the all-cores one ---------------------------------
+
+
+def test_onnxruntime_thread_governor_applies_only_to_default_count_cpu_sessions(monkeypatch):
+    monkeypatch.delenv("SSPNET_ADAPTIVE_THREADS", raising=False)
+    load = ScriptedLoad([None])
+    load.available = lambda: True
+    cpu = ["CPUExecutionProvider"]
+    governor = threads.onnxruntime_thread_governor(cpu, None, load=load, cores=4)
+    assert governor is not None and governor.max_threads == 4
+    assert threads.onnxruntime_thread_governor(cpu, 0, load=load, cores=4) is not None  # 0: the default count
+    assert threads.onnxruntime_thread_governor(cpu, 2, load=load, cores=4) is None  # a fixed --threads
+    assert threads.onnxruntime_thread_governor(["CUDAExecutionProvider", *cpu], None, load=load, cores=4) is None
+    assert threads.onnxruntime_thread_governor(cpu, None, adaptive=False, load=load, cores=4) is None
+    assert threads.onnxruntime_thread_governor(cpu, None, load=load, cores=1) is None
+    monkeypatch.setenv("SSPNET_ADAPTIVE_THREADS", "0")
+    assert threads.onnxruntime_thread_governor(cpu, None, load=load, cores=4) is None
+
+
+def wait_for_session(backend, count, seconds=30.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while count not in backend.sessions and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return backend.sessions.get(count)
+
+
+def test_onnxruntime_backend_runs_each_call_on_the_session_the_governor_picks(tmp_path, monkeypatch):
+    import numpy as np
+    from runtime_models import build_marker_model
+
+    from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    if not threads.OtherLoad().available() or threads.usable_cores() < 2:
+        pytest.skip("needs /proc and at least 2 cores")
+    monkeypatch.delenv("SSPNET_ADAPTIVE_THREADS", raising=False)
+    backend = OnnxRuntimeBackend(build_marker_model(tmp_path / "m.onnx"))
+    governor = backend.thread_governor
+    cores = threads.usable_cores()
+    assert governor is not None and governor.max_threads == cores
+    assert backend.sessions[cores] is backend.session
+    one = wait_for_session(backend, 1)  # built beside the all-cores session at load time
+    assert one is not None and one is not backend.session
+    assert one.get_session_options().intra_op_num_threads == 1
+    assert one.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+    # others' load, scripted: a busy neighbour on all other cores -> 1 thread; gone -> all cores
+    governor.load = ScriptedLoad([cores - 1.0, cores - 1.0, 0.0])
+    governor.interval_s = 0.0
+    picked = [backend.session_for_call() for _ in range(3)]
+    assert picked == [one, one, backend.session]
+    # both sessions compute the same model
+    images = np.zeros((1, 3, *backend.input_size), np.uint8)
+    images[0, 0, 10, 20] = 200
+    np.testing.assert_array_equal(one.run(["boxes"], {"images": images})[0],
+                                  backend.session.run(["boxes"], {"images": images})[0])
+
+
+def test_onnxruntime_backend_off_switches(tmp_path, monkeypatch):
+    from runtime_models import build_marker_model
+
+    from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    model = build_marker_model(tmp_path / "m.onnx")
+    fixed = OnnxRuntimeBackend(model, intra_op_num_threads=1)
+    assert fixed.thread_governor is None and fixed.sessions == {} and fixed.session_for_call() is fixed.session
+    monkeypatch.setenv("SSPNET_ADAPTIVE_THREADS", "0")
+    assert OnnxRuntimeBackend(model).thread_governor is None
+    monkeypatch.delenv("SSPNET_ADAPTIVE_THREADS")
+    assert OnnxRuntimeBackend(model, adaptive_threads=False).thread_governor is None
