@@ -108,6 +108,28 @@ def build_inputs(folder: Path) -> dict[str, Path]:
     paths["empty_image"].write_bytes(b"")
     paths["broken_video"] = folder / "broken.mp4"
     paths["broken_video"].write_bytes(np.random.default_rng(3).integers(0, 256, 8192, dtype=np.uint8).tobytes())
+
+    # Tracking: a 3-frame MOTChallenge sequence (val --tracks reads seqinfo.ini and gt/gt.txt, no frames),
+    # the same without seqinfo.ini, one good tracks file and one broken variant per mistake.
+    gt_rows = "1,1,10,10,4,8,1,1,1\n2,1,12,10,4,8,1,1,1\n3,1,14,10,4,8,1,1,1\n"
+    for name, seqinfo in (("seq", True), ("seq_without_seqinfo", False)):
+        (folder / name / "gt").mkdir(parents=True)
+        (folder / name / "gt" / "gt.txt").write_text(gt_rows)
+        if seqinfo:
+            (folder / name / "seqinfo.ini").write_text(
+                "[Sequence]\nname=seq\nimDir=img1\nframeRate=30\nseqLength=3\nimWidth=64\nimHeight=64\nimExt=.jpg\n")
+        paths[name] = folder / name
+    tracks_files = {
+        "tracks": "1,1,10,10,4,8,0.9,-1,-1,-1\n",
+        "tracks_missing_columns": "1,1,10,10\n",
+        "tracks_not_a_number": "1,1,ten,10,4,8,0.9\n",
+        "tracks_negative_size": "1,1,10,10,-4,8,0.9\n",
+        "tracks_repeated_id": "1,1,10,10,4,8,0.9\n1,1,30,30,4,8,0.8\n",
+        "tracks_frame_out_of_range": "1,1,10,10,4,8,0.9\n4,1,10,10,4,8,0.9\n",
+    }
+    for name, text in tracks_files.items():
+        paths[name] = folder / f"{name}.txt"
+        paths[name].write_text(text)
     return paths
 
 
