@@ -722,12 +722,36 @@ def _has_float(value) -> bool:
     return isinstance(value, float) or (isinstance(value, list) and any(isinstance(v, float) for v in value))
 
 
+def _flat_scalars(row: dict, prefix: str = "") -> dict:
+    """A row's scalar fields, nested dicts one level deep as "a.b"; lists of raw samples left out."""
+    flat = {}
+    for key, value in row.items():
+        if isinstance(value, dict) and not prefix:
+            flat.update(_flat_scalars(value, f"{key}."))
+        elif not isinstance(value, (dict, list)):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def render_generic(src: Source) -> str:
-    return (
-        header(src, src.stem, "Every scalar field of this results file (no dedicated page layout yet).")
-        + "\n"
-        + generic_scalars(src)
-    )
+    """No dedicated layout: each top-level list of records as a table (its first 12 scalar columns),
+    then every other scalar field."""
+    out = header(src, src.stem, "A results file without a dedicated page layout: its records and fields as stored.")
+    rest = dict(src.data) if isinstance(src.data, dict) else {"data": src.data}
+    for key, value in list(rest.items()):
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            flat_rows = [_flat_scalars(v) for v in value]
+            columns = list(dict.fromkeys(k for r in flat_rows for k in r))[:12]
+            out += f"\n**{src.show(key)}**\n\n" + table(
+                src,
+                flat_rows,
+                [
+                    (src.show(c), lambda r, c=c: src.show(r.get(c), ".4g" if _has_float(r.get(c)) else ""), "")
+                    for c in columns
+                ],
+            )
+            del rest[key]
+    return out + "\n**Other fields**\n\n" + generic_scalars(src, rest)
 
 
 RENDERERS = [
