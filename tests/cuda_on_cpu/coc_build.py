@@ -100,12 +100,14 @@ def cuda_unit(name: str, text: str, flavour: str) -> tuple[str, str, list[str]]:
 
 
 def build_library(flavour: str = "plain", substitutions: dict[str, dict[str, str]] | None = None,
-                  cuda_sources=CUDA_SOURCES, extra_units: list[tuple[str, str]] = ()) -> Path:
+                  cuda_sources=CUDA_SOURCES, extra_units: list[tuple[str, str]] = (),
+                  kernel_api: bool = True) -> Path:
     """A shared library with the (maybe modified) CUDA kernels, their CPU twins and kernel_api.cpp.
 
     substitutions: {"batched_nms_cuda.cu": {"old text": "new text"}}, each old text must occur
     (a planted bug that no longer applies must fail loudly, not test the unmodified kernel).
     extra_units: (name, .cu text) pairs compiled the same way (the layer's own test kernels).
+    kernel_api: link kernel_api.cpp and the CPU twins (needs both kernels in cuda_sources).
     """
     if flavour not in SANITIZE:
         raise ValueError(f"flavour must be one of {sorted(SANITIZE)}, got {flavour!r}")
@@ -126,10 +128,11 @@ def build_library(flavour: str = "plain", substitutions: dict[str, dict[str, str
     host_sanitize = SANITIZE[flavour] if flavour == "asan" else []
     host_flags = [*base_flags(), *host_sanitize, "-fopenmp"]
     runtime_flags = [*base_flags(), *host_sanitize] + (["-DCUDA_ON_CPU_TSAN"] if flavour == "tsan" else [])
-    for source in CPU_SOURCES:
-        units.append((_named(KERNELS / source), ".cpp", host_flags))
+    if kernel_api:
+        for source in CPU_SOURCES:
+            units.append((_named(KERNELS / source), ".cpp", host_flags))
+        units.append((_named(HERE / "kernel_api.cpp"), ".cpp", [*base_flags(), *host_sanitize]))
     units.append((_named(LAYER / "runtime.cpp"), ".cpp", runtime_flags))
-    units.append((_named(HERE / "kernel_api.cpp"), ".cpp", [*base_flags(), *host_sanitize]))
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         objects = list(pool.map(lambda u: _compile(u[0], u[1], u[2], headers), units))
     key = _digest(flavour, *(o.name for o in objects))

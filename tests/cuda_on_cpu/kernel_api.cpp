@@ -1,6 +1,6 @@
 // C entry points of the test library (loaded with ctypes by tests/cuda_on_cpu/coc_kernels.py):
 // each kernel of csrc/kernels on the CPU (its CPU twin) and emulated on the CUDA execution layer,
-// plus the layer's schedule controls. The CUDA entry points do what a GPU caller does: copy every
+// (the layer's controls, coc_set_schedule etc., are in layer/runtime.cpp). The CUDA entry points do what a GPU caller does: copy every
 // input into its own device allocation of exactly its size (so AddressSanitizer catches a
 // one-element overrun), ask for the workspace and allocate exactly that, run, copy back.
 #include <cuda_runtime_api.h>
@@ -101,13 +101,6 @@ int finish(Status status) {
 }  // namespace
 
 extern "C" {
-
-void coc_set_schedule(int schedule, uint64_t seed) {
-  cuda_on_cpu::set_schedule(static_cast<cuda_on_cpu::Schedule>(schedule), seed);
-}
-void coc_set_grid_cap(unsigned blocks) { cuda_on_cpu::set_grid_cap(blocks); }
-const char* coc_last_report() { return cuda_on_cpu::last_report(); }
-void coc_clear_report() { cuda_on_cpu::clear_report(); }
 
 int coc_nms_cpu(const void* boxes, const void* scores, const int32_t* labels, int64_t batch,
                 int64_t num_boxes, int method, float iou, float sigma, float score_threshold,

@@ -627,6 +627,16 @@ void run_grid(const LaunchConfig& config, ThreadBody body, void* closure, const 
 
 }  // namespace cuda_on_cpu
 
+// ---------------------------------------------------------------- C controls (for ctypes)
+extern "C" {
+void coc_set_schedule(int schedule, uint64_t seed) {
+  cuda_on_cpu::set_schedule(static_cast<cuda_on_cpu::Schedule>(schedule), seed);
+}
+void coc_set_grid_cap(unsigned blocks) { cuda_on_cpu::set_grid_cap(blocks); }
+const char* coc_last_report() { return cuda_on_cpu::last_report(); }
+void coc_clear_report() { cuda_on_cpu::clear_report(); }
+}
+
 // ---------------------------------------------------------------- cudart stand-ins
 // Device memory is host memory; every allocation is its own malloc of the exact size.
 extern "C" {
