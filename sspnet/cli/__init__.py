@@ -23,6 +23,7 @@ import traceback
 # verb -> module name under sspnet.cli, in the order `sspnet --help` lists them.
 VERBS = {
     "info": "info",
+    "data": "data",
     "synth": "synth",
     "train": "train",
     "val": "val",

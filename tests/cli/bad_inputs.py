@@ -90,6 +90,11 @@ def build_inputs(folder: Path) -> dict[str, Path]:
     paths["random_pth"] = folder / "random.pth"
     paths["random_pth"].write_bytes(np.random.default_rng(2).integers(0, 256, 4096, dtype=np.uint8).tobytes())
 
+    # A replica of the TinyPerson download (release folder and file names, annotation fields).
+    from tinyperson_replica import write_replica
+
+    paths["tiny_set"] = write_replica(folder / "tiny_set")
+
     # The runtime tests' hand-built ONNX (sspnet metadata, the output contract), and a broken one.
     paths["onnx"] = Path(build_marker_model(folder / "marker.onnx", input_size=TILE, k=K))
     paths["corrupt_onnx"] = folder / "corrupt.onnx"

@@ -58,6 +58,11 @@ CASES = [
      "--resume --max-iters 1 --device cpu --workers 0", ("fresh_run",)),
     ("train-pretrained-file-missing", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run "
      "--max-iters 1 --device cpu --workers 0 --pretrained {out}/resnet18.pth", ("resnet18.pth", "pretrained")),
+    # ---- data
+    ("data-tinyperson-root-missing", "data tinyperson {out}/nowhere --out {out}/prepared", ("nowhere",)),
+    ("data-tinyperson-not-the-download", "data tinyperson {data} --out {out}/prepared", ("tiny_set_train.json",)),
+    ("data-tinyperson-out-inside-the-download", "data tinyperson {tiny_set} --out {tiny_set}/prepared",
+     ("prepared", "tiny_set")),
     # ---- val
     ("val-save-results-is-the-annotations", "val --checkpoint {ckpt} --data {data} --device cpu "
      "--save-results {val_json}", ("val.json",)),
