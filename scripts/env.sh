@@ -35,4 +35,10 @@ if ! "$PY" -c "import trackers" 2>/dev/null; then
   echo "[env] installing trackers (--no-deps: one OpenCV)"
   "$PY" -m pip install -q --no-deps "trackers>=2.6.1,<3"
 fi
+# Benchmarks: SAHI (benchmarks/bench_pipeline.py) without its opencv-python, for the same reason (the
+# [bench] extra lists the rest of its dependencies; the others are already in [test]).
+if ! "$PY" -c "import sahi" 2>/dev/null; then
+  echo "[env] installing sahi (--no-deps: one OpenCV)"
+  "$PY" -m pip install -q "shapely>=2.0" fire click && "$PY" -m pip install -q --no-deps "sahi>=0.12.8,<0.13"
+fi
 echo "[env] ready: $VENV"
