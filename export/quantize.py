@@ -69,15 +69,20 @@ import re
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sspnet.errors import InputError, MissingDependencyError, UsageError
 
+from .float16_form import fp16_region, to_float16
+from .trt_placement import place_for_tensorrt
+
 METHODS = ("minmax", "entropy", "percentile")
 ACTIVATIONS = ("symmetric", "asymmetric")
+PLACEMENTS = ("tensorrt", "onnxruntime")  # where the symmetric form's Q/DQ nodes sit (export/trt_placement.py)
+FLOAT_TYPES = ("fp16", "fp32")  # the symmetric form's non-int8 layers (export/float16_form.py)
 FLOAT_GROUPS = ("attention", "box", "score")
 # Chosen by measured AP50-tiny: benchmarks/bench_int8.py on the demo model (see the module docstring).
 DEFAULT_METHOD = "percentile"
@@ -111,6 +116,8 @@ class QuantizeSettings:
     reduce_range: bool | None = None  # None: True for asymmetric (x86 without VNNI), False for symmetric
     percentile: float = 99.999
     progress: bool = True
+    placement: str = "tensorrt"  # symmetric form only; "onnxruntime" keeps ONNX Runtime's own placement
+    float_type: str | None = None  # None: fp16 for the symmetric form, fp32 for the asymmetric one
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -128,6 +135,21 @@ class QuantizeSettings:
                              got=self.max_tiles)
         if not 0.0 < self.percentile <= 100.0:
             raise UsageError("percentile out of range", field="--percentile", expected="in (0, 100]", got=self.percentile)
+        if self.placement not in PLACEMENTS:
+            raise UsageError("unknown Q/DQ placement", field="--placement", expected=" / ".join(PLACEMENTS),
+                             got=self.placement)
+        if self.float_type is not None and self.float_type not in FLOAT_TYPES:
+            raise UsageError("unknown float type", field="--float-type", expected=" / ".join(FLOAT_TYPES),
+                             got=self.float_type)
+        if self.activations == "asymmetric" and self.float_type == "fp16":
+            raise UsageError("the asymmetric (ONNX Runtime CPU) form keeps its float layers in fp32",
+                             field="--float-type", expected="fp32 with --activations asymmetric", got="fp16")
+
+    @property
+    def resolved_float_type(self) -> str:
+        if self.float_type is not None:
+            return self.float_type
+        return "fp16" if self.activations == "symmetric" else "fp32"
 
     @property
     def weight_bits_reduced(self) -> bool:
@@ -374,13 +396,30 @@ def count_calibration_tiles(paths: list[Path], input_size: tuple[int, int], max_
     return min(total, max_tiles)
 
 
+def calibration_method(quantization, method: str):
+    """ONNX Runtime's CalibrationMethod for one of METHODS."""
+    return {"minmax": quantization.CalibrationMethod.MinMax,
+            "entropy": quantization.CalibrationMethod.Entropy,
+            "percentile": quantization.CalibrationMethod.Percentile}[method]
+
+
+@contextlib.contextmanager
+def quiet_onnxruntime_logging():
+    """Silence the hints ONNX Runtime's quantizer logs (through the root logger) for the duration
+    only: the caller's logging configuration is restored afterwards."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def calibrate(body_path: Path, tiles, total: int, method: str, settings: QuantizeSettings, input_name: str,
               op_types: list[str], work: Path):
     """Run ONNX Runtime's calibrator over the tiles; returns its TensorsData (tensor ranges)."""
     quantization = _ort_quantization()
-    calibration_method = {"minmax": quantization.CalibrationMethod.MinMax,
-                          "entropy": quantization.CalibrationMethod.Entropy,
-                          "percentile": quantization.CalibrationMethod.Percentile}[method]
     # MinMax ranges are kept as measured (the quantizer symmetrises them for the symmetric form), so
     # one MinMax calibration serves both forms; the histogram methods search thresholds per form.
     options = {"symmetric": settings.activations == "symmetric" and method != "minmax"}
@@ -388,7 +427,7 @@ def calibrate(body_path: Path, tiles, total: int, method: str, settings: Quantiz
         options["percentile"] = settings.percentile
     calibrator = quantization.create_calibrator(
         body_path, op_types, augmented_model_path=str(work / "augmented.onnx"),
-        calibrate_method=calibration_method, extra_options=options,
+        calibrate_method=calibration_method(quantization, method), extra_options=options,
     )
     progress = None
     if settings.progress:
@@ -448,6 +487,9 @@ class QuantizeReport:
     kept_float: dict
     qdq: dict
     seconds: dict = field(default_factory=dict)
+    placement: str = "onnxruntime"
+    float_type: str = "fp32"
+    placement_stats: dict | None = None
 
 
 def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None = None,
@@ -499,20 +541,26 @@ def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None
             "WeightSymmetric": True,
             "QuantizeBias": not symmetric,  # TensorRT takes float biases; ORT's QLinearConv needs int32 ones
         }
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # the pre-processing hint
-        quantization.quantize_static(
-            str(source), str(work / "quantized.onnx"), calibration_data_reader=None,
-            calibration_cache_path=str(cache),
-            quant_format=quantization.QuantFormat.QDQ, op_types_to_quantize=plan.op_types,
-            nodes_to_quantize=plan.quantize, per_channel=True, reduce_range=settings.weight_bits_reduced,
-            activation_type=quantization.QuantType.QInt8 if symmetric else quantization.QuantType.QUInt8,
-            weight_type=quantization.QuantType.QInt8,
-            calibrate_method={"minmax": quantization.CalibrationMethod.MinMax,
-                              "entropy": quantization.CalibrationMethod.Entropy,
-                              "percentile": quantization.CalibrationMethod.Percentile}[settings.method],
-            extra_options=extra,
-        )
+        with quiet_onnxruntime_logging():  # the pre-processing hint
+            quantization.quantize_static(
+                str(source), str(work / "quantized.onnx"), calibration_data_reader=None,
+                calibration_cache_path=str(cache),
+                quant_format=quantization.QuantFormat.QDQ, op_types_to_quantize=plan.op_types,
+                nodes_to_quantize=plan.quantize, per_channel=True, reduce_range=settings.weight_bits_reduced,
+                activation_type=quantization.QuantType.QInt8 if symmetric else quantization.QuantType.QUInt8,
+                weight_type=quantization.QuantType.QInt8,
+                calibrate_method=calibration_method(quantization, settings.method),
+                extra_options=extra,
+            )
         quantized = onnx.load(str(work / "quantized.onnx"))
+        placement = None
+        float_type = settings.resolved_float_type
+        if symmetric and settings.placement == "tensorrt":
+            quantized, placement = place_for_tensorrt(quantized, model, share_concat_scales=float_type == "fp32")
+        if float_type == "fp16":
+            body = set(plan.quantize) | set(plan.kept_float.get(AFTER_PLUGINS, []))
+            body |= {node.name for node in quantized.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")}
+            quantized = to_float16(quantized, fp16_region(quantized, body))
         seconds["quantize"] = time.perf_counter() - start
 
     import onnxruntime
@@ -524,6 +572,7 @@ def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None
         "bias": "float" if symmetric else "int32", "method": settings.method, "float_groups": list(settings.float_groups),
         "tensorrt_compatible": symmetric, "tool": f"onnxruntime.quantization {onnxruntime.__version__}",
         "calibration": calibration_info,
+        "placement": settings.placement if symmetric else "onnxruntime", "float_type": float_type,
     }
     del quantized.metadata_props[:]
     onnx.helper.set_model_props(quantized, {**{p.key: p.value for p in model.metadata_props},
@@ -537,6 +586,8 @@ def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None
         out=str(out_path), method=settings.method, activations=settings.activations,
         float_groups=list(settings.float_groups), calibration=calibration_info, quantized_nodes=len(plan.quantize),
         kept_float=plan.kept_float, qdq=qdq_summary(quantized), seconds=seconds,
+        placement=description["placement"], float_type=float_type,
+        placement_stats=None if placement is None else asdict(placement),
     )
     return report
 
@@ -595,6 +646,7 @@ def read_quantization(model_path) -> dict | None:
     return None
 
 
-__all__ = ["ACTIVATIONS", "DEFAULT_FLOAT_GROUPS", "DEFAULT_METHOD", "FLOAT_GROUPS", "METHODS", "QuantizeReport",
+__all__ = ["ACTIVATIONS", "DEFAULT_FLOAT_GROUPS", "DEFAULT_METHOD", "FLOAT_GROUPS", "FLOAT_TYPES", "METHODS",
+           "PLACEMENTS", "QuantizeReport",
            "QuantizeSettings", "calibration_images", "calibration_tiles", "plan_body", "qdq_summary",
            "quantize_onnx", "read_quantization"]

@@ -16,6 +16,10 @@ Severity: "error" = the parser refuses the node (unsupported op, listed restrict
 plugin mismatch); "warning" = the matrix does not list this use (e.g. an element type), which
 TensorRT may still accept: the matrix is documentation and sometimes narrower than the parser.
 This is a static check of what the matrix says, not a TensorRT build.
+
+A quantized graph (QuantizeLinear / DequantizeLinear nodes) also gets the Q/DQ rules of
+trt_lint_qdq.py: errors for scales and weights the parser refuses or mis-reads, and warnings for
+the placements that block TensorRT's fusions, counted in format_findings' first line.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from .trt_lint_qdq import fusion_blockers, lint_qdq
 
 MATRIX_TENSORRT_VERSION = "10.0"
 MATRIX_SOURCE = "onnx/onnx-tensorrt docs/operators.md @ 7ecb49a4"
@@ -156,9 +162,11 @@ class Finding:
     node: str  # node name (or "graph")
     op_type: str
     message: str
+    rule: str = ""  # the Q/DQ rule's name (export/trt_lint_qdq.py); "" for the support-matrix checks
 
     def __str__(self) -> str:
-        return f"{self.severity}: {self.op_type} '{self.node}': {self.message}"
+        rule = f" [{self.rule}]" if self.rule else ""
+        return f"{self.severity}: {self.op_type} '{self.node}': {self.message}{rule}"
 
 
 def _plugin_descriptions() -> dict:
@@ -370,6 +378,8 @@ def lint_graph(model) -> list[Finding]:
             if elem == "DOUBLE":
                 findings.append(Finding("warning", node.name, node.op_type,
                                         f"output '{name}' is DOUBLE: TensorRT casts it down to FLOAT"))
+    if any(node.op_type in _Q_DQ for node in model.graph.node):
+        findings += lint_qdq(model, graph)
     return sorted(findings, key=lambda f: f.severity != "error")
 
 
@@ -392,6 +402,10 @@ def format_findings(findings: list[Finding]) -> str:
     errors = sum(f.severity == "error" for f in findings)
     head = (f"TensorRT lint ({MATRIX_SOURCE}, TensorRT {MATRIX_TENSORRT_VERSION} support matrix): "
             f"{errors} error(s), {len(findings) - errors} warning(s)")
+    blockers = fusion_blockers(findings)
+    if any(blockers.values()):
+        head += (f"; Q/DQ fusion blockers: {sum(blockers.values())} ("
+                 + ", ".join(f"{rule} {count}" for rule, count in blockers.items() if count) + ")")
     return "\n".join([head, *(f"  {finding}" for finding in findings)])
 
 
@@ -429,6 +443,7 @@ __all__ = [
     "SUPPORTED_TYPES",
     "check_lint_mode",
     "format_findings",
+    "fusion_blockers",
     "lint_export",
     "lint_file",
     "lint_graph",

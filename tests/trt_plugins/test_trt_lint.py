@@ -259,3 +259,150 @@ def test_quantized_tensorrt_export_is_buildable_qdq_with_float_plugin_io(exporte
     assert any(node.op_type == "QuantizeLinear" for node in model.graph.node)
     findings = lint_graph(model)
     assert errors(findings) == [], format_findings(findings)
+
+
+# ---- Q/DQ rules (export/trt_lint_qdq.py) -------------------------------------------------------
+# One small quantized graph made the way TensorRT wants it, then each rule's pattern planted in it.
+
+K = 4  # output channels of the convolutions
+
+
+def const(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def qdq_graph(plant: str = "", opset: int = 18):
+    """x -> Q/DQ -> conv1 (+ReLU) -> Q/DQ -> conv2 -> Add(identity: conv1's quantized ReLU) -> ReLU
+    -> Q/DQ -> Concat(shared scale) -> Q/DQ -> conv3 -> y. `plant` breaks one rule."""
+    inits = [const("s_x", np.float32(0.02)), const("s_a", np.float32(0.05)), const("zp", np.int8(0)),
+             const("b", np.zeros(K, np.float32))]
+    weights = np.full((K, 3, 3, 3), 5, np.int8)
+    weights2 = np.full((K, K, 1, 1), 7, np.int8)
+    w_scale = np.full(K, 0.01, np.float32)
+    w_axis = 0
+    if plant == "weight-int8-min":
+        weights[0, 0, 0, 0] = -128
+    if plant == "weight-axis":
+        w_axis = 1
+        weights = np.full((K, K, 3, 3), 5, np.int8)  # so axis 1 has K entries too: only the axis is wrong
+    if plant == "weight-scale-length":
+        w_scale = np.full(K - 1, 0.01, np.float32)
+    inits += [const("w1_q", weights), const("w2_q", weights2), const("w3_q", np.full((K, 2 * K, 1, 1), 3, np.int8)),
+              const("w_s", w_scale), const("w_s2", np.full(K, 0.01, np.float32)),
+              const("w_s3", np.full(K, 0.01, np.float32))]
+    in_channels = K if plant == "weight-axis" else 3
+    x_scale = "s_x"
+    if plant == "scale-non-positive":
+        inits[0] = const("s_x", np.float32(-0.02))
+    if plant == "scale-not-finite":
+        inits[0] = const("s_x", np.float32(np.inf))
+    nodes = []
+    if plant == "scale-not-constant":
+        nodes.append(helper.make_node("Abs", ["x_scale_in"], ["s_x_dyn"], name="dynamic_scale"))
+        x_scale = "s_x_dyn"
+    dq_w1 = dict(axis=w_axis)
+    nodes += [
+        helper.make_node("QuantizeLinear", ["x", x_scale, "zp"], ["x_q"], name="q_x"),
+        helper.make_node("DequantizeLinear", ["x_q", x_scale, "zp"], ["x_dq"], name="dq_x"),
+        helper.make_node("DequantizeLinear", ["w1_q", "w_s", "zp"], ["w1"], name="dq_w1", **dq_w1),
+        helper.make_node("Conv", ["x_dq", "w1", "b"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+    ]
+    if plant in ("q-on-weighted-output", "qdq-around-relu"):  # ONNX Runtime's default: Conv -> Q/DQ -> ReLU
+        nodes += [helper.make_node("QuantizeLinear", ["c1", "s_a", "zp"], ["c1_q"], name="q_c1"),
+                  helper.make_node("DequantizeLinear", ["c1_q", "s_a", "zp"], ["c1_dq"], name="dq_c1"),
+                  helper.make_node("Relu", ["c1_dq"], ["r1"], name="relu1")]
+    else:
+        nodes.append(helper.make_node("Relu", ["c1"], ["r1"], name="relu1"))
+    nodes += [
+        helper.make_node("QuantizeLinear", ["r1", "s_a", "zp"], ["r1_q"], name="q_r1"),
+        helper.make_node("DequantizeLinear", ["r1_q", "s_a", "zp"], ["r1_dq"], name="dq_r1"),
+        helper.make_node("DequantizeLinear", ["w2_q", "w_s2", "zp"], ["w2"], name="dq_w2", axis=0),
+        helper.make_node("Conv", ["r1_dq", "w2", "b"], ["c2"], name="conv2"),
+    ]
+    if plant == "add-both-quantized":
+        nodes += [helper.make_node("QuantizeLinear", ["c2", "s_a", "zp"], ["c2_q"], name="q_c2"),
+                  helper.make_node("DequantizeLinear", ["c2_q", "s_a", "zp"], ["c2_dq"], name="dq_c2"),
+                  helper.make_node("Add", ["c2_dq", "r1_dq"], ["sum"], name="add")]
+    else:  # the identity input alone quantized: TensorRT fuses the Add into conv2
+        nodes.append(helper.make_node("Add", ["c2", "r1_dq"], ["sum"], name="add"))
+    concat_scale = "s_b" if plant == "concat-scales" else "s_a"
+    inits.append(const("s_b", np.float32(0.07)))
+    nodes += [
+        helper.make_node("Relu", ["sum"], ["r2"], name="relu2"),
+        helper.make_node("QuantizeLinear", ["r2", "s_a", "zp"], ["r2_q"], name="q_r2"),
+        helper.make_node("DequantizeLinear", ["r2_q", "s_a", "zp"], ["r2_dq"], name="dq_r2"),
+        helper.make_node("QuantizeLinear", ["c2", concat_scale, "zp"], ["c2_cq"], name="q_c2_concat"),
+        helper.make_node("DequantizeLinear", ["c2_cq", concat_scale, "zp"], ["c2_cdq"], name="dq_c2_concat"),
+        helper.make_node("Concat", ["r2_dq", "c2_cdq"], ["cat"], name="concat", axis=1),
+        helper.make_node("QuantizeLinear", ["cat", "s_a", "zp"], ["cat_q"], name="q_cat"),
+        helper.make_node("DequantizeLinear", ["cat_q", "s_a", "zp"], ["cat_dq"], name="dq_cat"),
+        helper.make_node("DequantizeLinear", ["w3_q", "w_s3", "zp"], ["w3"], name="dq_w3", axis=0),
+        helper.make_node("Conv", ["cat_dq", "w3", "b"], ["y"], name="conv3"),
+    ]
+    outputs = [value("y", shape=(1, K, 8, 8))]
+    if plant == "dq-into-plugin":
+        nodes.append(helper.make_node("SSPNetBatchedNMS", ["cat_dq", "cat_dq"], ["kept"], name="nms",
+                                      domain="sspnet"))
+        outputs.append(value("kept", shape=(1, 8)))
+    inputs = [value("x", shape=(1, in_channels, 8, 8))]
+    if plant == "scale-not-constant":
+        inputs.append(value("x_scale_in", shape=()))
+    graph = helper.make_graph(nodes, "qdq", inputs, outputs, initializer=inits)
+    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("sspnet", 1)] if plant == "dq-into-plugin" else [])
+    return helper.make_model(graph, opset_imports=imports)
+
+
+def rule_findings(findings):
+    return [f for f in findings if f.rule]
+
+
+def test_a_graph_placed_as_tensorrt_wants_has_no_qdq_finding():
+    from sspnet.export.trt_lint import fusion_blockers
+
+    findings = lint_graph(qdq_graph())
+    assert rule_findings(findings) == [], format_findings(findings)
+    assert errors(findings) == []
+    assert set(fusion_blockers(findings).values()) == {0}
+    onnx.checker.check_model(qdq_graph(), full_check=True)  # the reference graph itself is valid ONNX
+
+
+@pytest.mark.parametrize("plant, rule, severity, names", [
+    ("scale-not-constant", "qdq-scale", "error", {"q_x", "dq_x"}),
+    ("scale-non-positive", "qdq-scale", "error", {"q_x", "dq_x"}),
+    ("scale-not-finite", "qdq-scale", "error", {"q_x", "dq_x"}),
+    ("weight-axis", "weight-axis", "error", {"dq_w1"}),
+    ("weight-scale-length", "weight-axis", "error", {"dq_w1"}),
+    ("weight-int8-min", "weight-int8-min", "error", {"dq_w1"}),
+    ("q-on-weighted-output", "q-on-weighted-output", "warning", {"q_c1"}),
+    ("qdq-around-relu", "qdq-around-relu", "warning", {"relu1"}),
+    ("add-both-quantized", "add-both-quantized", "warning", {"add"}),
+    ("concat-scales", "concat-scales", "warning", {"concat"}),
+    ("dq-into-plugin", "dq-into-plugin", "warning", {"nms"}),
+])
+def test_each_planted_qdq_pattern_is_reported(plant, rule, severity, names):
+    from sspnet.export.trt_lint import fusion_blockers
+
+    findings = lint_graph(qdq_graph(plant))
+    found = [f for f in findings if f.rule == rule]
+    assert {f.node for f in found} == names and {f.severity for f in found} == {severity}, format_findings(findings)
+    other = {f.rule for f in rule_findings(findings)} - {rule, "q-on-weighted-output", "qdq-around-relu"}
+    assert not other, format_findings(findings)  # the plant breaks its own rule only
+    if severity == "warning":
+        assert fusion_blockers(findings)[rule] == len(names)
+        assert "fusion blockers" in format_findings(findings).splitlines()[0]
+
+
+def test_per_axis_qdq_below_opset_13_is_an_error():
+    findings = [f for f in lint_graph(qdq_graph(opset=12)) if f.rule == "per-axis-opset"]
+    assert {f.node for f in findings} == {"dq_w1", "dq_w2", "dq_w3"}
+    assert not [f for f in lint_graph(qdq_graph(opset=13)) if f.rule == "per-axis-opset"]
+
+
+def test_output_channel_axis_of_each_weighted_layer():
+    from sspnet.export.trt_lint_qdq import output_channel_axis
+
+    assert output_channel_axis(helper.make_node("Conv", ["x", "w"], ["y"]), 4) == 0
+    assert output_channel_axis(helper.make_node("ConvTranspose", ["x", "w"], ["y"]), 4) == 1
+    assert output_channel_axis(helper.make_node("Gemm", ["x", "w"], ["y"], transB=1), 2) == 0
+    assert output_channel_axis(helper.make_node("Gemm", ["x", "w"], ["y"]), 2) == 1
+    assert output_channel_axis(helper.make_node("MatMul", ["x", "w"], ["y"]), 2) == 1
