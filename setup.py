@@ -11,8 +11,8 @@ are found (TENSORRT_ROOT or the system places) and copied to sspnet/lib/; otherw
 it was skipped. Set SSPNET_WITH_TENSORRT=0 to skip it on purpose.
 
 Without torch in the build environment (e.g. plain `pip install .` with build isolation, or a Jetson
-that only runs `sspnet.runtime`), the package installs pure-Python: no `sspnet._C`, and the TensorRT
-plugins are then built with CMake directly (csrc/tensorrt/README.md).
+that only runs `sspnet.runtime`), or with SSPNET_BUILD_EXTENSION=0, the package installs pure-Python: no
+`sspnet._C`, and the TensorRT plugins are then built with CMake directly (csrc/tensorrt/README.md).
 """
 
 import os
@@ -58,6 +58,8 @@ if CUDA_HOME is not None:
     os.environ["CUDA_HOME"] = str(CUDA_HOME)
 
 try:
+    if os.environ.get("SSPNET_BUILD_EXTENSION", "1") == "0":
+        raise ImportError("SSPNET_BUILD_EXTENSION=0")
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 except ImportError:  # runtime-only install: sspnet.runtime needs no torch
     BuildExtension = None
@@ -162,7 +164,8 @@ def build_tensorrt_plugins(package_dirs):
 def extension_build_options():
     """ext_modules and cmdclass for setup(): the torch extension + TensorRT plugins, or nothing."""
     if BuildExtension is None:
-        print("sspnet: torch is not importable -> runtime-only install (no sspnet._C)", file=sys.stderr)
+        print("sspnet: torch is not importable or SSPNET_BUILD_EXTENSION=0 -> pure-Python install (no sspnet._C)",
+              file=sys.stderr)
         return {}
 
     class BuildExtensions(BuildExtension.with_options(use_ninja=True)):
@@ -179,8 +182,9 @@ def extension_build_options():
 
 
 def packages():
-    """export/ and runtime/ are top-level folders that install as sspnet.export / sspnet.runtime."""
-    found = find_packages(include=["sspnet", "sspnet.*"])
+    """export/ and runtime/ are top-level folders that install as sspnet.export / sspnet.runtime.
+    sspnet/models/presets holds only YAML files (package data), so it is listed by name."""
+    found = find_packages(include=["sspnet", "sspnet.*"]) + ["sspnet.models.presets"]
     for folder in ("export", "runtime"):
         found.append(f"sspnet.{folder}")
         found += [f"sspnet.{folder}.{sub}" for sub in find_packages(folder)]
