@@ -409,6 +409,16 @@ def format_findings(findings: list[Finding]) -> str:
     return "\n".join([head, *(f"  {finding}" for finding in findings)])
 
 
+def format_qdq_findings(findings: list[Finding]) -> str:
+    """format_findings' summary line with only the errors and the Q/DQ findings listed (what
+    `sspnet quantize` and `sspnet build-engine` print for a quantized model)."""
+    head = format_findings(findings).splitlines()[0]
+    if "fusion blockers" not in head:
+        head += "; Q/DQ fusion blockers: 0"
+    listed = [finding for finding in findings if finding.severity == "error" or finding.rule]
+    return "\n".join([head, *(f"  {finding}" for finding in listed)])
+
+
 LINT_MODES = ("report", "strict", "off")
 
 
@@ -443,6 +453,7 @@ __all__ = [
     "SUPPORTED_TYPES",
     "check_lint_mode",
     "format_findings",
+    "format_qdq_findings",
     "fusion_blockers",
     "lint_export",
     "lint_file",

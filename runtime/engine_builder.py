@@ -128,8 +128,42 @@ def resolve_batch(requested: tuple[int, int, int] | None, onnx_batch: int | None
     return parse_batch(requested if requested is not None else DEFAULT_BATCH)
 
 
+def qdq_layer_precisions(trt_major: int, strongly_typed: bool, float_type: str | None) -> dict[str, str]:
+    """For a Q/DQ model: which layers run in int8, fp16 and fp32 on TensorRT `trt_major`.
+
+    float_type: the model's non-int8 type as `sspnet quantize` recorded it ("fp16": the default
+    TensorRT form, "fp32"); None for a Q/DQ model from another tool (taken as fp32)."""
+    int8 = ("the layers between Q/DQ pairs: convolutions and fully connected layers with quantized inputs "
+            "(with their fused bias, ReLU and residual Add), max pooling, shared-scale concats")
+    if trt_major < 11 and not strongly_typed:
+        return {
+            "int8": int8,
+            "fp16": "every other layer where TensorRT finds fp16 faster (the FP16 flag), the plugins included",
+            "fp32": "layers TensorRT times faster in fp32 or that have no fp16 kernel (weakly typed: its choice)",
+        }
+    if float_type == "fp16":
+        return {
+            "int8": int8,
+            "fp16": "the rest of the network body as the ONNX types it: activations, sigmoid gating, resizes, "
+                    "the RoIAlign plugin's features and output, Faster R-CNN's box head",
+            "fp32": "what the ONNX keeps in fp32: anchors and box decoding, scores before NMS, the NMS plugin, "
+                    "the RoI coordinates",
+        }
+    return {
+        "int8": int8,
+        "fp16": "nothing: the ONNX has no fp16 tensor",
+        "fp32": "every layer outside the Q/DQ pairs, plugins included (quantize again with `sspnet quantize`'s "
+                "default --float-type fp16 for the fp16 TensorRT form)",
+    }
+
+
+def format_layer_precisions(precisions: dict[str, str]) -> str:
+    return "; ".join(f"{kind}: {layers}" for kind, layers in precisions.items())
+
+
 def precision_plan(
-    precision: str, trt_major: int, strongly_typed: bool = False, has_qdq: bool = False
+    precision: str, trt_major: int, strongly_typed: bool = False, has_qdq: bool = False,
+    qdq_float_type: str | None = None,
 ) -> PrecisionPlan:
     """Builder settings for `precision` on TensorRT `trt_major`; UsageError when impossible."""
     if precision not in PRECISIONS:
@@ -151,7 +185,8 @@ def precision_plan(
         note = {
             "fp32": f"{why}: layers run in the ONNX model's own types",
             "fp16": f"{why}: there is no FP16 flag; the engine is fp16 only if the ONNX was exported in fp16",
-            "int8": f"{why}: INT8 comes from the model's Q/DQ nodes",
+            "int8": f"{why}: INT8 comes from the model's Q/DQ nodes; "
+                    + format_layer_precisions(qdq_layer_precisions(trt_major, True, qdq_float_type)),
         }[precision]
         return PrecisionPlan(flags=(), strongly_typed=True, calibrate=False, note=note)
     if precision == "fp32":
@@ -159,7 +194,8 @@ def precision_plan(
     if precision == "fp16":
         return PrecisionPlan(flags=("FP16",), strongly_typed=False, calibrate=False)
     # INT8 plus FP16, so layers without an INT8 kernel (and the plugins) fall back to fp16, not fp32.
-    note = "Q/DQ model: INT8 scales come from the model, no calibration" if has_qdq else ""
+    note = ("Q/DQ model: INT8 scales come from the model, no calibration; "
+            + format_layer_precisions(qdq_layer_precisions(trt_major, False, qdq_float_type))) if has_qdq else ""
     return PrecisionPlan(flags=("FP16", "INT8"), strongly_typed=False, calibrate=not has_qdq, note=note)
 
 
@@ -396,7 +432,8 @@ def build_engine(
     trt_major = tensorrt_major(trt.__version__)
     has_qdq = onnx_has_qdq(onnx_path)
     int8_source = check_qdq_build(onnx_path, props, options.precision, has_qdq)
-    plan = precision_plan(options.precision, trt_major, options.strongly_typed, has_qdq)
+    plan = precision_plan(options.precision, trt_major, options.strongly_typed, has_qdq,
+                          qdq_float_type=(quantization_of(props) or {}).get("float_type"))
     check_dla(options.dla_core, options.gpu_fallback, options.precision)
     batch = resolve_batch(options.batch, metadata.batch)
     height, width = metadata.input_size

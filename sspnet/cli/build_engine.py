@@ -16,10 +16,29 @@ TensorRT 10 (JetPack 6) also calibrates a float model itself: --precision int8 -
 ONNX exported in fp16, INT8 needs a Q/DQ model. --save-calib-npy writes the calibration images for
 other quantizers (e.g. NVIDIA ModelOpt's --calibration_data)."""
 
+LINT_NOTE = """Before TensorRT is loaded, the ONNX goes through the TensorRT lint (export/trt_lint.py): its
+summary, errors and Q/DQ fusion blockers are printed; a Q/DQ error (a scale or weight layout the
+parser refuses or mis-reads) stops the build (exit 2)."""
+
+
+def qdq_precision_help() -> str:
+    """Which layers of a Q/DQ model run in int8 / fp16 / fp32, per TensorRT version (the epilog)."""
+    from sspnet.runtime.engine_builder import qdq_layer_precisions
+
+    cases = [("TensorRT 10 (weakly typed, --fp16 --int8 flags)", qdq_layer_precisions(10, False, "fp16")),
+             ("TensorRT 11, or 10 --strongly-typed, fp16 TensorRT form (sspnet quantize's default)",
+              qdq_layer_precisions(11, True, "fp16")),
+             ("TensorRT 11, or 10 --strongly-typed, --float-type fp32 form", qdq_layer_precisions(11, True, "fp32"))]
+    lines = ["Layer precisions of a Q/DQ model:"]
+    for title, precisions in cases:
+        lines.append(f"  {title}:")
+        lines += [f"    {kind}: {layers}" for kind, layers in precisions.items()]
+    return "\n".join(lines)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EPILOG
+    parser.epilog = EPILOG + "\n\n" + qdq_precision_help() + "\n\n" + LINT_NOTE
     parser.add_argument("onnx", type=Path, help="ONNX exported with `sspnet export ... --flavor tensorrt`")
     parser.add_argument(
         "--out", "--engine", "-o", dest="out", type=Path,
@@ -147,6 +166,20 @@ def trtexec_line(args, options, trt_major: int, has_qdq: bool) -> str:
     return eb.format_command(command)
 
 
+def lint_before_parsing(onnx_path) -> None:
+    """The TensorRT lint, before TensorRT is imported: print its summary, errors and Q/DQ findings;
+    InputError (exit 2) on a Q/DQ error, which the parser would refuse or read wrongly."""
+    from sspnet.errors import InputError
+    from sspnet.export.trt_lint import format_qdq_findings, lint_file
+
+    findings = lint_file(onnx_path)
+    print(format_qdq_findings(findings))
+    qdq_errors = [finding for finding in findings if finding.severity == "error" and finding.rule]
+    if qdq_errors:
+        raise InputError(f"{len(qdq_errors)} Q/DQ error(s) TensorRT's parser refuses or mis-reads "
+                         f"(first: {qdq_errors[0]})", path=onnx_path)
+
+
 def run(args) -> int:
     from sspnet.errors import MissingDependencyError, UsageError
     from sspnet.io.outputs import OutputGuard
@@ -186,6 +219,7 @@ def run(args) -> int:
     eb.check_build_outputs(args.onnx, args.out, options)
     props, _ = eb.read_model_metadata(args.onnx)
     eb.check_qdq_build(args.onnx, props, options.precision, has_qdq)
+    lint_before_parsing(args.onnx)
     try:
         import_tensorrt()
     except MissingDependencyError as error:  # say what to run on the device instead

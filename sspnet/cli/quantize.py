@@ -6,8 +6,10 @@
 
 --calib is a folder of images or a data folder (its --split, default train). The result runs like
 any exported model (`sspnet predict`, `sspnet benchmark`, sspnet.runtime.load_backend) and, in
-the symmetric form, is TensorRT's explicit-quantization input. sspnet/export/quantize.py says what
-is quantized, what stays float, and why there are two forms.
+the symmetric form, is TensorRT's explicit-quantization input: Q/DQ placed as TensorRT fuses it,
+the other layers in fp16 (post-processing in fp32). The TensorRT lint (export/trt_lint.py) checks
+the written model and prints its errors and Q/DQ fusion blockers. sspnet/export/quantize.py says
+what is quantized, what stays float, and why there are two forms; docs/int8.md is the user guide.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ HELP = "INT8 post-training quantization of an exported .onnx into a Q/DQ model (
 
 
 def add_arguments(parser):
-    from sspnet.export.quantize import ACTIVATIONS, DEFAULT_FLOAT_GROUPS, DEFAULT_METHOD, FLOAT_GROUPS, METHODS
+    from sspnet.export.quantize import (ACTIVATIONS, DEFAULT_FLOAT_GROUPS, DEFAULT_METHOD, FLOAT_GROUPS, FLOAT_TYPES,
+                                        METHODS, PLACEMENTS)
 
     parser.add_argument("model", help="float model exported by `sspnet export` (.onnx, either flavour)")
     parser.add_argument("--calib", required=True, metavar="DIR",
@@ -32,17 +35,26 @@ def add_arguments(parser):
     parser.add_argument("--activations", choices=ACTIVATIONS, default="symmetric",
                         help="symmetric: int8, zero point 0 (TensorRT; default); asymmetric: uint8, for "
                              "ONNX Runtime on x86 CPUs (fast there, not buildable by TensorRT)")
+    parser.add_argument("--placement", choices=PLACEMENTS, default="tensorrt",
+                        help="symmetric form: where the Q/DQ nodes go: tensorrt (inputs of weighted layers, the "
+                             "residual identity input, shared concat scales; default) or onnxruntime (ONNX "
+                             "Runtime's own placement, for comparison)")
+    parser.add_argument("--float-type", choices=FLOAT_TYPES, default=None,
+                        help="type of the layers that are not int8: fp16 (default for the symmetric form: "
+                             "TensorRT 11 runs each layer in the ONNX's type; post-processing stays fp32) or fp32 "
+                             "(the only one for --activations asymmetric)")
     parser.add_argument("--max-tiles", type=int, default=64, help="calibration tiles at most (default 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     from sspnet.export.quantize import QuantizeSettings, quantize_onnx
+    from sspnet.export.trt_lint import format_qdq_findings, lint_file
     from sspnet.io.outputs import OutputGuard
 
     settings = QuantizeSettings(method=args.method, float_groups=tuple(args.float_groups),
                                 activations=args.activations, max_tiles=args.max_tiles, split=args.split,
-                                progress=not args.quiet)
+                                progress=not args.quiet, placement=args.placement, float_type=args.float_type)
     settings.check()
     guard = OutputGuard(inputs=[args.model, args.calib], verb="quantize")
     guard.check_file(args.out, "onnx")
@@ -58,4 +70,7 @@ def run(args) -> int:
               + "; box decoding, TopK and NMS always run in float")
     if args.activations == "asymmetric":
         print("note: asymmetric form: for ONNX Runtime on CPU; TensorRT needs --activations symmetric")
+    else:
+        print(f"TensorRT form: Q/DQ placement {report.placement}, non-int8 layers in {report.float_type}")
+        print(format_qdq_findings(lint_file(args.out)))
     return 0

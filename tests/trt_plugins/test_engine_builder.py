@@ -4,6 +4,8 @@ the equivalent trtexec command lines (written out by hand below)."""
 
 import json
 
+import numpy as np
+
 import pytest
 
 from sspnet.cli import main
@@ -344,3 +346,50 @@ def test_cli_refuses_a_qdq_model_it_cannot_build(tmp_path, capsys, args, named):
         err = capsys.readouterr().err
         assert named in err and str(path) in err and "Traceback" not in err
         assert not list(tmp_path.glob("*.engine"))
+
+
+# ---- the precision plan of a Q/DQ model, and the lint before parsing --------------------------------
+
+
+def test_qdq_precision_plan_says_which_layers_run_in_which_type_per_version():
+    weak = eb.precision_plan("int8", 10, has_qdq=True, qdq_float_type="fp16").note
+    assert "int8: the layers between Q/DQ pairs" in weak and "its choice" in weak  # TensorRT 10 picks by speed
+    for major, strongly_typed in ((11, False), (10, True)):
+        fp16_form = eb.precision_plan("int8", major, strongly_typed, has_qdq=True, qdq_float_type="fp16").note
+        assert "fp16: the rest of the network body" in fp16_form and "fp32: what the ONNX keeps in fp32" in fp16_form
+        fp32_form = eb.precision_plan("int8", major, strongly_typed, has_qdq=True, qdq_float_type="fp32").note
+        assert "fp16: nothing" in fp32_form and "fp32: every layer outside the Q/DQ pairs" in fp32_form
+    # a Q/DQ model from another tool (no float_type recorded) is read as fp32 outside its Q/DQ pairs
+    assert eb.qdq_layer_precisions(11, True, None) == eb.qdq_layer_precisions(11, True, "fp32")
+
+
+def test_build_engine_help_lists_the_layer_precisions_per_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["build-engine", "--help"])
+    text = capsys.readouterr().out
+    assert "TensorRT 10 (weakly typed" in text and "TensorRT 11, or 10 --strongly-typed, fp16 TensorRT form" in text
+    assert text.count("int8: the layers between Q/DQ pairs") == 3 and "TensorRT lint" in text
+
+
+@no_tensorrt
+def test_cli_lints_a_qdq_model_before_tensorrt_and_stops_on_a_qdq_error(tmp_path, capsys):
+    import onnx
+    from onnx import numpy_helper
+
+    good = write_onnx(tmp_path / "m_int8.onnx", quantized_props("symmetric"), qdq=True)
+    assert main(["build-engine", str(good)]) == 2  # no TensorRT here: said after the lint
+    captured = capsys.readouterr()
+    assert "TensorRT lint" in captured.out and "Q/DQ fusion blockers: 0" in captured.out
+    assert "TensorRT is not installed" in captured.err or "`tensorrt` Python package" in captured.err
+
+    model = onnx.load(str(good))
+    scale = next(init for init in model.graph.initializer if init.name == "scale")
+    scale.CopyFrom(numpy_helper.from_array(np.array(-0.5, np.float32), "scale"))  # planted: a negative scale
+    bad = tmp_path / "bad_int8.onnx"
+    onnx.save(model, str(bad))
+    assert main(["build-engine", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert "[qdq-scale]" in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "Q/DQ error(s)" in err[0] and "not finite and positive" in err[0], captured.err
+    assert "TensorRT is not installed" not in captured.err  # stopped before TensorRT was needed
