@@ -3,7 +3,6 @@
 #include <cuda_runtime_api.h>
 
 #include <cstring>
-#include <exception>
 #include <string>
 
 #include "common/pluginSupport.h"
@@ -35,8 +34,12 @@ bool compatible(int64_t a, int64_t b) { return a < 0 || b < 0 || a == b; }
 std::string takeWorkspaceField(nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase,
                                int64_t& bytes, std::vector<nvinfer1::PluginField>& rest) {
   bytes = 0;
-  for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i) {
-    nvinfer1::PluginField const& field = fc->fields[i];
+  std::vector<nvinfer1::PluginField> fields;
+  std::string const problem = collectionFields(fc, fields);
+  if (!problem.empty()) {
+    return problem;
+  }
+  for (nvinfer1::PluginField const& field : fields) {
     if (field.name == nullptr || std::strcmp(field.name, kWorkspaceBytesField) != 0) {
       rest.push_back(field);
       continue;
@@ -119,12 +122,9 @@ nvinfer1::IPluginCapability* BatchedNmsPlugin::getCapabilityInterface(nvinfer1::
 }
 
 nvinfer1::IPluginV3* BatchedNmsPlugin::clone() noexcept {
-  try {
+  return guarded(kBatchedNmsName, "clone", nullptr, [&] {
     return new BatchedNmsPlugin(mFields, mWorkspaceBytes);
-  } catch (std::exception const& e) {
-    fail(std::string("clone failed: ") + e.what());
-  }
-  return nullptr;
+  });
 }
 
 char const* BatchedNmsPlugin::getPluginName() const noexcept { return kBatchedNmsName; }
@@ -147,7 +147,7 @@ int32_t BatchedNmsPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOu
 int32_t BatchedNmsPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
                                           int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
                                           nvinfer1::IExprBuilder& exprBuilder) noexcept {
-  try {
+  return guarded(kBatchedNmsName, "getOutputShapes", -1, [&] {
     if (!checkCounts(nbInputs, nbOutputs)) {
       return -1;
     }
@@ -178,10 +178,7 @@ int32_t BatchedNmsPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInp
     outputs[kNumValid].d[0] = batch;
     outputs[kNumValid].d[1] = exprBuilder.constant(1);
     return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("getOutputShapes failed: ") + e.what());
-  }
-  return -1;
+  });
 }
 
 bool BatchedNmsPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
@@ -206,7 +203,7 @@ bool BatchedNmsPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTenso
 
 int32_t BatchedNmsPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                           DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
-  try {
+  return guarded(kBatchedNmsName, "configurePlugin", -1, [&] {
     if (!checkCounts(nbInputs, nbOutputs)) {
       return -1;
     }
@@ -226,15 +223,12 @@ int32_t BatchedNmsPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int
     }
     mWorkspaceBytes = static_cast<int64_t>(bytes);
     return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("configurePlugin failed: ") + e.what());
-  }
-  return -1;
+  });
 }
 
 size_t BatchedNmsPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                                           DynamicPluginTensorDesc const* /*outputs*/, int32_t nbOutputs) const noexcept {
-  try {
+  return guarded(kBatchedNmsName, "getWorkspaceSize", size_t{0}, [&]() -> size_t {
     if (!checkCounts(nbInputs, nbOutputs)) {
       return 0;
     }
@@ -247,15 +241,12 @@ size_t BatchedNmsPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs,
       fail(problem);
     }
     return bytes;
-  } catch (std::exception const& e) {
-    fail(std::string("getWorkspaceSize failed: ") + e.what());
-  }
-  return 0;
+  });
 }
 
 int32_t BatchedNmsPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
                                         int32_t nbOutputs) noexcept {
-  try {
+  return guarded(kBatchedNmsName, "onShapeChange", -1, [&] {
     if (!checkCounts(nbInputs, nbOutputs)) {
       return -1;
     }
@@ -266,16 +257,13 @@ int32_t BatchedNmsPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbIn
       return -1;
     }
     return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("onShapeChange failed: ") + e.what());
-  }
-  return -1;
+  });
 }
 
 int32_t BatchedNmsPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
                                   void const* const* inputs, void* const* outputs, void* workspace,
                                   cudaStream_t stream) noexcept {
-  try {
+  return guarded(kBatchedNmsName, "enqueue", -1, [&] {
     sspnet::DataType dtype;
     if (!toKernelType(inputDesc[0].type, dtype)) {
       fail("unsupported tensor type " + std::to_string(static_cast<int32_t>(inputDesc[0].type)));
@@ -307,15 +295,8 @@ int32_t BatchedNmsPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTenso
     Status const status = batched_nms_cuda(inputs[0], inputs[1], labels, batch, numBoxes, params, dtype,
                                            static_cast<int32_t*>(outputs[kKeep]), outputs[kKeepScores],
                                            static_cast<int32_t*>(outputs[kNumValid]), workspace, workspaceSize, stream);
-    if (status != Status::kOk) {
-      fail(std::string("kernel failed: ") + status_message(status));
-      return static_cast<int32_t>(status);
-    }
-    return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("enqueue failed: ") + e.what());
-  }
-  return -1;
+    return kernelResult(kBatchedNmsName, status);
+  });
 }
 
 nvinfer1::IPluginV3* BatchedNmsPlugin::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept {
@@ -323,7 +304,7 @@ nvinfer1::IPluginV3* BatchedNmsPlugin::attachToContext(nvinfer1::IPluginResource
 }
 
 nvinfer1::PluginFieldCollection const* BatchedNmsPlugin::getFieldsToSerialize() noexcept {
-  try {
+  return guarded(kBatchedNmsName, "getFieldsToSerialize", nullptr, [&] {
     mSerializedFields = fieldValues(bindFields(mFields));
     if (mWorkspaceBytes > 0) {
       mSerializedFields.emplace_back(kWorkspaceBytesField, &mWorkspaceBytes, nvinfer1::PluginFieldType::kINT64, 1);
@@ -331,10 +312,7 @@ nvinfer1::PluginFieldCollection const* BatchedNmsPlugin::getFieldsToSerialize() 
     mSerializedCollection.nbFields = static_cast<int32_t>(mSerializedFields.size());
     mSerializedCollection.fields = mSerializedFields.data();
     return &mSerializedCollection;
-  } catch (std::exception const& e) {
-    fail(std::string("getFieldsToSerialize failed: ") + e.what());
-  }
-  return nullptr;
+  });
 }
 
 // --------------------------------------------------------------------------------------------- creator
@@ -352,7 +330,7 @@ nvinfer1::PluginFieldCollection const* BatchedNmsPluginCreator::getFieldNames() 
 
 nvinfer1::IPluginV3* BatchedNmsPluginCreator::createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
                                                             nvinfer1::TensorRTPhase phase) noexcept {
-  try {
+  return guarded(kBatchedNmsName, "createPlugin", nullptr, [&]() -> nvinfer1::IPluginV3* {
     // Build phase: fields from the ONNX node attributes; runtime phase: the fields this plugin
     // serialised, the same plus workspace_bytes.
     BatchedNmsFields fields;
@@ -374,10 +352,7 @@ nvinfer1::IPluginV3* BatchedNmsPluginCreator::createPlugin(char const* name, nvi
       return nullptr;
     }
     return new BatchedNmsPlugin(fields, workspaceBytes);
-  } catch (std::exception const& e) {
-    fail(std::string("createPlugin failed: ") + e.what());
-  }
-  return nullptr;
+  });
 }
 
 }  // namespace sspnet::trt

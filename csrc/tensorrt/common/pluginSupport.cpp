@@ -24,6 +24,22 @@ void logError(char const* pluginName, std::string const& message) noexcept {
   }
 }
 
+void logException(char const* pluginName, char const* method, char const* what) noexcept {
+  try {
+    logError(pluginName, std::string(method) + " failed: " + what);
+  } catch (...) {
+    // Building the message failed too (out of memory): the caller still returns its error code.
+  }
+}
+
+int32_t kernelResult(char const* pluginName, sspnet::Status status) noexcept {
+  if (status == sspnet::Status::kOk) {
+    return 0;
+  }
+  logException(pluginName, "kernel", status_message(status));
+  return static_cast<int32_t>(status);
+}
+
 std::string dimsText(nvinfer1::Dims const& dims) {
   std::string text = "[";
   for (int32_t i = 0; i < dims.nbDims; ++i) {
@@ -64,23 +80,38 @@ std::vector<nvinfer1::PluginField> fieldValues(std::vector<FieldBinding> const& 
   return fields;
 }
 
+std::string collectionFields(nvinfer1::PluginFieldCollection const* fc, std::vector<nvinfer1::PluginField>& out) {
+  out.clear();
+  if (fc == nullptr) {
+    return "";
+  }
+  if (fc->nbFields < 0 || (fc->nbFields > 0 && fc->fields == nullptr)) {
+    return "malformed field collection: " + std::to_string(fc->nbFields) + " fields" +
+           (fc->fields == nullptr ? " and no field array" : "");
+  }
+  out.assign(fc->fields, fc->fields + fc->nbFields);
+  return "";
+}
+
 std::string readPluginFields(nvinfer1::PluginFieldCollection const* fc, std::vector<FieldBinding> const& bindings) {
+  std::vector<nvinfer1::PluginField> fields;
+  std::string const problem = collectionFields(fc, fields);
+  if (!problem.empty()) {
+    return problem;
+  }
   std::vector<FieldValue> values;
-  if (fc != nullptr) {
-    for (int32_t i = 0; i < fc->nbFields; ++i) {
-      nvinfer1::PluginField const& field = fc->fields[i];
-      FieldKind kind;
-      if (field.type == nvinfer1::PluginFieldType::kINT32) {
-        kind = FieldKind::kInt32;
-      } else if (field.type == nvinfer1::PluginFieldType::kFLOAT32) {
-        kind = FieldKind::kFloat32;
-      } else {
-        return std::string("field '") + (field.name != nullptr ? field.name : "(null)") +
-               "' has PluginFieldType " + std::to_string(static_cast<int32_t>(field.type)) +
-               "; only int32 (kINT32) and float32 (kFLOAT32) fields exist";
-      }
-      values.push_back(FieldValue{field.name, kind, field.data, field.length});
+  for (nvinfer1::PluginField const& field : fields) {
+    FieldKind kind;
+    if (field.type == nvinfer1::PluginFieldType::kINT32) {
+      kind = FieldKind::kInt32;
+    } else if (field.type == nvinfer1::PluginFieldType::kFLOAT32) {
+      kind = FieldKind::kFloat32;
+    } else {
+      return std::string("field '") + (field.name != nullptr ? field.name : "(null)") + "' has PluginFieldType " +
+             std::to_string(static_cast<int32_t>(field.type)) +
+             "; only int32 (kINT32) and float32 (kFLOAT32) fields exist";
     }
+    values.push_back(FieldValue{field.name, kind, field.data, field.length});
   }
   return readFields(values, bindings);
 }

@@ -26,6 +26,17 @@ std::string checkFields(MultiLevelRoIAlignFields const& fields) {
   return "";
 }
 
+FeaturePyramid unitPyramid(MultiLevelRoIAlignFields const& fields) {
+  FeaturePyramid pyramid;
+  pyramid.num_levels = fields.num_levels;
+  for (int32_t l = 0; l < fields.num_levels && l < kMaxPyramidLevels; ++l) {
+    pyramid.height[l] = 1;
+    pyramid.width[l] = 1;
+    pyramid.spatial_scale[l] = fields.spatial_scales[l];
+  }
+  return pyramid;
+}
+
 RoIAlignParams toKernelParams(MultiLevelRoIAlignFields const& fields) {
   RoIAlignParams params;
   params.output_height = fields.output_height;

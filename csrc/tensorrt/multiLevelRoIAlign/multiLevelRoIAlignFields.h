@@ -33,6 +33,11 @@ std::string checkFields(MultiLevelRoIAlignFields const& fields);
 
 RoIAlignParams toKernelParams(MultiLevelRoIAlignFields const& fields);
 
+// A pyramid of 1x1 levels with the fields' spatial_scales: validate(unitPyramid(f), toKernelParams(f))
+// checks the kernel's rules that need no feature shapes (output size >= 1, finest_scale and every
+// scale finite and > 0).
+FeaturePyramid unitPyramid(MultiLevelRoIAlignFields const& fields);
+
 // Shape of one feature input [N, C, H, W].
 struct LevelShape {
   int64_t batch;

@@ -1,6 +1,5 @@
 #include "multiLevelRoIAlign/multiLevelRoIAlignPlugin.h"
 
-#include <exception>
 #include <string>
 #include <vector>
 
@@ -58,12 +57,9 @@ nvinfer1::IPluginCapability* MultiLevelRoIAlignPlugin::getCapabilityInterface(
 }
 
 nvinfer1::IPluginV3* MultiLevelRoIAlignPlugin::clone() noexcept {
-  try {
+  return guarded(kMultiLevelRoIAlignName, "clone", nullptr, [&] {
     return new MultiLevelRoIAlignPlugin(mFields);
-  } catch (std::exception const& e) {
-    fail(std::string("clone failed: ") + e.what());
-  }
-  return nullptr;
+  });
 }
 
 char const* MultiLevelRoIAlignPlugin::getPluginName() const noexcept { return kMultiLevelRoIAlignName; }
@@ -86,7 +82,7 @@ int32_t MultiLevelRoIAlignPlugin::getOutputShapes(DimsExprs const* inputs, int32
                                                   DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
                                                   DimsExprs* outputs, int32_t nbOutputs,
                                                   nvinfer1::IExprBuilder& exprBuilder) noexcept {
-  try {
+  return guarded(kMultiLevelRoIAlignName, "getOutputShapes", -1, [&] {
     if (nbInputs != numInputs() || nbOutputs != kNbOutputs) {
       fail(countMessage(numInputs(), nbInputs, nbOutputs));
       return -1;
@@ -109,10 +105,7 @@ int32_t MultiLevelRoIAlignPlugin::getOutputShapes(DimsExprs const* inputs, int32
     outputs[0].d[2] = exprBuilder.constant(mFields.output_height);
     outputs[0].d[3] = exprBuilder.constant(mFields.output_width);
     return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("getOutputShapes failed: ") + e.what());
-  }
-  return -1;
+  });
 }
 
 bool MultiLevelRoIAlignPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut,
@@ -132,7 +125,7 @@ bool MultiLevelRoIAlignPlugin::supportsFormatCombination(int32_t pos, DynamicPlu
 
 int32_t MultiLevelRoIAlignPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                                   DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
-  try {
+  return guarded(kMultiLevelRoIAlignName, "configurePlugin", -1, [&] {
     if (nbInputs != numInputs() || nbOutputs != kNbOutputs) {
       fail(countMessage(numInputs(), nbInputs, nbOutputs));
       return -1;
@@ -163,10 +156,7 @@ int32_t MultiLevelRoIAlignPlugin::configurePlugin(DynamicPluginTensorDesc const*
       return -1;
     }
     return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("configurePlugin failed: ") + e.what());
-  }
-  return -1;
+  });
 }
 
 size_t MultiLevelRoIAlignPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
@@ -177,7 +167,7 @@ size_t MultiLevelRoIAlignPlugin::getWorkspaceSize(DynamicPluginTensorDesc const*
 
 int32_t MultiLevelRoIAlignPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs,
                                                 PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
-  try {
+  return guarded(kMultiLevelRoIAlignName, "onShapeChange", -1, [&] {
     if (nbInputs != numInputs() || nbOutputs != kNbOutputs) {
       fail(countMessage(numInputs(), nbInputs, nbOutputs));
       return -1;
@@ -197,16 +187,13 @@ int32_t MultiLevelRoIAlignPlugin::onShapeChange(PluginTensorDesc const* in, int3
       return -1;
     }
     return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("onShapeChange failed: ") + e.what());
-  }
-  return -1;
+  });
 }
 
 int32_t MultiLevelRoIAlignPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
                                           void const* const* inputs, void* const* outputs, void* /*workspace*/,
                                           cudaStream_t stream) noexcept {
-  try {
+  return guarded(kMultiLevelRoIAlignName, "enqueue", -1, [&] {
     sspnet::DataType roiType;
     sspnet::DataType dtype;
     if (!toKernelType(inputDesc[0].type, roiType) || !toKernelType(inputDesc[1].type, dtype)) {
@@ -233,15 +220,8 @@ int32_t MultiLevelRoIAlignPlugin::enqueue(PluginTensorDesc const* inputDesc, Plu
     }
     Status const status = multi_level_roi_align_forward_cuda(pyramid, features, inputs[0], roiType, numRois,
                                                              toKernelParams(mFields), dtype, outputs[0], stream);
-    if (status != Status::kOk) {
-      fail(std::string("kernel failed: ") + status_message(status));
-      return static_cast<int32_t>(status);
-    }
-    return 0;
-  } catch (std::exception const& e) {
-    fail(std::string("enqueue failed: ") + e.what());
-  }
-  return -1;
+    return kernelResult(kMultiLevelRoIAlignName, status);
+  });
 }
 
 nvinfer1::IPluginV3* MultiLevelRoIAlignPlugin::attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept {
@@ -249,15 +229,12 @@ nvinfer1::IPluginV3* MultiLevelRoIAlignPlugin::attachToContext(nvinfer1::IPlugin
 }
 
 nvinfer1::PluginFieldCollection const* MultiLevelRoIAlignPlugin::getFieldsToSerialize() noexcept {
-  try {
+  return guarded(kMultiLevelRoIAlignName, "getFieldsToSerialize", nullptr, [&] {
     mSerializedFields = fieldValues(bindFields(mFields));
     mSerializedCollection.nbFields = static_cast<int32_t>(mSerializedFields.size());
     mSerializedCollection.fields = mSerializedFields.data();
     return &mSerializedCollection;
-  } catch (std::exception const& e) {
-    fail(std::string("getFieldsToSerialize failed: ") + e.what());
-  }
-  return nullptr;
+  });
 }
 
 // --------------------------------------------------------------------------------------------- creator
@@ -279,7 +256,7 @@ nvinfer1::PluginFieldCollection const* MultiLevelRoIAlignPluginCreator::getField
 nvinfer1::IPluginV3* MultiLevelRoIAlignPluginCreator::createPlugin(char const* name,
                                                                     nvinfer1::PluginFieldCollection const* fc,
                                                                     nvinfer1::TensorRTPhase /*phase*/) noexcept {
-  try {
+  return guarded(kMultiLevelRoIAlignName, "createPlugin", nullptr, [&]() -> nvinfer1::IPluginV3* {
     // Build phase: fields from the ONNX node attributes; runtime phase: the fields this plugin
     // serialised. Same names and types, so one reader serves both.
     MultiLevelRoIAlignFields fields;
@@ -287,15 +264,17 @@ nvinfer1::IPluginV3* MultiLevelRoIAlignPluginCreator::createPlugin(char const* n
     if (problem.empty()) {
       problem = checkFields(fields);
     }
+    // The kernel's shape-free rules now, not at configurePlugin: a deserialised plugin is never
+    // configured, and getOutputShapes (output_height / output_width) runs before configurePlugin.
+    if (problem.empty() && validate(unitPyramid(fields), toKernelParams(fields)) != Status::kOk) {
+      problem = "the kernel rejects these fields: " + describeFields(fields);
+    }
     if (!problem.empty()) {
       fail(std::string("layer '") + (name != nullptr ? name : "") + "': " + problem);
       return nullptr;
     }
     return new MultiLevelRoIAlignPlugin(fields);
-  } catch (std::exception const& e) {
-    fail(std::string("createPlugin failed: ") + e.what());
-  }
-  return nullptr;
+  });
 }
 
 }  // namespace sspnet::trt
