@@ -125,8 +125,8 @@ def add_arguments(parser):
                         help="torch backend: model input (tile) size (default 512 640); exported models have their own")
     parser.add_argument("--device", help="torch backend: device (default cuda when available, else cpu)")
     parser.add_argument("--providers", nargs="+", help="onnxruntime: execution providers, e.g. cuda cpu (default cpu)")
-    parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: all cores; torch adapts the count to other "
-                        "processes' load, a fixed --threads turns that off)")
+    parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: all cores; torch and onnxruntime adapt the "
+                        "count to other processes' load, a fixed --threads turns that off)")
     parser.add_argument("--attention", action="store_true",
                         help="torch backend: also write the attention maps A0..A3 as heat-map panels")
     parser.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True,
