@@ -4,6 +4,7 @@ it must check its tools and options, plan all six steps and write a valid summar
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 from trt_files import REPO
@@ -12,8 +13,10 @@ SCRIPT = REPO / "scripts" / "gpu_check.sh"
 STEPS = ["build", "tests", "memcheck", "kernels", "detector", "harness"]
 
 
-def run_script(*args):
+def run_script(*args, python=sys.executable):
+    # The script gets the interpreter running the tests: found on PATH it could be one without torch.
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env["PYTHON"] = python
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -29,6 +32,12 @@ def test_dry_run_plans_every_step(tmp_path):
     assert "--reference-torchvision" in commands["detector"] and "--imgsz 512 640" in commands["detector"]
     assert "test_plugin_harness.py" in commands["harness"]
     assert "--device cuda" in commands["kernels"]
+
+
+def test_the_interpreter_given_is_the_one_used(tmp_path):
+    run = run_script("--dry-run", "--out", str(tmp_path), python=str(tmp_path / "no-such-python"))
+    assert run.returncode == 1
+    assert f"{tmp_path / 'no-such-python'} lacks torch" in run.stderr
 
 
 def test_unknown_arguments_are_refused():
