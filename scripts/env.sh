@@ -64,4 +64,16 @@ if [ ! -f "$stamp" ] || ! "$PY" -c "import sspnet.ops.extension as e; e.load()" 
   grep -h "^sspnet: " "$LOG" | sed 's/^/[env]   /' || true  # what setup.py found (CUDA, TensorRT)
   touch "$stamp"
 fi
+# Tracking: `trackers` without its dependencies (the [track] extra, part of [test], holds them): its
+# opencv-python requirement would install a second cv2 over opencv-python-headless (docs/tracking.md).
+if ! "$PY" -c "import trackers" 2>/dev/null; then
+  quietly "installing trackers (--no-deps: one OpenCV)" "seconds" \
+    "$PY" -m pip install --no-deps "trackers>=2.6.1,<3"
+fi
+# Benchmarks: SAHI (benchmarks/bench_pipeline.py) without its opencv-python, for the same reason (the
+# [bench] extra lists the rest of its dependencies; the others are already in [test]).
+if ! "$PY" -c "import sahi" 2>/dev/null; then
+  quietly "installing sahi's dependencies" "seconds" "$PY" -m pip install "shapely>=2.0" fire click
+  quietly "installing sahi (--no-deps: one OpenCV)" "seconds" "$PY" -m pip install --no-deps "sahi>=0.12.8,<0.13"
+fi
 echo "[env] ready: $VENV (activate with: source $VENV/bin/activate)"
