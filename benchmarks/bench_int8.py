@@ -166,7 +166,7 @@ def plot(document: dict, path: Path) -> Path:
                                        if document.get("faster_rcnn") else [])
     names = ("fp32", "int8_symmetric", "int8_asymmetric")
     colours = ("#7f7f7f", "#4c72b0", "#dd8452")
-    for g, (title, study) in enumerate(groups):
+    for g, (_title, study) in enumerate(groups):
         base = study["latency_ms"]["fp32"]["p50"]
         for k, (name, colour) in enumerate(zip(names, colours)):
             value = study["latency_ms"][name]["p50"] / base

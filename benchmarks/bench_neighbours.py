@@ -156,7 +156,8 @@ print(json.dumps({{"first_session_mb": round(one - before, 1), "extra_one_thread
 
 
 def markdown_table(results: list[dict], neighbours: int) -> str:
-    lines = [f"| backend / setting | quiet p50 (ms) | with {neighbours} busy neighbour p50 (ms) | slow-down | p99 quiet / loaded (ms) |",
+    lines = [f"| backend / setting | quiet p50 (ms) | with {neighbours} busy neighbour p50 (ms) | slow-down "
+             "| p99 quiet / loaded (ms) |",
              "|---|---|---|---|---|"]
     for row in results:
         if row.get("error"):

@@ -23,9 +23,10 @@ def check_imgsz(imgsz, option: str = "imgsz") -> tuple[int, int]:
     if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise UsageError("the input size must be two integers H W", field=option, got=repr(imgsz))
     if not all(v >= STRIDE and v % STRIDE == 0 for v in values):
+        nearest = [max(STRIDE, round(v / STRIDE) * STRIDE) for v in values]
         raise UsageError(
             f"the input size must be positive multiples of {STRIDE} (the backbone's stride)", field=option,
-            expected=f"e.g. {max(STRIDE, round(values[0] / STRIDE) * STRIDE)} {max(STRIDE, round(values[1] / STRIDE) * STRIDE)}",
+            expected=f"e.g. {nearest[0]} {nearest[1]}",
             got=f"{values[0]} {values[1]}",
         )
     return int(values[0]), int(values[1])

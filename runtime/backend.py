@@ -114,9 +114,7 @@ class _FieldParser:
         self.source = source
 
     def fail(self, key: str, expected: str) -> MetadataError:
-        return MetadataError(
-            f"{self.source}: metadata key {key!r} must be {expected}, got {self.props[key]!r}"
-        )
+        return MetadataError(f"{self.source}: metadata key {key!r} must be {expected}, got {self.props[key]!r}")
 
     def decoded(self, key: str) -> object:
         value = self.props[key]
@@ -141,19 +139,13 @@ class _FieldParser:
 
     def classes(self, key: str) -> tuple[str, ...]:
         value = self.decoded(key)
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(name, str) and name for name in value)
-        ):
+        if not isinstance(value, list) or not value or not all(isinstance(name, str) and name for name in value):
             raise self.fail(key, 'a non-empty JSON list of class names, e.g. ["person"]')
         return tuple(value)
 
     def input_size(self, key: str) -> tuple[int, int]:
         value = self.decoded(key)
-        if not (
-            isinstance(value, list) and len(value) == 2 and all(_is_positive_int(v) for v in value)
-        ):
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_positive_int(v) for v in value)):
             raise self.fail(key, "a JSON list [H, W] of two positive integers")
         return int(value[0]), int(value[1])
 
@@ -267,7 +259,7 @@ class Backend(ABC):
         so two first calls racing still get the same lock."""
         return self.__dict__.setdefault("_lock", threading.Lock())
 
-    def _start_call(self) -> None:
+    def _start_call(self) -> None:  # noqa: B027 (a hook: most backends keep no per-call state)
         """Called under the lock at the start of each infer / infer_chunks call (per-call state)."""
 
     def _infer_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -290,17 +282,11 @@ class Backend(ABC):
     def check_images(self, images: object) -> np.ndarray:
         """Validate a batch against the contract and this model; UsageError (a ValueError) otherwise."""
         if not isinstance(images, np.ndarray):
-            raise UsageError(
-                f"{self.name} backend: images must be a numpy.ndarray, got {type(images).__name__}"
-            )
+            raise UsageError(f"{self.name} backend: images must be a numpy.ndarray, got {type(images).__name__}")
         if images.dtype != np.uint8:
-            raise UsageError(
-                f"{self.name} backend: images must be uint8 (the graph normalises), got {images.dtype}"
-            )
+            raise UsageError(f"{self.name} backend: images must be uint8 (the graph normalises), got {images.dtype}")
         if images.ndim != 4:
-            raise UsageError(
-                f"{self.name} backend: images must be [N, 3, H, W] (rank 4), got shape {images.shape}"
-            )
+            raise UsageError(f"{self.name} backend: images must be [N, 3, H, W] (rank 4), got shape {images.shape}")
         if images.shape[1] != 3:
             raise UsageError(
                 f"{self.name} backend: images must have 3 channels (RGB) in dim 1 of [N, 3, H, W], "
@@ -310,9 +296,7 @@ class Backend(ABC):
             raise UsageError(f"{self.name} backend: images is an empty batch (N = 0)")
         height, width = images.shape[2:]
         if height == 0 or width == 0:
-            raise UsageError(
-                f"{self.name} backend: images has an empty spatial size {images.shape}"
-            )
+            raise UsageError(f"{self.name} backend: images has an empty spatial size {images.shape}")
         if self.fixed_hw is not None and (height, width) != tuple(self.fixed_hw):
             raise UsageError(
                 f"{self.name} backend: {self.path.name} takes images of H, W = {tuple(self.fixed_hw)}, "
@@ -489,6 +473,13 @@ def _torch_backend_module():
 
 
 __all__ = [
-    "BACKENDS", "Backend", "ContractError", "MetadataError", "MODEL_SUFFIXES", "ModelMetadata", "backend_for_path",
-    "check_backend_for_file", "load_backend",
+    "BACKENDS",
+    "Backend",
+    "ContractError",
+    "MetadataError",
+    "MODEL_SUFFIXES",
+    "ModelMetadata",
+    "backend_for_path",
+    "check_backend_for_file",
+    "load_backend",
 ]

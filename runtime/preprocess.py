@@ -33,9 +33,7 @@ COLOR_ORDERS = ("rgb", "bgr")
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     """A frame must be a uint8 HWC array with 3 channels; UsageError (a ValueError) otherwise."""
     if not isinstance(frame, np.ndarray):
-        raise UsageError(
-            f"{name} must be a numpy.ndarray [H, W, 3] uint8, got {type(frame).__name__}"
-        )
+        raise UsageError(f"{name} must be a numpy.ndarray [H, W, 3] uint8, got {type(frame).__name__}")
     if frame.dtype != np.uint8:
         raise UsageError(f"{name} must be uint8, got {frame.dtype}")
     if frame.ndim != 3 or frame.shape[2] != 3:
@@ -52,9 +50,7 @@ def to_rgb(frame: np.ndarray, color_order: str = "rgb") -> np.ndarray:
     return frame[..., ::-1] if color_order == "bgr" else frame
 
 
-def frames_to_batch(
-    frames: Sequence[np.ndarray] | np.ndarray, color_order: str = "rgb"
-) -> np.ndarray:
+def frames_to_batch(frames: Sequence[np.ndarray] | np.ndarray, color_order: str = "rgb") -> np.ndarray:
     """HWC frames of one size (a list, or an [N, H, W, 3] array) -> uint8 [N, 3, H, W] RGB."""
     if isinstance(frames, np.ndarray) and frames.ndim == 4:
         frames = list(frames)
@@ -105,9 +101,7 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == (out_h, out_w):
         return image.copy()
     if cv2 is not None:
-        return cv2.resize(
-            np.ascontiguousarray(image), (out_w, out_h), interpolation=cv2.INTER_LINEAR
-        )
+        return cv2.resize(np.ascontiguousarray(image), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
     return _resize_pillow(image, size)
 
 
@@ -137,9 +131,7 @@ def pad_to(frame: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, FrameM
     height, width = frame.shape[:2]
     out_h, out_w = size
     if height > out_h or width > out_w:
-        raise ValueError(
-            f"pad_to: frame {height}x{width} (HxW) is larger than the target {out_h}x{out_w}"
-        )
+        raise ValueError(f"pad_to: frame {height}x{width} (HxW) is larger than the target {out_h}x{out_w}")
     out = np.zeros((out_h, out_w, frame.shape[2]), dtype=frame.dtype)
     out[:height, :width] = frame
     return out, FrameMapping(frame_size=(height, width), input_size=(out_h, out_w))

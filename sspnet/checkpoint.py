@@ -13,8 +13,9 @@ Original checkpoints (mmcv `save_checkpoint`: a dict with `state_dict`, `meta` a
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sspnet.errors import InputError, UsageError
 from sspnet.io.checkpoint_files import (
@@ -40,8 +41,7 @@ def check_preset_name(name: str | None, option: str = "--preset") -> None:
     from sspnet.models.presets import preset_names
 
     if name not in preset_names():
-        raise UsageError("unknown preset", field=option, expected=f"one of {', '.join(preset_names())}",
-                         got=repr(name))
+        raise UsageError("unknown preset", field=option, expected=f"one of {', '.join(preset_names())}", got=repr(name))
 
 
 def save_checkpoint(
@@ -93,8 +93,12 @@ def load_model(path: str | os.PathLike, preset: str | None = None, **overrides):
     state, info = read_checkpoint(path)
     _check_stored_preset(path, info)
     if preset is not None and preset != info["preset"]:
-        raise UsageError(f"{path} was saved from preset {info['preset']!r}, not {preset!r}",
-                         field="preset", expected=info["preset"], got=preset)
+        raise UsageError(
+            f"{path} was saved from preset {info['preset']!r}, not {preset!r}",
+            field="preset",
+            expected=info["preset"],
+            got=preset,
+        )
     merged = {**info.get("overrides", {}), **overrides}
     return _model_with_weights(info["preset"], merged, state, info, str(path))
 
@@ -106,13 +110,17 @@ def _check_stored_preset(path: Path, info: dict) -> None:
     if info["preset"] not in preset_names():
         raise InputError(
             f"the checkpoint was saved from preset {info['preset']!r}, which sspnet {_version()} does not know",
-            path=path, field="preset", expected=f"one of {', '.join(preset_names())}", got=repr(info["preset"]),
+            path=path,
+            field="preset",
+            expected=f"one of {', '.join(preset_names())}",
+            got=repr(info["preset"]),
         )
     try:
         load_preset(info["preset"], **info.get("overrides", {}))
     except (TypeError, ValueError) as error:
-        raise InputError(f"the checkpoint's stored settings do not fit this sspnet version ({error})",
-                         path=path, field="overrides") from None
+        raise InputError(
+            f"the checkpoint's stored settings do not fit this sspnet version ({error})", path=path, field="overrides"
+        ) from None
 
 
 def _version() -> str:
@@ -121,7 +129,9 @@ def _version() -> str:
     return sspnet.__version__
 
 
-def model_from_mmdet(state: Mapping[str, Any], info: dict, preset: str | None = None, source: str = "checkpoint", **overrides):
+def model_from_mmdet(
+    state: Mapping[str, Any], info: dict, preset: str | None = None, source: str = "checkpoint", **overrides
+):
     """A model (eval mode) from the output of read_mmdet_checkpoint; preset defaults to the
     published one of the detected variant and must be of that variant."""
     from sspnet.models.presets import load_preset

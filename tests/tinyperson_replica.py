@@ -15,26 +15,45 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CATEGORIES = [{"id": 1, "name": "sea_person", "supercategory": "person"},
-              {"id": 2, "name": "earth_person", "supercategory": "person"}]
+CATEGORIES = [
+    {"id": 1, "name": "sea_person", "supercategory": "person"},
+    {"id": 2, "name": "earth_person", "supercategory": "person"},
+]
 
 # (file name, width, height, boxes: (x, y, w, h, category, ignore, uncertain))
 TRAIN = [
-    ("labeled_images/bb_V0005_I0000000.jpg", 1000, 700, [
-        (700, 100, 10, 10, 1, False, False),   # only in the right-hand pieces
-        (620, 50, 40, 20, 2, False, False),    # crosses x = 640: half its width in the left pieces (sqrt .5 >= .7)
-        (630, 300, 40, 20, 1, False, False),   # a quarter of its width in the left pieces (sqrt .25 < .7)
-        (20, 600, 30, 40, 1, True, False),     # an ignore region, bottom-left
-        (100, 100, 6, 12, 2, False, True),     # uncertain
-    ]),
-    ("labeled_images/bb_V0012_I0000140.jpg", 600, 400, [  # smaller than a piece: one piece, the whole image
-        (10, 10, 25, 25, 1, False, False),
-    ]),
+    (
+        "labeled_images/bb_V0005_I0000000.jpg",
+        1000,
+        700,
+        [
+            (700, 100, 10, 10, 1, False, False),  # only in the right-hand pieces
+            (620, 50, 40, 20, 2, False, False),  # crosses x = 640: half its width in the left pieces (sqrt .5 >= .7)
+            (630, 300, 40, 20, 1, False, False),  # a quarter of its width in the left pieces (sqrt .25 < .7)
+            (20, 600, 30, 40, 1, True, False),  # an ignore region, bottom-left
+            (100, 100, 6, 12, 2, False, True),  # uncertain
+        ],
+    ),
+    (
+        "labeled_images/bb_V0012_I0000140.jpg",
+        600,
+        400,
+        [  # smaller than a piece: one piece, the whole image
+            (10, 10, 25, 25, 1, False, False),
+        ],
+    ),
 ]
 TEST = [
-    ("labeled_images/bb_V0032_I0001640.jpg", 800, 600, [
-        (50, 60, 8, 16, 1, False, False), (300, 200, 12, 30, 2, False, False), (500, 500, 40, 40, 1, True, False),
-    ]),
+    (
+        "labeled_images/bb_V0032_I0001640.jpg",
+        800,
+        600,
+        [
+            (50, 60, 8, 16, 1, False, False),
+            (300, 200, 12, 30, 2, False, False),
+            (500, 500, 40, 40, 1, True, False),
+        ],
+    ),
 ]
 
 
@@ -43,11 +62,21 @@ def coco(images) -> dict:
     for image_id, (file_name, width, height, boxes) in enumerate(images):
         records.append({"file_name": file_name, "height": height, "width": width, "id": image_id})
         for x, y, w, h, category, ignore, uncertain in boxes:
-            annotations.append({
-                "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]], "bbox": [x, y, w, h], "category_id": category,
-                "area": w * h, "iscrowd": 0, "image_id": image_id, "id": len(annotations), "ignore": ignore,
-                "uncertain": uncertain, "logo": False, "in_dense_image": False,
-            })
+            annotations.append(
+                {
+                    "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+                    "bbox": [x, y, w, h],
+                    "category_id": category,
+                    "area": w * h,
+                    "iscrowd": 0,
+                    "image_id": image_id,
+                    "id": len(annotations),
+                    "ignore": ignore,
+                    "uncertain": uncertain,
+                    "logo": False,
+                    "in_dense_image": False,
+                }
+            )
     return {"type": "instance", "annotations": annotations, "images": records, "categories": CATEGORIES}
 
 
@@ -59,8 +88,12 @@ def write_replica(root: Path) -> Path:
     (annotations / "tiny_set_train.json").write_text(json.dumps(coco(TRAIN)))
     (annotations / "tiny_set_train_with_dense.json").write_text(json.dumps(coco(TRAIN)))
     (annotations / "tiny_set_test.json").write_text(json.dumps(coco(TEST)))
-    for folder, images in (("train", TRAIN), ("test", TEST), ("erase_with_uncertain_dataset/train", TRAIN),
-                           ("erase_with_uncertain_dataset/test", TEST)):
+    for folder, images in (
+        ("train", TRAIN),
+        ("test", TEST),
+        ("erase_with_uncertain_dataset/train", TRAIN),
+        ("erase_with_uncertain_dataset/test", TEST),
+    ):
         for file_name, width, height, _ in images:
             path = root / folder / file_name
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -128,7 +128,8 @@ def run_with_neighbours(specs, args) -> int:
                                   max_seconds_quiet=args.max_seconds, max_seconds_loaded=args.max_seconds)
     settings.check()
     estimate = len(rows) * settings.estimated_seconds_per_row()
-    print(f"{len(rows)} rows, each quiet then next to {args.neighbours} busy process(es): at most ~{estimate / 60:.1f} min")
+    print(f"{len(rows)} rows, each quiet then next to {args.neighbours} busy process(es): "
+          f"at most ~{estimate / 60:.1f} min")
     results = run_contention(rows, settings)
     print()
     print_contention_table(results, args.neighbours)

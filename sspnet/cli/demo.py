@@ -343,7 +343,8 @@ def summary_dict(settings: DemoSettings, results: dict, stage_seconds: dict, wal
 
 
 def report_blocks(settings: DemoSettings, results: dict, summary: dict) -> list[tuple]:
-    """The report as blocks: ("h1"|"h2"|"p"|"warning", text), ("table", headers, rows), ("images", [(path, caption)])."""
+    """The report as blocks: ("h1"|"h2"|"p"|"warning", text), ("table", headers, rows),
+    ("images", [(path, caption)])."""
     from sspnet.benchmark.report import TABLE_HEADERS, table_rows
     from sspnet.evaluation.tinyperson import TABLE_HEADERS as METRIC_HEADERS
     from sspnet.evaluation.tinyperson import results_table_rows
@@ -504,9 +505,11 @@ def run(args) -> int:
         print(f"\nsspnet demo: {failure} (traceback in {log})", file=sys.stderr)
         return 1
     print(f"\nAP50-tiny {summary['AP50_tiny']:.2f} % (PyTorch), {summary['AP50_tiny_onnxruntime']:.2f} % (ONNX Runtime), "
-          f"{summary['AP50_tiny_int8']:.2f} % (INT8, TensorRT form), {summary['AP50_tiny_int8_cpu']:.2f} % (INT8, CPU form)")
+          f"{summary['AP50_tiny_int8']:.2f} % (INT8, TensorRT form), "
+          f"{summary['AP50_tiny_int8_cpu']:.2f} % (INT8, CPU form)")
     print(f"p50 {summary['torch_ms_p50']:.1f} ms PyTorch vs {summary['onnxruntime_ms_p50']:.1f} ms ONNX Runtime "
-          f"({summary['speedup_onnxruntime_vs_torch']:.2f}x); INT8 CPU form {summary['onnxruntime_int8_cpu_ms_p50']:.1f} ms "
+          f"({summary['speedup_onnxruntime_vs_torch']:.2f}x); "
+          f"INT8 CPU form {summary['onnxruntime_int8_cpu_ms_p50']:.1f} ms "
           f"({summary['speedup_int8_cpu_vs_fp32']:.2f}x fp32 ONNX Runtime); {summary['wall_time_s']:.0f} s in total")
     print(f"report: {settings.out / 'report.md'} (also report.html, summary.json)")
     if not summary["trained_well_enough"]:

@@ -68,8 +68,16 @@ class SplitSummary:
     dense_images: int = 0
 
     def row(self, name: str) -> tuple:
-        return (name, self.annotations.name, self.images, self.boxes, self.tiny, self.ignore, self.uncertain,
-                self.dense_images)
+        return (
+            name,
+            self.annotations.name,
+            self.images,
+            self.boxes,
+            self.tiny,
+            self.ignore,
+            self.uncertain,
+            self.dense_images,
+        )
 
 
 def _read_json(path: Path) -> dict:
@@ -79,8 +87,12 @@ def _read_json(path: Path) -> dict:
         raise InputError("not a JSON annotation file", path=path, got=" ".join(str(error).split())) from None
     for key in ("images", "annotations", "categories"):
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise InputError("not a TinyPerson annotation file", path=path, field=key,
-                             expected="a list (COCO layout with TinyPerson's flags)")
+            raise InputError(
+                "not a TinyPerson annotation file",
+                path=path,
+                field=key,
+                expected="a list (COCO layout with TinyPerson's flags)",
+            )
     if not data["images"]:
         raise InputError("the annotation file lists no images", path=path, field="images")
     return data
@@ -98,14 +110,19 @@ def _summarise(annotations: Path, images_dir: Path) -> SplitSummary:
         if not (images_dir / image["file_name"]).is_file():
             missing.append(image["file_name"])
     if missing:
-        raise InputError(f"{len(missing)} of {len(data['images'])} images it lists are not in {images_dir}",
-                         path=annotations, field="images[].file_name", got=f"{missing[0]!r} missing")
+        raise InputError(
+            f"{len(missing)} of {len(data['images'])} images it lists are not in {images_dir}",
+            path=annotations,
+            field="images[].file_name",
+            got=f"{missing[0]!r} missing",
+        )
     per_image = Counter()
     for index, box in enumerate(data["annotations"]):
         bbox = box.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise InputError("a box is not [x, y, w, h]", path=annotations, field=f"annotations[{index}].bbox",
-                             got=repr(bbox))
+            raise InputError(
+                "a box is not [x, y, w, h]", path=annotations, field=f"annotations[{index}].bbox", got=repr(bbox)
+            )
         per_image[box.get("image_id")] += 1
         if box.get("ignore"):
             summary.ignore += 1
@@ -142,10 +159,13 @@ def check_release(root: str | Path, *, with_dense: bool = False, erased: bool | 
     expected = [train_json, TEST_JSON, str(train_dir.relative_to(root)) + "/", "test/"]
     missing = [name for name in expected if not (root / name).exists()]
     if missing:
-        raise InputError("this is not the unpacked TinyPerson download (tiny_set/)", path=root,
-                         expected=", ".join(expected), got=f"no {', '.join(missing)}")
-    return Release(root, _summarise(root / train_json, train_dir), _summarise(root / TEST_JSON, root / "test"),
-                   erased)
+        raise InputError(
+            "this is not the unpacked TinyPerson download (tiny_set/)",
+            path=root,
+            expected=", ".join(expected),
+            got=f"no {', '.join(missing)}",
+        )
+    return Release(root, _summarise(root / train_json, train_dir), _summarise(root / TEST_JSON, root / "test"), erased)
 
 
 def prepare_release(release: Release, out: str | Path, *, guard: OutputGuard | None = None) -> dict:
@@ -156,23 +176,31 @@ def prepare_release(release: Release, out: str | Path, *, guard: OutputGuard | N
     guard.check_dir(out)
     cut_path = guard.check_file(out / "annotations" / CUT_NAME, "coco-annotations")
     yaml_path = guard.check_file(out / YAML_NAME, "yaml")
-    pieces = cut_annotations(release.train.data, tile_size=PIECE_SIZE, overlap=PIECE_OVERLAP, keep_ratio=KEEP_RATIO,
-                             drop_empty=True)
+    pieces = cut_annotations(
+        release.train.data, tile_size=PIECE_SIZE, overlap=PIECE_OVERLAP, keep_ratio=KEEP_RATIO, drop_empty=True
+    )
     cut_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cut_path, pieces, indent=None, separators=(",", ":"))
-    atomic_write_text(yaml_path, (
-        "# Written by `sspnet data tinyperson`: TinyPerson as the original SSPNet configs train on it.\n"
-        f"# train: {'erased' if release.erased else 'original'} training images cut into {PIECE_SIZE[0]}x"
-        f"{PIECE_SIZE[1]} pieces, {PIECE_OVERLAP} px overlap; val: the whole test images.\n"
-        "train:\n"
-        f"  images: {json.dumps(str(release.train.images_dir.resolve()))}\n"
-        f"  annotations: {json.dumps(str(Path('annotations') / CUT_NAME))}\n"
-        "val:\n"
-        f"  images: {json.dumps(str(release.test.images_dir.resolve()))}\n"
-        f"  annotations: {json.dumps(str(release.test.annotations.resolve()))}\n"
-    ))
-    return {"yaml": yaml_path, "train_annotations": cut_path, "pieces": len(pieces["images"]),
-            "piece_boxes": len(pieces["annotations"])}
+    atomic_write_text(
+        yaml_path,
+        (
+            "# Written by `sspnet data tinyperson`: TinyPerson as the original SSPNet configs train on it.\n"
+            f"# train: {'erased' if release.erased else 'original'} training images cut into {PIECE_SIZE[0]}x"
+            f"{PIECE_SIZE[1]} pieces, {PIECE_OVERLAP} px overlap; val: the whole test images.\n"
+            "train:\n"
+            f"  images: {json.dumps(str(release.train.images_dir.resolve()))}\n"
+            f"  annotations: {json.dumps(str(Path('annotations') / CUT_NAME))}\n"
+            "val:\n"
+            f"  images: {json.dumps(str(release.test.images_dir.resolve()))}\n"
+            f"  annotations: {json.dumps(str(release.test.annotations.resolve()))}\n"
+        ),
+    )
+    return {
+        "yaml": yaml_path,
+        "train_annotations": cut_path,
+        "pieces": len(pieces["images"]),
+        "piece_boxes": len(pieces["annotations"]),
+    }
 
 
 __all__ = ["KEEP_RATIO", "PIECE_OVERLAP", "PIECE_SIZE", "Release", "check_release", "prepare_release"]

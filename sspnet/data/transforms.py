@@ -9,13 +9,16 @@ The original uses Albumentations; the mapping, and where it is approximate:
 | original (p)                                             | here                                           |
 |----------------------------------------------------------|------------------------------------------------|
 | Resize keep-ratio, range [(640,512),(960,768)]           | `RandomResizeRange` (same rule)                |
-| ShiftScaleRotate shift 0.0625, rotate ±45 (0.5)          | `RandomShiftRotate` (45, 0.0625), bilinear; the border is filled with 0 (Albumentations reflects it, which mirrors people without labels) |
+| ShiftScaleRotate shift 0.0625, rotate ±45 (0.5)          | `RandomShiftRotate` (45, 0.0625), bilinear, border 0 (a) |
 | RandomBrightnessContrast b [-0.1,0.3], c [0.1,0.3] (0.4) | `RandomBrightnessContrast` (same formula)      |
-| OneOf[RGBShift ±10, HueSaturationValue(20,30,20)] (0.1)  | RandomChoice[`RGBShift`(10), ColorJitter]: the HSV part is approximate |
+| OneOf[RGBShift ±10, HueSaturationValue(20,30,20)] (0.1)  | RandomChoice[`RGBShift`(10), ColorJitter] (b)  |
 | JpegCompression 85-95 (0.2)                              | `RandomJPEG` (85, 95), OpenCV codec            |
 | ChannelShuffle (0.1)                                     | v2.RandomChannelPermutation                    |
 | OneOf[Blur 3, MedianBlur 3, MotionBlur 3] (0.1)          | GaussianBlur 3x3, sigma 0.1-1.0 (approximate)  |
 | RandomFlip horizontal (0.5)                              | v2.RandomHorizontalFlip                        |
+
+(a) the border is filled with 0; Albumentations reflects it, which mirrors people without labels.
+(b) the HSV part is approximate.
 
 Randomness comes from torch's global generator; `apply_seeded` runs a pipeline under a given seed
 without disturbing the caller's generator, which makes augmentation reproducible per sample.

@@ -113,9 +113,7 @@ class TorchBackend(Backend):
         input_size = _check_input_size(input_size)
         if metadata is None:
             if getattr(model, "config", None) is None:
-                raise UsageError(
-                    f"{type(model).__name__} has no sspnet `config`: pass metadata= explicitly"
-                )
+                raise UsageError(f"{type(model).__name__} has no sspnet `config`: pass metadata= explicitly")
             if input_size[0] % 32 or input_size[1] % 32:
                 raise UsageError(f"input_size (H, W) must be multiples of 32 for sspnet detectors, got {input_size}")
             metadata = model_metadata(model, input_size)
@@ -175,9 +173,15 @@ class TorchBackend(Backend):
                     outputs = self.model(batch)
         missing = [name for name in OUTPUT_NAMES if name not in outputs]
         if missing:
-            raise RuntimeError(f"{type(self.model).__name__} returned no {missing}; the contract needs {list(OUTPUT_NAMES)}")
-        return {name: outputs[name].detach().float().cpu().numpy() if name in ("boxes", "scores")
-                else outputs[name].detach().cpu().numpy() for name in OUTPUT_NAMES}
+            raise RuntimeError(
+                f"{type(self.model).__name__} returned no {missing}; the contract needs {list(OUTPUT_NAMES)}"
+            )
+        return {
+            name: outputs[name].detach().float().cpu().numpy()
+            if name in ("boxes", "scores")
+            else outputs[name].detach().cpu().numpy()
+            for name in OUTPUT_NAMES
+        }
 
     # ---- CUDA graphs ---------------------------------------------------------------------------
     def _replay(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -64,7 +64,8 @@ def acquire_run_lock(run_dir: str | os.PathLike, *, what: str = "sspnet process"
     """Create `run_dir` if needed and lock it for this process, without waiting.
 
     Raises BusyError naming the folder when another process (or another RunLock of this process)
-    holds it; `what` names the kind of holder in the message ("another sspnet train process"). Creating the folder and the empty lock file is all this writes."""
+    holds it; `what` names the kind of holder in the message ("another sspnet train process"). Creating the
+    folder and the empty lock file is all this writes."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME

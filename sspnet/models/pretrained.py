@@ -53,8 +53,12 @@ def resolve_pretrained(value: str | os.PathLike | None, depth: int) -> Path | No
         return fetch_imagenet(depth)
     path = Path(value)
     if not path.is_file():
-        raise InputError("the pretrained backbone weights file does not exist", path=path, field="pretrained",
-                         expected=f"a torchvision ResNet-{depth} .pth file or '{IMAGENET}'")
+        raise InputError(
+            "the pretrained backbone weights file does not exist",
+            path=path,
+            field="pretrained",
+            expected=f"a torchvision ResNet-{depth} .pth file or '{IMAGENET}'",
+        )
     return path
 
 
@@ -75,7 +79,9 @@ def fetch_imagenet(depth: int) -> Path:
         weights.get_state_dict(progress=True, check_hash=True)  # torchvision / torch.hub: download + hash check
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch a RuntimeError
         reason = " ".join(str(error).split()) or type(error).__name__
-        raise MissingDependencyError(f"cannot download the ResNet-{depth} ImageNet weights ({reason}): {where}") from None
+        raise MissingDependencyError(
+            f"cannot download the ResNet-{depth} ImageNet weights ({reason}): {where}"
+        ) from None
     return path
 
 
@@ -91,9 +97,17 @@ def check_hash_prefix(path: Path) -> None:
     if not digest.hexdigest().startswith(match.group(1)):
         raise InputError(
             "the cached ImageNet weights are damaged or not the file their name says: delete it and download again",
-            path=path, expected=f"SHA-256 starting {match.group(1)}", got=digest.hexdigest()[: len(match.group(1))],
+            path=path,
+            expected=f"SHA-256 starting {match.group(1)}",
+            got=digest.hexdigest()[: len(match.group(1))],
         )
 
 
-__all__ = ["IMAGENET", "OFFLINE_VARIABLE", "fetch_imagenet", "imagenet_cache_file", "imagenet_weights",
-           "resolve_pretrained"]
+__all__ = [
+    "IMAGENET",
+    "OFFLINE_VARIABLE",
+    "fetch_imagenet",
+    "imagenet_cache_file",
+    "imagenet_weights",
+    "resolve_pretrained",
+]

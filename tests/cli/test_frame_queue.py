@@ -16,8 +16,7 @@ from sspnet.runtime.detector import Detector
 
 
 def numbered(count, done: threading.Event | None = None):
-    for k in range(count):
-        yield k
+    yield from range(count)
     if done is not None:
         done.set()
 

@@ -41,18 +41,29 @@ def test_prepare_writes_the_pieces_and_the_yaml(replica, tmp_path, capsys):
     by_corner = {tuple(p["corner"]): p for p in pieces["images"]}
     # 1000x700 image: step 640 - 30 = 610 -> ceil(970 / 610) = 2 columns at x = 0 and 1000 - 640 = 360 (shifted
     # back inside); ceil(670 / 482) = 2 rows at y = 0 and 700 - 512 = 188. The 600x400 image is one piece.
-    assert set(by_corner) == {(0, 0, 640, 512), (360, 0, 1000, 512), (0, 188, 640, 700), (360, 188, 1000, 700),
-                              (0, 0, 600, 400)}
+    assert set(by_corner) == {
+        (0, 0, 640, 512),
+        (360, 0, 1000, 512),
+        (0, 188, 640, 700),
+        (360, 188, 1000, 700),
+        (0, 0, 600, 400),
+    }
     assert all(p["file_name"].startswith("labeled_images/") for p in pieces["images"])
 
     def boxes_of(corner):
         piece = by_corner[corner]
-        return sorted((tuple(round(v, 3) for v in a["bbox"]), a["ignore"], a["uncertain"])
-                      for a in pieces["annotations"] if a["image_id"] == piece["id"])
+        return sorted(
+            (tuple(round(v, 3) for v in a["bbox"]), a["ignore"], a["uncertain"])
+            for a in pieces["annotations"]
+            if a["image_id"] == piece["id"]
+        )
 
     assert boxes_of((0, 0, 640, 512)) == [((100, 100, 6, 12), False, True), ((620, 50, 20, 20), False, False)]
-    assert boxes_of((360, 0, 1000, 512)) == [((260, 50, 40, 20), False, False), ((270, 300, 40, 20), False, False),
-                                            ((340, 100, 10, 10), False, False)]
+    assert boxes_of((360, 0, 1000, 512)) == [
+        ((260, 50, 40, 20), False, False),
+        ((270, 300, 40, 20), False, False),
+        ((340, 100, 10, 10), False, False),
+    ]
     assert boxes_of((0, 0, 600, 400)) == [((10, 10, 25, 25), False, False)]
 
     # the YAML is what `train` / `val` take: train = the pieces of the erased images, val = the whole test images
@@ -90,10 +101,32 @@ def test_train_takes_the_yaml(replica, tmp_path):
     assert run_data(replica, out) == 0
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "sspnet", "train", "--preset", "fovea_r18_sspnet_small", "--data",
-         str(out / "tinyperson.yaml"), "--out", str(tmp_path / "run"), "--max-iters", "1", "--batch-size", "1",
-         "--device", "cpu", "--workers", "0", "--eval-every", "0"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sspnet",
+            "train",
+            "--preset",
+            "fovea_r18_sspnet_small",
+            "--data",
+            str(out / "tinyperson.yaml"),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-iters",
+            "1",
+            "--batch-size",
+            "1",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--eval-every",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (tmp_path / "run" / "last.safetensors").is_file()

@@ -88,11 +88,11 @@ def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
     process left, and never touches a live process's temporary."""
     target = tmp_path / "big.onnx"
     script = (
-        "import sys, time; sys.path[:0] = %r\n"
+        f"import sys, time; sys.path[:0] = {sys.path!r}\n"
         "from sspnet.io.atomic import atomic_write\n"
         "def slow(f):\n"
         "    f.write(b'x' * 1000000); f.flush(); print('writing', flush=True); time.sleep(60)\n"
-        "atomic_write(%r, slow)\n" % (sys.path, str(target))
+        f"atomic_write({str(target)!r}, slow)\n"
     )
     writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "writing"

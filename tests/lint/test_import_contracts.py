@@ -11,10 +11,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -35,8 +35,9 @@ def lint_imports(layout: Path) -> subprocess.CompletedProcess:
     if not LINT_IMPORTS.is_file():
         pytest.fail(f"{LINT_IMPORTS} is missing: install the test extras (pip install -e '.[test]')")
     env = {**os.environ, "PYTHONPATH": str(layout)}  # the copy, ahead of the editable install
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=layout, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=layout, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,11 @@ def test_every_library_package_is_bound_by_the_cli_rule():
     (cli_rule,) = [c for c in contracts() if c["forbidden_modules"] == ["sspnet.cli"]]
     assert set(cli_rule["source_modules"]) == names
     (above_runtime,) = [c for c in contracts() if "sspnet.models" in c["forbidden_modules"]]
-    assert set(above_runtime["forbidden_modules"]) == (names | {"sspnet.cli"}) - {"sspnet.errors", "sspnet.io", "sspnet.runtime"}
+    assert set(above_runtime["forbidden_modules"]) == (names | {"sspnet.cli"}) - {
+        "sspnet.errors",
+        "sspnet.io",
+        "sspnet.runtime",
+    }
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,8 @@ def test_spec_key_table_loads_strictly_and_bad_keys_are_named(variant, preset):
         check_state_dict(model, renamed)
     reshaped = dict(state)
     reshaped["backbone.layer3.0.conv2.weight"] = torch.zeros(256, 256, 1, 1)
-    with pytest.raises(ValueError, match=r"shape mismatch: backbone\.layer3\.0\.conv2\.weight \(checkpoint \[256, 256, 1, 1\], model \[256, 256, 3, 3\]\)"):
+    with pytest.raises(ValueError, match=r"shape mismatch: backbone\.layer3\.0\.conv2\.weight "
+                       r"\(checkpoint \[256, 256, 1, 1\], model \[256, 256, 3, 3\]\)"):
         check_state_dict(model, reshaped)
 
 

@@ -127,7 +127,8 @@ def test_roi_head_loss_normalisation():
     logits, deltas = bbox_head(multi_level_roi_align(features[:4], rois, (4, 8, 16, 32), 7))
     labels = torch.tensor([0, 0, 0, 1, 1])
     expected_cls = F.cross_entropy(logits, labels)
-    # regression targets of the positives: GT and proposal 0 -> 0; proposal 1: dy = 2.5 / 15 / 0.1, dh = ln(20 / 15) / 0.2
+    # regression targets of the positives: GT and proposal 0 -> 0;
+    # proposal 1: dy = 2.5 / 15 / 0.1, dh = ln(20 / 15) / 0.2
     targets = torch.tensor([[0.0, 0, 0, 0], [0, 0, 0, 0], [0, (2.5 / 15) / 0.1, 0, math.log(20 / 15) / 0.2]])
     expected_bbox = (deltas[:3] - targets).abs().sum() / 5
     assert losses["loss_cls"].item() == pytest.approx(expected_cls.item(), rel=1e-5)

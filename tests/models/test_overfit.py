@@ -80,7 +80,7 @@ def train_until_fraction(model, image, targets, fraction, max_steps=200):
     """Adam steps until the total loss is <= fraction x the first one; -> (first, last, steps)."""
     optimizer = adam(model)
     first = None
-    for step in range(max_steps):
+    for step in range(max_steps):  # noqa: B007 (the count is returned)
         total = total_loss(model(image, targets))
         first = total.item() if first is None else first
         if total.item() <= fraction * first:

@@ -63,8 +63,10 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     env = {**os.environ, "SSPNET_BUILD_EXTENSION": "0"}
-    built = run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index", "-w", out,
-                 source], env=env)
+    built = run(
+        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index", "-w", out, source],
+        env=env,
+    )
     assert "would be ignored" not in built.stdout + built.stderr, "setuptools warns about a package it ignores"
     (path,) = out.glob("sspnet-*.whl")
     return path
@@ -74,7 +76,9 @@ def test_the_wheel_holds_every_package_file(wheel):
     inside = set(zipfile.ZipFile(wheel).namelist())
     missing = sorted(name for name in tracked_package_files() if name not in inside)
     assert not missing, f"files of the tree missing from the wheel: {missing}"
-    assert "sspnet/runtime/plugin_fields.json" in inside and "sspnet/models/presets/faster_rcnn_r50_sspnet.yaml" in inside
+    assert (
+        "sspnet/runtime/plugin_fields.json" in inside and "sspnet/models/presets/faster_rcnn_r50_sspnet.yaml" in inside
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +92,9 @@ def installed(wheel, tmp_path_factory) -> Path:
     # numpy, onnxruntime, yaml, ... from this environment; a plain path line does not run its .pth files, so the
     # editable install of the working tree stays out
     Path(site, "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = run([python, "-c", "import sspnet, sspnet.runtime; print(sspnet.__file__, sspnet.runtime.__file__)"],
-                cwd=venv)  # not the repository: `python -c` puts the working folder first on sys.path
+    where = run(
+        [python, "-c", "import sspnet, sspnet.runtime; print(sspnet.__file__, sspnet.runtime.__file__)"], cwd=venv
+    )  # not the repository: `python -c` puts the working folder first on sys.path
     assert all(path.startswith(str(venv)) for path in where.stdout.split()), where.stdout
     return venv / "bin"
 
@@ -110,8 +115,22 @@ def test_runtime_only_predict_from_the_wheel(installed, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     cv2.imwrite(str(images / "frame.png"), frame)
-    result = run([installed / "python", "-c", BLOCK_TORCH_AND_RUN_CLI, "predict", images, "--model", model,
-                  "--out", tmp_path / "out", "--quiet", "--no-media"], cwd=tmp_path)
+    result = run(
+        [
+            installed / "python",
+            "-c",
+            BLOCK_TORCH_AND_RUN_CLI,
+            "predict",
+            images,
+            "--model",
+            model,
+            "--out",
+            tmp_path / "out",
+            "--quiet",
+            "--no-media",
+        ],
+        cwd=tmp_path,
+    )
     assert "onnxruntime backend" in result.stdout
     records = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
     assert len(records) == 1 and '"bbox"' in records[0]

@@ -11,10 +11,10 @@ import threading
 
 import numpy as np
 import pytest
-
-from sspnet.errors import MissingDependencyError, UsageError
 from sspnet.runtime import Detector, load_backend
 from sspnet.runtime.backend import MODEL_SUFFIXES, backend_for_path
+
+from sspnet.errors import MissingDependencyError, UsageError
 
 PRESET = "fovea_r18_sspnet_small"
 
@@ -48,9 +48,24 @@ def test_detector_opens_a_checkpoint_like_predict(checkpoint, tmp_path):
 
     out = tmp_path / "pred"
     result = subprocess.run(
-        [sys.executable, "-m", "sspnet", "predict", str(image), "--model", str(checkpoint),
-         "--conf", "0", "--no-media", "--quiet", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sspnet",
+            "predict",
+            str(image),
+            "--model",
+            str(checkpoint),
+            "--conf",
+            "0",
+            "--no-media",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     (record,) = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]

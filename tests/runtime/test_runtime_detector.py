@@ -340,8 +340,8 @@ def test_other_bad_options_are_usage_errors(backend, kwargs):
 def test_detector_opens_a_model_path(marker_model):
     path = marker_model(input_size=(EXPORT_H, EXPORT_W), k=16)
     markers = [(20, 10, 200, 0)]
-    for given in (path, str(path)):
-        assert_detections(Detector(given).detect(frame_with(markers, EXPORT_H, EXPORT_W)), markers, EXPORT_H, EXPORT_W)
+    for model_file in (path, str(path)):
+        assert_detections(Detector(model_file).detect(frame_with(markers, EXPORT_H, EXPORT_W)), markers, EXPORT_H, EXPORT_W)
     with pytest.raises(UsageError, match="Backend .*load_backend.* or a model file path.*got int"):
         Detector(42)
 
