@@ -99,6 +99,19 @@ __global__ void coordinates(int* out) {
   out[block * threads + linear] = block * 1000 + linear;
 }
 
+// Each lane writes its slot, then reads its neighbour's after a warp operation: __syncwarp
+// orders the accesses, a shuffle does not (a race under ThreadSanitizer).
+__global__ void warp_exchange(int use_syncwarp, int* out) {
+  __shared__ int slot[32];
+  slot[threadIdx.x] = threadIdx.x;
+  if (use_syncwarp) {
+    __syncwarp();
+  } else {
+    (void)__shfl_sync(0xffffffffu, 0, 0);
+  }
+  out[threadIdx.x] = slot[(threadIdx.x + 1) % 32];
+}
+
 // ---- bugs the layer must report
 __global__ void bad_absent_lane(int* out) {
   const int lane = threadIdx.x % 32;
@@ -124,6 +137,18 @@ __global__ void bad_shared_overrun(int* out) {
   values[threadIdx.x] = 1.0f;
   __syncthreads();
   out[threadIdx.x] = static_cast<int>(values[threadIdx.x + 1]);  // thread 31 reads values[32]
+}
+
+// The same through a pointer, in a template: UBSan's bounds check cannot see it, ASan's redzone
+// around the static must (template statics are instrumented here because the kernel has internal
+// linkage: it is in an anonymous namespace, like every kernel of csrc/kernels).
+template <typename T>
+__global__ void bad_shared_overrun_through_pointer(int* out) {
+  __shared__ T values[32];
+  T* p = values;
+  p[threadIdx.x] = T(1);
+  __syncthreads();
+  out[threadIdx.x] = static_cast<int>(p[threadIdx.x + 1]);  // thread 31 reads values[32]
 }
 
 }  // namespace
@@ -171,11 +196,16 @@ int layer_coordinates(const unsigned* grid, const unsigned* block, int* out) {
   coordinates<<<dim3(grid[0], grid[1], grid[2]), dim3(block[0], block[1], block[2])>>>(out);
   return cudaGetLastError();
 }
+int layer_warp_exchange(int use_syncwarp, int* out) {
+  warp_exchange<<<1, 32>>>(use_syncwarp, out);
+  return cudaGetLastError();
+}
 int layer_bad(int which, int* out) {
   if (which == 0) bad_absent_lane<<<1, 32>>>(out);
   if (which == 1) bad_divergent_barrier<<<1, 32>>>(out);
   if (which == 2) bad_read_outside_mask<<<1, 32>>>(out);
   if (which == 3) bad_shared_overrun<<<1, 32>>>(out);
+  if (which == 4) bad_shared_overrun_through_pointer<double><<<1, 32>>>(out);
   return cudaGetLastError();
 }
 // the cub stand-in on float keys (values: positions), workspace of the size it asks for

@@ -2,11 +2,14 @@
 (layer_checks.cu) against closed-form results, and each bug class it must report."""
 
 import ctypes
+import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from coc_build import HERE, build_library, have_toolchain
+from coc_build import HERE, build_library, have_toolchain, sanitizer_runtime
 from coc_kernels import SCHEDULES
 from rewrite_cuda import RewriteError, rewrite
 
@@ -17,11 +20,14 @@ CUDA_ERROR_INVALID_CONFIGURATION = 9
 CUDA_ERROR_LAUNCH_FAILURE = 719
 
 
+def build_checks(flavour):
+    return build_library(flavour, cuda_sources=(), extra_units=[("tests/cuda_on_cpu/layer_checks.cu", CHECKS.read_text())],
+                         kernel_api=False)
+
+
 @pytest.fixture(scope="module")
 def lib():
-    path = build_library("plain", cuda_sources=(), extra_units=[("tests/cuda_on_cpu/layer_checks.cu", CHECKS.read_text())],
-                         kernel_api=False)
-    lib = ctypes.CDLL(str(path))
+    lib = ctypes.CDLL(str(build_checks("plain")))
     lib.coc_last_report.restype = ctypes.c_char_p
     lib.coc_set_schedule.argtypes = [ctypes.c_int, ctypes.c_uint64]
     return lib
@@ -198,3 +204,69 @@ def test_rewrite_keeps_lines_and_refuses_what_it_cannot_rewrite():
     with pytest.raises(RewriteError, match="2 to 4 values"):
         rewrite("void f() { k<<<1>>>(); }\n", "x.cu")
     assert "<<<" not in rewrite("// k<<<1, 1>>>(x) in a comment\nvoid f() { k<<<1, 1>>>(); }\n", "x.cu").split("\n", 1)[1].split("\n")[1]
+
+
+SANITIZED_CALLS = """
+import ctypes, sys
+import numpy as np
+lib = ctypes.CDLL(sys.argv[1])
+out = np.zeros(256, np.int32)
+p = ctypes.c_void_p(out.ctypes.data)
+call = sys.argv[2]
+if call == "clean":
+    assert lib.layer_warp_exchange(1, p) == 0
+    assert lib.layer_exited_threads_arrive(128, 40, p) == 0
+    assert lib.layer_barrier_reductions(256, 100, p) == 0
+    assert lib.layer_reverse_with_dynamic_shared(2, 64, p, ctypes.c_void_p(np.zeros(128, np.int32).ctypes.data)) == 0
+elif call == "shuffle-exchange":
+    lib.layer_warp_exchange(0, p)
+elif call == "shared-overrun":
+    lib.layer_bad(3, p)
+elif call == "shared-overrun-pointer":
+    lib.layer_bad(4, p)
+print("done")
+"""
+
+
+def run_sanitized(flavour, call):
+    runtime = sanitizer_runtime(flavour)
+    if runtime is None:
+        pytest.skip(f"no {flavour} runtime installed with the compiler")
+    env = dict(os.environ, LD_PRELOAD=runtime, TSAN_OPTIONS="halt_on_error=1:exitcode=66",
+               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    return subprocess.run([sys.executable, "-c", SANITIZED_CALLS, str(build_checks(flavour)), call],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_tsan_sees_barriers_and_syncwarp_as_synchronisation():
+    run = run_sanitized("tsan", "clean")
+    assert run.returncode == 0 and "done" in run.stdout, run.stderr[-4000:]
+
+
+def test_tsan_sees_no_synchronisation_in_a_shuffle():
+    run = run_sanitized("tsan", "shuffle-exchange")
+    text = CHECKS.read_text()
+    write = text.count("\n", 0, text.index("slot[threadIdx.x] = threadIdx.x;")) + 1
+    read = text.count("\n", 0, text.index("out[threadIdx.x] = slot[(threadIdx.x + 1) % 32];")) + 1
+    assert run.returncode == 66 and "ThreadSanitizer: data race" in run.stderr, run.stderr[-4000:]
+    assert f"layer_checks.cu:{write}" in run.stderr and f"layer_checks.cu:{read}" in run.stderr, run.stderr[-4000:]
+
+
+def test_asan_catches_a_shared_array_overrun():
+    run = run_sanitized("asan", "shared-overrun")
+    text = CHECKS.read_text()
+    overrun = text.count("\n", 0, text.index("values[threadIdx.x + 1]")) + 1
+    assert run.returncode != 0, run.stderr[-4000:]
+    assert "index 32 out of bounds" in run.stderr or "global-buffer-overflow" in run.stderr, run.stderr[-4000:]
+    assert f"layer_checks.cu:{overrun}" in run.stderr, run.stderr[-4000:]
+
+
+def test_asan_ubsan_catch_a_shared_overrun_through_a_pointer():
+    run = run_sanitized("asan", "shared-overrun-pointer")
+    text = CHECKS.read_text()
+    overrun = text.count("\n", 0, text.index("static_cast<int>(p[threadIdx.x + 1])")) + 1
+    # UBSan's object-size check comes first; ASan's redzone ("global variable 'values'") otherwise
+    assert run.returncode != 0, run.stderr[-4000:]
+    assert ("insufficient space for an object" in run.stderr
+            or "global variable 'values'" in run.stderr), run.stderr[-4000:]
+    assert f"layer_checks.cu:{overrun}" in run.stderr, run.stderr[-4000:]

@@ -109,6 +109,7 @@ Schedule schedule = Schedule::kForward;
 std::mt19937_64 rng(0);
 unsigned grid_cap = 0;
 int barrier_generation = 0;
+int warp_generation[kMaxThreadsPerBlock / 32] = {};
 std::vector<std::pair<void*, size_t>> shared_arrays;
 void* dynamic_shared_memory = nullptr;
 size_t dynamic_shared_bytes = 0;
@@ -123,6 +124,7 @@ size_t scheduler_stack_size = 0;
 #if defined(CUDA_ON_CPU_TSAN)
 void* scheduler_tsan_fiber = nullptr;
 char launch_sync, exit_sync, barrier_sync[2];  // addresses that carry CUDA's happens-before edges
+char warp_sync[kMaxThreadsPerBlock / 32][2];      // __syncwarp orders memory among its lanes
 constexpr unsigned kTsanNoSync = 1;            // __tsan_switch_to_fiber_no_sync
 #endif
 
@@ -151,6 +153,15 @@ void* exit_edge() {
 #if defined(CUDA_ON_CPU_TSAN)
   return &exit_sync;
 #else
+  return nullptr;
+#endif
+}
+void* warp_edge(int warp, int generation) {
+#if defined(CUDA_ON_CPU_TSAN)
+  return &warp_sync[warp][generation & 1];
+#else
+  (void)warp;
+  (void)generation;
   return nullptr;
 #endif
 }
@@ -402,6 +413,7 @@ void check_warp(int warp) {
     for (int me = 0; me < 32; ++me) {
       if ((mask >> me) & 1u) lane_fiber(warp, me)->state = State::kRunnable;
     }
+    if (waiting->op == kSyncWarp) ++warp_generation[warp];
   }
 }
 
@@ -484,6 +496,7 @@ const std::vector<int>& ordered(int n) {
 
 bool run_block(const dim3& block_dim) {
   poison_shared();
+  std::fill(std::begin(warp_generation), std::end(warp_generation), 0);
   for (int t = 0; t < grid.threads; ++t) {
     Fiber* fiber = pool[t];
     prepare_fiber(fiber);
@@ -547,7 +560,13 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int 
   self->width = width;
   self->file = file;
   self->line = line;
+  // Only __syncwarp orders memory; shuffles and votes exchange registers and add no
+  // happens-before edge (warp-synchronous shared-memory code needs __syncwarp since Volta).
+  const int warp = self->linear / 32;
+  const int generation = warp_generation[warp];
+  if (op == kSyncWarp) tsan_release(warp_edge(warp, generation));
   yield_to_scheduler();
+  if (op == kSyncWarp) tsan_acquire(warp_edge(warp, generation));
   return running->result;
 }
 
