@@ -95,3 +95,14 @@ def test_absent_lane_in_shuffle_mask_is_reported():
     shuffle = line(NMS, "const C v = __shfl_down_sync")
     assert f"__shfl_down_sync at csrc/kernels/batched_nms_cuda.cu:{shuffle}" in report, report
     assert "lane 7 named in the mask never arrives (it waits at __syncthreads at csrc/kernels/batched_nms_cuda.cu:" in report, report
+
+
+def test_plain_add_instead_of_atomic_is_a_race_under_tsan():
+    needs("tsan")
+    # backward: neighbouring output bins of one RoI (same block) add into the same feature pixels
+    atomic = "atomic_add(float* p, float v) { atomicAdd(p, v); }"
+    lib = build_library("tsan", {ROI: {atomic: "atomic_add(float* p, float v) { *p += v; }"}})
+    run = run_cases("tsan", lib, only="float32-aligned-s2")
+    report = run.stderr
+    assert run.returncode != 0 and "ThreadSanitizer: data race" in report, report[-4000:]
+    assert f"multi_level_roi_align_cuda.cu:{line(ROI, atomic)}" in report, report[-4000:]
