@@ -733,6 +733,73 @@ def _flat_scalars(row: dict, prefix: str = "") -> dict:
     return flat
 
 
+def render_tracking(src: Source) -> str:
+    out = header(
+        src,
+        "Tracking tiny people",
+        "What `benchmarks/bench_tracking.py` measured on held-out synthetic UAV sequences (`sspnet synth --video`): "
+        "each tracker x association with and without camera-motion compensation (CMC), scored by the `trackers` "
+        "evaluator (TrackEval's HOTA / CLEAR / Identity); the detector's own accuracy beside it; CMC accuracy and "
+        "cost. See the tracking guide (tracking.md) for what the settings mean.",
+    )
+    seq = src.get("sequences", {})
+    det = src.get("detector", {})
+    out += (f"\nSequences: {src.fmt('sequences.count')} x {src.fmt('sequences.frames')} frames of "
+            f"{src.fmt('sequences.size')} px ({src.show(', '.join(seq.get('names', [])))}), "
+            f"{src.fmt('sequences.gt_ids')} people. Detector: `{src.fmt('detector.model')}`, "
+            f"score >= {src.fmt('detector.score_threshold')}, {src.fmt('detector.ms_per_frame', '.0f')} ms per frame; "
+            f"single-frame AP50-tiny {src.fmt('detector.AP50_tiny_single_frame', '.2f')}. "
+            f"Run took {src.fmt('seconds', '.0f')} s.\n")
+    if det.get("ms_per_frame") is None:
+        out += "\n(Detections made from the ground truth, not by a model: a smoke run.)\n"
+    best = src.get("best", {})
+    out += (f"\n**Best setting (highest HOTA over all sequences): `{src.show(best.get('label'))}`**, start threshold "
+            f"{src.fmt('best.settings.high_threshold')}, confirmed after {src.fmt('best.settings.min_hits')} hits, "
+            f"lost tracks kept {src.fmt('best.settings.lost_track_buffer')} frames: HOTA "
+            f"{src.fmt('best.metrics.all.HOTA', '.2f')}, IDF1 {src.fmt('best.metrics.all.IDF1', '.2f')}, "
+            f"ID switches {src.fmt('best.metrics.all.IDSW')}. sspnet track's defaults match it: "
+            f"{src.fmt('defaults_match_best')}.\n")
+
+    def group_columns(group):
+        return [(f"HOTA {group}", f"metrics.{group}.HOTA", ".2f")]
+
+    main = [("HOTA", "metrics.all.HOTA", ".2f"), ("DetA", "metrics.all.DetA", ".2f"),
+            ("AssA", "metrics.all.AssA", ".2f"), ("MOTA", "metrics.all.MOTA", ".2f"),
+            ("IDF1", "metrics.all.IDF1", ".2f"), ("ID switches", "metrics.all.IDSW", "")]
+    out += "\n## Start threshold (ByteTrack, buffered IoU, no CMC)\n\n"
+    out += table(src, src.get("stage0", []), [("setting", "varied", "")] + main)
+    out += "\n## Trackers x association, with and without CMC\n\nAll sequences, then hovering vs moving camera.\n\n"
+    out += table(src, src.get("stage1", []), [("tracker", "label", "")] + main + group_columns("hover")
+                 + group_columns("moving") + [("ID switches moving", "metrics.moving.IDSW", "")])
+    out += "\n## One setting at a time around the best tracker\n\n"
+    out += table(src, src.get("stage2", []), [("tracker", "label", ""), ("varied", "varied", "")] + main)
+    out += ("\n## What tracking does to detection\n\nAt the same score threshold: every single-frame box, vs "
+            "only boxes of tracks confirmed over k frames (FP / FN at IoU 0.5; DetA / DetRe / DetPr are HOTA's).\n\n")
+    out += table(src, src.get("tracking_vs_detection", []), [
+        ("boxes", "boxes", ""), ("score >=", "score_threshold", ""), ("confirmed over k frames", "confirmed_over", ""),
+        ("AP50-tiny", "AP50_tiny", ".2f"), ("DetA", "DetA", ".2f"), ("DetRe", "DetRe", ".2f"),
+        ("DetPr", "DetPr", ".2f"), ("FP", "FP", ""), ("FN", "FN", "")])
+    out += ("\n## Camera-motion estimate vs the generator's true camera\n\nWorst frame-corner error of the "
+            "frame-to-frame motion (median over frames), and the same for no compensation.\n\n")
+    out += table(src, src.get("cmc_accuracy_on_sequences", []), [
+        ("method", "method", ""), ("downscale", "downscale", ""),
+        ("hover error (px)", "hover_corner_error_px_median", ".2f"),
+        ("hover, no CMC (px)", "hover_without_cmc_px_median", ".2f"),
+        ("moving error (px)", "moving_corner_error_px_median", ".2f"),
+        ("moving, no CMC (px)", "moving_without_cmc_px_median", ".2f")])
+    out += (f"\n## Cost\n\nTracker step (target {src.fmt('targets.tracker_step_ms_300_detections')} ms per frame "
+            f"with the detections below):\n\n")
+    out += table(src, src.get("cost.tracker_step", []), [
+        ("tracker", "tracker", ""), ("detections", "detections", ""), ("frames", "frames", ""),
+        ("median (ms)", "median_ms", ".2f"), ("p90 (ms)", "p90_ms", ".2f")])
+    out += f"\nCamera-motion estimate per frame (target {src.fmt('targets.cmc_ms_1920x1080')} ms):\n\n"
+    out += table(src, src.get("cost.cmc", []), [
+        ("method", "method", ""), ("downscale", "downscale", ""), ("frame", "frame", ""),
+        ("median (ms)", "median_ms", ".1f"), ("p90 (ms)", "p90_ms", ".1f"),
+        ("corner error (px)", "corner_error_px_median", ".2f")])
+    return out
+
+
 def render_generic(src: Source) -> str:
     """No dedicated layout: each top-level list of records as a table (its first 12 scalar columns),
     then every other scalar field."""
@@ -769,6 +836,7 @@ RENDERERS = [
     ("train_synthetic", render_training),
     ("ablation_ssfpn", render_ablation),
     ("attention_diagnostics", render_attention),
+    ("tracking", render_tracking),
 ]
 
 

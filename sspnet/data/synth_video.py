@@ -6,6 +6,8 @@
                                        imExt (+ camera, seed, generator: ours)
     OUT/synth000-hover/img1/000001.jpg ...
     OUT/synth000-hover/gt/gt.txt       frame,id,x,y,w,h,consider,class,visibility (frames from 1)
+    OUT/synth000-hover/gt/camera.txt   frame,a11,a12,a13,a21,a22,a23: the camera's 2x3 world -> frame
+                                       affine per frame (to score camera-motion estimates against)
 
 The scene and the people come from the still-image generator (sspnet.data.synth): one large
 ground image per sequence ("the world") with scene objects that are not people (rocks, posts,
@@ -356,6 +358,8 @@ def write_sequences(out_dir, count: int, frames: int = 150, size: tuple[int, int
             if bar is not None:
                 bar.update(1)
         atomic_write_text(folder / "gt" / "gt.txt", "".join(line + "\n" for line in lines))
+        camera = [f"{f + 1}," + ",".join(f"{v:.6f}" for v in generator.transforms[f].ravel()) for f in range(frames)]
+        atomic_write_text(folder / "gt" / "camera.txt", "\n".join(camera) + "\n")
         info = SeqInfo(folder=folder, name=name, frames=frames, width=width, height=height, fps=FPS)
         # seqinfo.ini last: a folder with it is a complete sequence
         write_seqinfo(folder, info, extra={"camera": mode, "seed": seed, "generator": GENERATOR})
@@ -364,6 +368,18 @@ def write_sequences(out_dir, count: int, frames: int = 150, size: tuple[int, int
     if bar is not None:
         bar.close()
     return summaries
+
+
+def read_camera(info: SeqInfo) -> np.ndarray:
+    """float [frames, 2, 3]: the world -> frame affine of each frame (gt/camera.txt of a synth sequence)."""
+    table = np.loadtxt(info.folder / "gt" / "camera.txt", delimiter=",", ndmin=2)
+    return table[:, 1:].reshape(-1, 2, 3)
+
+
+def true_motion(camera: np.ndarray, k: int) -> np.ndarray:
+    """2x3 affine from frame k-1 to frame k (0-based), the quantity a camera-motion estimate measures."""
+    previous, current = (np.vstack([camera[j], [0.0, 0.0, 1.0]]) for j in (k - 1, k))
+    return (current @ np.linalg.inv(previous))[:2]
 
 
 def find_sequences(folder: str | Path) -> list[SeqInfo]:
@@ -377,4 +393,5 @@ def find_sequences(folder: str | Path) -> list[SeqInfo]:
     return [read_seqinfo(path) for path in found]
 
 
-__all__ = ["write_sequences", "SequenceGenerator", "find_sequences", "sequence_name", "CAMERA_MODES", "MOVING_MODES"]
+__all__ = ["write_sequences", "SequenceGenerator", "find_sequences", "read_camera", "true_motion", "sequence_name",
+           "CAMERA_MODES", "MOVING_MODES"]

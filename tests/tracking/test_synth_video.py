@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sspnet.cli import main
-from sspnet.data.synth_video import SequenceGenerator, find_sequences, write_sequences
+from sspnet.data.synth_video import SequenceGenerator, find_sequences, read_camera, write_sequences
 from sspnet.tracking.mot import read_mot
 
 SIZE = (480, 320)
@@ -28,6 +28,9 @@ def test_layout_and_seqinfo(sequences):
         frames = sorted((info.folder / "img1").glob("*.jpg"))
         assert [p.name for p in frames] == [f"{k:06d}.jpg" for k in range(1, FRAMES + 1)]
         assert cv2.imread(str(frames[0])).shape == (SIZE[1], SIZE[0], 3)
+        camera = read_camera(info)  # the true camera per frame: a world -> frame affine with zoom ~1
+        assert camera.shape == (FRAMES, 2, 3)
+        assert np.allclose(np.abs(np.linalg.det(camera[:, :, :2])), 1.0, atol=0.9)
 
 
 def test_ground_truth_is_consistent(sequences):
