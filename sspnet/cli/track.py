@@ -44,6 +44,7 @@ def add_arguments(parser):
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.set_defaults(conf=0.1)
+    parser._option_string_actions["--labels"].help = "draw the track id above each box (default on)"
     parser._option_string_actions["--conf"].help = (  # track's default differs from predict's
         "detector score threshold: the lowest score the tracker sees (default 0.1; --track-high decides "
         "which detections may start a track)")
