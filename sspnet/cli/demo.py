@@ -41,6 +41,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sspnet.cli.arguments import positive_int
 from sspnet.io.atomic import json_safe
 
 HELP = "end-to-end demo: synthetic data -> train -> evaluate -> export -> ONNX Runtime -> benchmark -> report"
@@ -82,10 +83,10 @@ QUICK = {"images": 12, "val_fraction": 0.34, "size": (128, 128), "train_iters": 
 def add_arguments(parser):
     parser.add_argument("--out", required=True, help="report folder (data, run, model, report.md, summary.json)")
     parser.add_argument("--quick", action="store_true", help="tiny version (few images / iterations, ~1-2 min)")
-    parser.add_argument("--images", type=int, help="synthetic images, train + val (default 250; quick 12)")
-    parser.add_argument("--train-iters", type=int,
+    parser.add_argument("--images", type=positive_int, help="synthetic images, train + val (default 250; quick 12)")
+    parser.add_argument("--train-iters", type=positive_int,
                         help="training iterations (default: the recipe's 1600, which reach AP50-tiny >= 60 %%)")
-    parser.add_argument("--bench-iters", type=int, help="timed benchmark iterations per backend (default 20; quick 3)")
+    parser.add_argument("--bench-iters", type=positive_int, help="timed benchmark iterations per backend (default 20; quick 3)")
     parser.add_argument("--reference-torchvision", action="store_true",
                         help="add torchvision's Faster R-CNN R50-FPN as a benchmark reference row")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set and training (default 0)")
@@ -98,11 +99,9 @@ def settings_from_args(args) -> DemoSettings:
     if args.quick:
         for key, value in QUICK.items():
             setattr(settings, key, value)
-    for key in ("images", "train_iters", "bench_iters"):
+    for key in ("images", "train_iters", "bench_iters"):  # checked by their argparse type
         value = getattr(args, key)
         if value is not None:
-            if value < 1:
-                raise UsageError(f"--{key.replace('_', '-')} must be a positive integer, got {value}")
             setattr(settings, key, value)
     if settings.images < 4:
         raise UsageError(f"--images must be at least 4 (train and val need images), got {settings.images}")

@@ -29,6 +29,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sspnet.cli.arguments import (
+    non_negative_int,
+    non_negative_seconds,
+    positive_int,
+    positive_seconds,
+    unit_interval,
+)
 from sspnet.io.table import print_table
 
 HELP = "detect in images / folders / globs / videos / cameras / stream URLs; annotated output + COCO JSON"
@@ -50,7 +57,8 @@ live links (stream URLs, GStreamer pipelines): a stream that drops is reopened a
 ... (at most --reconnect-max-wait apart); each outage is warned about, and the summary counts outages
 and the frames estimated lost (gap x the stream's frame rate); frame numbers (image_id) skip them.
 A stream still down after --reconnect-timeout s ends the run: outputs finished, exit status 3.
-exit status: 0 done, 2 a user mistake (one line), 3 the stream's link was lost, 130 Ctrl-C."""
+exit status: 0 done, 2 a user mistake (one line), 3 the stream's link was lost, 130 Ctrl-C.
+predict does not follow people across frames: `sspnet track` does (ids, tracks.txt, trails)."""
 
 
 def add_source_arguments(parser) -> None:
@@ -58,35 +66,24 @@ def add_source_arguments(parser) -> None:
     parser.add_argument("source", help="image, folder, glob ('imgs/*.jpg'), video file, camera index (0), stream "
                                        "URL (rtsp://, http://, udp://, tcp://, ...) or a GStreamer pipeline ending "
                                        "in appsink (needs an OpenCV built with GStreamer: see `sspnet doctor`)")
-    parser.add_argument("--vid-stride", type=int, default=1, metavar="N",
+    parser.add_argument("--vid-stride", type=positive_int, default=1, metavar="N",
                         help="process every Nth frame of a video, camera or stream (default 1: all)")
-    parser.add_argument("--reconnect-timeout", type=float, default=30.0, metavar="S",
+    parser.add_argument("--reconnect-timeout", type=non_negative_seconds, default=30.0, metavar="S",
                         help="streams: end the run (exit 3) when the link stays down this long; 0: do not "
                              "reconnect (default 30)")
-    parser.add_argument("--reconnect-wait", type=float, default=0.5, metavar="S",
+    parser.add_argument("--reconnect-wait", type=non_negative_seconds, default=0.5, metavar="S",
                         help="streams: wait before the first reconnect, doubled after each failed one (default 0.5)")
-    parser.add_argument("--reconnect-max-wait", type=float, default=5.0, metavar="S",
+    parser.add_argument("--reconnect-max-wait", type=non_negative_seconds, default=5.0, metavar="S",
                         help="streams: longest wait between reconnect attempts (default 5)")
-    parser.add_argument("--read-timeout", type=float, default=5.0, metavar="S",
+    parser.add_argument("--read-timeout", type=positive_seconds, default=5.0, metavar="S",
                         help="stream URLs: a read or (re)open that delivers nothing this long counts as a drop "
                              "(default 5)")
 
 
 def source_from_args(args):
-    """The FrameSource the source options name; one-line errors (exit 2) for bad values."""
-    import math
-
-    from sspnet.errors import UsageError
+    """The FrameSource the source options name (their values were checked by their argparse types)."""
     from sspnet.inference.sources import ReconnectPolicy, open_source
 
-    if args.vid_stride < 1:
-        raise UsageError("--vid-stride must be a positive integer", got=args.vid_stride)
-    for name in ("reconnect_timeout", "reconnect_wait", "reconnect_max_wait", "read_timeout"):
-        value = getattr(args, name)
-        positive = name == "read_timeout"
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise UsageError(f"--{name.replace('_', '-')} must be a finite number of seconds "
-                             f"{'> 0' if positive else '>= 0'}", got=value)
     policy = ReconnectPolicy(first_wait_s=args.reconnect_wait, max_wait_s=args.reconnect_max_wait,
                              give_up_after_s=args.reconnect_timeout, read_timeout_s=args.read_timeout,
                              open_timeout_s=args.read_timeout)
@@ -113,19 +110,19 @@ def add_arguments(parser):
                         help="default: from the model file's suffix")
     parser.add_argument("--out", help="output folder (annotated images / video, detections.jsonl / .json); "
                                       "none: print only. Must not be, or lie inside, the input folder")
-    parser.add_argument("--conf", type=float, default=0.25,
+    parser.add_argument("--conf", type=unit_interval, default=0.25,
                         help="keep detections with score >= this (drawn and in the JSON; default 0.25)")
     parser.add_argument("--fit", choices=("tile", "letterbox", "stretch"), default="tile",
                         help="how frames reach the model input size (default tile)")
-    parser.add_argument("--overlap", type=int, default=30, help="tile overlap in pixels (default 30)")
-    parser.add_argument("--max-tiles-per-batch", type=int, default=None, metavar="N",
+    parser.add_argument("--overlap", type=non_negative_int, default=30, help="tile overlap in pixels (default 30)")
+    parser.add_argument("--max-tiles-per-batch", type=positive_int, default=None, metavar="N",
                         help="tiles sent to the model per call; bounds memory for any frame size "
                              "(default 4, sized for an 8 GB Jetson: ~0.6 GB per tile in flight; 8-16 suit 16+ GB boards)")
     parser.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"),
                         help="torch backend: model input (tile) size (default 512 640); exported models have their own")
     parser.add_argument("--device", help="torch backend: device (default cuda when available, else cpu)")
     parser.add_argument("--providers", nargs="+", help="onnxruntime: execution providers, e.g. cuda cpu (default cpu)")
-    parser.add_argument("--threads", type=int, help="CPU intra-op threads (default: all cores; torch and onnxruntime adapt the "
+    parser.add_argument("--threads", type=non_negative_int, help="CPU intra-op threads (default: all cores; torch and onnxruntime adapt the "
                         "count to other processes' load, a fixed --threads turns that off)")
     parser.add_argument("--attention", action="store_true",
                         help="torch backend: also write the attention maps A0..A3 as heat-map panels")
@@ -135,28 +132,18 @@ def add_arguments(parser):
                         help="write only detections.jsonl / .json, no annotated images / video")
     parser.add_argument("--image-format", choices=("same", "png", "jpg"), default="same",
                         help="format of annotated still images (default: the source's)")
-    parser.add_argument("--max-frames", type=int, help="stop after this many frames (cameras / streams run until stopped)")
-    parser.add_argument("--queue", type=int, default=4,
+    parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames (cameras / streams run until stopped)")
+    parser.add_argument("--queue", type=positive_int, default=4,
                         help="decoded frames waiting for inference; live sources drop the oldest beyond this (default 4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _check_arguments(args) -> None:
-    """Argument values that need no file: refused before anything is opened."""
-    from sspnet.errors import UsageError
+    """Argument values that need no file (beyond the argparse types): refused before anything is opened."""
     from sspnet.export.options import check_imgsz
 
     if args.imgsz is not None:
         check_imgsz(args.imgsz, "--imgsz")
-    if not 0.0 <= args.conf <= 1.0:  # also refuses nan
-        raise UsageError("--conf must be in [0, 1]", got=args.conf)
-    if args.overlap < 0:
-        raise UsageError("--overlap must be >= 0 pixels", got=args.overlap)
-    for name in ("max_tiles_per_batch", "max_frames", "queue", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "threads" else 1):
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} must be {'>= 0' if name == 'threads' else 'a positive integer'}", got=value)
 
 
 def run(args, hook_factory=None, title: str = "predict") -> int:
