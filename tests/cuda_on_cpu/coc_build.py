@@ -8,7 +8,8 @@ Flavours: "plain", "asan" (AddressSanitizer + UndefinedBehaviorSanitizer), "tsan
 (ThreadSanitizer). Every .cu goes through rewrite_cuda.py, then g++ -x c++ with the layer header
 force-included, the real cuda_runtime.h / cuda_fp16.h of CUDA_HOME and -ffp-contract=off (no FMA
 contraction: the CPU twins are compiled the same way, so rounding matches). Objects and libraries
-are cached under build/cuda_on_cpu/ by a hash of their inputs, so a second run is instant.
+are cached under build/cuda_on_cpu/ (or $SSPNET_CUDA_ON_CPU_BUILD) by a hash of their inputs, so a
+second run does not recompile.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 LAYER = HERE / "layer"
 KERNELS = REPO / "csrc" / "kernels"
-BUILD = REPO / "build" / "cuda_on_cpu"
+# SSPNET_CUDA_ON_CPU_BUILD: another cache folder (e.g. an empty one to time a cold build)
+BUILD = Path(os.environ.get("SSPNET_CUDA_ON_CPU_BUILD", REPO / "build" / "cuda_on_cpu"))
 sys.path.insert(0, str(HERE))
 from rewrite_cuda import rewrite  # noqa: E402
 
