@@ -788,7 +788,7 @@ def render_tracking(src: Source) -> str:
         ("moving error (px)", "moving_corner_error_px_median", ".2f"),
         ("moving, no CMC (px)", "moving_without_cmc_px_median", ".2f")])
     out += (f"\n## Cost\n\nTracker step (target {src.fmt('targets.tracker_step_ms_300_detections')} ms per frame "
-            f"with the detections below):\n\n")
+            f"at the largest detection count):\n\n")
     out += table(src, src.get("cost.tracker_step", []), [
         ("tracker", "tracker", ""), ("detections", "detections", ""), ("frames", "frames", ""),
         ("median (ms)", "median_ms", ".2f"), ("p90 (ms)", "p90_ms", ".2f")])
