@@ -361,18 +361,29 @@ class _RunWriter:
 class _InOrderWorker:
     """Runs jobs one at a time, in the order given, on one background thread, with at most `depth`
     jobs waiting (the caller blocks beyond that); inline=True runs each job at once on the caller's
-    thread. A job's exception is raised in the caller at its next submit() or at drain()."""
+    thread. A job's exception is raised in the caller at its next submit() or at drain(), and the
+    jobs after it do not run."""
 
     def __init__(self, depth: int, inline: bool):
         self.depth = depth
         self.executor = None if inline else ThreadPoolExecutor(1, thread_name_prefix="sspnet-write")
         self.pending: deque = deque()
+        self.failed = False  # a job raised: the jobs after it are skipped (no frame written past a failure)
+
+    def _run(self, job: Callable, *args) -> None:
+        if self.failed:
+            return
+        try:
+            job(*args)
+        except BaseException:
+            self.failed = True
+            raise
 
     def submit(self, job: Callable, *args) -> None:
         if self.executor is None:
-            job(*args)
+            self._run(job, *args)
             return
-        self.pending.append(self.executor.submit(job, *args))
+        self.pending.append(self.executor.submit(self._run, job, *args))
         while self.pending and (self.pending[0].done() or len(self.pending) > self.depth):
             self.pending.popleft().result()
 
