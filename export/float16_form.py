@@ -76,6 +76,15 @@ def fp16_region(model, body: set[str]) -> set[str]:
     return fp16
 
 
+def float16_copy(model):
+    """A float (not quantized) model with the same fp16 / fp32 split as the fp16 TensorRT form:
+    the fp16 baseline a strongly typed TensorRT 11 build compares the INT8 engine with."""
+    from .quantize import AFTER_PLUGINS, plan_body
+
+    plan = plan_body(model)
+    return to_float16(model, fp16_region(model, set(plan.quantize) | set(plan.kept_float.get(AFTER_PLUGINS, []))))
+
+
 def to_float16(model, fp16_nodes: set[str]):
     """A copy of `model` with the nodes named in `fp16_nodes` (and the RoIAlign plugin) in fp16."""
     import onnx
@@ -171,4 +180,4 @@ def _roi_coordinates_in_fp32(model) -> None:
             node.input[0] = cast.input[0]
 
 
-__all__ = ["FP16_OPSET", "fp16_region", "to_float16"]
+__all__ = ["FP16_OPSET", "float16_copy", "fp16_region", "to_float16"]

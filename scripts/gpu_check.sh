@@ -14,6 +14,12 @@
 #               torchvision's Faster R-CNN in the same run (sspnet benchmark --json)
 #   6 harness   tests/trt_plugins/test_plugin_harness.py: the TensorRT plugin library built for
 #               this GPU, driven as TensorRT does, enqueue compared with sspnet.ops (fp32/fp16/mixed)
+#   7 trt_int8  (where trtexec exists) fovea_r18_sspnet_small (random weights, tensorrt flavour,
+#               512x640, batch 1) as an fp16 engine and as an INT8 engine of its `sspnet quantize`
+#               Q/DQ model, both with trtexec --profilingVerbosity=detailed --dumpLayerInfo
+#               --dumpProfile; sspnet.benchmark.trt_layers counts Reformat, standalone
+#               Quantize/Dequantize and pointwise layers and compares the latencies
+#               (DIR/trt_int8_layers.json)
 # Output: DIR/summary.json (status and seconds of every step) plus each step's JSON and log.
 # DIR: --out, else $OUT (the device machine's output folder), else ./gpu_check_out.
 # --dry-run: no GPU step runs; checks the tools, files and commands and writes the summary with
@@ -103,6 +109,12 @@ check() {
     --repeats; do
     grep -q -- "$flag" <<<"$help" || { echo "gpu_check: no option $flag in the benchmark commands" >&2; exit 1; }
   done
+  # the trt_int8 step's commands
+  help="$("$python" -m sspnet quantize --help 2>&1; "$python" -m sspnet build-engine --help 2>&1;
+    "$python" -m sspnet synth --help 2>&1; "$python" -m sspnet.benchmark.trt_layers --help 2>&1)"
+  for flag in --calib --max-tiles --print-trtexec --trt-major --plugins --images --size --fp16 --int8; do
+    grep -q -- "$flag" <<<"$help" || { echo "gpu_check: no option $flag in the trt_int8 commands" >&2; exit 1; }
+  done
 }
 check
 
@@ -131,6 +143,36 @@ save_checkpoint('$checkpoint', build_model('faster_rcnn_r50_sspnet').eval(), pre
 \" && '$python' -m sspnet benchmark --model '$checkpoint' --imgsz 512 640 --device cuda --iters 30 --warmup 5 \
   --reference-torchvision --quiet --json '$out/detector_latency.json'"
 run_step harness 240 "cd '$repo' && ${pytest[*]} tests/trt_plugins/test_plugin_harness.py -rs --junitxml='$out/harness.xml'"
+
+# 7: INT8 vs fp16 engines of one export. trtexec's version gives the TensorRT major: 10 builds with
+# --fp16 / --fp16 --int8 flags, 11 is strongly typed (the fp16 baseline is then the float model
+# converted to fp16 by the same pass as the fp16 TensorRT form).
+trt="$out/trt_int8"
+profile="--profilingVerbosity=detailed --dumpLayerInfo --dumpProfile --separateProfileRun"
+export_model="import torch; from sspnet.export.onnx_export import export_onnx; from sspnet.models import build_model
+torch.manual_seed(0); export_onnx(build_model('fovea_r18_sspnet_small').eval(), '$trt/model.onnx', flavor='tensorrt',
+    imgsz=(512, 640), batch=1)"
+fp16_model="import onnx; from sspnet.export.float16_form import float16_copy
+onnx.save(float16_copy(onnx.load('$trt/model.onnx')), '$trt/model_fp16.onnx')"
+engine() {  # engine NAME ONNX: the build-engine trtexec command plus the profiling exports
+  echo "cmd=\$('$python' -m sspnet build-engine \"$2\" --print-trtexec --trt-major \$major --plugins '$trt/plugins/libsspnet_trt_plugins.so' \
+    --out '$trt/$1.engine') && \$cmd $profile --exportLayerInfo='$trt/$1.layers.json' --exportProfile='$trt/$1.profile.json' \
+    --exportTimes='$trt/$1.times.json' > '$trt/$1.trtexec.log' 2>&1"
+}
+if command -v trtexec >/dev/null 2>&1 || ((dry_run)); then
+  run_step trt_int8 420 "cd '$repo' && mkdir -p '$trt' \
+  && major=\$(trtexec --version 2>&1 | sed -n 's/.*TensorRT v\\([0-9]*\\)[0-9][0-9][0-9][0-9].*/\\1/p' | head -n 1) \
+  && major=\${major:-10} && cmake -S csrc/tensorrt -B '$trt/plugins' -DCMAKE_CUDA_ARCHITECTURES=$arch \
+  && cmake --build '$trt/plugins' -j $MAX_JOBS \
+  && '$python' -c \"$export_model\" && '$python' -m sspnet synth '$trt/data' --images 16 --size 640 512 \
+  && '$python' -m sspnet quantize '$trt/model.onnx' --calib '$trt/data' --out '$trt/model_int8.onnx' --max-tiles 32 --quiet \
+  && if ((major >= 11)); then '$python' -c \"$fp16_model\"; fp16_onnx='$trt/model_fp16.onnx'; else fp16_onnx='$trt/model.onnx'; fi \
+  && $(engine fp16 "\$fp16_onnx") && $(engine int8 "$trt/model_int8.onnx") \
+  && '$python' -m sspnet.benchmark.trt_layers --fp16 '$trt/fp16' --int8 '$trt/int8' --out '$out/trt_int8_layers.json'"
+else
+  steps_json+=("{\"step\": \"trt_int8\", \"status\": \"skipped (no trtexec)\", \"seconds\": 0, \"command\": \"\"}")
+  echo "--- trt_int8: skipped (no trtexec)"
+fi
 
 {
   echo "{\"gpu_compute_capability\": $(json_string "$capability"), \"dry_run\": $( ((dry_run)) && echo true || echo false),"

@@ -10,7 +10,7 @@ import pytest
 from trt_files import REPO
 
 SCRIPT = REPO / "scripts" / "gpu_check.sh"
-STEPS = ["build", "tests", "memcheck", "kernels", "detector", "harness"]
+STEPS = ["build", "tests", "memcheck", "kernels", "detector", "harness", "trt_int8"]
 
 
 def run_script(*args, python=sys.executable):
@@ -27,7 +27,7 @@ def test_dry_run_plans_every_step(tmp_path):
     assert summary["dry_run"] is True
     assert [s["step"] for s in summary["steps"]] == STEPS
     for step in summary["steps"]:
-        assert step["status"] in ("skipped (dry run)", "skipped (no compute-sanitizer)"), step
+        assert step["status"] in ("skipped (dry run)", "skipped (no compute-sanitizer)", "skipped (no trtexec)"), step
     commands = {s["step"]: s["command"] for s in summary["steps"]}
     assert "--reference-torchvision" in commands["detector"] and "--imgsz 512 640" in commands["detector"]
     assert "test_plugin_harness.py" in commands["harness"]
@@ -52,3 +52,14 @@ def test_without_a_gpu_only_the_dry_run_is_allowed(tmp_path):
     run = run_script("--out", str(tmp_path))
     assert run.returncode == 2
     assert "--dry-run" in run.stderr
+
+
+def test_dry_run_plans_the_int8_vs_fp16_trtexec_step(tmp_path):
+    """Step 7: fp16 and INT8 engines of one export, profiled layer by layer, summarised into JSON."""
+    run = run_script("--dry-run", "--out", str(tmp_path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    command = {s["step"]: s["command"] for s in json.loads((tmp_path / "summary.json").read_text())["steps"]}["trt_int8"]
+    for piece in ("--profilingVerbosity=detailed", "--dumpLayerInfo", "--dumpProfile", "sspnet quantize",
+                  "--exportLayerInfo=", "--exportTimes=", "sspnet.benchmark.trt_layers", "trt_int8_layers.json"):
+        assert piece in command, piece
+    assert command.count("build-engine") == 2 and "fp16.layers.json" in command and "int8.layers.json" in command
