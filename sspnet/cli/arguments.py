@@ -8,52 +8,29 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 
-def _number(text: str, kind: type):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+def _number_type(kind: type, accept: Callable[[float], bool], requirement: str, name: str):
+    """An argparse type: `kind` (int or a finite float) for which accept(value) holds."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}") from None
+        if (kind is float and not math.isfinite(value)) or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A number in [0, 1] (a score or an IoU threshold)."""
-    value = _number(text, float)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value:g}")
-    return value
-
-
-def non_negative_seconds(text: str) -> float:
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {value:g}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {value:g}")
-    return value
-
+positive_int = _number_type(int, lambda v: v >= 1, "a positive integer", "positive_int")
+non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "non_negative_int")
+unit_interval = _number_type(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "unit_interval")  # score, IoU
+non_negative_seconds = _number_type(float, lambda v: v >= 0, "a finite number of seconds >= 0", "non_negative_seconds")
+positive_seconds = _number_type(float, lambda v: v > 0, "a finite number of seconds > 0", "positive_seconds")
 
 __all__ = ["non_negative_int", "non_negative_seconds", "positive_int", "positive_seconds", "unit_interval"]

@@ -100,33 +100,12 @@ def test_train_takes_the_yaml(replica, tmp_path):
     out = tmp_path / "prepared"
     assert run_data(replica, out) == 0
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    command = (
+        f"train --preset fovea_r18_sspnet_small --data {out / 'tinyperson.yaml'} --out {tmp_path / 'run'} "
+        "--max-iters 1 --batch-size 1 --device cpu --workers 0 --eval-every 0"
+    )
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sspnet",
-            "train",
-            "--preset",
-            "fovea_r18_sspnet_small",
-            "--data",
-            str(out / "tinyperson.yaml"),
-            "--out",
-            str(tmp_path / "run"),
-            "--max-iters",
-            "1",
-            "--batch-size",
-            "1",
-            "--device",
-            "cpu",
-            "--workers",
-            "0",
-            "--eval-every",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+        [sys.executable, "-m", "sspnet", *command.split()], capture_output=True, text=True, env=env, timeout=300
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (tmp_path / "run" / "last.safetensors").is_file()

@@ -118,29 +118,12 @@ def test_train_pretrained_imagenet_offline_is_one_line_exit_2(torch_home, tmp_pa
     write_dataset(data, 4, seed=1, val_fraction=0.5, size=(64, 64), progress=False)
     env = {**os.environ, "TORCH_HOME": str(torch_home), "SSPNET_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("SSPNET_DEBUG", None)
+    command = (
+        f"train --preset faster_rcnn_r50_sspnet --data {data} --out {tmp_path / 'run'} --pretrained imagenet "
+        "--max-iters 1 --device cpu"
+    )
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sspnet",
-            "train",
-            "--preset",
-            "faster_rcnn_r50_sspnet",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "run"),
-            "--pretrained",
-            "imagenet",
-            "--max-iters",
-            "1",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+        [sys.executable, "-m", "sspnet", *command.split()], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
