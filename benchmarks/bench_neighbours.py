@@ -198,7 +198,8 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     checkpoint, onnx_path = prepare_model(work, args.checkpoint, args.onnx)
-    settings = ContentionSettings(neighbours=args.neighbours, iters=args.iters, max_seconds_quiet=args.max_seconds_quiet,
+    settings = ContentionSettings(neighbours=args.neighbours, iters=args.iters,
+                                  max_seconds_quiet=args.max_seconds_quiet,
                                   max_seconds_loaded=args.max_seconds_loaded)
     rows = plan(checkpoint, onnx_path, args.int8, args.rows)
     print(f"{len(rows)} rows, quiet then next to {args.neighbours} busy process(es): "

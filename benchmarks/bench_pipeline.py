@@ -59,7 +59,7 @@ def write_clip(path: Path, frames: int, width: int, height: int, seed: int = 0) 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
     for k in range(frames):
         x, y = 3 * k, (3 * k) // 2
-        writer.write(np.ascontiguousarray(scene[y:y + height, x:x + width, ::-1]))
+        writer.write(np.ascontiguousarray(scene[y : y + height, x : x + width, ::-1]))
     writer.release()
     return path
 
@@ -88,8 +88,12 @@ def sahi_model(backend, confidence: float):
         def __init__(self):
             self.model_seconds = 0.0
             classes = backend.metadata.classes
-            super().__init__(model=backend, confidence_threshold=confidence, device="cpu",
-                             category_mapping={str(k): name for k, name in enumerate(classes)})
+            super().__init__(
+                model=backend,
+                confidence_threshold=confidence,
+                device="cpu",
+                category_mapping={str(k): name for k, name in enumerate(classes)},
+            )
 
         def set_model(self, model, **kwargs):
             self.model = model
@@ -118,20 +122,28 @@ def sahi_model(backend, confidence: float):
             self._original_predictions = backend.infer(batch)
             self.model_seconds += time.perf_counter() - start
 
-        def _create_object_prediction_list_from_original_predictions(self, shift_amount_list=None,
-                                                                      full_shape_list=None):
+        def _create_object_prediction_list_from_original_predictions(
+            self, shift_amount_list=None, full_shape_list=None
+        ):
             outputs = self._original_predictions
             per_image = []
             for k, count in enumerate(outputs["num_dets"][:, 0]):
                 predictions = []
-                for box, score, label in zip(outputs["boxes"][k, :count], outputs["scores"][k, :count],
-                                             outputs["labels"][k, :count]):
+                for box, score, label in zip(
+                    outputs["boxes"][k, :count], outputs["scores"][k, :count], outputs["labels"][k, :count]
+                ):
                     if score < self.confidence_threshold:
                         continue
-                    predictions.append(ObjectPrediction(
-                        bbox=[float(v) for v in box], category_id=int(label),
-                        category_name=backend.metadata.classes[int(label)], score=float(score),
-                        shift_amount=shift_amount_list[k], full_shape=full_shape_list[k] if full_shape_list else None))
+                    predictions.append(
+                        ObjectPrediction(
+                            bbox=[float(v) for v in box],
+                            category_id=int(label),
+                            category_name=backend.metadata.classes[int(label)],
+                            score=float(score),
+                            shift_amount=shift_amount_list[k],
+                            full_shape=full_shape_list[k] if full_shape_list else None,
+                        )
+                    )
                 per_image.append(predictions)
             self._object_prediction_list_per_image = per_image
 
@@ -179,10 +191,20 @@ def run_sahi(model, clip: Path, frames: int, out: Path, tile: tuple[int, int], o
             if not ok:
                 break
             result = get_sliced_prediction(
-                np.ascontiguousarray(image[..., ::-1]), model, slice_height=tile[0], slice_width=tile[1],
-                overlap_height_ratio=overlap / tile[0], overlap_width_ratio=overlap / tile[1],
-                perform_standard_pred=False, postprocess_type="NMS", postprocess_match_metric="IOU",
-                postprocess_match_threshold=0.5, postprocess_class_agnostic=False, verbose=0, batch_size=batch)
+                np.ascontiguousarray(image[..., ::-1]),
+                model,
+                slice_height=tile[0],
+                slice_width=tile[1],
+                overlap_height_ratio=overlap / tile[0],
+                overlap_width_ratio=overlap / tile[1],
+                perform_standard_pred=False,
+                postprocess_type="NMS",
+                postprocess_match_metric="IOU",
+                postprocess_match_threshold=0.5,
+                postprocess_class_agnostic=False,
+                verbose=0,
+                batch_size=batch,
+            )
             rows = result.to_coco_predictions(image_id=k + 1)
             detections += len(rows)
             lines.write(json.dumps({"image_id": k + 1, "detections": rows}) + "\n")
@@ -203,8 +225,16 @@ def run_sahi(model, clip: Path, frames: int, out: Path, tile: tuple[int, int], o
 def sahi_tiles(height: int, width: int, tile: tuple[int, int], overlap: int) -> int:
     from sahi.slicing import get_slice_bboxes
 
-    return len(get_slice_bboxes(height, width, slice_height=tile[0], slice_width=tile[1],
-                                overlap_height_ratio=overlap / tile[0], overlap_width_ratio=overlap / tile[1]))
+    return len(
+        get_slice_bboxes(
+            height,
+            width,
+            slice_height=tile[0],
+            slice_width=tile[1],
+            overlap_height_ratio=overlap / tile[0],
+            overlap_width_ratio=overlap / tile[1],
+        )
+    )
 
 
 def plot(document: dict, path: Path) -> Path:
@@ -222,10 +252,12 @@ def plot(document: dict, path: Path) -> Path:
         axis.text(bar.get_x() + bar.get_width() / 2, value, f"{value:.2f}", ha="center", va="bottom")
     axis.set_ylabel("frames / s (median over rounds)")
     width, height = document["clip"]["size"]
-    axis.set_title(f"{width}x{height} clip, {document['tiles_per_frame']['sspnet']} tiles/frame: sspnet "
-                   f"{summary['sspnet_over_model_only']:.2f}x model-only, overhead sspnet "
-                   f"{100 * summary['sspnet_overhead']:.0f} % / SAHI {100 * summary['sahi_overhead']:.0f} %",
-                   fontsize=9)
+    axis.set_title(
+        f"{width}x{height} clip, {document['tiles_per_frame']['sspnet']} tiles/frame: sspnet "
+        f"{summary['sspnet_over_model_only']:.2f}x model-only, overhead sspnet "
+        f"{100 * summary['sspnet_overhead']:.0f} % / SAHI {100 * summary['sahi_overhead']:.0f} %",
+        fontsize=9,
+    )
     figure.tight_layout()
     from sspnet.io.atomic import atomic_output
 
@@ -245,8 +277,11 @@ def cpu_model() -> str | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--onnx", help=f"portable ONNX model (default: {DEMO_ONNX.relative_to(ROOT)} if it exists, "
-                                       "else the demo recipe with random weights, exported here)")
+    parser.add_argument(
+        "--onnx",
+        help=f"portable ONNX model (default: {DEMO_ONNX.relative_to(ROOT)} if it exists, "
+        "else the demo recipe with random weights, exported here)",
+    )
     parser.add_argument("--frames", type=int, default=10, help="frames per pipeline and round (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the three pipelines (default 3)")
     parser.add_argument("--size", type=int, nargs=2, default=(1920, 1080), metavar=("W", "H"))
@@ -254,17 +289,21 @@ def main(argv=None) -> int:
     parser.add_argument("--max-tiles-per-batch", type=int, default=4, help="tiles per model call (default 4)")
     parser.add_argument("--conf", type=float, default=0.25, help="score threshold of both pipelines (default 0.25)")
     parser.add_argument("--work", default="/tmp/sspnet_bench_pipeline", help="clip, outputs and random model")
-    parser.add_argument("--out", default=str(RESULTS / "pipeline"),
-                        help="output stem: STEM.json and STEM.png (default benchmarks/results/pipeline)")
+    parser.add_argument(
+        "--out",
+        default=str(RESULTS / "pipeline"),
+        help="output stem: STEM.json and STEM.png (default benchmarks/results/pipeline)",
+    )
     args = parser.parse_args(argv)
 
-    from sspnet.errors import UsageError
-    from sspnet.io.atomic import atomic_write_json
-    from sspnet.io.outputs import OutputGuard
     from sspnet.runtime.backend import load_backend
     from sspnet.runtime.detector import Detector
     from sspnet.runtime.threads import describe
     from sspnet.runtime.tiling import tile_grid
+
+    from sspnet.errors import UsageError
+    from sspnet.io.atomic import atomic_write_json
+    from sspnet.io.outputs import OutputGuard
 
     for name in ("frames", "rounds", "max_tiles_per_batch"):
         if getattr(args, name) < 1:
@@ -289,17 +328,27 @@ def main(argv=None) -> int:
         onnx_path = prepare_model(work, None, None)[1]
     backend = load_backend(onnx_path)
     tile = tuple(backend.input_size)
-    detector = Detector(backend, tile_overlap=args.overlap, score_threshold=args.conf, color_order="bgr",
-                        max_tiles_per_batch=args.max_tiles_per_batch)
+    detector = Detector(
+        backend,
+        tile_overlap=args.overlap,
+        score_threshold=args.conf,
+        color_order="bgr",
+        max_tiles_per_batch=args.max_tiles_per_batch,
+    )
     width, height = args.size
     clip = write_clip(work / "clip.mp4", args.frames, width, height)
     images = decode(clip, args.frames)
     model = sahi_model(backend, args.conf)
     classes = backend.metadata.classes
-    tiles = {"sspnet": len(tile_grid(height, width, tile[0], tile[1], args.overlap)),
-             "sahi": sahi_tiles(height, width, tile, args.overlap)}
-    print(f"model {onnx_path} ({'trained' if trained else 'random weights'}), tile {tile[0]}x{tile[1]}, "
-          f"{width}x{height} clip, {len(images)} frames x {args.rounds} rounds; tiles/frame {tiles}", flush=True)
+    tiles = {
+        "sspnet": len(tile_grid(height, width, tile[0], tile[1], args.overlap)),
+        "sahi": sahi_tiles(height, width, tile, args.overlap),
+    }
+    print(
+        f"model {onnx_path} ({'trained' if trained else 'random weights'}), tile {tile[0]}x{tile[1]}, "
+        f"{width}x{height} clip, {len(images)} frames x {args.rounds} rounds; tiles/frame {tiles}",
+        flush=True,
+    )
 
     # warm-up: one frame through each pipeline (sessions, arenas, codecs)
     run_model_only(detector, images[:1])
@@ -316,20 +365,23 @@ def main(argv=None) -> int:
         return {"sspnet_s": seconds, "sspnet_model_s": model_s, "sspnet_detections": found}
 
     def sahi_loop(k):
-        seconds, model_s, found = run_sahi(model, clip, len(images), work / f"sahi_{k}", tile, args.overlap,
-                                           args.max_tiles_per_batch, classes)
+        seconds, model_s, found = run_sahi(
+            model, clip, len(images), work / f"sahi_{k}", tile, args.overlap, args.max_tiles_per_batch, classes
+        )
         return {"sahi_s": seconds, "sahi_model_s": model_s, "sahi_detections": found}
 
     pipelines = [model_only, sspnet, sahi_loop]
     rounds = []
     for k in tqdm(range(args.rounds), desc="rounds", unit="round"):
         record = {"order": []}
-        for run in pipelines[k % 3:] + pipelines[:k % 3]:  # rotated each round: a load drift hits all alike
+        for run in pipelines[k % 3 :] + pipelines[: k % 3]:  # rotated each round: a load drift hits all alike
             record["order"].append(run.__name__)
             record.update(run(k))
         rounds.append(record)
-        tqdm.write(f"round {k + 1}: model only {len(images) / record['model_only_s']:.2f} fps, sspnet "
-                   f"{len(images) / record['sspnet_s']:.2f} fps, SAHI {len(images) / record['sahi_s']:.2f} fps")
+        tqdm.write(
+            f"round {k + 1}: model only {len(images) / record['model_only_s']:.2f} fps, sspnet "
+            f"{len(images) / record['sspnet_s']:.2f} fps, SAHI {len(images) / record['sahi_s']:.2f} fps"
+        )
 
     def median(key):
         return statistics.median(r[key] for r in rounds)
@@ -351,11 +403,23 @@ def main(argv=None) -> int:
     document = {
         "command": " ".join(["python", "benchmarks/bench_pipeline.py", *(argv if argv is not None else sys.argv[1:])]),
         "model": {"onnx": onnx_path, "trained": trained, "input_size": list(tile)},
-        "clip": {"size": [width, height], "frames": frames, "fps": FPS, "content": "synthetic tiny-person scene, "
-                 "camera panning 3 px/frame, mp4v"},
-        "settings": {"overlap_px": args.overlap, "max_tiles_per_batch": args.max_tiles_per_batch, "conf": args.conf,
-                     "rounds": args.rounds, "sahi": {"version": sahi.__version__, "postprocess": "NMS IOU 0.5 class-aware",
-                                                     "perform_standard_pred": False}},
+        "clip": {
+            "size": [width, height],
+            "frames": frames,
+            "fps": FPS,
+            "content": "synthetic tiny-person scene, camera panning 3 px/frame, mp4v",
+        },
+        "settings": {
+            "overlap_px": args.overlap,
+            "max_tiles_per_batch": args.max_tiles_per_batch,
+            "conf": args.conf,
+            "rounds": args.rounds,
+            "sahi": {
+                "version": sahi.__version__,
+                "postprocess": "NMS IOU 0.5 class-aware",
+                "perform_standard_pred": False,
+            },
+        },
         "tiles_per_frame": tiles,
         "summary": summary,
         "rounds": rounds,

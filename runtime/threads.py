@@ -142,7 +142,7 @@ def describe(environ: MutableMapping[str, str] | None = None) -> dict:
     }
 
 
-# ---- adaptive thread count (torch and ONNX Runtime CPU inference) ------------------------------------------------------
+# ---- adaptive thread count (torch and ONNX Runtime CPU inference) ----------------------------------------
 
 
 class OtherLoad:

@@ -117,13 +117,15 @@ def add_arguments(parser):
     parser.add_argument("--overlap", type=non_negative_int, default=30, help="tile overlap in pixels (default 30)")
     parser.add_argument("--max-tiles-per-batch", type=positive_int, default=None, metavar="N",
                         help="tiles sent to the model per call; bounds memory for any frame size "
-                             "(default 4, sized for an 8 GB Jetson: ~0.6 GB per tile in flight; 8-16 suit 16+ GB boards)")
+                             "(default 4, sized for an 8 GB Jetson: ~0.6 GB per tile in flight; "
+                             "8-16 suit 16+ GB boards)")
     parser.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"),
                         help="torch backend: model input (tile) size (default 512 640); exported models have their own")
     parser.add_argument("--device", help="torch backend: device (default cuda when available, else cpu)")
     parser.add_argument("--providers", nargs="+", help="onnxruntime: execution providers, e.g. cuda cpu (default cpu)")
-    parser.add_argument("--threads", type=non_negative_int, help="CPU intra-op threads (default: all cores; torch and onnxruntime adapt the "
-                        "count to other processes' load, a fixed --threads turns that off)")
+    parser.add_argument("--threads", type=non_negative_int,
+                        help="CPU intra-op threads (default: all cores; torch and onnxruntime adapt the "
+                             "count to other processes' load, a fixed --threads turns that off)")
     parser.add_argument("--attention", action="store_true",
                         help="torch backend: also write the attention maps A0..A3 as heat-map panels")
     parser.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True,
@@ -132,9 +134,11 @@ def add_arguments(parser):
                         help="write only detections.jsonl / .json, no annotated images / video")
     parser.add_argument("--image-format", choices=("same", "png", "jpg"), default="same",
                         help="format of annotated still images (default: the source's)")
-    parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames (cameras / streams run until stopped)")
+    parser.add_argument("--max-frames", type=positive_int,
+                        help="stop after this many frames (cameras / streams run until stopped)")
     parser.add_argument("--queue", type=positive_int, default=4,
-                        help="decoded frames waiting for inference; live sources drop the oldest beyond this (default 4)")
+                        help="decoded frames waiting for inference; live sources drop the oldest beyond this "
+                             "(default 4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -160,7 +160,8 @@ class PredictSummary:
             ("dropped frames", str(self.dropped)),
         ]
         if self.outages or self.link_lost:
-            rows += [("link outages", str(self.outages)), ("frames lost in link gaps (estimated)", str(self.lost_in_gaps))]
+            rows += [("link outages", str(self.outages)),
+                     ("frames lost in link gaps (estimated)", str(self.lost_in_gaps))]
         if self.link_lost:
             rows.append(("link lost", f"{self.link_problem}; outputs hold the frames processed before it"))
         if self.interrupted:
@@ -397,13 +398,15 @@ class _InOrderWorker:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def predict(detector, source: FrameSource, options: PredictOptions = PredictOptions(),
+def predict(detector, source: FrameSource, options: PredictOptions | None = None,
             plan: OutputPlan | None = None) -> PredictSummary:
     """Run `detector` (a runtime Detector with color_order="bgr") over every frame of `source`.
 
     `plan`: the run's checked output paths (plan_outputs); made here when not given. The CLI makes
-    it before loading the model, so that a refused output costs nothing.
+    it before loading the model, so that a refused output costs nothing. `options` default:
+    PredictOptions().
     """
+    options = PredictOptions() if options is None else options
     _check_options(detector, options)
     if plan is None:
         plan = plan_outputs(source, options, protect=[getattr(detector.backend, "path", None)])

@@ -158,7 +158,8 @@ def read_image_file(path: Path) -> tuple[np.ndarray | None, str | None, str | No
         return None, f"cannot read the file ({error.strerror or error})", None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        why = "a truncated JPEG that cannot be decoded" if truncated else "not an image, or a format OpenCV cannot decode"
+        why = ("a truncated JPEG that cannot be decoded" if truncated
+               else "not an image, or a format OpenCV cannot decode")
         return None, why, None
     if truncated:
         return image, None, ("truncated JPEG (no end-of-image marker): decoded with its missing rows grey, "

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_markers import TILE, marker_frame
-
 from sspnet.runtime.backend import load_backend
 from sspnet.runtime.detector import Detector
 from sspnet.runtime.tiling import tile_grid
@@ -16,8 +15,15 @@ from sspnet.runtime.tiling import tile_grid
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_pipeline.py"
 OVERLAP = 16
 # markers in tile interiors and in the overlaps of two and of four tiles (found there twice / four times)
-MARKERS = [(20, 30, 200, 0), (60, 85, 150, 0), (120, 40, 220, 0), (118, 88, 90, 0), (230, 150, 250, 0),
-           (290, 190, 180, 0), (5, 190, 40, 0)]
+MARKERS = [
+    (20, 30, 200, 0),
+    (60, 85, 150, 0),
+    (120, 40, 220, 0),
+    (118, 88, 90, 0),
+    (230, 150, 250, 0),
+    (290, 190, 180, 0),
+    (5, 190, 40, 0),
+]
 
 
 def load_bench():
@@ -39,11 +45,21 @@ def test_sahi_through_the_wrapper_finds_what_sspnet_finds(marker_onnx):
     found = Detector(backend, tile_overlap=OVERLAP, score_threshold=0.25).detect(rgb)
 
     model = bench.sahi_model(backend, 0.25)
-    result = get_sliced_prediction(rgb, model, slice_height=TILE[0], slice_width=TILE[1],
-                                   overlap_height_ratio=OVERLAP / TILE[0], overlap_width_ratio=OVERLAP / TILE[1],
-                                   perform_standard_pred=False, postprocess_type="NMS", postprocess_match_metric="IOU",
-                                   postprocess_match_threshold=0.5, postprocess_class_agnostic=False, verbose=0,
-                                   batch_size=4)
+    result = get_sliced_prediction(
+        rgb,
+        model,
+        slice_height=TILE[0],
+        slice_width=TILE[1],
+        overlap_height_ratio=OVERLAP / TILE[0],
+        overlap_width_ratio=OVERLAP / TILE[1],
+        perform_standard_pred=False,
+        postprocess_type="NMS",
+        postprocess_match_metric="IOU",
+        postprocess_match_threshold=0.5,
+        postprocess_class_agnostic=False,
+        verbose=0,
+        batch_size=4,
+    )
     theirs = sorted((round(p.score.value, 4), *np.round(p.bbox.to_xyxy(), 3)) for p in result.object_prediction_list)
     ours = sorted((round(float(s), 4), *np.round(b, 3)) for s, b in zip(found.scores, found.boxes))
     assert len(ours) == sum(value / 255 >= 0.25 for _, _, value, _ in MARKERS) == len(theirs)

@@ -9,11 +9,11 @@ import threading
 import numpy as np
 import pytest
 from cli_markers import TILE, marker_frame
+from sspnet.runtime.backend import load_backend
+from sspnet.runtime.detector import Detector
 
 from sspnet.inference.predict import PredictOptions, predict
 from sspnet.inference.sources import Frame, FrameSource
-from sspnet.runtime.backend import load_backend
-from sspnet.runtime.detector import Detector
 
 FRAMES = 12
 
@@ -25,8 +25,10 @@ class Frames(FrameSource):
 
     def __init__(self):
         self.total = FRAMES
-        self.images = [marker_frame(2 * TILE[0], 2 * TILE[1], [(10 + 17 * k, 20 + 11 * k, 100 + 10 * k, 0)])[..., ::-1]
-                       .copy() for k in range(FRAMES)]
+        self.images = [
+            marker_frame(2 * TILE[0], 2 * TILE[1], [(10 + 17 * k, 20 + 11 * k, 100 + 10 * k, 0)])[..., ::-1].copy()
+            for k in range(FRAMES)
+        ]
 
     def __iter__(self):
         for k, image in enumerate(self.images):
@@ -76,8 +78,9 @@ def test_stages_run_on_their_threads_in_order_with_the_detector_results(marker_o
     for record, image in zip(records, source.images):
         expected = Detector(detector.backend, color_order="bgr", score_threshold=0.1).detect(image)
         boxes = [row["bbox"] for row in record["detections"]]
-        np.testing.assert_allclose(boxes, [[x1, y1, x2 - x1, y2 - y1] for x1, y1, x2, y2 in expected.boxes.tolist()],
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            boxes, [[x1, y1, x2 - x1, y2 - y1] for x1, y1, x2, y2 in expected.boxes.tolist()], atol=1e-3
+        )
         assert all(row["track_id"] == record["image_id"] - 1 for row in record["detections"])
 
 

@@ -19,13 +19,13 @@ import time
 
 import numpy as np
 import pytest
+from sspnet.runtime.detector import Detector
 from test_predict import summary_table
 
 from sspnet.errors import MissingDependencyError, UsageError
 from sspnet.inference import sources
 from sspnet.inference.predict import PredictOptions, predict
 from sspnet.inference.sources import Frame, FrameQueue, FrameSource, ReconnectPolicy, open_source
-from sspnet.runtime.detector import Detector
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg (Debian package) is not installed")
@@ -37,8 +37,10 @@ def test_reconnect_waits_double_up_to_the_cap():
     assert [next(waits) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
 
 
-@pytest.mark.parametrize("field, value", [("first_wait_s", -1), ("give_up_after_s", float("nan")),
-                                          ("max_wait_s", float("inf")), ("read_timeout_s", 0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("first_wait_s", -1), ("give_up_after_s", float("nan")), ("max_wait_s", float("inf")), ("read_timeout_s", 0)],
+)
 def test_reconnect_policy_refuses_bad_values(field, value):
     with pytest.raises(UsageError, match=field):
         ReconnectPolicy(**{field: value})
@@ -120,8 +122,9 @@ def test_files_and_cameras_do_not_reconnect(scripted):
 
 def test_stop_cuts_a_reconnect_wait_short(scripted):
     scripted([True, False])
-    source = open_source("http://127.0.0.1:9/live.ts",
-                         reconnect=ReconnectPolicy(first_wait_s=30, max_wait_s=30, give_up_after_s=60))
+    source = open_source(
+        "http://127.0.0.1:9/live.ts", reconnect=ReconnectPolicy(first_wait_s=30, max_wait_s=30, give_up_after_s=60)
+    )
     queue = FrameQueue(source, maxsize=2, drop_when_full=True)
     started = time.monotonic()
     seen = []
@@ -158,12 +161,15 @@ class ScriptedLink(FrameSource):
     kind, live, description, fps, stem = "stream", True, "scripted stream", 25.0, "stream"
 
     def __init__(self, image):
-        self.items = [Frame(0, "s_0", image), Frame(1, "s_1", image),
-                      Frame(2, "s_2", None, link="down", lost=0, error="link dropped"),
-                      Frame(2, "s_2", None, link="back", lost=40, error="link back; ~40 frames lost"),
-                      Frame(42, "s_42", image),
-                      Frame(43, "s_43", None, link="down", lost=0, error="link dropped"),
-                      Frame(43, "s_43", None, link="gave-up", lost=0, error="did not come back within 30 s")]
+        self.items = [
+            Frame(0, "s_0", image),
+            Frame(1, "s_1", image),
+            Frame(2, "s_2", None, link="down", lost=0, error="link dropped"),
+            Frame(2, "s_2", None, link="back", lost=40, error="link back; ~40 frames lost"),
+            Frame(42, "s_42", image),
+            Frame(43, "s_43", None, link="down", lost=0, error="link dropped"),
+            Frame(43, "s_43", None, link="gave-up", lost=0, error="did not come back within 30 s"),
+        ]
 
     def __iter__(self):
         for item in self.items:
@@ -173,14 +179,17 @@ class ScriptedLink(FrameSource):
 
 def test_predict_counts_outages_and_ends_with_the_link_lost(marker_onnx, tmp_path):
     from cli_markers import TILE, marker_frame
+    from sspnet.runtime.backend import load_backend
 
     from sspnet.cli.predict import EXIT_LINK_LOST, run_exit_code
-    from sspnet.runtime.backend import load_backend
 
     image = marker_frame(*TILE, [(30, 40, 200, 0)])[..., ::-1].copy()
     warnings = []
-    summary = predict(Detector(load_backend(marker_onnx), color_order="bgr"), ScriptedLink(image),
-                      PredictOptions(out=tmp_path / "out", progress=False, warn=warnings.append))
+    summary = predict(
+        Detector(load_backend(marker_onnx), color_order="bgr"),
+        ScriptedLink(image),
+        PredictOptions(out=tmp_path / "out", progress=False, warn=warnings.append),
+    )
     assert (summary.frames, summary.outages, summary.lost_in_gaps, summary.link_lost) == (3, 2, 40, True)
     assert summary.skipped == 0 and "within 30 s" in summary.link_problem
     assert sum("link dropped" in w for w in warnings) == 2
@@ -199,10 +208,33 @@ def free_port() -> int:
 
 def serve(url: str, seconds: float) -> subprocess.Popen:
     """ffmpeg serving a generated 25 fps clip as MPEG-TS over HTTP on `url`, in real time, ending by itself."""
-    return subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
-                             "-i", "testsrc=size=192x128:rate=25", "-t", str(seconds), "-c:v", "mpeg2video",
-                             "-q:v", "5", "-f", "mpegts", "-listen", "1", url],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=192x128:rate=25",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "mpeg2video",
+            "-q:v",
+            "5",
+            "-f",
+            "mpegts",
+            "-listen",
+            "1",
+            url,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def lines(path) -> int:
@@ -219,10 +251,31 @@ def test_predict_survives_a_real_stream_cut_and_ends_when_it_stays_down(marker_o
     servers = [serve(url, 30)]
     try:
         time.sleep(0.5)
-        run = subprocess.Popen([sys.executable, "-m", "sspnet", "predict", url, "--model", str(marker_onnx),
-                                "--out", str(out), "--quiet", "--reconnect-wait", "0.2", "--reconnect-max-wait", "1",
-                                "--reconnect-timeout", "4", "--read-timeout", "3"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sspnet",
+                "predict",
+                url,
+                "--model",
+                str(marker_onnx),
+                "--out",
+                str(out),
+                "--quiet",
+                "--reconnect-wait",
+                "0.2",
+                "--reconnect-max-wait",
+                "1",
+                "--reconnect-timeout",
+                "4",
+                "--read-timeout",
+                "3",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 40
         while lines(out / "detections.jsonl") < 20 and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.1)
@@ -339,7 +392,7 @@ def test_doctor_says_whether_opencv_has_gstreamer(monkeypatch):
 
     report = Report()
     check_opencv(report)
-    (check, status, detail), = report.rows
+    ((check, status, detail),) = report.rows
     has_it = re.search(r"^\s*GStreamer:\s*YES", cv2.getBuildInformation(), re.MULTILINE) is not None
     assert check == "OpenCV" and status == "ok" and cv2.__version__ in detail
     assert ("GStreamer yes" if has_it else "GStreamer no") in detail
