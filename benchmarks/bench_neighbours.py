@@ -5,8 +5,10 @@ every threading setting that runtime/threads.py chose between, in one run.
     python benchmarks/bench_neighbours.py --checkpoint demo_out/run/last.safetensors --onnx demo_out/model.onnx
     python benchmarks/bench_neighbours.py --rows defaults       # only the before/after pairs (~3 min)
     python benchmarks/bench_neighbours.py --rows onnxruntime --onnx demo_out/model.onnx   # ~1.5 min
+        (-> neighbours_onnxruntime.json: ONNX Runtime spinning / fixed thread count / adaptive)
 
-Writes benchmarks/results/neighbours.json and neighbours.png, and prints the table plus a Markdown
+Writes benchmarks/results/neighbours.json and neighbours.png (neighbours_ROWS.* for a partial --rows
+run), and prints the table plus a Markdown
 version for the README. Model: the demo's (`synthetic-cpu` recipe: FoveaBox + SSPNet R18, 64-channel
 head) at 256 x 256, batch 1, random weights unless a trained checkpoint is given (latency only).
 
@@ -181,9 +183,12 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds-quiet", type=float, default=5.0)
     parser.add_argument("--max-seconds-loaded", type=float, default=10.0)
     parser.add_argument("--work", default="/tmp/sspnet_bench_neighbours", help="folder for the random model files")
-    parser.add_argument("--out", default=str(RESULTS / "neighbours"),
-                        help="output stem: STEM.json and STEM.png (default benchmarks/results/neighbours)")
+    parser.add_argument("--out", help="output stem: STEM.json and STEM.png (default benchmarks/results/neighbours, "
+                                      "or neighbours_ROWS for --rows other than all: a partial run never replaces "
+                                      "the full study)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = str(RESULTS / ("neighbours" if args.rows == "all" else f"neighbours_{args.rows}"))
 
     from sspnet.benchmark.contention import (ContentionSettings, plot_contention, print_contention_table,
                                              run_contention, write_contention_json)
