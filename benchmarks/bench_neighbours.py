@@ -101,7 +101,7 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
         torch_row(f"GOMP_SPINCOUNT={GOMP_SPINCOUNT} + adaptive threads (sspnet default)", SSPNET_DEFAULT,
                   baseline=before_torch, goal_slowdown=2.2),
         ContentionRow(label="onnxruntime, spinning (before)", model=onnx_path, backend="onnxruntime", frame_size=SIZE,
-                      env={**SSPNET_DEFAULT, ENV_ORT_SPINNING: "1"}, group="onnxruntime"),
+                      env={**SSPNET_DEFAULT, ENV_ORT_SPINNING: "1", ENV_ADAPTIVE_THREADS: "0"}, group="onnxruntime"),
         ContentionRow(label="onnxruntime, no spinning, fixed thread count (before)", model=onnx_path,
                       backend="onnxruntime", frame_size=SIZE, env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0"},
                       group="onnxruntime", baseline="onnxruntime, spinning (before)", goal_slowdown=2.2),
