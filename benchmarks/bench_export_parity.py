@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import tempfile
 import time
@@ -192,10 +191,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "results": results,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out, report, indent=2)
-    print(f"wrote {out}")
+    print(f"wrote {atomic_write_json(Path(args.out), report, indent=2)}")  # makes the folder too
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import statistics
 import tempfile
@@ -123,10 +122,7 @@ def main() -> None:
         "note": "CPU only; shared build machine, so treat absolute numbers as rough. Random weights: the "
         "number of RoIs / detections (and so NMS time) differs from a trained model.",
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out, report, indent=2)
-    print(f"wrote {out}")
+    print(f"wrote {atomic_write_json(Path(args.out), report, indent=2)}")  # makes the folder too
 
 
 if __name__ == "__main__":

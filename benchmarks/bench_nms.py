@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 import torchvision
 
+from sspnet.benchmark.harness import cpu_model
 from sspnet.ops import batched_nms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,22 +188,11 @@ def _line(row: dict) -> str:
     )
 
 
-def cpu_name() -> str:
-    """CPU model from /proc/cpuinfo where there is one (platform.processor() is often empty)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(device: str, warmup: int, repeats: int, reference) -> Path:
     print(f"== {device} ==", flush=True)
     rows = bench_hard(device, warmup, repeats) + bench_soft(device, warmup, repeats, reference)
     report = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

@@ -21,10 +21,8 @@ Writes benchmarks/results/roi_align_<device>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ import torch
 import torchvision
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 
+from sspnet.benchmark.harness import cpu_model
 from sspnet.ops import multi_level_roi_align, roi_levels
 
 STRIDES = [4, 8, 16, 32]
@@ -116,16 +115,6 @@ def summarise(times):
     }
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def bench_device(device, args):
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     features, rois = make_inputs(device, args.batch, args.channels, args.rois)
@@ -160,7 +149,7 @@ def bench_device(device, args):
 
     result = {
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else cpu_model(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cpu_count": os.cpu_count(),

@@ -362,6 +362,16 @@ def run_benchmark(specs: list[RowSpec], settings: BenchSettings, log=print) -> l
     return rows
 
 
+def cpu_model() -> str:
+    """The CPU model as lscpu's "Model name" says it (platform.processor() is often empty on Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            found = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), None)
+    except OSError:
+        found = None
+    return found or platform.processor() or platform.machine()
+
+
 def machine_info() -> dict:
     """Versions and hardware, written into the JSON next to the rows."""
     import os
@@ -370,7 +380,7 @@ def machine_info() -> dict:
 
     info = {
         "sspnet": sspnet.__version__, "python": platform.python_version(),
-        "platform": f"{platform.system()} {platform.machine()}", "processor": platform.processor() or None,
+        "platform": f"{platform.system()} {platform.machine()}", "processor": cpu_model(),
         "cpu_count": os.cpu_count(), "numpy": np.__version__,
     }
     for name in ("torch", "torchvision", "onnxruntime", "tensorrt"):
@@ -388,4 +398,4 @@ def machine_info() -> dict:
 
 
 __all__ = ["RowSpec", "BenchSettings", "REFERENCE", "plan_rows", "run_benchmark", "time_row", "accuracy", "evaluate_backend",
-           "open_row_backend", "synthetic_frames", "machine_info"]
+           "open_row_backend", "synthetic_frames", "machine_info", "cpu_model"]

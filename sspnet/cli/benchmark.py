@@ -103,11 +103,7 @@ def run(args) -> int:
         print(f"JSON written to {write_json(args.json, document)}")
     if args.plot:
         print(f"plot written to {plot(rows, args.plot)}")
-    failed = [row for row in rows if row["error"]]
-    if failed:
-        print(f"sspnet benchmark: {len(failed)} of {len(rows)} rows failed (see above)", file=sys.stderr)
-        return 1
-    return 0
+    return _exit_code(rows)
 
 
 def run_with_neighbours(specs, args) -> int:
@@ -138,8 +134,13 @@ def run_with_neighbours(specs, args) -> int:
     if args.plot:
         title = f"sspnet benchmark: quiet vs {args.neighbours} busy neighbour(s)"
         print(f"plot written to {plot_contention(results, args.plot, title)}")
-    failed = [row for row in results if row["error"]]
+    return _exit_code(results)
+
+
+def _exit_code(rows) -> int:
+    """1 when a row failed (its error was printed with it), else 0."""
+    failed = [row for row in rows if row["error"]]
     if failed:
-        print(f"sspnet benchmark: {len(failed)} of {len(results)} rows failed (see above)", file=sys.stderr)
+        print(f"sspnet benchmark: {len(failed)} of {len(rows)} rows failed (see above)", file=sys.stderr)
         return 1
     return 0
