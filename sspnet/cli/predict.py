@@ -70,7 +70,7 @@ def add_source_arguments(parser) -> None:
                         help="process every Nth frame of a video, camera or stream (default 1: all)")
     parser.add_argument("--reconnect-timeout", type=non_negative_seconds, default=30.0, metavar="S",
                         help="streams: end the run (exit 3) when the link stays down this long; 0: do not "
-                             "reconnect (default 30)")
+                             "reconnect, end at the first failed read (exit 3) (default 30)")
     parser.add_argument("--reconnect-wait", type=non_negative_seconds, default=0.5, metavar="S",
                         help="streams: wait before the first reconnect, doubled after each failed one (default 0.5)")
     parser.add_argument("--reconnect-max-wait", type=non_negative_seconds, default=5.0, metavar="S",

@@ -268,6 +268,10 @@ class VideoCapture(FrameSource):
                         return
                     last_frame_at = time.monotonic()
                     continue  # the reopened stream's first frame is read next
+                elif self.kind in ("stream", "gstreamer"):  # reconnecting is off: the run ends, and says why
+                    yield Frame(index, self._name(index), None, link="gave-up", lost=0, where=str(self.target),
+                                error=f"link dropped after {index} frames (reconnecting is off: --reconnect-timeout 0)")
+                    break
                 elif self.live or self.source_total is None or index >= self.source_total:
                     break
                 else:

@@ -112,7 +112,8 @@ def test_a_stream_that_drops_reconnects_and_skips_the_lost_frames(scripted):
 def test_reconnect_off_ends_at_the_first_failed_read(scripted):
     scripted([True, True, False], [True] * 5)
     items = list(open_source("http://127.0.0.1:9/live.ts", reconnect=ReconnectPolicy(give_up_after_s=0)))
-    assert [f.index for f in items] == [0, 1] and all(f.link is None for f in items)
+    assert [(f.index, f.link) for f in items] == [(0, None), (1, None), (2, "gave-up")]  # still said, not silent
+    assert "reconnecting is off" in items[-1].error and len(ScriptedCapture.opened_with) == 1
 
 
 def test_files_and_cameras_do_not_reconnect(scripted):
@@ -370,7 +371,7 @@ def test_a_pipeline_goes_to_opencvs_gstreamer_backend(monkeypatch, scripted):
     source = open_source(PIPELINE, reconnect=ReconnectPolicy(give_up_after_s=0))
     assert source.kind == "gstreamer" and source.live
     assert ScriptedCapture.opened_with == [(PIPELINE, (cv2.CAP_GSTREAMER,))]
-    assert [f.index for f in source] == [0, 1]
+    assert [(f.index, f.link) for f in source] == [(0, None), (1, None), (2, "gave-up")]
 
 
 def test_predict_cli_refuses_a_pipeline_in_one_line_when_opencv_lacks_gstreamer(marker_onnx, tmp_path, capsys):
