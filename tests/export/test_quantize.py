@@ -192,6 +192,32 @@ def test_symmetric_graph_is_int8_qdq_with_zero_points_0_and_per_channel_weights(
     assert ModelMetadata.from_props(props).input_size == (SIZE, SIZE)  # the contract metadata is kept
 
 
+def test_placement_rewrite_is_exact_where_it_keeps_the_float_path(blob_model, tmp_path):
+    """The TensorRT placement only rewires readers from DQ(Q(T)) to T: with the int8 parts equal,
+    the fp32 TensorRT form (no fp16) and ONNX Runtime's placement give detections that agree, and
+    the TensorRT form has fewer Q/DQ nodes and no fusion blocker, ONNX Runtime's has some."""
+    from sspnet.export.trt_lint import fusion_blockers, lint_graph
+
+    path, calib = blob_model
+    ranges = tmp_path / "ranges.json"
+    outs = {}
+    for placement in ("onnxruntime", "tensorrt"):
+        outs[placement] = tmp_path / f"{placement}.onnx"
+        quantize_onnx(path, outs[placement], calib, QuantizeSettings(method="minmax", placement=placement,
+                                                                     float_type="fp32", progress=False),
+                      calibration_cache=ranges, log=lambda *_: None)
+    models = {name: onnx.load(str(out)) for name, out in outs.items()}
+    blockers = {name: sum(fusion_blockers(lint_graph(model)).values()) for name, model in models.items()}
+    assert blockers["tensorrt"] == 0 < blockers["onnxruntime"], blockers
+    assert qdq_summary(models["tensorrt"])["quantize_linear"] < qdq_summary(models["onnxruntime"])["quantize_linear"]
+    images, _ = blob_images(8, seed=4)
+    ort_placed, trt_placed = run_model(outs["onnxruntime"], images), run_model(outs["tensorrt"], images)
+    strong = ort_placed["scores"] >= 0.5
+    assert strong.sum() >= 8 * 40
+    # fewer fake-quantization steps (the ReLU and head outputs read float): close, not equal
+    assert np.abs(ort_placed["scores"][strong] - trt_placed["scores"][strong]).max() < 0.05
+
+
 def test_asymmetric_graph_has_uint8_activations_and_int32_biases(blob_model, tmp_path):
     path, calib = blob_model
     quantize_onnx(path, tmp_path / "q.onnx", calib, QuantizeSettings(method="percentile", activations="asymmetric",
@@ -248,6 +274,8 @@ def test_bad_calibration_input_gets_one_clear_line(blob_model, tmp_path):
         ((no_metadata, "--calib", calib), "missing sspnet metadata"),
         ((quantized, "--calib", calib), "already quantized"),
         ((path, "--calib", calib, "--max-tiles", "0"), "at least one tile"),
+        ((path, "--calib", calib, "--activations", "asymmetric", "--float-type", "fp16"),
+         "keeps its float layers in fp32"),
     ]
     for args, message in cases:
         result = _cli(*args, "--out", tmp_path / "out.onnx")
@@ -255,6 +283,10 @@ def test_bad_calibration_input_gets_one_clear_line(blob_model, tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and lines[0].startswith("sspnet quantize: "), result.stderr
         assert not (tmp_path / "out.onnx").exists()
+    result = _cli(path, "--calib", calib, "--out", tmp_path / "good.onnx", "--max-tiles", "2", "--method", "minmax")
+    assert result.returncode == 0, result.stderr  # the written model is linted: no error, no fusion blocker
+    assert "non-int8 layers in fp16" in result.stdout and "0 error(s)" in result.stdout
+    assert "Q/DQ fusion blockers: 0" in result.stdout
     result = _cli(path, "--calib", calib, "--out", path)  # --out naming its input
     assert result.returncode == 2 and "refusing to write" in result.stderr
     assert onnx.load(str(path)).graph.node  # the input is intact
@@ -291,3 +323,39 @@ def test_the_demo_detector_body_plan_and_qdq_model(tmp_path):
     outputs = run_model(out, np.zeros((2, 128, 128, 3), np.uint8))
     assert outputs["boxes"].shape == (2, 200, 4) and outputs["num_dets"].shape == (2, 1)
     assert json.loads(json.dumps(read_quantization(out)))["float_groups"] == []
+    check_tensorrt_placement(onnx.load(str(out)), exported)
+
+
+def check_tensorrt_placement(model, source):
+    """The TensorRT form's Q/DQ placement and types, read from the graph (independently of the lint):
+    Q/DQ only on the inputs of weighted layers, max pooling, one input of a residual Add and
+    concats; every convolution reads int8; no QuantizeLinear reads a ReLU's input; the lint finds
+    no error and no fusion blocker; fp16 body, fp32 post-processing."""
+    from sspnet.export.trt_lint import fusion_blockers, lint_graph
+
+    producers = {out: node for node in model.graph.node for out in node.output}
+    readers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] not in {i.name for i in model.graph.initializer}:
+            assert {r.op_type for r in readers[node.output[0]]} <= {"Conv", "Gemm", "MaxPool", "Add", "Concat"}, node.name
+        if node.op_type == "Conv":
+            assert producers[node.input[0]].op_type == "DequantizeLinear", node.name  # int8 input
+            assert producers[node.input[1]].op_type == "DequantizeLinear", node.name  # int8 weights
+        if node.op_type == "Add" and all(name in producers for name in node.input):
+            assert [producers[name].op_type for name in node.input].count("DequantizeLinear") <= 1, node.name
+        if node.op_type == "QuantizeLinear":
+            assert producers[node.input[0]].op_type != "Conv" or not any(
+                r.op_type == "Relu" for dq in readers[node.output[0]] for r in readers.get(dq.output[0], [])), node.name
+    findings = lint_graph(model)
+    assert [f for f in findings if f.severity == "error"] == []
+    assert set(fusion_blockers(findings).values()) == {0}
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(model.graph.output)}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    assert convs and all(types.get(node.output[0]) == onnx.TensorProto.FLOAT16 for node in convs)
+    topk = [node for node in model.graph.node if node.op_type in ("TopK", "NonMaxSuppression")]
+    assert topk and all(types.get(node.input[0]) == onnx.TensorProto.FLOAT for node in topk)  # scores in fp32
+    assert len(convs) == sum(node.op_type == "Conv" for node in source.graph.node)
