@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DEMO_ONNX = ROOT / "demo_out" / "model.onnx"
 FPS = 25.0
+MODEL_KIND = {True: "the demo model", False: "random weights", None: "given with --onnx"}
 
 
 def write_clip(path: Path, frames: int, width: int, height: int, seed: int = 0) -> Path:
@@ -117,7 +118,12 @@ def sahi_model(backend, confidence: float):
             self.perform_batch_inference([image])
 
         def perform_batch_inference(self, images):
-            batch = np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))  # RGB NHWC -> NCHW
+            # slices of a frame smaller than the model input are zero-padded at the bottom / right, as
+            # sspnet pads its tiles (boxes stay in slice pixels)
+            height, width = backend.input_size
+            batch = np.zeros((len(images), 3, height, width), np.uint8)
+            for k, image in enumerate(images):
+                batch[k, :, : image.shape[0], : image.shape[1]] = image.transpose(2, 0, 1)  # RGB HWC -> CHW
             start = time.perf_counter()
             self._original_predictions = backend.infer(batch)
             self.model_seconds += time.perf_counter() - start
@@ -267,14 +273,6 @@ def plot(document: dict, path: Path) -> Path:
     return path
 
 
-def cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            return next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), None)
-    except OSError:
-        return None
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -301,6 +299,7 @@ def main(argv=None) -> int:
     from sspnet.runtime.threads import describe
     from sspnet.runtime.tiling import tile_grid
 
+    from sspnet.benchmark.harness import cpu_model
     from sspnet.errors import UsageError
     from sspnet.io.atomic import atomic_write_json
     from sspnet.io.outputs import OutputGuard
@@ -321,7 +320,7 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     onnx_path = args.onnx or (str(DEMO_ONNX) if DEMO_ONNX.is_file() else None)
-    trained = onnx_path is not None
+    trained = None if args.onnx else onnx_path is not None  # None: a model given with --onnx
     if onnx_path is None:
         from bench_neighbours import prepare_model
 
@@ -345,7 +344,7 @@ def main(argv=None) -> int:
         "sahi": sahi_tiles(height, width, tile, args.overlap),
     }
     print(
-        f"model {onnx_path} ({'trained' if trained else 'random weights'}), tile {tile[0]}x{tile[1]}, "
+        f"model {onnx_path} ({MODEL_KIND[trained]}), tile {tile[0]}x{tile[1]}, "
         f"{width}x{height} clip, {len(images)} frames x {args.rounds} rounds; tiles/frame {tiles}",
         flush=True,
     )

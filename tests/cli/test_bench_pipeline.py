@@ -3,6 +3,7 @@ DetectionModel wrapper (over sspnet's ONNX Runtime backend) finds exactly what s
 on a frame where both cut the same tiles, with SAHI's own slicing and NMS as the reference."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ def load_bench():
 
 
 def test_sahi_through_the_wrapper_finds_what_sspnet_finds(marker_onnx):
-    pytest.importorskip("sahi")
+    if os.environ.get("CI") != "true":  # CI installs sahi (scripts/env.sh): there it must be present
+        pytest.importorskip("sahi")
     from sahi.predict import get_sliced_prediction
 
     bench = load_bench()
