@@ -1,9 +1,11 @@
 """INT8 (Q/DQ) against fp32 on ONNX Runtime CPU: which calibration and which float layers keep
-AP50-tiny, and how much faster INT8 runs; writes benchmarks/results/int8.json and int8.png.
+AP50-tiny, and how much faster INT8 runs; writes benchmarks/results/int8.json and int8.png. And
+where the Q/DQ nodes sit for TensorRT: benchmarks/results/int8_placement.json.
 
     sspnet demo --out demo_out                      # a model trained with the demo recipe, and its data
     python benchmarks/bench_int8.py --model demo_out/model.onnx --data demo_out/data     # ~7 min
     python benchmarks/bench_int8.py --model demo_out/model.onnx --data demo_out/data --skip-faster-rcnn
+    python benchmarks/bench_int8.py --placement-only --modelopt-python /tmp/mo-venv/bin/python   # ~10 min
 
 Demo model (trained, the given .onnx at its export size), calibrated on the train split, AP50-tiny
 on the val split, in one run:
@@ -11,11 +13,22 @@ on the val split, in one run:
   2. with the best method: which layer groups stay float (none, box, score, box + score, attention,
      all three) -> the recommended set is the one with the fewest float groups whose AP50-tiny is
      within 1.0 point of fp32 (the issue's limit), else the best;
-  3. the same settings in the asymmetric (ONNX Runtime CPU) form;
-  4. latency of fp32, INT8 symmetric (TensorRT form) and INT8 asymmetric (CPU form), batch 1,
-     interleaved rounds (sspnet.benchmark.int8).
+  3. the TensorRT form's variants with those settings: ONNX Runtime's own Q/DQ placement in fp32
+     (the form before the TensorRT placement), the TensorRT placement in fp32, and in fp16 (the
+     default), each with its TensorRT-lint errors and fusion blockers; with --modelopt-python,
+     NVIDIA Model Optimizer's placement of the same model (max calibration on the same tiles);
+  4. the same settings in the asymmetric (ONNX Runtime CPU) form;
+  5. latency of fp32, INT8 symmetric (TensorRT form) and INT8 asymmetric (CPU form), batch 1,
+     interleaved rounds (sspnet.benchmark.int8). The fp16 TensorRT form runs in ONNX Runtime through
+     its CPU fp16 fallback (Casts to fp32 around the ops without an fp16 kernel, fp16 tensors
+     between them): AP is scored that way; its CPU latency says nothing about TensorRT.
 Faster R-CNN R50 SSPNet at 640 x 512 with random weights (latency only): exported once into --work,
 calibrated (MinMax) on synthetic frames, the same three latency rows.
+Placement (int8_placement.json, random weights, no trained model needed): every preset's
+`tensorrt`-flavour export quantized with ONNX Runtime's placement (before) and the TensorRT
+placement (now), TensorRT-lint errors and fusion blockers of each; with --modelopt-python, Model
+Optimizer's placement of the `portable` flavour beside ours on the same export (Model Optimizer
+cannot calibrate plugin nodes on the CPU).
 """
 
 from __future__ import annotations
@@ -33,23 +46,67 @@ SPEEDUP_GOAL = 1.8
 FASTER_RCNN_SIZE = (512, 640)  # (H, W)
 
 
-def quantize_and_score(model, data, work: Path, method, floats, activations, max_tiles, log) -> dict:
+def lint_counts(path) -> dict:
+    """TensorRT-lint errors and Q/DQ fusion blockers (per rule and in total) of a model file."""
+    from sspnet.export.trt_lint import fusion_blockers, lint_file
+
+    findings = lint_file(path)
+    blockers = fusion_blockers(findings)
+    return {"errors": sum(f.severity == "error" for f in findings),
+            "error_messages": [str(f) for f in findings if f.severity == "error"][:5],
+            "fusion_blockers": blockers, "fusion_blockers_total": sum(blockers.values())}
+
+
+def quantize_and_score(model, data, work: Path, method, floats, activations, max_tiles, log,
+                       placement="tensorrt", float_type=None) -> dict:
     from sspnet.benchmark.int8 import ap50_tiny
     from sspnet.export.quantize import QuantizeSettings, quantize_onnx
 
-    out = work / f"int8_{activations}_{method}_{'-'.join(floats) or 'none'}.onnx"
+    settings = QuantizeSettings(method=method, float_groups=tuple(floats), activations=activations,
+                                max_tiles=max_tiles, placement=placement, float_type=float_type)
+    form = "" if activations == "asymmetric" else f"_{placement}_{settings.resolved_float_type}"
+    out = work / f"int8_{activations}{form}_{method}_{'-'.join(floats) or 'none'}.onnx"
     started = time.perf_counter()
-    report = quantize_onnx(model, out, data, QuantizeSettings(method=method, float_groups=tuple(floats),
-                                                              activations=activations, max_tiles=max_tiles),
+    report = quantize_onnx(model, out, data, settings,
                            calibration_cache=work / (f"ranges_{method}.json" if method == "minmax"
                                                      else f"ranges_{method}_{activations}.json"), log=log)
     ap = ap50_tiny(str(out), data)
     row = {"method": method, "float_groups": list(floats), "activations": activations, "model": str(out),
+           "placement": report.placement, "float_type": report.float_type,
            "ap50_tiny": ap, "calibration_s": report.seconds.get("calibration"),
            "quantize_s": time.perf_counter() - started, "quantized_nodes": report.quantized_nodes,
-           "float_weight_layers": len(report.qdq["float_weight_layers"])}
-    log(f"    {activations} {method} float={'+'.join(floats) or 'none'}: AP50-tiny {ap:.2f}")
+           "float_weight_layers": len(report.qdq["float_weight_layers"]),
+           "qdq_nodes": report.qdq["quantize_linear"] + report.qdq["dequantize_linear"], "lint": lint_counts(out)}
+    log(f"    {activations}{form} {method} float={'+'.join(floats) or 'none'}: AP50-tiny {ap:.2f}, "
+        f"fusion blockers {row['lint']['fusion_blockers_total']}")
     return row
+
+
+def calibration_array(model, data, max_tiles: int, path: Path) -> Path:
+    """The calibration tiles quantize_onnx uses (train split), as one uint8 [N, 3, H, W] .npy."""
+    import numpy as np
+
+    from sspnet.export.quantize import calibration_images, calibration_tiles
+    from sspnet.runtime.backend import load_backend
+
+    size = tuple(load_backend(str(model)).input_size)
+    np.save(path, np.concatenate(list(calibration_tiles(calibration_images(data, "train"), size, max_tiles))))
+    return path
+
+
+def modelopt_quantize(python: str, model, calib_npy: Path, out: Path, log) -> dict:
+    """Model Optimizer's Q/DQ model of `model` (benchmarks/modelopt_reference.py in its own
+    interpreter); {"model": path} or {"error": its last line}."""
+    import subprocess
+
+    script = ROOT / "benchmarks" / "modelopt_reference.py"
+    run = subprocess.run([python, str(script), "--model", str(model), "--calib", str(calib_npy), "--out", str(out)],
+                         capture_output=True, text=True, timeout=1800)
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["(no output)"])[-1]
+        log(f"    modelopt failed: {last}")
+        return {"error": last}
+    return {"model": str(out)}
 
 
 def choose_float_groups(rows: list[dict], fp32_ap: float) -> tuple[str, ...]:
@@ -60,7 +117,8 @@ def choose_float_groups(rows: list[dict], fp32_ap: float) -> tuple[str, ...]:
     return tuple(best["float_groups"])
 
 
-def demo_model_study(model: str, data: str, work: Path, max_tiles: int, rounds: int, log=print) -> dict:
+def demo_model_study(model: str, data: str, work: Path, max_tiles: int, rounds: int, log=print,
+                     float_groups: bool = True, modelopt_python: str | None = None) -> dict:
     from sspnet.benchmark.int8 import ap50_tiny, interleaved_latency
     from sspnet.export.quantize import DEFAULT_FLOAT_GROUPS, METHODS
     from sspnet.runtime.backend import load_backend
@@ -74,14 +132,29 @@ def demo_model_study(model: str, data: str, work: Path, max_tiles: int, rounds: 
     best_method = max(methods, key=lambda row: row["ap50_tiny"])["method"]
     log(f"2. float groups with {best_method}")
     float_rows = [row for row in methods if row["method"] == best_method]
-    for floats in FLOAT_SETS:
+    for floats in FLOAT_SETS if float_groups else ():
         if not any(row["float_groups"] == list(floats) for row in float_rows):
             float_rows.append(quantize_and_score(model, data, work, best_method, floats, "symmetric", max_tiles, log))
     chosen = choose_float_groups(float_rows, fp32_ap)
     symmetric = next(row for row in float_rows if row["float_groups"] == list(chosen))
-    log(f"3. asymmetric (ONNX Runtime CPU) form: {best_method}, float={'+'.join(chosen) or 'none'}")
+    log(f"3. TensorRT form variants: {best_method}, float={'+'.join(chosen) or 'none'}")
+    tensorrt_forms = {"tensorrt_fp16": symmetric}
+    for placement, float_type in (("onnxruntime", "fp32"), ("tensorrt", "fp32")):
+        tensorrt_forms[f"{placement}_{float_type}"] = quantize_and_score(
+            model, data, work, best_method, chosen, "symmetric", max_tiles, log, placement, float_type)
+    if modelopt_python:
+        calib = calibration_array(model, data, max_tiles, work / "calibration_tiles.npy")
+        reference = modelopt_quantize(modelopt_python, model, calib, work / "int8_modelopt.onnx", log)
+        if "model" in reference:
+            from sspnet.benchmark.int8 import ap50_tiny
+
+            reference.update(ap50_tiny=ap50_tiny(reference["model"], data), lint=lint_counts(reference["model"]))
+            log(f"    modelopt (max): AP50-tiny {reference['ap50_tiny']:.2f}, "
+                f"fusion blockers {reference['lint']['fusion_blockers_total']}")
+        tensorrt_forms["modelopt_reference"] = reference
+    log(f"4. asymmetric (ONNX Runtime CPU) form: {best_method}, float={'+'.join(chosen) or 'none'}")
     asymmetric = quantize_and_score(model, data, work, best_method, chosen, "asymmetric", max_tiles, log)
-    log("4. latency (ONNX Runtime CPU, batch 1, interleaved rounds)")
+    log("5. latency (ONNX Runtime CPU, batch 1, interleaved rounds)")
     latency = interleaved_latency([model, symmetric["model"], asymmetric["model"]], input_size, rounds=rounds,
                                   iters=10, progress=True)
     fp32_p50 = latency[model]["p50"]
@@ -89,7 +162,9 @@ def demo_model_study(model: str, data: str, work: Path, max_tiles: int, rounds: 
         "model": model, "data": data, "input_size": list(input_size), "fp32_ap50_tiny": fp32_ap,
         "methods": methods, "float_groups": float_rows,
         "recommended": {"method": best_method, "float_groups": list(chosen)},
-        "symmetric": symmetric, "asymmetric": asymmetric,
+        "symmetric": symmetric, "asymmetric": asymmetric, "tensorrt_forms": tensorrt_forms,
+        "tensorrt_forms_ap_loss": {name: fp32_ap - row["ap50_tiny"] for name, row in tensorrt_forms.items()
+                                   if "ap50_tiny" in row},
         "latency_ms": {"fp32": latency[model], "int8_symmetric": latency[symmetric["model"]],
                        "int8_asymmetric": latency[asymmetric["model"]]},
         "speedup": {"int8_symmetric": fp32_p50 / latency[symmetric["model"]]["p50"],
@@ -141,6 +216,70 @@ def faster_rcnn_study(work: Path, rounds: int, log=print) -> dict:
                         "int8_asymmetric": fp32_p50 / latency[outs["asymmetric"]]["p50"]}}
 
 
+PLACEMENT_PRESETS = ("fovea_r18_sspnet_small", "faster_rcnn_r18_sspnet_small", "fovea_r50_sspnet", "faster_rcnn_r50_sspnet")
+PLACEMENT_SIZE = (256, 320)  # (H, W): the size of the lint tests' exports
+
+
+def placement_study(work: Path, presets=PLACEMENT_PRESETS, modelopt_python: str | None = None, log=print) -> dict:
+    """Every preset (random weights): Q/DQ placement before / now, lint errors and fusion blockers;
+    Model Optimizer's placement of the portable flavour beside ours (see the module docstring)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from sspnet.data.synth import generate_image
+    from sspnet.export.onnx_export import export_onnx
+    from sspnet.export.quantize import QuantizeSettings, quantize_onnx
+    from sspnet.models import build_model
+
+    calib = work / f"calib_{PLACEMENT_SIZE[0]}x{PLACEMENT_SIZE[1]}"
+    calib.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        if not (calib / f"{k}.png").is_file():
+            Image.fromarray(generate_image(rng, PLACEMENT_SIZE[1], PLACEMENT_SIZE[0])[0]).save(calib / f"{k}.png")
+    rows = {}
+    for preset in presets:
+        log(f"placement: {preset}")
+        row = rows[preset] = {}
+        flavors = ("tensorrt", "portable") if modelopt_python else ("tensorrt",)
+        for flavor in flavors:
+            model = work / f"{preset}_{flavor}.onnx"
+            if not model.is_file():
+                torch.manual_seed(0)
+                export_onnx(build_model(preset).eval(), model, imgsz=PLACEMENT_SIZE, flavor=flavor)
+            ranges = work / f"{preset}_{flavor}_ranges.json"  # one MinMax calibration for every form
+            forms = {"before": ("onnxruntime", "fp32"), "now": ("tensorrt", "fp16")} if flavor == "tensorrt" \
+                else {"now": ("tensorrt", "fp16")}
+            for name, (placement, float_type) in forms.items():
+                out = work / f"{preset}_{flavor}_int8_{placement}_{float_type}.onnx"
+                report = quantize_onnx(model, out, calib, QuantizeSettings(method="minmax", max_tiles=4, progress=False,
+                                                                           placement=placement, float_type=float_type),
+                                       calibration_cache=ranges, log=lambda *_: None)
+                row[f"{flavor}_{name}"] = {"placement": placement, "float_type": float_type,
+                                           "qdq_nodes": report.qdq["quantize_linear"] + report.qdq["dequantize_linear"],
+                                           **lint_counts(out)}
+                log(f"    {flavor} {name} ({placement}, {float_type}): {row[f'{flavor}_{name}']['errors']} errors, "
+                    f"{row[f'{flavor}_{name}']['fusion_blockers_total']} fusion blockers")
+            if flavor == "portable":
+                tiles = work / f"{preset}_calibration_tiles.npy"
+                from sspnet.export.quantize import calibration_images, calibration_tiles
+
+                np.save(tiles, np.concatenate(list(calibration_tiles(calibration_images(calib), PLACEMENT_SIZE, 4))))
+                reference = modelopt_quantize(modelopt_python, model, tiles, work / f"{preset}_portable_modelopt.onnx",
+                                              log)
+                if "model" in reference:
+                    reference.update(lint_counts(reference["model"]))
+                    ours = row["portable_now"]["fusion_blockers"]
+                    reference["rules_where_ours_has_more"] = [rule for rule, count in ours.items()
+                                                              if count > reference["fusion_blockers"][rule]]
+                    log(f"    portable modelopt: {reference['errors']} errors, "
+                        f"{reference['fusion_blockers_total']} fusion blockers")
+                row["portable_modelopt"] = reference
+    return {"input_size": list(PLACEMENT_SIZE), "weights": "random (seed 0): structure only", "calibration":
+            "MinMax, 4 synthetic frames", "presets": rows}
+
+
 def plot(document: dict, path: Path) -> Path:
     import matplotlib
 
@@ -183,8 +322,15 @@ def plot(document: dict, path: Path) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="the trained demo model, portable .onnx (sspnet demo writes it)")
-    parser.add_argument("--data", required=True, help="its data folder (train split calibrates, val split scores)")
+    parser.add_argument("--model", help="the trained demo model, portable .onnx (sspnet demo writes it)")
+    parser.add_argument("--data", help="its data folder (train split calibrates, val split scores)")
+    parser.add_argument("--skip-float-groups", action="store_true", help="no float-group variants (step 2)")
+    parser.add_argument("--modelopt-python", help="an interpreter with nvidia-modelopt: its placement as reference")
+    parser.add_argument("--placement-only", action="store_true",
+                        help="only the placement study of every preset (no trained model needed)")
+    parser.add_argument("--skip-placement", action="store_true", help="no placement study")
+    parser.add_argument("--placement-out", default=str(RESULTS / "int8_placement.json"),
+                        help="placement study JSON (default benchmarks/results/int8_placement.json)")
     parser.add_argument("--max-tiles", type=int, default=64, help="calibration tiles (default 64)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds (default 5)")
     parser.add_argument("--skip-faster-rcnn", action="store_true", help="only the demo model")
@@ -196,13 +342,33 @@ def main(argv=None) -> int:
     from sspnet.export.quantize import DEFAULT_FLOAT_GROUPS, DEFAULT_METHOD
     from sspnet.io.atomic import atomic_write_json
 
+    if not args.placement_only and not (args.model and args.data):
+        parser.error("--model and --data are needed (or --placement-only)")
     started = time.perf_counter()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if not args.skip_placement:
+        placement = {"benchmark": "int8_placement",
+                     "command": " ".join(["python", "benchmarks/bench_int8.py", *(argv or sys.argv[1:])]),
+                     "machine": machine_info(), "modelopt": _modelopt_version(args.modelopt_python),
+                     **placement_study(work, modelopt_python=args.modelopt_python)}
+        atomic_write_json(args.placement_out, placement)
+        print("| preset | before: errors / fusion blockers | now: errors / fusion blockers | modelopt (portable) |")
+        print("|---|---|---|---|")
+        for preset, row in placement["presets"].items():
+            reference = row.get("portable_modelopt", {})
+            print(f"| {preset} | {row['tensorrt_before']['errors']} / {row['tensorrt_before']['fusion_blockers_total']} | "
+                  f"{row['tensorrt_now']['errors']} / {row['tensorrt_now']['fusion_blockers_total']} | "
+                  f"{reference.get('errors', '-')} / {reference.get('fusion_blockers_total', '-')} |")
+        print(f"JSON {args.placement_out}")
+        if args.placement_only:
+            return 0
     document = {"benchmark": "int8",
                 "command": " ".join(["python", "benchmarks/bench_int8.py", *(argv or sys.argv[1:])]),
                 "machine": machine_info(), "ap_loss_limit": AP_LOSS_LIMIT, "speedup_goal": SPEEDUP_GOAL}
-    document["demo_model"] = demo = demo_model_study(args.model, args.data, work, args.max_tiles, args.rounds)
+    document["demo_model"] = demo = demo_model_study(args.model, args.data, work, args.max_tiles, args.rounds,
+                                                     float_groups=not args.skip_float_groups,
+                                                     modelopt_python=args.modelopt_python)
     if not args.skip_faster_rcnn:
         print("Faster R-CNN R50 SSPNet 640x512 (random weights)")
         document["faster_rcnn"] = faster_rcnn_study(work, max(2, args.rounds // 2))
@@ -221,6 +387,10 @@ def main(argv=None) -> int:
     print("| model | form | AP50-tiny | AP loss | p50 ms | speed-up vs fp32 |\n|---|---|---|---|---|---|")
     print(f"| demo {demo['input_size'][0]}x{demo['input_size'][1]} | fp32 | {demo['fp32_ap50_tiny']:.2f} | - | "
           f"{demo['latency_ms']['fp32']['p50']:.1f} | 1.00x |")
+    for name, row in demo["tensorrt_forms"].items():
+        if "ap50_tiny" in row:
+            print(f"| demo | TensorRT form {name} | {row['ap50_tiny']:.2f} | {demo['tensorrt_forms_ap_loss'][name]:.2f} | "
+                  f"- | fusion blockers {row['lint']['fusion_blockers_total']} |")
     for form in ("symmetric", "asymmetric"):
         key = f"int8_{form}"
         print(f"| demo | INT8 {form} | {demo[form]['ap50_tiny']:.2f} | {demo['ap_loss'][key]:.2f} | "
@@ -233,6 +403,15 @@ def main(argv=None) -> int:
                   f"{frcnn['latency_ms'][key]['p50']:.0f} | {speed} |")
     print(f"\nJSON {stem.with_suffix('.json')}, plot {stem.with_suffix('.png')}; {document['wall_time_s']:.0f} s")
     return 0
+
+
+def _modelopt_version(python: str | None) -> str | None:
+    if not python:
+        return None
+    import subprocess
+
+    run = subprocess.run([python, "-c", "import modelopt; print(modelopt.__version__)"], capture_output=True, text=True)
+    return run.stdout.strip() or f"not importable: {(run.stderr.strip().splitlines() or ['?'])[-1]}"
 
 
 if __name__ == "__main__":

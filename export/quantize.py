@@ -9,15 +9,21 @@ The quantizer: ONNX Runtime's (`onnxruntime.quantization`: calibrators + QDQ qua
 with the runtime this toolkit already depends on, its MinMax / Entropy / Percentile calibrators are
 maintained and tested upstream (no calibration maths here), and it writes standard ONNX
 QuantizeLinear / DequantizeLinear nodes with per-axis weights, which is TensorRT's explicit
-quantization input (the only INT8 route TensorRT 11 keeps). NVIDIA's Model Optimizer writes the
-same form, but it is a large CUDA-oriented dependency that cannot be installed on these machines.
+quantization input (the only INT8 route TensorRT 11 keeps). NVIDIA's Model Optimizer places Q/DQ
+for TensorRT too and is the reference benchmarks/bench_int8.py compares with, but it calibrates
+TensorRT plugin nodes only through TensorRT, so it cannot quantize a `tensorrt`-flavour export on
+a CPU (docs/int8.md).
 
 Two forms (`activations`):
   symmetric (default)  int8 activations with zero point 0, int8 per-channel symmetric weights, float
                        biases: the form TensorRT 10/11 builds (it accepts no other zero point and no
-                       int32 bias). ONNX Runtime runs it too, but on x86 it cannot fold a ReLU into a
-                       quantized Conv when the zero point is 0 (ReLU is only redundant when the zero
-                       point is the range's bottom), so most convolutions stay float there.
+                       int32 bias). Its Q/DQ nodes are moved to where TensorRT fuses them
+                       (`placement`, export/trt_placement.py) and its other layers are fp16 with
+                       post-processing in fp32 (`float_type`, export/float16_form.py): TensorRT 11
+                       runs every layer in the type the ONNX gives it. ONNX Runtime runs it too, but
+                       on x86 it cannot fold a ReLU into a quantized Conv when the zero point is 0
+                       (ReLU is only redundant when the zero point is the range's bottom), so most
+                       convolutions stay float there.
   asymmetric           uint8 activations (zero point from calibration), int8 per-channel weights
                        limited to 7 bits (reduce_range: no int16 saturation in AVX2's u8 x s8 dot
                        product on CPUs without VNNI), int32 biases: ONNX Runtime's form for x86
@@ -34,19 +40,11 @@ always stay float. `float_groups` keep more in float (measured by benchmarks/ben
     box        the final box-regression layers (conv_reg / rpn_reg / fc_reg): NMS box inputs
     score      the final classification layers (conv_cls / rpn_cls / fc_cls): NMS score inputs
 
-Defaults, from measurement (benchmarks/bench_int8.py; a FoveaBox R18 SSPNet trained 1518 iterations
-with the demo recipe, 64 train tiles, AP50-tiny on the 50 val images; fp32 60.20):
-    method (box + score float)   minmax 60.19, entropy 60.56, percentile 60.88  -> percentile
-    float groups (percentile)    none 60.27, box 60.87, score 60.33, box + score 60.88,
-                                 attention 60.15, all three 60.54              -> none
-No group needs float on this model (every variant is within 0.7 points of fp32, inside the noise of
-50 images), so the default quantizes the whole body: the fewest float layers within 1.0 point of
-fp32 is the bench's rule. A model with wider logit or regression ranges can keep groups in float
-with `--float`. The asymmetric form with the same settings: 60.12. A second trained model (the
-demo's own run, fp32 60.92, benchmarks/results/int8.json): minmax 61.40, entropy 61.37,
-percentile 61.05, all float-group variants 60.32-61.76: again no group needed, and the methods
-within 0.4 points, so percentile (best on the first model, within noise on the second) stays. Compute, one thread, CPU time
-(independent of other load): fp32 117 ms, symmetric form 122 ms, asymmetric form 62 ms (1.89x).
+Defaults (percentile calibration, no float group) are chosen by measured AP50-tiny on trained
+demo models: the methods land within noise of each other and of fp32, and no float group is needed
+(the bench's rule: the fewest float layers within 1.0 point of fp32). A model with wider logit or
+regression ranges can keep groups in float with `--float`. Measured numbers:
+benchmarks/results/int8.json (docs page results/int8.md).
 
 Calibration: a folder of images, or a data folder's split (DIR/annotations/<split>.json). Every
 image is cut into tiles of the model's input size exactly as the runtime's Detector does (a frame

@@ -313,6 +313,28 @@ def trtexec_command(
     return command
 
 
+def build_trtexec_command(onnx_path, engine_path, options: BuildOptions, *, plugin_library, input_size,
+                          batch, trt_major: int, has_qdq: bool, calibration_cache) -> list[str]:
+    """trtexec_command for a build with `options` (batch None: a fixed-batch ONNX): the one place
+    both `build_engine` and `build-engine --print-trtexec` spell it out."""
+    return trtexec_command(
+        onnx=onnx_path,
+        engine=engine_path,
+        plugin_library=plugin_library,
+        input_size=input_size,
+        batch=batch,
+        precision=options.precision,
+        trt_major=trt_major,
+        workspace_mib=options.workspace_mib,
+        strongly_typed=options.strongly_typed,
+        has_qdq=has_qdq,
+        timing_cache=options.timing_cache,
+        dla_core=options.dla_core,
+        gpu_fallback=options.gpu_fallback,
+        calibration_cache=calibration_cache,
+    )
+
+
 def format_command(command: list[str]) -> str:
     return " ".join(shlex.quote(part) for part in command)
 
@@ -515,21 +537,9 @@ def build_engine(
         timing_cache = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
         config.set_timing_cache(timing_cache, ignore_mismatch=False)
 
-    command = trtexec_command(
-        onnx=onnx_path,
-        engine=engine_path,
-        plugin_library=library,
-        input_size=(height, width),
-        batch=batch if dynamic else None,
-        precision=options.precision,
-        trt_major=trt_major,
-        workspace_mib=options.workspace_mib,
-        strongly_typed=options.strongly_typed,
-        has_qdq=has_qdq,
-        timing_cache=options.timing_cache,
-        dla_core=options.dla_core,
-        gpu_fallback=options.gpu_fallback,
-        calibration_cache=calibration_cache,
+    command = build_trtexec_command(
+        onnx_path, engine_path, options, plugin_library=library, input_size=(height, width),
+        batch=batch if dynamic else None, trt_major=trt_major, has_qdq=has_qdq, calibration_cache=calibration_cache,
     )
     log("equivalent trtexec command:\n  " + format_command(command))
     log(f"building {engine_path} ({options.precision}, batch {batch[0]}..{batch[2]}, {height}x{width})...")

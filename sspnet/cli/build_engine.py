@@ -147,20 +147,11 @@ def trtexec_line(args, options, trt_major: int, has_qdq: bool) -> str:
         library = options.plugin_library or plugin_library_candidates()[0]
     eb.check_dla(options.dla_core, options.gpu_fallback, options.precision)
     batch = eb.resolve_batch(options.batch, metadata.batch)
-    command = eb.trtexec_command(
-        onnx=args.onnx,
-        engine=args.out or eb.default_engine_path(args.onnx, options.precision),
-        plugin_library=library,
-        input_size=metadata.input_size,
+    command = eb.build_trtexec_command(
+        args.onnx, args.out or eb.default_engine_path(args.onnx, options.precision), options,
+        plugin_library=library, input_size=metadata.input_size,
         batch=None if metadata.batch else batch,  # a fixed-batch ONNX needs no shape flags
-        precision=options.precision,
-        trt_major=trt_major,
-        workspace_mib=options.workspace_mib,
-        strongly_typed=options.strongly_typed,
-        has_qdq=has_qdq,
-        timing_cache=options.timing_cache,
-        dla_core=options.dla_core,
-        gpu_fallback=options.gpu_fallback,
+        trt_major=trt_major, has_qdq=has_qdq,
         calibration_cache=options.calibration_cache or eb.default_calibration_cache(args.onnx),
     )
     return eb.format_command(command)
