@@ -258,14 +258,36 @@ def torch_thread_governor(torch, device_type: str, adaptive: bool | None = None)
     return ThreadGovernor(torch.get_num_threads(), torch.set_num_threads, load=load)
 
 
+def physical_cores(sys_cpu: str = "/sys/devices/system/cpu") -> int:
+    """Physical cores among the CPUs this process may run on (ONNX Runtime's default intra-op thread
+    count is one per physical core): distinct (package, core) pairs in sysfs; usable_cores() where
+    sysfs cannot say."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return usable_cores()
+    cores = set()
+    for cpu in cpus:
+        topology = f"{sys_cpu}/cpu{cpu}/topology"
+        try:
+            with open(f"{topology}/physical_package_id", encoding="ascii") as package, \
+                    open(f"{topology}/core_id", encoding="ascii") as core:
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:
+            return usable_cores()
+    return max(1, len(cores))
+
+
 def onnxruntime_thread_governor(active_providers, fixed_threads: int | None,
                                 adaptive: bool | None = None, load: OtherLoad | None = None,
-                                cores: int | None = None) -> ThreadGovernor | None:
+                                cores: int | None = None, max_threads: int | None = None) -> ThreadGovernor | None:
     """A ThreadGovernor for an ONNX Runtime session running on `active_providers`, or None where it
     does not apply: adaptive False (None: SSPNET_ADAPTIVE_THREADS, default on), a fixed thread count
     (`fixed_threads` > 0), a GPU provider first in line, a single usable core, or no /proc (not Linux).
     The governor only picks a count (set_threads is a no-op): the backend keeps one session per
-    count, since ONNX Runtime cannot change a live session's intra-op thread count."""
+    count, since ONNX Runtime cannot change a live session's intra-op thread count. It counts others'
+    load on `cores` (default: usable logical cores) and picks at most `max_threads` (default: the
+    physical cores, ONNX Runtime's own default count)."""
     if adaptive is None:
         adaptive = adaptive_threads_enabled()
     if not adaptive or fixed_threads or not active_providers or active_providers[0] != "CPUExecutionProvider":
@@ -274,7 +296,10 @@ def onnxruntime_thread_governor(active_providers, fixed_threads: int | None,
     load = load or OtherLoad()
     if cores < 2 or not load.available():
         return None
-    return ThreadGovernor(cores, lambda threads: None, load=load, cores=cores)
+    # at most ONNX Runtime's own default (one thread per physical core): on a machine with SMT the
+    # governor counts logical cores for the load, but never asks for more threads than that
+    most = min(cores, max_threads or physical_cores())
+    return ThreadGovernor(most, lambda threads: None, load=load, cores=cores)
 
 
 def adaptive_threads_enabled(environ: MutableMapping[str, str] | None = None) -> bool:
@@ -298,6 +323,7 @@ __all__ = [
     "onnxruntime_spinning",
     "onnxruntime_thread_governor",
     "openmp_runtime_loaded",
+    "physical_cores",
     "torch_thread_governor",
     "usable_cores",
 ]

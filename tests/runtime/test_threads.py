@@ -247,8 +247,15 @@ def test_onnxruntime_thread_governor_applies_only_to_default_count_cpu_sessions(
     load = ScriptedLoad([None])
     load.available = lambda: True
     cpu = ["CPUExecutionProvider"]
-    governor = threads.onnxruntime_thread_governor(cpu, None, load=load, cores=4)
+    governor = threads.onnxruntime_thread_governor(cpu, None, load=load, cores=4, max_threads=4)
     assert governor is not None and governor.max_threads == 4
+    # SMT: 4 logical cores, 2 physical ones (ONNX Runtime's default count): never more than 2 threads
+    smt_load = ScriptedLoad([None, 0.0, 1.0, 2.0])
+    smt_load.available = lambda: True
+    smt = threads.onnxruntime_thread_governor(cpu, None, load=smt_load, cores=4, max_threads=2)
+    smt.interval_s = 0.0
+    assert (smt.max_threads, smt.cores) == (2, 4)
+    assert [smt.before_call() for _ in range(3)] == [2, 2, 2]  # 4, 3 and 2 cores left: 2 threads each time
     assert threads.onnxruntime_thread_governor(cpu, 0, load=load, cores=4) is not None  # 0: the default count
     assert threads.onnxruntime_thread_governor(cpu, 2, load=load, cores=4) is None  # a fixed --threads
     assert threads.onnxruntime_thread_governor(["CUDAExecutionProvider", *cpu], None, load=load, cores=4) is None
@@ -278,7 +285,7 @@ def test_onnxruntime_backend_runs_each_call_on_the_session_the_governor_picks(tm
     monkeypatch.delenv("SSPNET_ADAPTIVE_THREADS", raising=False)
     backend = OnnxRuntimeBackend(build_marker_model(tmp_path / "m.onnx"))
     governor = backend.thread_governor
-    cores = threads.usable_cores()
+    cores = min(threads.usable_cores(), threads.physical_cores())
     assert governor is not None and governor.max_threads == cores
     assert backend.sessions[cores] is backend.session
     one = wait_for_session(backend, 1)  # built beside the all-cores session at load time
@@ -287,7 +294,7 @@ def test_onnxruntime_backend_runs_each_call_on_the_session_the_governor_picks(tm
     assert one.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
     # others' load, scripted: a busy neighbour on all other cores -> 1 thread; gone -> all cores
-    governor.load = ScriptedLoad([cores - 1.0, cores - 1.0, 0.0])
+    governor.load = ScriptedLoad([governor.cores - 1.0, governor.cores - 1.0, 0.0])
     governor.interval_s = 0.0
     picked = [backend.session_for_call() for _ in range(3)]
     assert picked == [one, one, backend.session]
@@ -310,3 +317,17 @@ def test_onnxruntime_backend_off_switches(tmp_path, monkeypatch):
     assert OnnxRuntimeBackend(model).thread_governor is None
     monkeypatch.delenv("SSPNET_ADAPTIVE_THREADS")
     assert OnnxRuntimeBackend(model, adaptive_threads=False).thread_governor is None
+
+
+def test_physical_cores_counts_distinct_package_and_core_pairs(tmp_path):
+    import os
+
+    allowed = sorted(os.sched_getaffinity(0))
+    for k, cpu in enumerate(allowed):  # every two logical CPUs share one core (SMT siblings)
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text("0\n")
+        (topology / "core_id").write_text(f"{k // 2}\n")
+    assert threads.physical_cores(str(tmp_path)) == (len(allowed) + 1) // 2
+    (tmp_path / f"cpu{allowed[0]}" / "topology" / "core_id").unlink()  # sysfs cannot say: the logical count
+    assert threads.physical_cores(str(tmp_path)) == threads.usable_cores()
