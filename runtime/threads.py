@@ -49,7 +49,7 @@ or by fixing the thread count (`--threads`); Linux only (elsewhere the count sta
 ONNX Runtime CPU inference adapts the same way, from the same estimate (onnxruntime_thread_governor):
 a live session's intra-op thread count cannot change, so the backend keeps a one-thread session
 beside the all-cores one and runs each call on the one the governor picks (runtime/onnxruntime_backend.py).
-Spinning off alone left it at 1.8-1.9x next to one busy process; the rows with and without the
+Spinning off alone did not reach the goal next to one busy process; the rows with and without the
 adaptive count are measured by benchmarks/bench_neighbours.py (benchmarks/results/neighbours.json).
 
 `configure_onnxruntime_session` also applies the one non-threading session setting sspnet needs:

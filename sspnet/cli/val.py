@@ -28,7 +28,7 @@ HELP = "TinyPerson AP/MR of a COCO results file or of a checkpoint on a data set
 DEFAULT_OVERLAP = 30
 DEFAULT_BATCH = 8
 TILE_MULTIPLE = 32
-# The paper's test setting (spec 2.3 / 3 / 7.5): whole images, two keep-ratio scales, soft-NMS.
+# The paper's test setting (docs/evaluation.md): whole images, two keep-ratio scales, soft-NMS.
 PUBLISHED_POSTPROCESS = {"score_thr": 0.05, "nms_method": "linear", "nms_iou_thr": 0.3, "nms_min_score": 0.05,
                          "max_detections": 500}
 
