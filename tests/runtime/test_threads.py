@@ -84,7 +84,9 @@ def write_proc(folder, busy, own, idle=5000):
     (folder / "stat").write_text(f"cpu  {user} {nice} {system} {idle} 7 {irq} {softirq} {steal} 0 0\ncpu0 1 2 3\n")
     utime, stime = own - own // 3, own // 3
     # the process name holds a space and a parenthesis, as names may
-    (folder / "self_stat").write_text(f"4242 (my (odd) name) R 1 1 1 0 -1 4194304 10 0 0 0 {utime} {stime} 0 0 20 0 3\n")
+    (folder / "self_stat").write_text(
+        f"4242 (my (odd) name) R 1 1 1 0 -1 4194304 10 0 0 0 {utime} {stime} 0 0 20 0 3\n"
+    )
 
 
 def test_other_load_is_machine_busy_time_minus_our_own(tmp_path):
