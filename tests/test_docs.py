@@ -199,3 +199,29 @@ def test_documented_command_checker_catches_wrong_commands(tmp_path):
     )
     bad = _refused(_documented_commands([page]))
     assert len(bad) == 3 and "--no-such-option" in bad[0] and "no-such-verb" in bad[1] and "export" in bad[2]
+
+
+# A reference to a document a reader of the repository does not have ("spec 8.3", "issue 12", "§6.1"):
+# point at a docs page, the original code or nothing instead.
+_PRIVATE_REFERENCE = re.compile(r"\bspec(?:'s)? ?§?\d|§ ?\d|\bissue #?\d+\b", re.IGNORECASE)
+
+
+def test_private_reference_pattern():
+    """Planted: the references it is for are found; ordinary uses of the words are not."""
+    found = ["see spec 8.3", "(spec §6.1)", "the spec's 4.2", "issue 12, section 1", "§7.5", "Issue #11"]
+    fine = ["spec = RowSpec()", "module_from_spec(spec)", "a spec file", "onnxruntime issues #9425", "the issue"]
+    assert all(_PRIVATE_REFERENCE.search(text) for text in found)
+    assert not any(_PRIVATE_REFERENCE.search(text) for text in fine)
+
+
+def test_no_references_to_documents_readers_do_not_have():
+    suffixes = {".py", ".cpp", ".h", ".cu", ".cuh", ".sh", ".yaml", ".md", ".txt"}
+    roots = ["sspnet", "export", "runtime", "csrc", "benchmarks", "tests", "scripts", "docs"]
+    hits = []
+    for root in roots:
+        for path in sorted((REPO / root).rglob("*")):
+            if path.suffix in suffixes and path.is_file() and path != Path(__file__):
+                for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                    if _PRIVATE_REFERENCE.search(line):
+                        hits.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:100]}")
+    assert not hits, "references to documents the repository does not have:\n" + "\n".join(hits)
