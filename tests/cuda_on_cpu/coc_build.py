@@ -141,7 +141,10 @@ def build_library(flavour: str = "plain", substitutions: dict[str, dict[str, str
     lib = BUILD / f"libcoc_{flavour}_{key}.so"
     if not lib.exists():
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-        link = [compiler(), "-shared", "-o", str(tmp), *map(str, objects), "-fopenmp", *SANITIZE[flavour]]
+        # -Bsymbolic: the kernels call this library's cudaMalloc etc. even when the process has
+        # loaded the real libcudart first (torch does), whose symbols would otherwise win
+        link = [compiler(), "-shared", "-Wl,-Bsymbolic", "-o", str(tmp), *map(str, objects), "-fopenmp",
+                *SANITIZE[flavour]]
         run = subprocess.run(link, capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"linking {lib.name} failed:\n{run.stderr}")

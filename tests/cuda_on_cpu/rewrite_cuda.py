@@ -7,6 +7,8 @@ the planted-bug tests name the original lines):
                                [](auto... a) { kernel(a...); }, args)
          (a call, not a function pointer: template arguments are deduced as nvcc deduces them)
   __shared__ T name[N];           -> the same static, registered so the layer poisons it between blocks
+                                     (registered in code: a linker section cannot collect them, GCC 12
+                                     drops section attributes on statics inside templates)
   extern __shared__ T name[];     -> T* const name = the launch's dynamic shared memory
 A launch or a __shared__ declaration it cannot rewrite is an error (RewriteError), never skipped.
 

@@ -2,15 +2,13 @@
 (layer_checks.cu) against closed-form results, and each bug class it must report."""
 
 import ctypes
-import os
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from coc_build import HERE, build_library, have_toolchain, sanitizer_runtime
 from coc_kernels import SCHEDULES
+from coc_sanitized import run_sanitized as run_in_child
 from rewrite_cuda import RewriteError, rewrite
 
 pytestmark = pytest.mark.skipif(not have_toolchain(), reason="needs g++ and the CUDA toolkit headers")
@@ -229,13 +227,9 @@ print("done")
 
 
 def run_sanitized(flavour, call):
-    runtime = sanitizer_runtime(flavour)
-    if runtime is None:
+    if sanitizer_runtime(flavour) is None:
         pytest.skip(f"no {flavour} runtime installed with the compiler")
-    env = dict(os.environ, LD_PRELOAD=runtime, TSAN_OPTIONS="halt_on_error=1:exitcode=66",
-               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    return subprocess.run([sys.executable, "-c", SANITIZED_CALLS, str(build_checks(flavour)), call],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return run_in_child(flavour, ["-c", SANITIZED_CALLS, str(build_checks(flavour)), call], timeout=300)
 
 
 def test_tsan_sees_barriers_and_syncwarp_as_synchronisation():
