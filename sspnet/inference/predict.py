@@ -494,7 +494,9 @@ def predict(detector, source: FrameSource, options: PredictOptions | None = None
         if bar is not None:
             stack.callback(bar.close)
         if plan is not None:
-            writer = _RunWriter(plan, options, classes, getattr(source, "fps", None) or 25.0, stack)
+            # the annotated video plays at the source's speed: --vid-stride N keeps 1 frame in N
+            fps = (getattr(source, "fps", None) or 25.0) / getattr(source, "vid_stride", 1)
+            writer = _RunWriter(plan, options, classes, fps, stack)
         try:
             try:
                 for frame in queue:

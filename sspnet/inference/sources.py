@@ -205,7 +205,7 @@ class VideoCapture(FrameSource):
         self.stem = stem
         self.vid_stride = vid_stride
         self.reconnect = reconnect if reconnect is not None else ReconnectPolicy()
-        self.description = f"{kind} {target}" + (f", every {vid_stride}th frame" if vid_stride > 1 else "")
+        self.description = f"{kind} {target}" + (f", 1 frame in {vid_stride}" if vid_stride > 1 else "")
         self.inputs = (Path(target),) if kind == "video" else ()
         self._stop = threading.Event()
         self.capture = self._open()

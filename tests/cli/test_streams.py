@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import pytest
+from sspnet.runtime.backend import load_backend
 from sspnet.runtime.detector import Detector
 from test_predict import summary_table
 
@@ -313,7 +314,7 @@ def test_predict_survives_a_real_stream_cut_and_ends_when_it_stays_down(marker_o
 
 
 # ---- --vid-stride ---------------------------------------------------------------------------------
-def test_vid_stride_keeps_every_nth_frame_of_a_file(tmp_path):
+def test_vid_stride_keeps_every_nth_frame_of_a_file(marker_onnx, tmp_path):
     import cv2
 
     path = tmp_path / "clip.avi"
@@ -334,6 +335,17 @@ def test_vid_stride_keeps_every_nth_frame_of_a_file(tmp_path):
     assert [f.index for f in frames] == [0, 3, 6, 9]
     for frame in frames:
         np.testing.assert_array_equal(frame.image, every[frame.index])
+    # through predict: frame numbers of the source, and an annotated video at the source's speed
+    summary = predict(
+        Detector(load_backend(marker_onnx), color_order="bgr"),
+        open_source(str(path), vid_stride=3),
+        PredictOptions(out=tmp_path / "out", progress=False),
+    )
+    ids = [json.loads(line)["image_id"] for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    assert ids == [1, 4, 7, 10] and summary.frames == 4
+    video = cv2.VideoCapture(str(tmp_path / "out" / "clip.avi"))
+    assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0 / 3, abs=0.01)
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
 
 
 def test_vid_stride_is_refused_for_still_images(tmp_path):
