@@ -2,6 +2,10 @@
 shared named cases (tests/kernel_cases.py, also run on a real GPU by tests/ops) and
 hypothesis-generated ones, each under the forward, reverse and seeded-random schedules."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from coc_build import build_library, have_toolchain
@@ -85,3 +89,19 @@ def roi_inputs(draw):
 @given(case=roi_inputs())
 def test_roi_align_matches_cpu_twin_property(lib, case):
     check_roi(lib, case)
+
+
+def test_layer_runs_after_torch_loaded_the_real_cuda_runtime():
+    """torch brings libcudart into the process; the kernels must still call the layer's stand-ins
+    (they crashed before the library was linked with -Bsymbolic)."""
+    pytest.importorskip("torch")
+    script = (
+        "import sys, torch; sys.path[:0] = sys.argv[2:]\n"
+        "from coc_kernels import KernelLibrary; from coc_compare import check_nms, check_roi; import kernel_cases\n"
+        "lib = KernelLibrary(sys.argv[1])\n"
+        "check_nms(lib, kernel_cases.nms_cases()[0]); check_roi(lib, kernel_cases.roi_cases()[0]); print('done')\n"
+    )
+    here = Path(__file__).resolve().parent
+    run = subprocess.run([sys.executable, "-c", script, str(build_library("plain")), str(here), str(here.parent)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "done" in run.stdout, run.stderr[-3000:]
