@@ -29,19 +29,22 @@ def case(name):
     return next(c for c in kernel_cases.nms_cases() if c["name"] == name)
 
 
-def needs(flavour):
+def sanitizer_report(flavour, source, old, new, case_name):
+    """stderr of the shared case `case_name` on a `flavour` build with `old` replaced by `new`
+    in csrc/kernels/`source`; the run must have failed."""
     if sanitizer_runtime(flavour) is None:
         pytest.skip(f"no {flavour} runtime installed with the compiler")
+    run = run_cases(flavour, build_library(flavour, {source: {old: new}}), only=case_name)
+    assert run.returncode != 0, run.stdout[-2000:] + run.stderr[-4000:]
+    return run.stderr
 
 
 def test_missing_syncthreads_is_a_race_under_tsan():
-    needs("tsan")
     # overlap_mask: the barrier between loading the column boxes and reading them
     barrier = "  }\n  __syncthreads();\n  if (t >= rows) return;"
-    lib = build_library("tsan", {NMS: {barrier: "  }\n  /* planted: no barrier */\n  if (t >= rows) return;"}})
-    run = run_cases("tsan", lib, only="hard-agnostic-float32")
-    report = run.stderr
-    assert run.returncode != 0 and "ThreadSanitizer: data race" in report, report[-4000:]
+    report = sanitizer_report("tsan", NMS, barrier, "  }\n  /* planted: no barrier */\n  if (t >= rows) return;",
+                              "hard-agnostic-float32")
+    assert "ThreadSanitizer: data race" in report, report[-4000:]
     # both sides of the race: a column-tile load and the read in the IoU loop
     loads = {line(NMS, "col_boxes[t] = sorted_boxes"), line(NMS, "col_labels[t] = class_aware")}
     assert any(f"batched_nms_cuda.cu:{n}" in report for n in loads), report[-4000:]
@@ -49,24 +52,19 @@ def test_missing_syncthreads_is_a_race_under_tsan():
 
 
 def test_shared_array_overread_is_caught_by_asan():
-    needs("asan")
     loop = "for (int c = row_tile == col_tile ? t + 1 : 0; c < cols; ++c)"
-    lib = build_library("asan", {NMS: {loop: loop.replace("c < cols", "c <= cols")}})
-    run = run_cases("asan", lib, only="hard-600-boxes")  # full 64-box tiles: reads col_*[64]
-    report = run.stderr
+    # full 64-box tiles: reads col_*[64]
+    report = sanitizer_report("asan", NMS, loop, loop.replace("c < cols", "c <= cols"), "hard-600-boxes")
     # UBSan's bounds check sees the constant-size array first; ASan's redzone would otherwise
-    assert run.returncode != 0, report[-4000:]
     assert (re.search(r"runtime error: index 64 out of bounds for type '.*\[64\]'", report)
             or re.search(r"is located \d+ bytes after global variable 'col_(boxes|labels)'", report)), report[-4000:]
     assert f"batched_nms_cuda.cu:{line(NMS, 'if (col_labels[c] == label')}" in report, report[-4000:]
 
 
 def test_grid_stride_off_by_one_is_caught_by_asan():
-    needs("asan")
-    lib = build_library("asan", {ROI: {"index < total;": "index <= total;"}})  # forward_kernel's loop
-    run = run_cases("asan", lib, only="float32-aligned-s0")  # total % 256 != 0: thread `total` exists
-    report = run.stderr
-    assert run.returncode != 0 and "heap-buffer-overflow" in report, report[-4000:]
+    # forward_kernel's loop; in this case total % 256 != 0, so a thread with index == total exists
+    report = sanitizer_report("asan", ROI, "index < total;", "index <= total;", "float32-aligned-s0")
+    assert "heap-buffer-overflow" in report, report[-4000:]
     assert f"multi_level_roi_align_cuda.cu:{line(ROI, 'geometry_of<R, A>(rois + r * 5')}" in report, report[-4000:]
 
 
@@ -98,11 +96,8 @@ def test_absent_lane_in_shuffle_mask_is_reported():
 
 
 def test_plain_add_instead_of_atomic_is_a_race_under_tsan():
-    needs("tsan")
     # backward: neighbouring output bins of one RoI (same block) add into the same feature pixels
     atomic = "atomic_add(float* p, float v) { atomicAdd(p, v); }"
-    lib = build_library("tsan", {ROI: {atomic: "atomic_add(float* p, float v) { *p += v; }"}})
-    run = run_cases("tsan", lib, only="float32-aligned-s2")
-    report = run.stderr
-    assert run.returncode != 0 and "ThreadSanitizer: data race" in report, report[-4000:]
+    report = sanitizer_report("tsan", ROI, atomic, "atomic_add(float* p, float v) { *p += v; }", "float32-aligned-s2")
+    assert "ThreadSanitizer: data race" in report, report[-4000:]
     assert f"multi_level_roi_align_cuda.cu:{line(ROI, atomic)}" in report, report[-4000:]
