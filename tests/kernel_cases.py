@@ -57,6 +57,12 @@ def nms_cases() -> list[dict]:
     cases.append(nms_case("all-suppressed", same, rng.uniform(0, 1, (1, 30)), max_output=10))
     cases.append(nms_case("all-below-threshold", same, np.full((1, 30), 0.2), score_threshold=0.5))
     cases.append(nms_case("all-equal-scores", random_boxes(rng, 1, 90), np.full((1, 90), 0.5), max_output=90))
+    # NaN scores are never candidates; boxes with a NaN coordinate neither suppress nor get suppressed
+    boxes, scores = random_boxes(rng, 1, 50, extent=80.0), rng.integers(0, 9, (1, 50)) / 8.0
+    scores[0, ::7] = np.nan
+    boxes[0, 3::9, rng.integers(0, 4)] = np.nan
+    for method in ("hard", "linear", "gaussian"):
+        cases.append(nms_case(f"nan-{method}", boxes, scores, method=method, max_output=15))
     cases.append(nms_case("empty", np.zeros((3, 0, 4)), np.zeros((3, 0)), max_output=4))
     cases.append(nms_case("empty-soft", np.zeros((2, 0, 4)), np.zeros((2, 0)), method="gaussian", max_output=4))
     return cases
@@ -103,6 +109,11 @@ def roi_cases() -> list[dict]:
                 cases.append(roi_case(f"{np.dtype(dtype).name}-{'aligned' if aligned else 'legacy'}-s{sampling}",
                                       features, rois, sampling_ratio=sampling, aligned=aligned,
                                       seed=len(cases)))
+    # non-finite coordinates: level 0 and an all-zero row, never a crash
+    features = _pyramid(rng, 2, 2, 128, 3, np.float32)
+    rois = [[0, np.nan, 1.0, 50.0, 60.0], [1, 2.0, np.inf, 40.0, 40.0], [0, -np.inf, 0.0, 10.0, 10.0],
+            [np.nan, 1.0, 1.0, 30.0, 30.0], [1, 5.0, 5.0, 70.0, 90.0]]
+    cases.append(roi_case("non-finite-rois", features, rois, output_size=(3, 3)))
     features16 = _pyramid(rng, 2, 2, 128, 3, np.float16)
     rois = [[0, 10.0, 10.0, 60.0, 70.0], [1, 0.5, 1.5, 127.0, 120.0], [1, 33.3, 12.1, 35.0, 90.0]]
     cases.append(roi_case("float16-features-float32-rois", features16, rois, roi_dtype=np.float32))
