@@ -301,14 +301,14 @@ def tracking_vs_detection(best, infos, gts, detections, motions) -> list:
     for threshold in sorted({0.3, best.high_threshold, 0.5}):
         single = single_frame_rows(detections, infos, threshold)
         metrics = score(infos, gts, single)["all"]
-        rows.append({"boxes": "single-frame", "score_threshold": threshold, "confirmed_over": None,
+        rows.append({"boxes": "single-frame", "score_threshold": threshold, "min_hits": None,
                      "AP50_tiny": ap50_tiny(infos, gts, rows_as_boxes(single, infos)),
                      **{k: metrics[k] for k in ("DetA", "DetRe", "DetPr", "FP", "FN")}})
         for hits in (1, 2, 3, 5):
             settings = replace(best, high_threshold=threshold, min_hits=hits)
             tracks = run_tracker(settings, infos, detections, motions, min_score=threshold)
             metrics = score(infos, gts, tracks)["all"]
-            rows.append({"boxes": "tracked", "score_threshold": threshold, "confirmed_over": max(hits, 2),
+            rows.append({"boxes": "tracked", "score_threshold": threshold, "min_hits": hits,
                          "tracker": settings.label(), "AP50_tiny": ap50_tiny(infos, gts, rows_as_boxes(tracks, infos)),
                          **{k: metrics[k] for k in ("DetA", "DetRe", "DetPr", "FP", "FN")}})
     return rows
@@ -404,8 +404,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="detector (.onnx / .safetensors; default demo_out/model.onnx)")
     parser.add_argument("--oracle", action="store_true", help="jittered ground truth instead of a detector (smoke)")
-    parser.add_argument("--sequences", type=int, default=6, help="held-out sequences, camera modes in turn (default 6)")
-    parser.add_argument("--frames", type=int, default=100, help="frames per sequence (default 100)")
+    parser.add_argument("--sequences", type=int, default=6,
+                        help="held-out sequences; camera modes in turn: hover, pan, rotate, zoom (default 6)")
+    parser.add_argument("--frames", type=int, default=60, help="frames per sequence (default 60)")
     parser.add_argument("--size", type=int, nargs=2, default=(1280, 720), metavar=("W", "H"))
     parser.add_argument("--conf", type=float, default=0.1, help="detector score threshold (default 0.1)")
     parser.add_argument("--overlap", type=int, default=30, help="tile overlap (default 30)")

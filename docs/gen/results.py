@@ -774,9 +774,10 @@ def render_tracking(src: Source) -> str:
     out += "\n## One setting at a time around the best tracker\n\n"
     out += table(src, src.get("stage2", []), [("tracker", "label", ""), ("varied", "varied", "")] + main)
     out += ("\n## What tracking does to detection\n\nAt the same score threshold: every single-frame box, vs "
-            "only boxes of tracks confirmed over k frames (FP / FN at IoU 0.5; DetA / DetRe / DetPr are HOTA's).\n\n")
+            "only boxes of tracks that were matched k times (FP / FN as CLEAR counts them; DetA / DetRe / DetPr are "
+            "HOTA's).\n\n")
     out += table(src, src.get("tracking_vs_detection", []), [
-        ("boxes", "boxes", ""), ("score >=", "score_threshold", ""), ("confirmed over k frames", "confirmed_over", ""),
+        ("boxes", "boxes", ""), ("score >=", "score_threshold", ""), ("tracks need k hits", "min_hits", ""),
         ("AP50-tiny", "AP50_tiny", ".2f"), ("DetA", "DetA", ".2f"), ("DetRe", "DetRe", ".2f"),
         ("DetPr", "DetPr", ".2f"), ("FP", "FP", ""), ("FN", "FN", "")])
     out += ("\n## Camera-motion estimate vs the generator's true camera\n\nWorst frame-corner error of the "

@@ -64,12 +64,12 @@ class TrackerSettings:
     lost_track_buffer: frames (at `fps`) a lost track is kept to be picked up again.
     """
 
-    tracker: str = "bytetrack"
+    tracker: str = "botsort"
     association: str = "biou"
     buffer_ratio: float = 0.5  # biou: box margin as a share of its size
     cmc: str = "sparseOptFlow"
     cmc_downscale: int = 4
-    high_threshold: float = 0.4
+    high_threshold: float = 0.3
     min_hits: int = 2
     lost_track_buffer: int = 30
     fps: float = 30.0

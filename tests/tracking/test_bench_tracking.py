@@ -61,7 +61,8 @@ def test_tracked_boxes_round_trip(bench, sequence):
     detections = gt_as_detections(infos, gts)
     from sspnet.tracking.tracker import TrackerSettings
 
-    tracks = bench.run_tracker(TrackerSettings(cmc="none", min_hits=1), infos, detections, motions={})
+    settings = TrackerSettings(tracker="bytetrack", cmc="none", min_hits=1)
+    tracks = bench.run_tracker(settings, infos, detections, motions={})
     metrics = bench.score(infos, gts, tracks)["all"]
     assert metrics["DetPr"] == pytest.approx(100.0) and metrics["IDSW"] == 0  # every reported box is a gt box
     again = bench.rows_as_boxes(tracks, infos)

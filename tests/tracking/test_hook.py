@@ -18,7 +18,7 @@ def row(x, y, score=0.9):
 
 
 def test_gaps_are_counted_and_tracks_continue_across_them(tmp_path):
-    hook = TrackingHook(TrackerSettings(cmc="none", min_hits=1))
+    hook = TrackingHook(TrackerSettings(tracker="bytetrack", cmc="none", min_hits=1))
     hook.plan(OutputGuard(inputs=[]), tmp_path)
     image = np.zeros((64, 96, 3), np.uint8)
     ids = []
