@@ -105,9 +105,11 @@ def add_arguments(parser):
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_source_arguments(parser)
-    parser.add_argument("--model", required=True, help="model file: .safetensors/.pth (torch), .onnx, .engine")
-    parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"),
-                        help="default: from the model file's suffix")
+    from sspnet.runtime.backend import BACKENDS, MODEL_SUFFIXES  # the one suffix table
+
+    files = ", ".join(f"{'/'.join(suffixes)} ({backend})" for backend, suffixes in MODEL_SUFFIXES.items())
+    parser.add_argument("--model", required=True, help=f"model file: {files}")
+    parser.add_argument("--backend", choices=BACKENDS, help="default: from the model file's suffix")
     parser.add_argument("--out", help="output folder (annotated images / video, detections.jsonl / .json); "
                                       "none: print only. Must not be, or lie inside, the input folder")
     parser.add_argument("--conf", type=unit_interval, default=0.25,
