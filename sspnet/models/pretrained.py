@@ -17,6 +17,7 @@ SHA-256 prefix before using it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -63,18 +64,30 @@ def resolve_pretrained(value: str | os.PathLike | None, depth: int) -> Path | No
 
 
 def fetch_imagenet(depth: int) -> Path:
-    """torchvision's ImageNet file of ResNet-`depth` in torch's cache, hash-checked; downloaded when missing."""
+    """torchvision's ImageNet file of ResNet-`depth` in torch's cache, hash-checked; downloaded when missing.
+
+    Processes that start together (torchrun ranks) take turns through a lock file next to it: the first
+    downloads, the others then find the file."""
     weights = imagenet_weights(depth)
     path = imagenet_cache_file(depth)
     where = f"put {path.name} (from {weights.url}) into {path.parent}"
-    if path.is_file():
-        check_hash_prefix(path)
-        return path
-    if os.environ.get(OFFLINE_VARIABLE, "").lower() not in ("", "0", "false", "no"):
-        raise MissingDependencyError(
-            f"ResNet-{depth} ImageNet weights are not in torch's cache and {OFFLINE_VARIABLE} is set: {where} "
-            "(a connected machine downloads it there on the first --pretrained imagenet run)"
-        )
+    if not path.is_file():
+        if os.environ.get(OFFLINE_VARIABLE, "").lower() not in ("", "0", "false", "no"):
+            raise MissingDependencyError(
+                f"ResNet-{depth} ImageNet weights are not in torch's cache and {OFFLINE_VARIABLE} is set: {where} "
+                "(a connected machine downloads it there on the first --pretrained imagenet run)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+            if not path.is_file():
+                _download(weights, depth, where)
+            return path  # downloaded (hash-checked) by this process or the one before it
+    check_hash_prefix(path)
+    return path
+
+
+def _download(weights, depth: int, where: str) -> None:
     try:
         weights.get_state_dict(progress=True, check_hash=True)  # torchvision / torch.hub: download + hash check
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a hash mismatch a RuntimeError
@@ -82,7 +95,6 @@ def fetch_imagenet(depth: int) -> Path:
         raise MissingDependencyError(
             f"cannot download the ResNet-{depth} ImageNet weights ({reason}): {where}"
         ) from None
-    return path
 
 
 def check_hash_prefix(path: Path) -> None:

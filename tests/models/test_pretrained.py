@@ -130,3 +130,36 @@ def test_train_pretrained_imagenet_offline_is_one_line_exit_2(torch_home, tmp_pa
     assert line.startswith("sspnet train: ") and "resnet50-0676ba61.pth" in line
     assert str(torch_home / "hub" / "checkpoints") in line
     assert not (tmp_path / "run").exists()
+
+
+def test_processes_starting_together_download_once(torch_home, resnet18_file, monkeypatch):
+    """torchrun ranks resolve `imagenet` at the same time: one downloads, the others wait and find the file."""
+    import threading
+    import time
+
+    monkeypatch.delenv("SSPNET_OFFLINE")
+    content, _ = resnet18_file
+    downloads = []
+
+    def slow_download():
+        downloads.append(threading.get_ident())
+        time.sleep(0.5)  # the others arrive while the file is not there yet
+        path = imagenet_cache_file(18)
+        path.write_bytes(content)
+
+    monkeypatch.setattr(pretrained_module, "imagenet_weights", lambda depth: FakeWeights(content, slow_download))
+    found, errors = [], []
+
+    def rank():
+        try:
+            found.append(fetch_imagenet(18))
+        except Exception as error:  # collected: the assertion below shows it
+            errors.append(error)
+
+    threads = [threading.Thread(target=rank) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(downloads) == 1
+    assert found == [imagenet_cache_file(18)] * 3
