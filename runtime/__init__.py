@@ -4,7 +4,8 @@ This folder (runtime/ at the top of the repository) installs as `sspnet.runtime`
 so `import sspnet.runtime.tiling` is the file runtime/tiling.py. Layers: docs/architecture.md.
 
     from sspnet.runtime import load_backend, Detector
-    backend = load_backend("model.onnx")          # or model.engine (TensorRT)
+    backend = load_backend("model.onnx")          # or model.engine (TensorRT), or best.safetensors (torch,
+                                                  # imported only then: a checkpoint needs torch installed)
     backend.metadata.classes, backend.input_size
     outputs = backend.infer(images_uint8_nchw)    # num_dets, boxes, scores, labels
     detections = Detector(backend).detect(frame_hwc_uint8)
