@@ -359,3 +359,53 @@ def check_tensorrt_placement(model, source):
     topk = [node for node in model.graph.node if node.op_type in ("TopK", "NonMaxSuppression")]
     assert topk and all(types.get(node.input[0]) == onnx.TensorProto.FLOAT for node in topk)  # scores in fp32
     assert len(convs) == sum(node.op_type == "Conv" for node in source.graph.node)
+
+
+def _modelopt_python():
+    """An interpreter with NVIDIA Model Optimizer: $SSPNET_MODELOPT_PYTHON, or this one if it has it."""
+    import importlib.util
+    import os
+
+    if os.environ.get("SSPNET_MODELOPT_PYTHON"):
+        return os.environ["SSPNET_MODELOPT_PYTHON"]
+    return sys.executable if importlib.util.find_spec("modelopt") else None
+
+
+@pytest.fixture(scope="module")
+def demo_detector(tmp_path_factory):
+    """(portable .onnx of the demo recipe's detector, random weights, 128 x 128; a data folder)."""
+    from sspnet.data.synth import write_dataset
+    from sspnet.engine.recipes import SYNTHETIC_CPU
+    from sspnet.export.onnx_export import export_onnx
+    from sspnet.models import build_model
+
+    folder = tmp_path_factory.mktemp("demo_detector")
+    torch.manual_seed(0)
+    model = build_model(SYNTHETIC_CPU.preset, **SYNTHETIC_CPU.overrides).eval()
+    path = export_onnx(model, folder / "demo.onnx", imgsz=(128, 128))
+    write_dataset(folder / "data", 4, seed=0, val_fraction=0.5, size=(128, 128), progress=False)
+    return path, folder / "data"
+
+
+@pytest.mark.skipif(_modelopt_python() is None, reason="NVIDIA Model Optimizer is not installed "
+                                                       "(set SSPNET_MODELOPT_PYTHON to an interpreter that has it)")
+def test_no_fusion_blocker_that_model_optimizer_placement_does_not_have(demo_detector, tmp_path):
+    """The reference: Model Optimizer's INT8 placement of the same model (benchmarks/modelopt_reference.py)."""
+    from pathlib import Path
+
+    from sspnet.export.trt_lint import fusion_blockers, lint_file
+
+    path, data = demo_detector
+    tiles = tmp_path / "tiles.npy"
+    np.save(tiles, np.concatenate(list(calibration_tiles(calibration_images(data), (128, 128), 4))))
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "modelopt_reference.py"
+    run = subprocess.run([_modelopt_python(), str(script), "--model", str(path), "--calib", str(tiles),
+                          "--out", str(tmp_path / "mo.onnx")], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    reference_model = onnx.load(str(tmp_path / "mo.onnx"))
+    assert sum(n.op_type == "QuantizeLinear" for n in reference_model.graph.node) > 50  # it did quantize the body
+    ours = tmp_path / "ours.onnx"
+    quantize_onnx(path, ours, data, QuantizeSettings(method="minmax", max_tiles=4, progress=False), log=lambda *_: None)
+    reference = fusion_blockers(lint_file(tmp_path / "mo.onnx"))
+    mine = fusion_blockers(lint_file(ours))
+    assert all(mine[rule] <= reference[rule] for rule in mine), (mine, reference)
