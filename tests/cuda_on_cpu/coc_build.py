@@ -54,8 +54,17 @@ def compiler() -> str:
 
 def base_flags() -> list[str]:
     return [
-        "-std=c++17", "-O1", "-g", "-fPIC", "-ffp-contract=off", "-Wall", "-Wno-unused-function",
-        "-DSSPNET_WITH_CUDA", f"-I{LAYER}", f"-I{KERNELS}", f"-I{cuda_home() / 'include'}",
+        "-std=c++17",
+        "-O1",
+        "-g",
+        "-fPIC",
+        "-ffp-contract=off",
+        "-Wall",
+        "-Wno-unused-function",
+        "-DSSPNET_WITH_CUDA",
+        f"-I{LAYER}",
+        f"-I{KERNELS}",
+        f"-I{cuda_home() / 'include'}",
     ]
 
 
@@ -101,9 +110,13 @@ def cuda_unit(name: str, text: str, flavour: str) -> tuple[str, str, list[str]]:
     return rewrite(text, name), ".cu.cpp", flags
 
 
-def build_library(flavour: str = "plain", substitutions: dict[str, dict[str, str]] | None = None,
-                  cuda_sources=CUDA_SOURCES, extra_units: list[tuple[str, str]] = (),
-                  kernel_api: bool = True) -> Path:
+def build_library(
+    flavour: str = "plain",
+    substitutions: dict[str, dict[str, str]] | None = None,
+    cuda_sources=CUDA_SOURCES,
+    extra_units: list[tuple[str, str]] = (),
+    kernel_api: bool = True,
+) -> Path:
     """A shared library with the (maybe modified) CUDA kernels, their CPU twins and kernel_api.cpp.
 
     substitutions: {"batched_nms_cuda.cu": {"old text": "new text"}}, each old text must occur
@@ -143,8 +156,16 @@ def build_library(flavour: str = "plain", substitutions: dict[str, dict[str, str
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")
         # -Bsymbolic: the kernels call this library's cudaMalloc etc. even when the process has
         # loaded the real libcudart first (torch does), whose symbols would otherwise win
-        link = [compiler(), "-shared", "-Wl,-Bsymbolic", "-o", str(tmp), *map(str, objects), "-fopenmp",
-                *SANITIZE[flavour]]
+        link = [
+            compiler(),
+            "-shared",
+            "-Wl,-Bsymbolic",
+            "-o",
+            str(tmp),
+            *map(str, objects),
+            "-fopenmp",
+            *SANITIZE[flavour],
+        ]
         run = subprocess.run(link, capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"linking {lib.name} failed:\n{run.stderr}")

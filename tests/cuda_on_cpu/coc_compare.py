@@ -40,8 +40,9 @@ def check_nms(lib: KernelLibrary, case: dict, schedules=SCHEDULES) -> None:
     boxes, scores = case["boxes"], case["scores"]
     params = {k: case[k] for k in ("method", "iou_threshold", "sigma", "score_threshold", "min_score", "max_output")}
     cpu_type = _compute_dtype(boxes.dtype)
-    keep_cpu, scores_cpu, valid_cpu, status = lib.nms("cpu", boxes.astype(cpu_type), scores.astype(cpu_type),
-                                                      case["labels"], **params)
+    keep_cpu, scores_cpu, valid_cpu, status = lib.nms(
+        "cpu", boxes.astype(cpu_type), scores.astype(cpu_type), case["labels"], **params
+    )
     assert status == STATUS_OK, f"{case['name']}: CPU twin status {status}"
     for schedule, seed in schedules:
         lib.set_schedule(schedule, seed)
@@ -52,8 +53,13 @@ def check_nms(lib: KernelLibrary, case: dict, schedules=SCHEDULES) -> None:
         np.testing.assert_array_equal(keep, keep_cpu, err_msg=f"{where}: kept indices")
         # soft-NMS scores may differ in the last bits (device expf, FMA contraction on a GPU)
         tol = _score_tolerance(boxes.dtype)
-        np.testing.assert_allclose(out.astype(np.float64), scores_cpu.astype(out.dtype).astype(np.float64),
-                                   rtol=tol, atol=tol, err_msg=f"{where}: scores")
+        np.testing.assert_allclose(
+            out.astype(np.float64),
+            scores_cpu.astype(out.dtype).astype(np.float64),
+            rtol=tol,
+            atol=tol,
+            err_msg=f"{where}: scores",
+        )
 
 
 def _roi_tolerance(dtype, reference, accumulated=False):
@@ -61,21 +67,36 @@ def _roi_tolerance(dtype, reference, accumulated=False):
     a GPU): each of the few additions per element rounds to fp16, hence the wider bound."""
     scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
     half = 2e-2 if accumulated else 5e-3
-    return {np.dtype(np.float16): half * scale, np.dtype(np.float32): 1e-5 * scale,
-            np.dtype(np.float64): 1e-12 * scale}[np.dtype(dtype)]
+    return {
+        np.dtype(np.float16): half * scale,
+        np.dtype(np.float32): 1e-5 * scale,
+        np.dtype(np.float64): 1e-12 * scale,
+    }[np.dtype(dtype)]
 
 
 def check_roi(lib: KernelLibrary, case: dict, schedules=SCHEDULES, grid_cap: int = GRID_CAP) -> None:
     features, rois, dtype = case["features"], case["rois"], case["features"][0].dtype
     options = dict(sampling_ratio=case["sampling_ratio"], aligned=case["aligned"], finest_scale=case["finest_scale"])
     cpu_type = _compute_dtype(dtype)
-    out_cpu, status = lib.roi_forward("cpu", [f.astype(cpu_type) for f in features], case["scales"],
-                                      rois.astype(cpu_type), output_size=case["output_size"], **options)
+    out_cpu, status = lib.roi_forward(
+        "cpu",
+        [f.astype(cpu_type) for f in features],
+        case["scales"],
+        rois.astype(cpu_type),
+        output_size=case["output_size"],
+        **options,
+    )
     assert status == STATUS_OK, f"{case['name']}: CPU twin forward status {status}"
     backward = rois.dtype == dtype  # the CUDA backward has no mixed-precision form
     if backward:
-        grads_cpu, status = lib.roi_backward("cpu", [f.shape for f in features], case["scales"],
-                                             case["grad_output"].astype(cpu_type), rois.astype(cpu_type), **options)
+        grads_cpu, status = lib.roi_backward(
+            "cpu",
+            [f.shape for f in features],
+            case["scales"],
+            case["grad_output"].astype(cpu_type),
+            rois.astype(cpu_type),
+            **options,
+        )
         assert status == STATUS_OK, f"{case['name']}: CPU twin backward status {status}"
     runs = [(s, seed, 0) for s, seed in schedules] + [(schedules[0][0], schedules[0][1], grid_cap)]
     for schedule, seed, cap in runs:
@@ -83,20 +104,32 @@ def check_roi(lib: KernelLibrary, case: dict, schedules=SCHEDULES, grid_cap: int
         lib.set_grid_cap(cap)
         try:
             where = f"{case['name']} [{schedule}{f', grid cap {cap}' if cap else ''}]"
-            out, status = lib.roi_forward("cuda", features, case["scales"], rois, output_size=case["output_size"],
-                                          **options)
+            out, status = lib.roi_forward(
+                "cuda", features, case["scales"], rois, output_size=case["output_size"], **options
+            )
             assert status == STATUS_OK, f"{where}: forward status {status}: {lib.last_report()}"
-            np.testing.assert_allclose(out.astype(np.float64), out_cpu.astype(np.float64), rtol=0,
-                                       atol=_roi_tolerance(dtype, out_cpu), err_msg=f"{where}: forward")
+            np.testing.assert_allclose(
+                out.astype(np.float64),
+                out_cpu.astype(np.float64),
+                rtol=0,
+                atol=_roi_tolerance(dtype, out_cpu),
+                err_msg=f"{where}: forward",
+            )
             if not backward:
                 continue
-            grads, status = lib.roi_backward("cuda", [f.shape for f in features], case["scales"],
-                                             case["grad_output"], rois, **options)
+            grads, status = lib.roi_backward(
+                "cuda", [f.shape for f in features], case["scales"], case["grad_output"], rois, **options
+            )
             assert status == STATUS_OK, f"{where}: backward status {status}: {lib.last_report()}"
             for level, (g, ref) in enumerate(zip(grads, grads_cpu)):
                 # atomicAdd order differs between schedules (and on a GPU): a tolerance, not equality
-                np.testing.assert_allclose(g.astype(np.float64), ref.astype(np.float64), rtol=0,
-                                           atol=_roi_tolerance(dtype, ref, accumulated=True), err_msg=f"{where}: grad level {level}")
+                np.testing.assert_allclose(
+                    g.astype(np.float64),
+                    ref.astype(np.float64),
+                    rtol=0,
+                    atol=_roi_tolerance(dtype, ref, accumulated=True),
+                    err_msg=f"{where}: grad level {level}",
+                )
         finally:
             lib.set_grid_cap(0)
 
@@ -110,7 +143,10 @@ def main(argv=None) -> int:
 
     lib = KernelLibrary(args.library)
     failures = 0
-    for kind, cases, check in (("nms", kernel_cases.nms_cases(), check_nms), ("roi", kernel_cases.roi_cases(), check_roi)):
+    for kind, cases, check in (
+        ("nms", kernel_cases.nms_cases(), check_nms),
+        ("roi", kernel_cases.roi_cases(), check_roi),
+    ):
         for case in cases:
             if args.only not in case["name"]:
                 continue

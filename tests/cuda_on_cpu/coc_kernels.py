@@ -64,8 +64,19 @@ class KernelLibrary:
         self.lib.coc_clear_report()
 
     # ---- kernels
-    def nms(self, device, boxes, scores, labels, method="hard", iou_threshold=0.5, sigma=0.5,
-            score_threshold=0.0, min_score=0.0, max_output=100):
+    def nms(
+        self,
+        device,
+        boxes,
+        scores,
+        labels,
+        method="hard",
+        iou_threshold=0.5,
+        sigma=0.5,
+        score_threshold=0.0,
+        min_score=0.0,
+        max_output=100,
+    ):
         """boxes [N, M, 4], scores [N, M], labels [N, M] int32 or None -> keep, scores, num_valid, status."""
         boxes = np.ascontiguousarray(boxes)
         scores = np.ascontiguousarray(scores, dtype=boxes.dtype)
@@ -75,9 +86,23 @@ class KernelLibrary:
         out = np.full((batch, max_output), 7, boxes.dtype)
         valid = np.full(batch, -7, np.int32)
         fn = self.lib.coc_nms_cuda if device == "cuda" else self.lib.coc_nms_cpu
-        status = fn(_ptr(boxes), _ptr(scores), _ptr(labels), batch, num, METHODS[method], iou_threshold,
-                    sigma, score_threshold, min_score, max_output, DTYPES[boxes.dtype], _ptr(keep),
-                    _ptr(out), _ptr(valid))
+        status = fn(
+            _ptr(boxes),
+            _ptr(scores),
+            _ptr(labels),
+            batch,
+            num,
+            METHODS[method],
+            iou_threshold,
+            sigma,
+            score_threshold,
+            min_score,
+            max_output,
+            DTYPES[boxes.dtype],
+            _ptr(keep),
+            _ptr(out),
+            _ptr(valid),
+        )
         return keep, out, valid, status
 
     @staticmethod
@@ -88,8 +113,9 @@ class KernelLibrary:
         scales = np.asarray(scales, np.float32)
         return levels, features[0].shape[0], features[0].shape[1], heights, widths, scales
 
-    def roi_forward(self, device, features, scales, rois, output_size=(7, 7), sampling_ratio=0,
-                    aligned=True, finest_scale=56.0):
+    def roi_forward(
+        self, device, features, scales, rois, output_size=(7, 7), sampling_ratio=0, aligned=True, finest_scale=56.0
+    ):
         """features: list of [N, C, H, W] (one dtype), rois [R, 5] -> (output [R, C, oh, ow], status)."""
         features = [np.ascontiguousarray(f) for f in features]
         rois = np.ascontiguousarray(rois)
@@ -104,8 +130,9 @@ class KernelLibrary:
             status = self.lib.coc_roi_forward_cpu(*head, rois.shape[0], *tail)
         return out, status
 
-    def roi_backward(self, device, feature_shapes, scales, grad_output, rois, sampling_ratio=0,
-                     aligned=True, finest_scale=56.0):
+    def roi_backward(
+        self, device, feature_shapes, scales, grad_output, rois, sampling_ratio=0, aligned=True, finest_scale=56.0
+    ):
         """-> (list of gradients, one per level, status)."""
         grad_output = np.ascontiguousarray(grad_output)
         rois = np.ascontiguousarray(rois, dtype=grad_output.dtype)
@@ -113,7 +140,21 @@ class KernelLibrary:
         levels, batch, channels, heights, widths, scales = self._pyramid(grads, scales)
         pointers = (ctypes.c_void_p * levels)(*[g.ctypes.data for g in grads])
         fn = self.lib.coc_roi_backward_cuda if device == "cuda" else self.lib.coc_roi_backward_cpu
-        status = fn(levels, batch, channels, _ptr(heights), _ptr(widths), _ptr(scales), _ptr(grad_output),
-                    _ptr(rois), rois.shape[0], *grad_output.shape[2:], sampling_ratio, int(aligned),
-                    finest_scale, DTYPES[grad_output.dtype], pointers)
+        status = fn(
+            levels,
+            batch,
+            channels,
+            _ptr(heights),
+            _ptr(widths),
+            _ptr(scales),
+            _ptr(grad_output),
+            _ptr(rois),
+            rois.shape[0],
+            *grad_output.shape[2:],
+            sampling_ratio,
+            int(aligned),
+            finest_scale,
+            DTYPES[grad_output.dtype],
+            pointers,
+        )
         return grads, status

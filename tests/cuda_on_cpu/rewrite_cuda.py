@@ -166,8 +166,7 @@ def rewrite_shared(text: str) -> str:
         if extern:
             kind, name = extern["type"].strip(), extern["name"]
             lines[number - 1] = (
-                f"{extern['indent']}{kind}* const {name} = "
-                f"reinterpret_cast<{kind}*>(::cuda_on_cpu::dynamic_shared());"
+                f"{extern['indent']}{kind}* const {name} = reinterpret_cast<{kind}*>(::cuda_on_cpu::dynamic_shared());"
             )
             continue
         static = _STATIC_SHARED.match(code)
@@ -177,9 +176,7 @@ def rewrite_shared(text: str) -> str:
                 f"line {number}: cannot rewrite this __shared__ declaration (one variable per line, "
                 f"no initialiser): {line.strip()}"
             )
-        lines[number - 1] = (
-            f"{code} ::cuda_on_cpu::shared_declared(&{name[1]}, sizeof({name[1]}));"
-        )
+        lines[number - 1] = f"{code} ::cuda_on_cpu::shared_declared(&{name[1]}, sizeof({name[1]}));"
     return "\n".join(lines)
 
 

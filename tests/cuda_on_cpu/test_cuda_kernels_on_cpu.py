@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kernel_cases
 import numpy as np
 import pytest
 from coc_build import build_library, have_toolchain
@@ -13,8 +14,6 @@ from coc_compare import check_nms, check_roi
 from coc_kernels import KernelLibrary
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kernel_cases
 
 pytestmark = pytest.mark.skipif(not have_toolchain(), reason="needs g++ and the CUDA toolkit headers")
 
@@ -49,12 +48,18 @@ def nms_inputs(draw):
     scores = rng.integers(0, 9, (batch, num)) / 8.0  # coarse: many ties
     labels = rng.integers(0, draw(st.integers(1, 4)), (batch, num)) if draw(st.booleans()) else None
     return kernel_cases.nms_case(
-        f"hypothesis-{method}", boxes, scores, labels, method,
+        f"hypothesis-{method}",
+        boxes,
+        scores,
+        labels,
+        method,
         iou_threshold=draw(st.sampled_from([0.0, 0.3, 0.5, 0.9])),
         sigma=draw(st.sampled_from([0.25, 0.5, 2.0])),
         score_threshold=draw(st.sampled_from([0.0, 0.3])),
         min_score=draw(st.sampled_from([0.0, 0.1])),
-        max_output=draw(st.integers(1, 150 if method == "hard" else 16)), dtype=dtype)
+        max_output=draw(st.integers(1, 150 if method == "hard" else 16)),
+        dtype=dtype,
+    )
 
 
 @settings(max_examples=25)
@@ -73,16 +78,24 @@ def roi_inputs(draw):
     num = draw(st.integers(0, 12))
     corners = rng.uniform(-60, 200, (num, 4))
     if draw(st.booleans()):  # well-formed boxes; else any order (negative sizes)
-        corners = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])], 1)
+        corners = np.concatenate(
+            [np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])], 1
+        )
     index = rng.uniform(-0.9, batch + 0.5, (num, 1))  # fractional and out-of-range batch indices
     rois = np.concatenate([index, corners], 1)
     edges = kernel_cases.level_edge_rois(batch)[: draw(st.integers(0, 5))]
     rois = np.concatenate([rois, np.array(edges, np.float64).reshape(-1, 5)], 0)
     mixed = dtype == np.float16 and draw(st.booleans())
     return kernel_cases.roi_case(
-        "hypothesis", features, rois, output_size=(draw(st.integers(1, 4)), draw(st.integers(1, 4))),
-        sampling_ratio=draw(st.sampled_from([0, 1, 2, 3])), aligned=draw(st.booleans()),
-        roi_dtype=np.float32 if mixed else None, seed=1)
+        "hypothesis",
+        features,
+        rois,
+        output_size=(draw(st.integers(1, 4)), draw(st.integers(1, 4))),
+        sampling_ratio=draw(st.sampled_from([0, 1, 2, 3])),
+        aligned=draw(st.booleans()),
+        roi_dtype=np.float32 if mixed else None,
+        seed=1,
+    )
 
 
 @settings(max_examples=25)
@@ -102,6 +115,10 @@ def test_layer_runs_after_torch_loaded_the_real_cuda_runtime():
         "check_nms(lib, kernel_cases.nms_cases()[0]); check_roi(lib, kernel_cases.roi_cases()[0]); print('done')\n"
     )
     here = Path(__file__).resolve().parent
-    run = subprocess.run([sys.executable, "-c", script, str(build_library("plain")), str(here), str(here.parent)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(build_library("plain")), str(here), str(here.parent)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0 and "done" in run.stdout, run.stderr[-3000:]

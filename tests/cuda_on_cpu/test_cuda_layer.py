@@ -19,8 +19,12 @@ CUDA_ERROR_LAUNCH_FAILURE = 719
 
 
 def build_checks(flavour):
-    return build_library(flavour, cuda_sources=(), extra_units=[("tests/cuda_on_cpu/layer_checks.cu", CHECKS.read_text())],
-                         kernel_api=False)
+    return build_library(
+        flavour,
+        cuda_sources=(),
+        extra_units=[("tests/cuda_on_cpu/layer_checks.cu", CHECKS.read_text())],
+        kernel_api=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +50,33 @@ def schedule(lib, request):
     lib.coc_set_schedule(0, 0)
 
 
-@pytest.mark.parametrize("op,arg,width", [(0, 3, 32), (0, 37, 32), (0, 5, 8), (1, 2, 32), (1, 3, 16),
-                                          (2, 1, 32), (2, 16, 32), (2, 3, 8), (3, 1, 32), (3, 16, 32), (3, 4, 16)])
+@pytest.mark.parametrize(
+    "op,arg,width",
+    [
+        (0, 3, 32),
+        (0, 37, 32),
+        (0, 5, 8),
+        (1, 2, 32),
+        (1, 3, 16),
+        (2, 1, 32),
+        (2, 16, 32),
+        (2, 3, 8),
+        (3, 1, 32),
+        (3, 16, 32),
+        (3, 4, 16),
+    ],
+)
 def test_shuffles_match_cuda_definition(lib, schedule, op, arg, width):
     out = np.full(64, -1, np.int32)
     assert lib.layer_shuffles(op, arg, width, ptr(out)) == 0
     lane = np.arange(64) % 32
     base = lane // width * width
-    source = {0: base + arg % width,
-              1: np.where(lane - arg >= base, lane - arg, lane),
-              2: np.where(lane + arg < base + width, lane + arg, lane),
-              3: np.where(((lane ^ arg) >= base) & ((lane ^ arg) < base + width), lane ^ arg, lane)}[op]
+    source = {
+        0: base + arg % width,
+        1: np.where(lane - arg >= base, lane - arg, lane),
+        2: np.where(lane + arg < base + width, lane + arg, lane),
+        3: np.where(((lane ^ arg) >= base) & ((lane ^ arg) < base + width), lane ^ arg, lane),
+    }[op]
     expected = (np.arange(64) // 32 * 32 + source) * 10
     np.testing.assert_array_equal(out, expected)
 
@@ -144,14 +164,20 @@ def test_bad_launch_configuration(lib, block):
     assert (out == 0).all()  # nothing ran
 
 
-@pytest.mark.parametrize("which,expected", [
-    (0, ["__shfl_down_sync", "lane 5 named in the mask never arrives", "has exited"]),
-    (1, ["__syncthreads in divergent code", "threads 0-15 wait at", "threads 16-31 wait at"]),
-    (2, ["reads lane 16, which is not named in the mask"]),
-])
+@pytest.mark.parametrize(
+    "which,expected",
+    [
+        (0, ["__shfl_down_sync", "lane 5 named in the mask never arrives", "has exited"]),
+        (1, ["__syncthreads in divergent code", "threads 0-15 wait at", "threads 16-31 wait at"]),
+        (2, ["reads lane 16, which is not named in the mask"]),
+    ],
+)
 def test_layer_reports_bugs_with_their_line(lib, schedule, which, expected):
-    lines = {0: ["lane != 5"], 1: ["if (threadIdx.x < 16) {", "__syncthreads();\n  out[threadIdx.x] = 1;"],
-             2: ["0x0000ffffu"]}[which]
+    lines = {
+        0: ["lane != 5"],
+        1: ["if (threadIdx.x < 16) {", "__syncthreads();\n  out[threadIdx.x] = 1;"],
+        2: ["0x0000ffffu"],
+    }[which]
     text = CHECKS.read_text()
     numbers = []
     for snippet in lines:
@@ -201,7 +227,12 @@ def test_rewrite_keeps_lines_and_refuses_what_it_cannot_rewrite():
         rewrite("void f() {\n  __shared__ int a[2], b[2];\n}\n", "x.cu")
     with pytest.raises(RewriteError, match="2 to 4 values"):
         rewrite("void f() { k<<<1>>>(); }\n", "x.cu")
-    assert "<<<" not in rewrite("// k<<<1, 1>>>(x) in a comment\nvoid f() { k<<<1, 1>>>(); }\n", "x.cu").split("\n", 1)[1].split("\n")[1]
+    assert (
+        "<<<"
+        not in rewrite("// k<<<1, 1>>>(x) in a comment\nvoid f() { k<<<1, 1>>>(); }\n", "x.cu")
+        .split("\n", 1)[1]
+        .split("\n")[1]
+    )
 
 
 SANITIZED_CALLS = """
@@ -261,6 +292,7 @@ def test_asan_ubsan_catch_a_shared_overrun_through_a_pointer():
     overrun = text.count("\n", 0, text.index("static_cast<int>(p[threadIdx.x + 1])")) + 1
     # UBSan's object-size check comes first; ASan's redzone ("global variable 'values'") otherwise
     assert run.returncode != 0, run.stderr[-4000:]
-    assert ("insufficient space for an object" in run.stderr
-            or "global variable 'values'" in run.stderr), run.stderr[-4000:]
+    assert "insufficient space for an object" in run.stderr or "global variable 'values'" in run.stderr, run.stderr[
+        -4000:
+    ]
     assert f"layer_checks.cu:{overrun}" in run.stderr, run.stderr[-4000:]

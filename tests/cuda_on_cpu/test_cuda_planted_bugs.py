@@ -4,13 +4,12 @@ shared kernel case on it and asserts the report names the kernel's source line(s
 
 import re
 
+import kernel_cases
 import pytest
 from coc_build import KERNELS, build_library, have_toolchain, sanitizer_runtime
 from coc_compare import check_nms
 from coc_kernels import KernelLibrary
 from coc_sanitized import run_cases
-
-import kernel_cases
 
 pytestmark = pytest.mark.skipif(not have_toolchain(), reason="needs g++ and the CUDA toolkit headers")
 
@@ -42,8 +41,9 @@ def sanitizer_report(flavour, source, old, new, case_name):
 def test_missing_syncthreads_is_a_race_under_tsan():
     # overlap_mask: the barrier between loading the column boxes and reading them
     barrier = "  }\n  __syncthreads();\n  if (t >= rows) return;"
-    report = sanitizer_report("tsan", NMS, barrier, "  }\n  /* planted: no barrier */\n  if (t >= rows) return;",
-                              "hard-agnostic-float32")
+    report = sanitizer_report(
+        "tsan", NMS, barrier, "  }\n  /* planted: no barrier */\n  if (t >= rows) return;", "hard-agnostic-float32"
+    )
     assert "ThreadSanitizer: data race" in report, report[-4000:]
     # both sides of the race: a column-tile load and the read in the IoU loop
     loads = {line(NMS, "col_boxes[t] = sorted_boxes"), line(NMS, "col_labels[t] = class_aware")}
@@ -56,8 +56,9 @@ def test_shared_array_overread_is_caught_by_asan():
     # full 64-box tiles: reads col_*[64]
     report = sanitizer_report("asan", NMS, loop, loop.replace("c < cols", "c <= cols"), "hard-600-boxes")
     # UBSan's bounds check sees the constant-size array first; ASan's redzone would otherwise
-    assert (re.search(r"runtime error: index 64 out of bounds for type '.*\[64\]'", report)
-            or re.search(r"is located \d+ bytes after global variable 'col_(boxes|labels)'", report)), report[-4000:]
+    assert re.search(r"runtime error: index 64 out of bounds for type '.*\[64\]'", report) or re.search(
+        r"is located \d+ bytes after global variable 'col_(boxes|labels)'", report
+    ), report[-4000:]
     assert f"batched_nms_cuda.cu:{line(NMS, 'if (col_labels[c] == label')}" in report, report[-4000:]
 
 
@@ -70,8 +71,9 @@ def test_grid_stride_off_by_one_is_caught_by_asan():
 
 def test_barrier_in_divergent_branch_is_reported():
     # greedy_reduce: a __syncthreads only thread 0 reaches
-    lib = KernelLibrary(build_library("plain", {NMS: {"    if (t == 0) {\n      uint64_t current":
-                                                      "    if (t == 0) { __syncthreads();\n      uint64_t current"}}))
+    branch = "    if (t == 0) {\n      uint64_t current"
+    planted_barrier = branch.replace("{", "{ __syncthreads();")
+    lib = KernelLibrary(build_library("plain", {NMS: {branch: planted_barrier}}))
     with pytest.raises(AssertionError, match="status 4"):
         check_nms(lib, case("hard-agnostic-float32"))
     report = lib.last_report()
@@ -92,7 +94,10 @@ def test_absent_lane_in_shuffle_mask_is_reported():
     report = lib.last_report()
     shuffle = line(NMS, "const C v = __shfl_down_sync")
     assert f"__shfl_down_sync at csrc/kernels/batched_nms_cuda.cu:{shuffle}" in report, report
-    assert "lane 7 named in the mask never arrives (it waits at __syncthreads at csrc/kernels/batched_nms_cuda.cu:" in report, report
+    assert (
+        "lane 7 named in the mask never arrives (it waits at __syncthreads at csrc/kernels/batched_nms_cuda.cu:"
+        in report
+    ), report
 
 
 def test_plain_add_instead_of_atomic_is_a_race_under_tsan():

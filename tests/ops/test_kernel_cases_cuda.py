@@ -2,12 +2,12 @@
 with the same inputs and tolerances the CPU execution layer uses (tests/cuda_on_cpu). Skipped
 without a CUDA device; scripts/gpu_check.sh runs it with the rest of tests/ops."""
 
+import kernel_cases
 import numpy as np
 import pytest
 import torch
 from devices import CUDA_AVAILABLE
 
-import kernel_cases
 from sspnet.ops import batched_nms, multi_level_roi_align
 
 pytestmark = pytest.mark.skipif(not CUDA_AVAILABLE, reason="no CUDA device on this machine")
@@ -38,8 +38,12 @@ def test_roi_align_case_cuda_matches_cpu(name):
     features = [torch.from_numpy(f) for f in case["features"]]
     rois = torch.from_numpy(case["rois"])
     strides = [round(1 / s) for s in case["scales"]]
-    options = dict(output_size=case["output_size"], sampling_ratio=case["sampling_ratio"], aligned=case["aligned"],
-                   finest_scale=case["finest_scale"])
+    options = dict(
+        output_size=case["output_size"],
+        sampling_ratio=case["sampling_ratio"],
+        aligned=case["aligned"],
+        finest_scale=case["finest_scale"],
+    )
     cpu_dtype = torch.float32 if rois.dtype == torch.float16 else rois.dtype
     cpu_features = [f.to(cpu_dtype).requires_grad_() for f in features]
     out_cpu = multi_level_roi_align(cpu_features, rois.to(cpu_dtype), strides, **options)
