@@ -11,6 +11,7 @@ import pytest
 
 from sspnet.cli import main
 from sspnet.tracking.mot import SeqInfo, read_mot, write_seqinfo
+from sspnet.tracking.tracker import TrackerSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
 from cli_markers import TILE, K, build_marker_model, marker_frame  # noqa: E402
@@ -112,7 +113,7 @@ def test_the_default_tracker_scores_the_easy_case(sequence, tmp_path, capsys):
     root, seq, model = sequence
     out = tmp_path / "out"
     assert main(["track", str(root / "clip.avi"), "--model", str(model), "--out", str(out), "--quiet"]) == 0
-    assert "botsort" in capsys.readouterr().out  # the measured default (docs/tracking.md)
+    assert TrackerSettings().label() in capsys.readouterr().out  # the measured default (docs/tracking.md)
     assert main(["val", "--tracks", str(out / "tracks.txt"), "--gt", str(seq), "--json", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())["sequences"]["seq"]
     assert metrics["IDSW"] == 0 and metrics["IDF1"] > 90 and metrics["HOTA"] > 90
