@@ -8,7 +8,7 @@ synthetic-cpu: FoveaBox + SSPNet (ResNet-18) from scratch on a 2-core CPU, on th
 tiny-person set of 256 x 256 images. No ImageNet weights can be downloaded, so
   - every backbone stage trains and its BatchNorms normalise in train mode (running statistics
     start at 0 / 1, a frozen pretrained-style backbone would not learn);
-  - a 64-channel neck and head (2 convs): the 256-channel published head costs 6x the time;
+  - a 64-channel neck and head (2 convs): the 256-channel published head costs several times the time;
   - batch 2, lr 0.02, gradient L2 norm clipped at 5 (batch 2 learned more per image and per second
     than batch 4; lr 0.01 and 0.03 did worse in the pilot runs);
   - FoveaBox sigma 1.0 instead of 0.4 and the box-centre cell always positive: with the published
@@ -18,8 +18,8 @@ tiny-person set of 256 x 256 images. No ImageNet weights can be downloaded, so
   - 200 detections per image, as the TinyPerson protocol scores;
   - 1600 iterations (`iterations`), the fixed length `sspnet demo` trains: a length at which every
     measured run on the synthetic set (two training seeds, and the demo) passed the AP50-tiny 60 %
-    target, about 8 minutes on a quiet 2-core CPU (measured: benchmarks/results/ablation_ssfpn*.json,
-    demo_summary.json; docs page results/demo_summary.md).
+    target (the runs and their times: benchmarks/results/ablation_ssfpn*.json, demo_summary.json; docs
+    page results/demo_summary.md).
 
 synthetic-cpu-faster-rcnn: the same situation for Faster R-CNN + SSPNet (ResNet-18), the variant
 with a RoIAlign (benchmarks/trt_fp16_rois.py measures a trained one). Same choices: whole backbone
@@ -28,8 +28,8 @@ detections per image. Anchors, RPN and RoI head stay as the small preset has the
 1.5-8 of stride 4 give 6-32 px anchors at P2 (12-64 px at P3) for the 2-77 px people of the
 synthetic set; a person's best anchor is positive from IoU 0.3 (rpn_min_pos_iou), which people
 under about 4 px never reach (hence the lower AP of tiny1, 2-8 px). 2000 iterations (`iterations`)
-train it well past the 60 % AP50-tiny target on the synthetic set, about 14 minutes on a quiet 2-core
-CPU (the run and its score: benchmarks/results/trt_fp16_rois_trained.json, "training").
+train it well past the 60 % AP50-tiny target on the synthetic set (the run, its time and its score:
+benchmarks/results/trt_fp16_rois_trained.json, "training").
 """
 
 from __future__ import annotations
@@ -54,8 +54,18 @@ class Recipe:
     image_size: tuple[int, int] = (256, 256)  # (W, H) of the images it was tuned on
     iterations: int | None = None  # the measured length that reaches the recipe's target (None: no fixed length)
 
-    def train_config(self, data, out, *, max_iters: int, seed: int = 0, device: str = "cpu",
-                     eval_every: int = 10**6, log_every: int = 20, **extra):
+    def train_config(
+        self,
+        data,
+        out,
+        *,
+        max_iters: int,
+        seed: int = 0,
+        device: str = "cpu",
+        eval_every: int = 10**6,
+        log_every: int = 20,
+        **extra,
+    ):
         """A validated TrainConfig of this recipe on `data` (a synth folder or dataset YAML).
 
         eval_every defaults to "once, at the end of the run"; `extra` sets further TrainConfig fields.
@@ -63,10 +73,21 @@ class Recipe:
         from sspnet.engine.config import TrainConfig, resolve_data, validate
 
         config = TrainConfig(
-            preset=self.preset, data=resolve_data(data), out=str(out), model_overrides=dict(self.overrides),
-            max_iters=max_iters, batch_size=self.batch_size, lr=self.lr, clip_grad=self.clip_grad,
-            augment=self.augment, workers=0, device=device, seed=seed, eval_every=eval_every,
-            log_every=log_every, **extra,
+            preset=self.preset,
+            data=resolve_data(data),
+            out=str(out),
+            model_overrides=dict(self.overrides),
+            max_iters=max_iters,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            clip_grad=self.clip_grad,
+            augment=self.augment,
+            workers=0,
+            device=device,
+            seed=seed,
+            eval_every=eval_every,
+            log_every=log_every,
+            **extra,
         )
         validate(config)
         return config
@@ -83,8 +104,9 @@ class Recipe:
         model = build_model(self.preset, **self.overrides).train()
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
         width, height = size or self.image_size
-        images = torch.randint(0, 256, (self.batch_size, 3, -(-height // 32) * 32, -(-width // 32) * 32),
-                               dtype=torch.uint8)
+        images = torch.randint(
+            0, 256, (self.batch_size, 3, -(-height // 32) * 32, -(-width // 32) * 32), dtype=torch.uint8
+        )
         corners = torch.rand(30, 2) * max(1, min(width, height) - 30)
         boxes = torch.cat([corners, corners + 3 + 25 * torch.rand(30, 2)], dim=1)  # 3-28 px people
         targets = [{"boxes": boxes, "labels": torch.zeros(30, dtype=torch.int64)}] * self.batch_size
@@ -110,12 +132,20 @@ class Recipe:
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    def with_overrides(self, name: str, **overrides) -> "Recipe":
+    def with_overrides(self, name: str, **overrides) -> Recipe:
         """A copy with more model overrides (the ablations change only the neck / attention loss)."""
-        return Recipe(name=name, description=f"{self.name} with {overrides}", preset=self.preset,
-                      overrides={**self.overrides, **overrides}, batch_size=self.batch_size, lr=self.lr,
-                      clip_grad=self.clip_grad, augment=self.augment, image_size=self.image_size,
-                      iterations=self.iterations)
+        return Recipe(
+            name=name,
+            description=f"{self.name} with {overrides}",
+            preset=self.preset,
+            overrides={**self.overrides, **overrides},
+            batch_size=self.batch_size,
+            lr=self.lr,
+            clip_grad=self.clip_grad,
+            augment=self.augment,
+            image_size=self.image_size,
+            iterations=self.iterations,
+        )
 
 
 # What both synthetic-set recipes share: from scratch (no frozen stages, BatchNorm trained), a
@@ -125,7 +155,7 @@ _CPU_SCHEDULE = dict(batch_size=2, lr=0.02, clip_grad=5.0, augment="none", image
 
 SYNTHETIC_CPU = Recipe(
     name="synthetic-cpu",
-    description="FoveaBox + SSPNet R18 from scratch on the synthetic set, 2-core CPU, ~10 min",
+    description="FoveaBox + SSPNet R18 from scratch on the synthetic set, 2-core CPU",
     preset="fovea_r18_sspnet_small",
     overrides={
         **_FROM_SCRATCH,
@@ -142,7 +172,7 @@ SYNTHETIC_CPU = Recipe(
 
 SYNTHETIC_CPU_FASTER_RCNN = Recipe(
     name="synthetic-cpu-faster-rcnn",
-    description="Faster R-CNN + SSPNet R18 from scratch on the synthetic set, 2-core CPU, ~14 min",
+    description="Faster R-CNN + SSPNet R18 from scratch on the synthetic set, 2-core CPU",
     preset="faster_rcnn_r18_sspnet_small",
     overrides={**_FROM_SCRATCH, "max_detections": 200},
     **_CPU_SCHEDULE,

@@ -1,6 +1,5 @@
 """`sspnet demo`: the quick end-to-end run, and failures that name their stage."""
 
-import dataclasses
 import json
 
 import pytest
@@ -8,10 +7,23 @@ import pytest
 from sspnet.cli import demo, main
 from sspnet.engine import recipes
 
-SUMMARY_KEYS = {"AP50_tiny", "AP50_tiny_onnxruntime", "onnxruntime_ms_p50", "torch_ms_p50",
-                "speedup_onnxruntime_vs_torch", "stage_seconds", "wall_time_s", "trained_well_enough", "verdict",
-                "AP50_tiny_int8", "AP50_tiny_int8_cpu", "onnxruntime_int8_ms_p50", "onnxruntime_int8_cpu_ms_p50",
-                "speedup_int8_vs_fp32", "speedup_int8_cpu_vs_fp32"}
+SUMMARY_KEYS = {
+    "AP50_tiny",
+    "AP50_tiny_onnxruntime",
+    "onnxruntime_ms_p50",
+    "torch_ms_p50",
+    "speedup_onnxruntime_vs_torch",
+    "stage_seconds",
+    "wall_time_s",
+    "trained_well_enough",
+    "verdict",
+    "AP50_tiny_int8",
+    "AP50_tiny_int8_cpu",
+    "onnxruntime_int8_ms_p50",
+    "onnxruntime_int8_cpu_ms_p50",
+    "speedup_int8_vs_fp32",
+    "speedup_int8_cpu_vs_fp32",
+}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -32,12 +44,14 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     assert 0.0 <= summary["AP50_tiny"] <= 100.0 and 0.0 <= summary["AP50_tiny_onnxruntime"] <= 100.0
     assert summary["torch_ms_p50"] > 0 and summary["onnxruntime_ms_p50"] > 0
     assert summary["speedup_onnxruntime_vs_torch"] == pytest.approx(
-        summary["torch_ms_p50"] / summary["onnxruntime_ms_p50"], rel=1e-6)
+        summary["torch_ms_p50"] / summary["onnxruntime_ms_p50"], rel=1e-6
+    )
     assert set(summary["stage_seconds"]) == set(demo.STAGES) - {"report"}
 
     assert summary["trained_well_enough"] is False and "NOT TRAINED WELL ENOUGH" in summary["verdict"]
     assert summary["speedup_int8_cpu_vs_fp32"] == pytest.approx(
-        summary["onnxruntime_fp32_ms_p50_int8_run"] / summary["onnxruntime_int8_cpu_ms_p50"], rel=1e-6)
+        summary["onnxruntime_fp32_ms_p50_int8_run"] / summary["onnxruntime_int8_cpu_ms_p50"], rel=1e-6
+    )
     for name in ("report.md", "report.html", "model.onnx", "benchmark.json", "model_int8.onnx", "model_int8_cpu.onnx"):
         assert (out / name).is_file(), name
     assert (out / "benchmark.png").read_bytes()[:8] == PNG_SIGNATURE
@@ -67,8 +81,10 @@ def test_a_failing_stage_is_named(tmp_path, monkeypatch, capsys):
 
 
 def test_bad_options(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--train-iters", "0"]) == 2
-    assert "--train-iters must be a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # refused by its argparse type: one line, exit 2
+        main(["demo", "--out", str(tmp_path), "--train-iters", "0"])
+    assert exit_.value.code == 2
+    assert "argument --train-iters: must be a positive integer, got '0'" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path), "--images", "2"]) == 2
     assert "--images must be at least 4" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
@@ -81,8 +97,10 @@ def test_training_length_is_fixed_and_the_time_is_estimated_first(tmp_path, monk
     # iterations; it only says up front that it will take longer.
     calls = []
     monkeypatch.setattr(recipes.Recipe, "seconds_per_iteration", lambda self, **kwargs: 0.9)
-    monkeypatch.setattr("sspnet.engine.trainer.train",
-                        lambda config: calls.append(config) or type("R", (), {"iteration": config.max_iters})())
+    monkeypatch.setattr(
+        "sspnet.engine.trainer.train",
+        lambda config: calls.append(config) or type("R", (), {"iteration": config.max_iters})(),
+    )
     settings = demo.DemoSettings(out=tmp_path, images=8, val_fraction=0.25)
     demo.make_data(settings)
     result = demo.train_model(settings)
@@ -96,14 +114,27 @@ def test_training_length_is_fixed_and_the_time_is_estimated_first(tmp_path, monk
 def _results(ap50_tiny):
     """The stage results summary_dict reads, with round numbers."""
     row = {"latency_ms": {"p50": 100.0}, "throughput_ips": 10.0, "model": "m"}
-    int8 = {"fp32_ms_p50": 40.0, "symmetric": {"file": "model_int8.onnx", "AP50_tiny": 60.0, "ms_p50": 40.0,
-                                               "speedup_vs_fp32": 1.0, "method": "percentile",
-                                               "float_groups": ["box", "score"], "calibration_tiles": 64},
-            "asymmetric": {"file": "model_int8_cpu.onnx", "AP50_tiny": 60.5, "ms_p50": 20.0, "speedup_vs_fp32": 2.0}}
-    return {"benchmark": [row | {"backend": "torch"}, row | {"backend": "onnxruntime", "latency_ms": {"p50": 50.0}}],
-            "metrics": {"AP50_tiny": ap50_tiny}, "onnxruntime": {"AP50_tiny": ap50_tiny}, "int8": int8,
-            "train": {"iterations": 1600, "checkpoint": "/x/run/last.safetensors"},
-            "data": {"train": {"images": 200}, "val": {"images": 50}}}
+    int8 = {
+        "fp32_ms_p50": 40.0,
+        "symmetric": {
+            "file": "model_int8.onnx",
+            "AP50_tiny": 60.0,
+            "ms_p50": 40.0,
+            "speedup_vs_fp32": 1.0,
+            "method": "percentile",
+            "float_groups": ["box", "score"],
+            "calibration_tiles": 64,
+        },
+        "asymmetric": {"file": "model_int8_cpu.onnx", "AP50_tiny": 60.5, "ms_p50": 20.0, "speedup_vs_fp32": 2.0},
+    }
+    return {
+        "benchmark": [row | {"backend": "torch"}, row | {"backend": "onnxruntime", "latency_ms": {"p50": 50.0}}],
+        "metrics": {"AP50_tiny": ap50_tiny},
+        "onnxruntime": {"AP50_tiny": ap50_tiny},
+        "int8": int8,
+        "train": {"iterations": 1600, "checkpoint": "/x/run/last.safetensors"},
+        "data": {"train": {"images": 200}, "val": {"images": 50}},
+    }
 
 
 def test_a_model_below_50_percent_is_reported_as_not_trained(tmp_path, monkeypatch, capsys):
