@@ -21,13 +21,12 @@ import statistics
 import time
 from pathlib import Path
 
-from sspnet.io.atomic import atomic_write_json
-
 import numpy as np
 import torch
 import torchvision
 
 from sspnet.benchmark.harness import cpu_model
+from sspnet.io.atomic import atomic_write_json
 from sspnet.ops import batched_nms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,21 +118,8 @@ def bench_hard(device: str, warmup: int, repeats: int) -> list[dict]:
             expected = theirs()
             agree = torch.equal(keep[: int(count)].cpu(), expected.cpu())
             ours_ms, theirs_ms = paired_median_ms(ours, theirs, device, warmup, repeats)
-            rows.append(
-                {
-                    "method": "hard",
-                    "boxes": num_boxes,
-                    "classes": classes,
-                    "kept": int(count),
-                    "same_as_baseline": agree,
-                    "sspnet_ms": round(ours_ms, 4),
-                    "baseline": "torchvision.ops.batched_nms",
-                    "baseline_ms": round(theirs_ms, 4),
-                    "speedup": round(theirs_ms / ours_ms, 3),
-                    "target_speedup": 1.0,
-                }
-            )
-            print(_line(rows[-1]), flush=True)
+            baseline = ("torchvision.ops.batched_nms", theirs_ms)
+            rows.append(_result_row("hard", num_boxes, classes, int(count), agree, ours_ms, baseline, target=1.0))
     return rows
 
 
@@ -145,9 +131,7 @@ def bench_soft(device: str, warmup: int, repeats: int, reference) -> list[dict]:
         boxes, scores = boxes.to(device), scores.to(device)
 
         def ours():
-            return batched_nms(
-                boxes, scores, None, 0.3, "linear", min_score=0.05, max_output=num_boxes
-            )
+            return batched_nms(boxes, scores, None, 0.3, "linear", min_score=0.05, max_output=num_boxes)
 
         def theirs():
             return reference.soft_nms(boxes_np, scores_np, 0.3, "linear", min_score=0.05)
@@ -157,25 +141,29 @@ def bench_soft(device: str, warmup: int, repeats: int, reference) -> list[dict]:
         count = int(count)
         agree = count == len(ref_keep) and np.array_equal(keep[:count].cpu().numpy(), ref_keep)
         # The reference is slow: fewer runs of it (still a median).
-        ours_ms, theirs_ms = paired_median_ms(
-            ours, theirs, device, 1, repeats, theirs_repeats=max(3, repeats // 5)
-        )
-        rows.append(
-            {
-                "method": "linear",
-                "boxes": num_boxes,
-                "classes": "single",
-                "kept": count,
-                "same_as_baseline": bool(agree),
-                "sspnet_ms": round(ours_ms, 4),
-                "baseline": "tests/ops/nms_reference.py soft_nms (NumPy float64, CPU)",
-                "baseline_ms": round(theirs_ms, 4),
-                "speedup": round(theirs_ms / ours_ms, 3),
-                "target_speedup": 20.0,
-            }
-        )
-        print(_line(rows[-1]), flush=True)
+        ours_ms, theirs_ms = paired_median_ms(ours, theirs, device, 1, repeats, theirs_repeats=max(3, repeats // 5))
+        baseline = ("tests/ops/nms_reference.py soft_nms (NumPy float64, CPU)", theirs_ms)
+        rows.append(_result_row("linear", num_boxes, "single", count, agree, ours_ms, baseline, target=20.0))
     return rows
+
+
+def _result_row(method: str, boxes: int, classes: str, kept: int, same, ours_ms: float, baseline, target: float):
+    """One result row, printed as it is made: sspnet's median against the (name, median ms) baseline's."""
+    name, theirs_ms = baseline
+    row = {
+        "method": method,
+        "boxes": boxes,
+        "classes": classes,
+        "kept": kept,
+        "same_as_baseline": bool(same),
+        "sspnet_ms": round(ours_ms, 4),
+        "baseline": name,
+        "baseline_ms": round(theirs_ms, 4),
+        "speedup": round(theirs_ms / ours_ms, 3),
+        "target_speedup": target,
+    }
+    print(_line(row), flush=True)
+    return row
 
 
 def _line(row: dict) -> str:

@@ -9,7 +9,7 @@ keys: `lateral_convs.{i}.conv`, `fpn_convs.{i}.conv`, `CAM.dila_conv`, `CAM.down
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +97,16 @@ class ContextAttentionModule(nn.Module):
         return tuple(attention)
 
 
+def _add_pyramid_convs(neck: nn.Module, name: str, in_channels: Sequence[int], out_channels: int) -> None:
+    """The 1x1 lateral and 3x3 output convolution of every level, which both necks have under the same
+    key names (a checkpoint's neck weights load into either)."""
+    if len(in_channels) != neck.num_levels:
+        raise ValueError(f"{name} needs 4 input levels (C2..C5), got in_channels={list(in_channels)}")
+    neck.out_channels = out_channels
+    neck.lateral_convs = nn.ModuleList([ConvModule(c, out_channels, 1) for c in in_channels])
+    neck.fpn_convs = nn.ModuleList([ConvModule(out_channels, out_channels, 3, padding=1) for _ in in_channels])
+
+
 def _init_neck(neck: nn.Module) -> None:
     """mmdet re-initialises every Conv2d of the neck with Xavier-uniform, bias 0 (mmdetection 2.19 init_weights)."""
     for module in neck.modules():
@@ -123,11 +133,7 @@ class SSFPN(nn.Module):
 
     def __init__(self, in_channels: Sequence[int], out_channels: int = 256):
         super().__init__()
-        if len(in_channels) != self.num_levels:
-            raise ValueError(f"SSFPN needs 4 input levels (C2..C5), got in_channels={list(in_channels)}")
-        self.out_channels = out_channels
-        self.lateral_convs = nn.ModuleList([ConvModule(c, out_channels, 1) for c in in_channels])
-        self.fpn_convs = nn.ModuleList([ConvModule(out_channels, out_channels, 3, padding=1) for _ in in_channels])
+        _add_pyramid_convs(self, "SSFPN", in_channels, out_channels)
         self.CAM = ContextAttentionModule(out_channels, self.num_levels)
         _init_neck(self)
 
@@ -150,11 +156,7 @@ class FPN(nn.Module):
 
     def __init__(self, in_channels: Sequence[int], out_channels: int = 256):
         super().__init__()
-        if len(in_channels) != self.num_levels:
-            raise ValueError(f"FPN needs 4 input levels (C2..C5), got in_channels={list(in_channels)}")
-        self.out_channels = out_channels
-        self.lateral_convs = nn.ModuleList([ConvModule(c, out_channels, 1) for c in in_channels])
-        self.fpn_convs = nn.ModuleList([ConvModule(out_channels, out_channels, 3, padding=1) for _ in in_channels])
+        _add_pyramid_convs(self, "FPN", in_channels, out_channels)
         _init_neck(self)
 
     def forward(self, inputs: Sequence[Tensor]) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
