@@ -69,7 +69,8 @@ def seeds() -> dict[str, bytes]:
         "refused-nms-build-workspace-field": collection("nms", "build", default_fields("nms") + [workspace]),
         "refused-nms-runtime-method-3": collection("nms", "runtime", default_fields("nms", method=3)),
         "refused-roi-build-nine-levels": collection("roi", "build", [field("spatial_scales", "float32", [0.5] * 9)]),
-        "refused-roi-runtime-float-output-height": collection("roi", "runtime", [field("output_height", "float32", 7.0)]),
+        "refused-roi-runtime-float-output-height": collection(
+            "roi", "runtime", [field("output_height", "float32", 7.0)]),
         # The two plugin bugs the fuzzer found, as readable cases (regressions/ keeps the raw inputs).
         "refused-nms-runtime-null-field-array": collection("nms", "runtime", default_fields("nms"),
                                                            flags=NULL_FIELD_ARRAY),

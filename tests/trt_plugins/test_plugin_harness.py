@@ -18,6 +18,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from harness_enqueue import enqueue_outputs, reference, write_enqueue_inputs
 from harness_spec import opt_dims, plugin_descriptions, plugin_nodes, write_spec
 from trt_build import cmake_build, compile_harness, cuda_root, header_set, missing_tools
 
@@ -63,32 +64,6 @@ def export_nodes(exported_detector):
     return nodes
 
 
-def _write_enqueue_inputs(nodes, profiles, folder, seed=0):
-    """Random inputs for every plugin node at the profile's opt shapes (enqueue on a GPU)."""
-    generator = np.random.default_rng(seed)
-    arrays = {}
-    for index, node in enumerate(nodes):
-        shapes = [opt_dims(t, profiles) for t in node.inputs]
-        if node.op_type == "SSPNetMultiLevelRoIAlign":
-            batch = shapes[1][0]
-            rois = np.zeros(shapes[0], np.float32)
-            xy = generator.uniform(0, 200, (shapes[0][0], 2))
-            wh = generator.uniform(2, 120, (shapes[0][0], 2))
-            rois[:, 0] = generator.integers(0, batch, shapes[0][0])
-            rois[:, 1:3], rois[:, 3:5] = xy, xy + wh
-            values = [rois] + [generator.standard_normal(s).astype(np.float32) for s in shapes[1:]]
-        else:
-            xy = generator.uniform(0, 300, shapes[0][:2] + [2])
-            boxes = np.concatenate([xy, xy + generator.uniform(4, 60, shapes[0][:2] + [2])], -1).astype(np.float32)
-            values = [boxes, generator.uniform(0, 1, shapes[1]).astype(np.float32)]
-            if len(shapes) > 2:
-                values.append(generator.integers(0, 3, shapes[2]).astype(np.int32))
-        for j, value in enumerate(values):
-            value.tofile(folder / f"n{index}_in{j}.bin")
-        arrays[index] = values
-    return arrays
-
-
 @pytest.fixture(scope="module", params=HEADER_VERSIONS, ids=lambda v: f"trt{v.rstrip('.')}")
 def harness(request, export_nodes, tmp_path_factory):
     reason = _skip_reason(request.param)
@@ -103,7 +78,7 @@ def harness(request, export_nodes, tmp_path_factory):
     command = [str(binary), str(build["library"]), str(spec)]
     arrays = None
     if _cuda_device():
-        arrays = _write_enqueue_inputs(export_nodes, profiles, folder)
+        arrays = write_enqueue_inputs(export_nodes, profiles, folder)
         command += ["--enqueue", str(folder)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -268,48 +243,20 @@ def test_wrong_fields_and_shapes_are_refused_with_a_message(harness, export_node
         assert cases["getOutputDataTypes with one input too many"]["refused"]
 
 
-def _reference(node, inputs, label: str):
-    """sspnet.ops on the GPU, on the same inputs: fp32; fp16 (the same kernel with fp16 storage, so
-    equal); mixed = fp32 RoIs next to fp16 features: fp32 arithmetic on the fp16-rounded features."""
-    import torch
-
-    import sspnet.ops  # noqa: F401  (registers torch.ops.sspnet)
-
-    device = torch.device("cuda")
-    dtype = torch.float16 if label == "fp16" else torch.float32
-    attrs = {name: value for name, _, value in node.attributes}
-    if node.op_type == "SSPNetMultiLevelRoIAlign":
-        rois = torch.from_numpy(inputs[0]).to(device, dtype)
-        features = [torch.from_numpy(x).to(device, dtype) for x in inputs[1:]]
-        if label == "mixed":
-            features = [f.half().float() for f in features]
-        pooled = torch.ops.sspnet.multi_level_roi_align(
-            features, rois, list(attrs["spatial_scales"]), attrs["output_height"], attrs["output_width"],
-            attrs["sampling_ratio"], bool(attrs["aligned"]), attrs["finest_scale"])
-        return [pooled.float().cpu().numpy()]
-    boxes = torch.from_numpy(inputs[0]).to(device, dtype)
-    scores = torch.from_numpy(inputs[1]).to(device, dtype)
-    labels = torch.from_numpy(inputs[2]).to(device) if attrs["class_aware"] else None
-    keep, keep_scores, num_valid = torch.ops.sspnet.batched_nms(
-        boxes, scores, labels, attrs["iou_threshold"], attrs["method"], attrs["sigma"],
-        attrs["score_threshold"], attrs["min_score"], attrs["max_output"])
-    return [keep.int().cpu().numpy(), keep_scores.float().cpu().numpy(), num_valid.int().cpu().numpy()[:, None]]
-
-
 def test_enqueue_matches_sspnet_ops_on_the_gpu(harness, export_nodes):
     if harness["report"]["cuda_devices"] == 0 or harness["arrays"] is None:
-        pytest.skip("no CUDA device: enqueue runs only where a GPU is present")
+        pytest.skip("no CUDA device: enqueue runs only where a GPU is present (on the CPU execution layer: "
+                    "test_plugin_enqueue_on_cpu.py)")
     folder = harness["folder"]
     for index, (node, result) in enumerate(_nodes(harness, export_nodes)):
-        runs = {r["label"]: r for r in result["enqueue"]}
-        assert {"fp32", "fp16"} <= set(runs), node.name
-        for label, run in runs.items():
+        runs = {(r["profile"], r["label"]): r for r in result["enqueue"]}
+        assert {("opt", "fp32"), ("opt", "fp16"), ("max", "fp32")} <= set(runs), node.name
+        for (profile, label), run in runs.items():
             assert run["status"] == 0 and run["cuda_ok"], (node.name, run)
-            expected = _reference(node, harness["arrays"][index], label)
-            for k, reference in enumerate(expected):
-                dtype = np.int32 if reference.dtype == np.int32 else np.float32
-                got = np.fromfile(folder / f"n{index}_{label}_out{k}.bin", dtype=dtype).reshape(reference.shape)
+            expected = reference(node, harness["arrays"][(index, profile)], label, "cuda")
+            got = enqueue_outputs(folder, index, profile, label, expected)
+            for k, (out, ref) in enumerate(zip(got, expected)):
                 if label == "mixed":  # fp16 output of fp32 arithmetic: one fp16 rounding apart
-                    np.testing.assert_allclose(got, reference, rtol=2e-3, atol=2e-3, err_msg=f"{node.name} {k}")
+                    np.testing.assert_allclose(out, ref, rtol=2e-3, atol=2e-3, err_msg=f"{node.name} {k}")
                 else:
-                    np.testing.assert_array_equal(got, reference, err_msg=f"{node.name} {label} output {k}")
+                    np.testing.assert_array_equal(out, ref, err_msg=f"{node.name} {profile} {label} output {k}")

@@ -19,10 +19,18 @@
 //     attachToContext copies outliving the original; onShapeChange with the concrete shapes;
 //  5. refusals: wrong field types, counts and names at createPlugin, wrong shapes at
 //     getOutputShapes / onShapeChange; every refusal must come with a message on the logger;
-//  6. with --enqueue DIR and a CUDA device: enqueue on device buffers for every accepted float
-//     combination, inputs read from and outputs written to DIR (raw little-endian arrays).
+//  6. with --enqueue DIR and a CUDA device: createPlugin(kRUNTIME) from the fields each configured
+//     combination serialised, attachToContext, onShapeChange, then enqueue on device buffers, at
+//     the profile's opt and max shapes (at max the workspace the plugin asked for is all the
+//     kernel may use: it is allocated at exactly that size, as is every tensor). Inputs are read
+//     from and outputs written to DIR (raw little-endian arrays, fp16 tensors as float32).
+//
+// Built with TRT_HARNESS_CUDA_ON_CPU, the "device" is the CPU execution layer of tests/cuda_on_cpu
+// (the plugin library's .cu kernels compiled as C++, device memory = exact-size host allocations,
+// launches synchronous): one device, and the default stream.
 //
 // Prints one JSON object. usage: trt_harness LIBRARY SPEC [--enqueue DIR]
+//   DIR holds n<node>_<opt|max>_in<k>.bin; the harness writes n<node>_<opt|max>_<label>_out<k>.bin.
 //
 // Spec file (one item per line, whitespace separated):
 //   symbol NAME MIN OPT MAX                 a dynamic size and its optimisation profile
@@ -38,6 +46,7 @@
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -695,13 +704,16 @@ class NodeDriver {
     }
     FieldCopy const reserialised(capabilities(runtime.get()).runtime->getFieldsToSerialize());
     result.add("roundtrip_equal", boolean(reserialised == serialised));
+    // copies() deletes the build-phase plugin (a copy must outlive it): the refusals below ask
+    // getOutputShapes of a clone made before that.
+    std::unique_ptr<IPluginV3> const forRefusals(plugin->clone());
     result.add("copies", copies(plugin, runtime, serialised));
 
     Combination const fp32 = serialisedCombination != nullptr ? *serialisedCombination : Combination{};
     if (serialisedCombination != nullptr) {
       result.add("on_shape_change", onShapeChange(*capabilities(runtime.get()).runtime, fp32, nullptr));
     }
-    result.add("refusals", refusals(*creator, parserFields, *caps.build, runtime.get(), fp32));
+    result.add("refusals", refusals(*creator, parserFields, *capabilities(forRefusals.get()).build, runtime.get(), fp32));
     if (mEnqueueDir != nullptr) {
       result.add("enqueue", enqueueAll(*creator));
     }
@@ -731,10 +743,11 @@ class NodeDriver {
     Object result;
     result.add("status", std::to_string(status)).add("messages", strings(mLogger.since(before)));
     std::vector<std::string> shapes;
-    mOutputDims.clear();
+    mOutputDims[0].clear();
+    mOutputDims[1].clear();
     for (DimsExprs const& dims : outputs) {
       std::vector<std::string> items;
-      std::vector<Dim> concrete;
+      std::vector<Dim> atOpt, atMax;
       for (int32_t i = 0; status == 0 && i < dims.nbDims; ++i) {
         ExprNode const* node = ExprArena::nodeOf(dims.d[i]);
         items.push_back(Object()
@@ -743,12 +756,15 @@ class NodeDriver {
                             .add("opt", std::to_string(node->evaluate(mSymbols, Profile::kOpt)))
                             .add("max", std::to_string(node->evaluate(mSymbols, Profile::kMax)))
                             .str());
-        Dim dim;
-        dim.value = node->evaluate(mSymbols, Profile::kOpt);
-        concrete.push_back(dim);
+        Dim opt, max;
+        opt.value = node->evaluate(mSymbols, Profile::kOpt);
+        max.value = node->evaluate(mSymbols, Profile::kMax);
+        atOpt.push_back(opt);
+        atMax.push_back(max);
       }
       shapes.push_back(array(items, [](std::string const& s) { return s; }));
-      mOutputDims.push_back(concrete);
+      mOutputDims[0].push_back(atOpt);
+      mOutputDims[1].push_back(atMax);
     }
     result.add("dims", array(shapes, [](std::string const& s) { return s; }));
     return result.str();
@@ -835,10 +851,10 @@ class NodeDriver {
     return true;
   }
 
-  // Runtime descriptors at the profile's opt shapes; `replace` swaps one input's dims.
+  // Runtime descriptors at the profile's opt (or max) shapes; `replace` swaps one input's dims.
   void runtimeDescs(Combination const& c, std::vector<PluginTensorDesc>& in, std::vector<PluginTensorDesc>& out,
-                    BadInput const* replace) {
-    Profile const opt = Profile::kOpt;
+                    BadInput const* replace, Profile profile = Profile::kOpt) {
+    std::vector<std::vector<Dim>> const& outputDims = mOutputDims[profile == Profile::kMax ? 1 : 0];
     in.assign(static_cast<std::size_t>(mNbInputs), PluginTensorDesc{});
     out.assign(static_cast<std::size_t>(mNbOutputs), PluginTensorDesc{});
     for (int32_t pos = 0; pos < mNbInputs + mNbOutputs; ++pos) {
@@ -846,8 +862,8 @@ class NodeDriver {
       std::vector<Dim> const& dims =
           replace != nullptr && pos == replace->index
               ? replace->dims
-              : (pos < mNbInputs ? dimsAt(pos) : mOutputDims[static_cast<std::size_t>(pos - mNbInputs)]);
-      desc.dims = toDims(dims, mSymbols, &opt);
+              : (pos < mNbInputs ? dimsAt(pos) : outputDims[static_cast<std::size_t>(pos - mNbInputs)]);
+      desc.dims = toDims(dims, mSymbols, &profile);
       desc.type = c.types[pos];
       desc.format = c.formats[pos];
       desc.scale = 1.0F;
@@ -1002,16 +1018,18 @@ class NodeDriver {
   std::string enqueueAll(IPluginCreatorV3One& creator) {
     std::vector<std::string> runs;
     for (EnqueueRun const& run : mEnqueueRuns) {
-      runs.push_back(enqueueOne(creator, run));
+      runs.push_back(enqueueOne(creator, run, Profile::kOpt));
+      runs.push_back(enqueueOne(creator, run, Profile::kMax));
     }
     return array(runs, [](std::string const& s) { return s; });
   }
 
-  std::string enqueueOne(IPluginCreatorV3One& creator, EnqueueRun const& run) {
+  std::string enqueueOne(IPluginCreatorV3One& creator, EnqueueRun const& run, Profile profile) {
     Combination const& c = run.combination;
     std::string const label = c.label(mNode.inputs.size());
+    std::string const profileName = profile == Profile::kMax ? "max" : "opt";
     Object result;
-    result.add("label", quoted(label));
+    result.add("label", quoted(label)).add("profile", quoted(profileName));
     PluginFieldCollection const fc = run.fields.collection();
     std::unique_ptr<IPluginV3> deserialised(creator.createPlugin(mNode.name.c_str(), &fc, TensorRTPhase::kRUNTIME));
     FakeResourceContext context;
@@ -1021,17 +1039,21 @@ class NodeDriver {
       return result.add("status", "-100").str();
     }
     std::vector<PluginTensorDesc> in, out;
-    runtimeDescs(c, in, out, nullptr);
+    runtimeDescs(c, in, out, nullptr, profile);
     IPluginV3OneRuntime* runtime = capabilities(plugin.get()).runtime;
     if (runtime->onShapeChange(in.data(), mNbInputs, out.data(), mNbOutputs) != 0) {
       return result.add("status", "-101").str();
     }
     std::vector<void*> inputs, outputs;
-    std::string const prefix = std::string(mEnqueueDir) + "/n" + std::to_string(mIndex);
+    std::string const prefix = std::string(mEnqueueDir) + "/n" + std::to_string(mIndex) + "_" + profileName;
     bool ok = true;
     for (int32_t i = 0; i < mNbInputs; ++i) {
       std::vector<unsigned char> host = readFile(prefix + "_in" + std::to_string(i) + ".bin");
       int64_t const count = volume(in[i].dims);
+      if (host.size() != static_cast<std::size_t>(count) * 4) {  // missing or the wrong size
+        ok = false;
+        host.assign(static_cast<std::size_t>(count) * 4, 0);
+      }
       std::vector<unsigned char> device;
       if (in[i].type == DataType::kHALF) {  // the file holds float32
         std::vector<__half> halves(static_cast<std::size_t>(count));
@@ -1046,14 +1068,16 @@ class NodeDriver {
         device = host;
       }
       void* buffer = nullptr;
-      ok = ok && cudaMalloc(&buffer, device.size() + 1) == cudaSuccess &&
+      // Exact sizes (1 byte for an empty tensor): an overrun by the kernel is caught.
+      ok = ok && cudaMalloc(&buffer, std::max<std::size_t>(device.size(), 1)) == cudaSuccess &&
            cudaMemcpy(buffer, device.data(), device.size(), cudaMemcpyHostToDevice) == cudaSuccess;
       inputs.push_back(buffer);
     }
     for (int32_t o = 0; o < mNbOutputs; ++o) {
       std::size_t const element = out[o].type == DataType::kHALF ? 2 : 4;
       void* buffer = nullptr;
-      ok = ok && cudaMalloc(&buffer, static_cast<std::size_t>(volume(out[o].dims)) * element + 1) == cudaSuccess;
+      std::size_t const bytes = static_cast<std::size_t>(volume(out[o].dims)) * element;
+      ok = ok && cudaMalloc(&buffer, std::max<std::size_t>(bytes, 1)) == cudaSuccess;
       outputs.push_back(buffer);
     }
     void* workspace = nullptr;
@@ -1061,11 +1085,13 @@ class NodeDriver {
       ok = ok && cudaMalloc(&workspace, run.workspace) == cudaSuccess;
     }
     cudaStream_t stream = nullptr;
+#ifndef TRT_HARNESS_CUDA_ON_CPU  // the layer runs every launch synchronously: the default stream
     ok = ok && cudaStreamCreate(&stream) == cudaSuccess;
+#endif
     int32_t status = -102;
     if (ok) {
       status = runtime->enqueue(in.data(), out.data(), inputs.data(), outputs.data(), workspace, stream);
-      ok = cudaStreamSynchronize(stream) == cudaSuccess;
+      ok = cudaStreamSynchronize(stream) == cudaSuccess && cudaGetLastError() == cudaSuccess;
     }
     for (int32_t o = 0; ok && o < mNbOutputs; ++o) {
       int64_t const count = volume(out[o].dims);
@@ -1087,7 +1113,9 @@ class NodeDriver {
     for (void* p : inputs) cudaFree(p);
     for (void* p : outputs) cudaFree(p);
     if (workspace != nullptr) cudaFree(workspace);
+#ifndef TRT_HARNESS_CUDA_ON_CPU
     if (stream != nullptr) cudaStreamDestroy(stream);
+#endif
     return result.add("status", std::to_string(status))
         .add("cuda_ok", boolean(ok))
         .add("workspace_bytes", std::to_string(run.workspace))
@@ -1102,7 +1130,7 @@ class NodeDriver {
   int32_t mNbInputs = 0;
   int32_t mNbOutputs = 0;
   bool mLookaheadIndependent = true;
-  std::vector<std::vector<Dim>> mOutputDims;
+  std::vector<std::vector<Dim>> mOutputDims[2];  // concrete output sizes at the profile's opt, max
   std::vector<EnqueueRun> mEnqueueRuns;
 };
 
@@ -1130,9 +1158,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   int deviceCount = 0;
+#ifdef TRT_HARNESS_CUDA_ON_CPU
+  deviceCount = 1;  // the CPU execution layer
+#else
   if (cudaGetDeviceCount(&deviceCount) != cudaSuccess) {
     deviceCount = 0;
   }
+#endif
   cudaGetLastError();  // a CPU-only machine leaves an error behind; the plugins must not see it
   std::vector<std::string> registered;
   for (auto const& entry : fake_tensorrt::registry().entries()) {
