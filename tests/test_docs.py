@@ -225,3 +225,10 @@ def test_no_references_to_documents_readers_do_not_have():
                     if _PRIVATE_REFERENCE.search(line):
                         hits.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:100]}")
     assert not hits, "references to documents the repository does not have:\n" + "\n".join(hits)
+
+
+def test_readme_stays_an_entry_point():
+    """The README says what sspnet is and where to read on; results live in the generated docs pages."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    assert "docs/getting-started.md" in readme and "scripts/demo.sh" in readme and "scripts/test.sh" in readme
