@@ -20,9 +20,9 @@ instead resize the whole frame to the export size (faster, but tiny objects shri
 
 Bounded memory: tiles reach the model in batches of at most `max_tiles_per_batch` inputs, each
 batch cut from the frame only when the model asks for it, so memory does not grow with the frame
-size beyond the frame itself (a 10000x10000 frame has 357 tiles of 640x512; sent as one batch it
-asked ONNX Runtime for a single 10.9 GB buffer). Results do not depend on the batch size: every
-tile is inferred on its own and the merge sees all tiles of the frame.
+size beyond the frame itself (a 10000x10000 frame has 357 tiles of 640x512; what one batch of them
+costs against batches of 4: benchmarks/results/tile_memory.json). Results do not depend on the batch
+size: every tile is inferred on its own and the merge sees all tiles of the frame.
 
 The default, DEFAULT_MAX_TILES_PER_BATCH = 4, is sized for an 8 GB Jetson (CPU and GPU share
 those 8 GB), from measurements (benchmarks/bench_tile_memory.py, results in benchmarks/results/):
@@ -165,7 +165,11 @@ class Detector:
         if fit not in FITS:
             raise UsageError(f"fit must be one of {list(FITS)}, got {fit!r}")
         tile_h, tile_w = backend.input_size
-        if isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or not 0 <= tile_overlap < min(tile_h, tile_w):
+        if (
+            isinstance(tile_overlap, bool)
+            or not isinstance(tile_overlap, int)
+            or not 0 <= tile_overlap < min(tile_h, tile_w)
+        ):
             raise UsageError(
                 f"tile_overlap must be an int in [0, {min(tile_h, tile_w)}) for tiles of "
                 f"{tile_h}x{tile_w} (HxW), got {tile_overlap!r}"
@@ -177,7 +181,8 @@ class Detector:
         ):
             raise UsageError(f"max_detections must be a positive int or None, got {max_detections!r}")
         if max_tiles_per_batch is not None and (
-            isinstance(max_tiles_per_batch, bool) or not isinstance(max_tiles_per_batch, int)
+            isinstance(max_tiles_per_batch, bool)
+            or not isinstance(max_tiles_per_batch, int)
             or max_tiles_per_batch <= 0
         ):
             raise UsageError(f"max_tiles_per_batch must be a positive int or None, got {max_tiles_per_batch!r}")
@@ -214,8 +219,11 @@ class Detector:
         start = time.perf_counter()
         plan = self._plan(check_frame(frame, "frame"))
         batches = list(self._batches_of([plan], self.batch_limit or plan.inputs, _CallStats()))
-        return PreparedFrame(plan, batches, {"preprocess_ms": 1e3 * (time.perf_counter() - start),
-                                             "inputs": plan.inputs, "batches": len(batches)})
+        return PreparedFrame(
+            plan,
+            batches,
+            {"preprocess_ms": 1e3 * (time.perf_counter() - start), "inputs": plan.inputs, "batches": len(batches)},
+        )
 
     def infer(self, prepared: PreparedFrame) -> dict[str, np.ndarray]:
         """Step 2 of 3: the model on a prepared frame's batches -> the contract outputs of its inputs."""
