@@ -4,8 +4,9 @@ every threading setting that runtime/threads.py chose between, in one run.
     python benchmarks/bench_neighbours.py                       # ~6 min on 2 cores, random weights
     python benchmarks/bench_neighbours.py --checkpoint demo_out/run/last.safetensors --onnx demo_out/model.onnx
     python benchmarks/bench_neighbours.py --rows defaults       # only the before/after pairs (~3 min)
-    python benchmarks/bench_neighbours.py --rows onnxruntime --onnx demo_out/model.onnx   # ~1.5 min
-        (-> neighbours_onnxruntime.json: ONNX Runtime spinning / fixed thread count / adaptive)
+    python benchmarks/bench_neighbours.py --rows onnxruntime --onnx demo_out/model.onnx   # ~3 min
+        (-> neighbours_onnxruntime.json: ONNX Runtime spinning / fixed thread count / adaptive, and the
+        alternatives: dynamic block sizes, one thread)
 
 Writes benchmarks/results/neighbours.json and neighbours.png (neighbours_ROWS.* for a partial --rows
 run), and prints the table plus a Markdown
@@ -21,7 +22,8 @@ sspnet/benchmark/contention.py):
     onnxruntime    intra-op spinning (ONNX Runtime's default, "before"), spinning off with a fixed
                    thread count ("before" the adaptive count), and sspnet's default: spinning off with
                    the adaptive thread count (a one-thread session beside the all-cores one,
-                   runtime/onnxruntime_backend.py)
+                   runtime/onnxruntime_backend.py); alternatives: dynamic block sizes
+                   (SSPNET_ORT_DYNAMIC_BLOCK_BASE=4) with and without the adaptive count, 1 thread
     kernels        sspnet's CPU multi-level RoIAlign (OpenMP): libgomp default / sspnet default
     training       one training step of the recipe: libgomp default / sspnet default
     (+ ONNX Runtime INT8 with --int8 MODEL)
@@ -38,7 +40,13 @@ import sys
 import time
 from pathlib import Path
 
-from sspnet.runtime.threads import ENV_ADAPTIVE_THREADS, ENV_OPENMP_DEFAULTS, ENV_ORT_SPINNING, GOMP_SPINCOUNT
+from sspnet.runtime.threads import (
+    ENV_ADAPTIVE_THREADS,
+    ENV_OPENMP_DEFAULTS,
+    ENV_ORT_DYNAMIC_BLOCK_BASE,
+    ENV_ORT_SPINNING,
+    GOMP_SPINCOUNT,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -52,7 +60,7 @@ SIZE = (256, 256)  # (H, W) of the demo's images and export
 LIBGOMP_DEFAULT = {ENV_OPENMP_DEFAULTS: "0", "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "OMP_NUM_THREADS": None,
                    ENV_ADAPTIVE_THREADS: "0"}
 SSPNET_DEFAULT = {ENV_OPENMP_DEFAULTS: None, "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, ENV_ORT_SPINNING: None,
-                  "OMP_NUM_THREADS": None, ENV_ADAPTIVE_THREADS: None}
+                  "OMP_NUM_THREADS": None, ENV_ADAPTIVE_THREADS: None, ENV_ORT_DYNAMIC_BLOCK_BASE: None}
 
 
 def spincount(value: int) -> dict:
@@ -108,6 +116,20 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
         ContentionRow(label="onnxruntime, no spinning + adaptive threads (sspnet default)", model=onnx_path,
                       backend="onnxruntime", frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime",
                       baseline="onnxruntime, no spinning, fixed thread count (before)", goal_slowdown=1.6),
+        # alternatives: all cores with dynamic block sizes (a preempted thread's work goes to the others),
+        # alone and under the adaptive count; and one thread always (what the adaptive count falls back to)
+        ContentionRow(label="onnxruntime, no spinning, fixed thread count, dynamic blocks 4", model=onnx_path,
+                      backend="onnxruntime", frame_size=SIZE,
+                      env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0", ENV_ORT_DYNAMIC_BLOCK_BASE: "4"},
+                      group="onnxruntime", baseline="onnxruntime, no spinning, fixed thread count (before)",
+                      goal_slowdown=1.6),
+        ContentionRow(label="onnxruntime, no spinning + adaptive threads, dynamic blocks 4", model=onnx_path,
+                      backend="onnxruntime", frame_size=SIZE, env={**SSPNET_DEFAULT, ENV_ORT_DYNAMIC_BLOCK_BASE: "4"},
+                      group="onnxruntime", baseline="onnxruntime, no spinning, fixed thread count (before)",
+                      goal_slowdown=1.6),
+        ContentionRow(label="onnxruntime, 1 thread", model=onnx_path, backend="onnxruntime", frame_size=SIZE,
+                      threads=1, env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0"}, group="onnxruntime",
+                      baseline="onnxruntime, no spinning, fixed thread count (before)"),
         ContentionRow(label="RoIAlign kernel, libgomp default spin (before)", kind="roi-align", env=LIBGOMP_DEFAULT,
                       group="kernels"),
         ContentionRow(label="RoIAlign kernel, sspnet default", kind="roi-align", env=SSPNET_DEFAULT, group="kernels",

@@ -76,6 +76,10 @@ OPENMP_USER_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 ENV_OPENMP_DEFAULTS = "SSPNET_OPENMP_DEFAULTS"  # "0": do not touch OpenMP's variables
 ENV_ORT_SPINNING = "SSPNET_ORT_SPINNING"  # "1": ONNX Runtime's own default (spinning)
 ENV_ADAPTIVE_THREADS = "SSPNET_ADAPTIVE_THREADS"  # "0": CPU inference keeps a fixed thread count
+# "N": ONNX Runtime splits each parallel loop into blocks of dynamic size (its session option
+# session.dynamic_block_base), so a thread left behind by the scheduler hands its work to the others
+# (an alternative measured by benchmarks/bench_neighbours.py; off by default)
+ENV_ORT_DYNAMIC_BLOCK_BASE = "SSPNET_ORT_DYNAMIC_BLOCK_BASE"
 
 ORT_SPINNING_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 ORT_DISABLED_OPTIMIZERS = ("QDQS8ToU8Transformer",)  # see the module docstring
@@ -124,11 +128,15 @@ def onnxruntime_spinning(environ: MutableMapping[str, str] | None = None) -> boo
 
 def configure_onnxruntime_session(options, spinning: bool | None = None) -> None:
     """Apply sspnet's defaults to an onnxruntime.SessionOptions: spinning off unless `spinning`
-    (default: SSPNET_ORT_SPINNING) says otherwise, and ORT_DISABLED_OPTIMIZERS disabled."""
+    (default: SSPNET_ORT_SPINNING) says otherwise, ORT_DISABLED_OPTIMIZERS disabled, and dynamic
+    block sizes when SSPNET_ORT_DYNAMIC_BLOCK_BASE names a positive base."""
     spin = onnxruntime_spinning() if spinning is None else bool(spinning)
     for key in ORT_SPINNING_KEYS:
         options.add_session_config_entry(key, "1" if spin else "0")
     options.add_session_config_entry("optimization.disable_specified_optimizers", ",".join(ORT_DISABLED_OPTIMIZERS))
+    base = os.environ.get(ENV_ORT_DYNAMIC_BLOCK_BASE, "").strip()
+    if base.isdigit() and int(base) > 0:
+        options.add_session_config_entry("session.dynamic_block_base", base)
 
 
 def describe(environ: MutableMapping[str, str] | None = None) -> dict:
@@ -137,6 +145,7 @@ def describe(environ: MutableMapping[str, str] | None = None) -> dict:
     return {
         "openmp": {name: environ.get(name) for name in ("OMP_NUM_THREADS", *OPENMP_USER_VARIABLES)},
         "onnxruntime_spinning": onnxruntime_spinning(environ),
+        "onnxruntime_dynamic_block_base": environ.get(ENV_ORT_DYNAMIC_BLOCK_BASE),
         "adaptive_threads": adaptive_threads_enabled(environ),
         "cpu_count": os.cpu_count(),
     }
@@ -311,6 +320,7 @@ def adaptive_threads_enabled(environ: MutableMapping[str, str] | None = None) ->
 __all__ = [
     "ENV_ADAPTIVE_THREADS",
     "ENV_OPENMP_DEFAULTS",
+    "ENV_ORT_DYNAMIC_BLOCK_BASE",
     "ENV_ORT_SPINNING",
     "GOMP_SPINCOUNT",
     "OPENMP_DEFAULTS",

@@ -36,6 +36,24 @@ def test_session_options_get_spinning_off_or_on():
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
 
 
+def test_dynamic_block_base_only_when_asked(monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+
+    def dynamic_block_base():
+        options = ort.SessionOptions()
+        threads.configure_onnxruntime_session(options)
+        try:
+            return options.get_session_config_entry("session.dynamic_block_base")
+        except RuntimeError:  # not set
+            return None
+
+    monkeypatch.delenv("SSPNET_ORT_DYNAMIC_BLOCK_BASE", raising=False)
+    assert dynamic_block_base() is None
+    for value, expected in (("4", "4"), ("0", None), ("many", None)):
+        monkeypatch.setenv("SSPNET_ORT_DYNAMIC_BLOCK_BASE", value)
+        assert dynamic_block_base() == expected
+
+
 def test_the_onnxruntime_backend_does_not_spin(tmp_path, monkeypatch):
     from runtime_models import build_marker_model
 
