@@ -5,6 +5,7 @@ import torch
 import torchvision
 from torch import nn
 
+from sspnet.errors import InputError
 from sspnet.models.backbone import ResNetBackbone
 from sspnet.models.neck import FPN, SSFPN, FPNWithCAM
 
@@ -72,7 +73,7 @@ def test_imagenet_weights_of_another_depth_fail_naming_the_keys(tmp_path):
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
     with pytest.raises(ValueError, match=r"unexpected keys: layer1\.2\."):
         ResNetBackbone(18).load_imagenet_weights(path)
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    with pytest.raises(InputError, match="missing.pth"):
         ResNetBackbone(18).load_imagenet_weights(tmp_path / "missing.pth")
 
 
