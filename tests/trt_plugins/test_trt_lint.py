@@ -406,3 +406,23 @@ def test_output_channel_axis_of_each_weighted_layer():
     assert output_channel_axis(helper.make_node("Gemm", ["x", "w"], ["y"], transB=1), 2) == 0
     assert output_channel_axis(helper.make_node("Gemm", ["x", "w"], ["y"]), 2) == 1
     assert output_channel_axis(helper.make_node("MatMul", ["x", "w"], ["y"]), 2) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_quantized_for_tensorrt_has_no_error_and_no_fusion_blocker(preset, exported_detector, tmp_path):
+    from PIL import Image
+
+    from sspnet.export.quantize import QuantizeSettings, quantize_onnx
+    from sspnet.export.trt_lint import fusion_blockers
+
+    images = tmp_path / "calib"
+    images.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 320, 3), dtype=np.uint8)).save(images / "0.png")
+    out = tmp_path / "int8.onnx"
+    quantize_onnx(exported_detector(preset, "tensorrt"), out, images, QuantizeSettings(method="minmax", max_tiles=1,
+                                                                                        progress=False),
+                  log=lambda *_: None)
+    findings = lint_graph(onnx.load(str(out), load_external_data=False))
+    assert errors(findings) == [], format_findings(findings)
+    assert set(fusion_blockers(findings).values()) == {0}, format_findings(findings)
