@@ -406,7 +406,8 @@ def plot(stage1: list, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("HOTA (%)")
     ax.set_title("Tracking tiny people on synthetic UAV sequences")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+    fig.subplots_adjust(left=0.38, bottom=0.12)  # room for the long setting names
     return save_figure(fig, path)
 
 
