@@ -32,6 +32,12 @@ def main(argv=None) -> int:
     quantize(args.model, quantize_mode="int8", calibration_data={"images": np.load(args.calib)},
              calibration_method=args.method, calibration_eps=["cpu"], output_path=args.out,
              high_precision_dtype="fp32", log_level="ERROR")
+    import onnx
+
+    # Model Optimizer drops the model's metadata: sspnet's runtime reads its contract from it.
+    source, quantized = onnx.load(args.model, load_external_data=False), onnx.load(args.out)
+    onnx.helper.set_model_props(quantized, {prop.key: prop.value for prop in source.metadata_props})
+    onnx.save(quantized, args.out)
     print(f"modelopt: wrote {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -301,7 +301,41 @@ def render_int8(src: Source) -> str:
             + latency_columns()
             + [("speed-up vs fp32", lambda r, m=model: src.show(src.get(f"{m}.speedup.{r['form']}"), ".2f"), "")],
         )
+    forms = src.get(dm + ".tensorrt_forms") or {}
+    if forms:
+        out += "\n**TensorRT form: Q/DQ placement and float type (best method)**\n\n"
+        rows = [dict(variant=name, **row) for name, row in forms.items()]
+        out += table(src, rows, [
+            ("variant", "variant", ""), ("placement", "placement", ""), ("float type", "float_type", ""),
+            ("AP50-tiny", "ap50_tiny", ".2f"), ("lint errors", "lint.errors", ""),
+            ("fusion blockers", "lint.fusion_blockers_total", ""),
+        ])
     out += f"\nCode defaults when this ran: {src.fmt('code_defaults.method')} calibration.\n"
+    return out
+
+
+def render_int8_placement(src: Source) -> str:
+    out = header(
+        src,
+        "INT8 Q/DQ placement for TensorRT",
+        "Every preset's `tensorrt`-flavour export quantized with ONNX Runtime's Q/DQ placement (before) and "
+        "the TensorRT placement (now): TensorRT-lint errors and fusion blockers; Model Optimizer's placement "
+        "of the `portable` export beside ours. Rules: [INT8](../int8.md).",
+    )
+    out += f"\nInput {src.fmt('input_size')}; weights: {src.fmt('weights')}.\n\n"
+    rows = []
+    for preset, row in (src.get("presets") or {}).items():
+        for variant, values in row.items():
+            rows.append(dict(preset=preset, variant=variant, **values))
+    out += table(src, rows, [
+        ("preset", "preset", ""), ("variant", "variant", ""), ("Q/DQ nodes", "qdq_nodes", ""),
+        ("lint errors", "errors", ""), ("fusion blockers", "fusion_blockers_total", ""),
+        ("Q on weighted output", "fusion_blockers.q-on-weighted-output", ""),
+        ("Q/DQ around ReLU", "fusion_blockers.qdq-around-relu", ""),
+        ("Add both quantized", "fusion_blockers.add-both-quantized", ""),
+        ("concat scales", "fusion_blockers.concat-scales", ""),
+        ("DQ into plugin", "fusion_blockers.dq-into-plugin", ""),
+    ])
     return out
 
 
@@ -837,6 +871,7 @@ def render_generic(src: Source) -> str:
 RENDERERS = [
     ("demo_summary", render_demo_summary),
     ("neighbours", render_contention),
+    ("int8_placement", render_int8_placement),
     ("int8", render_int8),
     ("tile_memory", render_tile_memory),
     ("trt_fp16_rois", render_fp16_rois),
