@@ -64,8 +64,14 @@ def machine() -> dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return {"processor": cpu, "platform": f"{platform.system()} {platform.machine()}", "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "uptime": uptime, "load_average": list(os.getloadavg())}
+    return {
+        "processor": cpu,
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "uptime": uptime,
+        "load_average": list(os.getloadavg()),
+    }
 
 
 # ---- sequences and detections ------------------------------------------------------------------
@@ -106,8 +112,14 @@ def detect(infos, model: Path, conf: float, overlap: int) -> tuple[dict, dict]:
                 per_frame.append((boxes, scores))
                 bar.update(1)
             detections[info.name] = per_frame
-    facts = {"model": str(model), "backend": backend.name, "tile_hw": list(backend.input_size), "overlap": overlap,
-             "score_threshold": conf, "ms_per_frame": 1000 * seconds / max(frames, 1)}
+    facts = {
+        "model": str(model),
+        "backend": backend.name,
+        "tile_hw": list(backend.input_size),
+        "overlap": overlap,
+        "score_threshold": conf,
+        "ms_per_frame": 1000 * seconds / max(frames, 1),
+    }
     return detections, facts
 
 
@@ -122,8 +134,12 @@ def oracle(infos, gts: dict, seed: int) -> tuple[dict, dict]:
             boxes = gt.box[(gt.frame == frame) & (rng.random(len(gt.frame)) > 0.1)]
             boxes = boxes + np.c_[rng.normal(0, 0.5, (len(boxes), 2)), np.zeros((len(boxes), 2))]
             false = int(rng.poisson(len(boxes) / 50))
-            fake = np.c_[rng.uniform(0, info.width - 8, false), rng.uniform(0, info.height - 12, false),
-                         rng.uniform(3, 8, false), rng.uniform(6, 14, false)]
+            fake = np.c_[
+                rng.uniform(0, info.width - 8, false),
+                rng.uniform(0, info.height - 12, false),
+                rng.uniform(3, 8, false),
+                rng.uniform(6, 14, false),
+            ]
             boxes = np.vstack([boxes, fake])
             scores = np.r_[rng.uniform(0.3, 1.0, len(boxes) - false), rng.uniform(0.1, 0.6, false)]
             per_frame.append((np.c_[boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], scores))
@@ -146,8 +162,9 @@ def estimate_motions(infos, detections: dict, high: float) -> tuple[dict, list]:
         errors, unmoved = {"hover": [], "moving": []}, {"hover": [], "moving": []}
         for info in infos:
             estimator, camera = MotionEstimator(method, downscale), read_camera(info)
-            corners = np.array([[0, 0, 1], [info.width, 0, 1], [0, info.height, 1], [info.width, info.height, 1]],
-                               float).T
+            corners = np.array(
+                [[0, 0, 1], [info.width, 0, 1], [0, info.height, 1], [info.width, info.height, 1]], float
+            ).T
             per_frame = []
             for k, image in enumerate(read_frames(info)):
                 boxes, scores = detections[info.name][k]
@@ -184,11 +201,18 @@ def run_tracker(settings, infos, detections: dict, motions: dict, min_score: flo
             ids = tracker.update(boxes[keep], scores[keep], k, motion=cmc[k] if cmc is not None else None)
             tracked = ids > 0
             xyxy = boxes[keep][tracked]
-            rows.append((np.full(tracked.sum(), k + 1), ids[tracked], np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]],
-                         scores[keep][tracked]))
+            rows.append(
+                (
+                    np.full(tracked.sum(), k + 1),
+                    ids[tracked],
+                    np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]],
+                    scores[keep][tracked],
+                )
+            )
         frame, ids, box, score = (np.concatenate(column) for column in zip(*rows))
-        out[info.name] = MotRows(frame.astype(np.int64), ids, box.reshape(-1, 4), score, np.ones(len(frame), np.int64),
-                                 np.ones(len(frame)))
+        out[info.name] = MotRows(
+            frame.astype(np.int64), ids, box.reshape(-1, 4), score, np.ones(len(frame), np.int64), np.ones(len(frame))
+        )
     return out
 
 
@@ -197,8 +221,11 @@ def score(infos, gts: dict, tracks: dict) -> dict:
     from sspnet.tracking.evaluate import _summary, aggregate, evaluate_rows
 
     raws = {info.name: evaluate_rows(gts[info.name], tracks[info.name], info.frames)[1] for info in infos}
-    groups = {"all": list(raws), "hover": [n for n in raws if n.endswith("hover")],
-              "moving": [n for n in raws if not n.endswith("hover")]}
+    groups = {
+        "all": list(raws),
+        "hover": [n for n in raws if n.endswith("hover")],
+        "moving": [n for n in raws if not n.endswith("hover")],
+    }
     keys = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "DetRe", "DetPr", "FP", "FN")
     result = {}
     for group, names in groups.items():
@@ -211,23 +238,27 @@ def score(infos, gts: dict, tracks: dict) -> dict:
 def threshold_sweep(base):
     """Stage 0: the start threshold follows the detector's score scale: chosen first, on ByteTrack."""
     for high in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
-        yield f"high_threshold={high}", replace(base, tracker="bytetrack", association="biou", buffer_ratio=0.5,
-                                                 cmc="none", high_threshold=high)
+        yield (
+            f"high_threshold={high}",
+            replace(base, tracker="bytetrack", association="biou", buffer_ratio=0.5, cmc="none", high_threshold=high),
+        )
 
 
 def tracker_grid(base):
     """Stage 1: every tracker x association, without and with CMC (sparse optical flow, 1/4 size)."""
-    associations = {"sort": [("iou", 0.5), ("biou", 0.5)],
-                    "bytetrack": [("iou", 0.5), ("biou", 0.3), ("biou", 0.5), ("biou", 1.0), ("diou", 0.5),
-                                  ("giou", 0.5)],
-                    "ocsort": [("iou", 0.5), ("biou", 0.5)],
-                    "botsort": [("iou", 0.5), ("biou", 0.5)],
-                    "cbiou": [("biou", 0.5)]}
+    associations = {
+        "sort": [("iou", 0.5), ("biou", 0.5)],
+        "bytetrack": [("iou", 0.5), ("biou", 0.3), ("biou", 0.5), ("biou", 1.0), ("diou", 0.5), ("giou", 0.5)],
+        "ocsort": [("iou", 0.5), ("biou", 0.5)],
+        "botsort": [("iou", 0.5), ("biou", 0.5)],
+        "cbiou": [("biou", 0.5)],
+    }
     for tracker, choices in associations.items():
         for association, ratio in choices:
             for cmc in (("none", 4),) + ((("sparseOptFlow", 4),) if tracker != "ocsort" else ()):
-                yield replace(base, tracker=tracker, association=association, buffer_ratio=ratio, cmc=cmc[0],
-                              cmc_downscale=cmc[1])
+                yield replace(
+                    base, tracker=tracker, association=association, buffer_ratio=ratio, cmc=cmc[0], cmc_downscale=cmc[1]
+                )
 
 
 def sweeps(best):
@@ -261,12 +292,27 @@ def ap50_tiny(infos, gts: dict, boxes_of: dict) -> float:
         gt = gts[info.name]
         for k in range(info.frames):
             image_id = len(images) + 1
-            images.append({"id": image_id, "file_name": f"{info.name}/{k + 1:06d}.jpg", "width": info.width,
-                           "height": info.height})
+            images.append(
+                {
+                    "id": image_id,
+                    "file_name": f"{info.name}/{k + 1:06d}.jpg",
+                    "width": info.width,
+                    "height": info.height,
+                }
+            )
             for row in np.flatnonzero(gt.frame == k + 1):
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                    "bbox": gt.box[row].tolist(), "iscrowd": 0, "ignore": bool(gt.score[row] == 0),
-                                    "uncertain": False, "area": float(gt.box[row, 2] * gt.box[row, 3])})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "bbox": gt.box[row].tolist(),
+                        "iscrowd": 0,
+                        "ignore": bool(gt.score[row] == 0),
+                        "uncertain": False,
+                        "area": float(gt.box[row, 2] * gt.box[row, 3]),
+                    }
+                )
             boxes, scores = boxes_of[info.name][k]
             detections[image_id] = {"boxes": boxes, "scores": scores, "labels": np.zeros(len(scores), np.int64)}
     data = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
@@ -302,8 +348,14 @@ def single_frame_rows(detections: dict, infos, threshold: float) -> dict:
             next_id += n
         frame, ids, xyxy, score_ = (np.concatenate(c) for c in zip(*parts))
         xyxy = xyxy.reshape(-1, 4)
-        out[info.name] = MotRows(frame.astype(np.int64), ids, np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], score_,
-                                 np.ones(len(frame), np.int64), np.ones(len(frame)))
+        out[info.name] = MotRows(
+            frame.astype(np.int64),
+            ids,
+            np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]],
+            score_,
+            np.ones(len(frame), np.int64),
+            np.ones(len(frame)),
+        )
     return out
 
 
@@ -312,16 +364,29 @@ def tracking_vs_detection(best, infos, gts, detections, motions) -> list:
     for threshold in sorted({0.3, best.high_threshold, 0.5}):
         single = single_frame_rows(detections, infos, threshold)
         metrics = score(infos, gts, single)["all"]
-        rows.append({"boxes": "single-frame", "score_threshold": threshold, "min_hits": None,
-                     "AP50_tiny": ap50_tiny(infos, gts, rows_as_boxes(single, infos)),
-                     **{k: metrics[k] for k in ("DetA", "DetRe", "DetPr", "FP", "FN")}})
+        rows.append(
+            {
+                "boxes": "single-frame",
+                "score_threshold": threshold,
+                "min_hits": None,
+                "AP50_tiny": ap50_tiny(infos, gts, rows_as_boxes(single, infos)),
+                **{k: metrics[k] for k in ("DetA", "DetRe", "DetPr", "FP", "FN")},
+            }
+        )
         for hits in (1, 2, 3, 5):
             settings = replace(best, high_threshold=threshold, min_hits=hits)
             tracks = run_tracker(settings, infos, detections, motions, min_score=threshold)
             metrics = score(infos, gts, tracks)["all"]
-            rows.append({"boxes": "tracked", "score_threshold": threshold, "min_hits": hits,
-                         "tracker": settings.label(), "AP50_tiny": ap50_tiny(infos, gts, rows_as_boxes(tracks, infos)),
-                         **{k: metrics[k] for k in ("DetA", "DetRe", "DetPr", "FP", "FN")}})
+            rows.append(
+                {
+                    "boxes": "tracked",
+                    "score_threshold": threshold,
+                    "min_hits": hits,
+                    "tracker": settings.label(),
+                    "AP50_tiny": ap50_tiny(infos, gts, rows_as_boxes(tracks, infos)),
+                    **{k: metrics[k] for k in ("DetA", "DetRe", "DetPr", "FP", "FN")},
+                }
+            )
     return rows
 
 
@@ -342,8 +407,14 @@ def tracker_cost(frames: int, seed: int) -> list:
             centre = centre + velocity + rng.normal(0, 0.2, (n, 2))
             boxes = np.c_[centre - size / 2, centre + size / 2] + rng.normal(0, 0.3, (n, 4))
             scenes.append((boxes, rng.uniform(0.3, 1.0, n)))
-        for tracker, association in (("sort", "iou"), ("bytetrack", "iou"), ("bytetrack", "biou"),
-                                     ("ocsort", "iou"), ("botsort", "biou"), ("cbiou", "biou")):
+        for tracker, association in (
+            ("sort", "iou"),
+            ("bytetrack", "iou"),
+            ("bytetrack", "biou"),
+            ("ocsort", "iou"),
+            ("botsort", "biou"),
+            ("cbiou", "biou"),
+        ):
             settings = TrackerSettings(tracker=tracker, association=association, cmc="none")
             tracked = FrameTracker(settings)
             times = []
@@ -352,8 +423,15 @@ def tracker_cost(frames: int, seed: int) -> list:
                 tracked.update(boxes, scores, k)
                 if k >= 10:  # tracks established
                     times.append(1000 * (time.perf_counter() - start))
-            rows.append({"tracker": settings.label(), "detections": n, "frames": len(times),
-                         "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))})
+            rows.append(
+                {
+                    "tracker": settings.label(),
+                    "detections": n,
+                    "frames": len(times),
+                    "median_ms": float(np.median(times)),
+                    "p90_ms": float(np.percentile(times, 90)),
+                }
+            )
             log(f"  step {settings.label():<22} {n} detections: {rows[-1]['median_ms']:.2f} ms median")
     return rows
 
@@ -367,8 +445,15 @@ def cmc_cost(frames: int, seed: int) -> list:
     images = [generator.frame(k)[0] for k in range(frames + 1)]
     corners = np.array([[0, 0, 1], [COST_SIZE[0], 0, 1], [0, COST_SIZE[1], 1], [*COST_SIZE, 1]], float).T
     rows = []
-    for method, downscale in (("sparseOptFlow", 2), ("sparseOptFlow", 4), ("sparseOptFlow", 8), ("orb", 2),
-                              ("orb", 4), ("ecc", 4), ("ecc", 8)):
+    for method, downscale in (
+        ("sparseOptFlow", 2),
+        ("sparseOptFlow", 4),
+        ("sparseOptFlow", 8),
+        ("orb", 2),
+        ("orb", 4),
+        ("ecc", 4),
+        ("ecc", 8),
+    ):
         estimator = MotionEstimator(method, downscale)
         times, errors = [], []
         for k, image in enumerate(images):
@@ -379,11 +464,21 @@ def cmc_cost(frames: int, seed: int) -> list:
                 previous, current = (np.vstack([generator.transforms[j], [0, 0, 1]]) for j in (k - 1, k))
                 truth = (current @ np.linalg.inv(previous))[:2]
                 errors.append(np.abs(H @ corners - truth @ corners).max())
-        rows.append({"method": method, "downscale": downscale, "frame": list(COST_SIZE), "frames": len(times),
-                     "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-                     "corner_error_px_median": float(np.median(errors))})
-        log(f"  cmc {method}/{downscale}: {rows[-1]['median_ms']:.1f} ms, "
-            f"error {rows[-1]['corner_error_px_median']:.2f} px")
+        rows.append(
+            {
+                "method": method,
+                "downscale": downscale,
+                "frame": list(COST_SIZE),
+                "frames": len(times),
+                "median_ms": float(np.median(times)),
+                "p90_ms": float(np.percentile(times, 90)),
+                "corner_error_px_median": float(np.median(errors)),
+            }
+        )
+        log(
+            f"  cmc {method}/{downscale}: {rows[-1]['median_ms']:.1f} ms, "
+            f"error {rows[-1]['corner_error_px_median']:.2f} px"
+        )
     return rows
 
 
@@ -414,13 +509,21 @@ def plot(stage1: list, path: Path) -> Path:
 # ---- main ----------------------------------------------------------------------------------------
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("accuracy", "cost", "all"), default="all",
-                        help="accuracy: tracking / detection scores (any machine); cost: timings (a quiet machine); "
-                             "all: both (default)")
+    parser.add_argument(
+        "--part",
+        choices=("accuracy", "cost", "all"),
+        default="all",
+        help="accuracy: tracking / detection scores (any machine); cost: timings (a quiet machine); "
+        "all: both (default)",
+    )
     parser.add_argument("--model", type=Path, help="detector (.onnx / .safetensors; default demo_out/model.onnx)")
     parser.add_argument("--oracle", action="store_true", help="jittered ground truth instead of a detector (smoke)")
-    parser.add_argument("--sequences", type=int, default=6,
-                        help="held-out sequences; camera modes in turn: hover, pan, rotate, zoom (default 6)")
+    parser.add_argument(
+        "--sequences",
+        type=int,
+        default=6,
+        help="held-out sequences; camera modes in turn: hover, pan, rotate, zoom (default 6)",
+    )
     parser.add_argument("--frames", type=int, default=60, help="frames per sequence (default 60)")
     parser.add_argument("--size", type=int, nargs=2, default=(1280, 720), metavar=("W", "H"))
     parser.add_argument("--conf", type=float, default=0.1, help="detector score threshold (default 0.1)")
@@ -428,10 +531,18 @@ def parse_args(argv=None):
     parser.add_argument("--cost-frames", type=int, default=200, help="frames timed per cost row (default 200)")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
     parser.add_argument("--workdir", type=Path, help="keep the sequences here (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "tracking.json",
-                        help="accuracy JSON (default benchmarks/results/tracking.json; + .png)")
-    parser.add_argument("--cost-out", type=Path, default=RESULTS / "tracking_cost.json",
-                        help="cost JSON (default benchmarks/results/tracking_cost.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "tracking.json",
+        help="accuracy JSON (default benchmarks/results/tracking.json; + .png)",
+    )
+    parser.add_argument(
+        "--cost-out",
+        type=Path,
+        default=RESULTS / "tracking_cost.json",
+        help="cost JSON (default benchmarks/results/tracking_cost.json)",
+    )
     return parser.parse_args(argv)
 
 
@@ -455,8 +566,10 @@ def accuracy_part(args, model) -> dict:
         def evaluate(settings, varied=None):
             metrics = score(infos, gts, run_tracker(settings, infos, detections, motions))
             row = {"label": settings.label(), "varied": varied, "settings": settings.as_dict(), "metrics": metrics}
-            log(f"  {row['label']:<38} {varied or '':<22} HOTA all {metrics['all']['HOTA']:.2f}  "
-                f"IDF1 {metrics['all']['IDF1']:.2f}  IDSW {metrics['all']['IDSW']}")
+            log(
+                f"  {row['label']:<38} {varied or '':<22} HOTA all {metrics['all']['HOTA']:.2f}  "
+                f"IDF1 {metrics['all']['IDF1']:.2f}  IDSW {metrics['all']['IDSW']}"
+            )
             return row
 
         log("stage 0: start threshold (ByteTrack, buffered IoU)")
@@ -477,22 +590,34 @@ def accuracy_part(args, model) -> dict:
     defaults = TrackerSettings()
     matches = all(getattr(defaults, k) == v for k, v in best.as_dict().items() if k != "fps")
     if not matches:
-        log(f"note: sspnet track's defaults ({defaults.label()}, high {defaults.high_threshold}, hits "
+        log(
+            f"note: sspnet track's defaults ({defaults.label()}, high {defaults.high_threshold}, hits "
             f"{defaults.min_hits}, lost {defaults.lost_track_buffer}) differ from this run's best: "
-            "update TrackerSettings")
+            "update TrackerSettings"
+        )
     plot(stage1, args.out.with_suffix(".png"))
     log(f"best: {best.label()} HOTA {overall['metrics']['all']['HOTA']:.2f}")
     return {
-        "benchmark": "tracking", "seconds": round(time.perf_counter() - start, 1),
-        "sequences": {"count": len(infos), "frames": args.frames, "size": list(args.size), "seed": args.seed,
-                      "names": [info.name for info in infos],
-                      "gt_boxes": int(sum(int((g.score == 1).sum()) for g in gts.values())),
-                      "gt_ids": int(sum(len(np.unique(g.id)) for g in gts.values()))},
+        "benchmark": "tracking",
+        "seconds": round(time.perf_counter() - start, 1),
+        "sequences": {
+            "count": len(infos),
+            "frames": args.frames,
+            "size": list(args.size),
+            "seed": args.seed,
+            "names": [info.name for info in infos],
+            "gt_boxes": int(sum(int((g.score == 1).sum()) for g in gts.values())),
+            "gt_ids": int(sum(len(np.unique(g.id)) for g in gts.values())),
+        },
         "detector": {**detector, "AP50_tiny_single_frame": ap_single},
         "evaluator": "trackers.eval (TrackEval definitions: HOTA over IoU 0.05..0.95; CLEAR and Identity at IoU 0.5)",
-        "stage0": stage0, "stage1": stage1, "stage2": stage2,
+        "stage0": stage0,
+        "stage1": stage1,
+        "stage2": stage2,
         "best": {"label": best.label(), "settings": best.as_dict(), "metrics": overall["metrics"]},
-        "defaults_match_best": matches, "tie_hota": TIE_HOTA, "tracking_vs_detection": versus,
+        "defaults_match_best": matches,
+        "tie_hota": TIE_HOTA,
+        "tracking_vs_detection": versus,
         "cmc_accuracy_on_sequences": cmc_accuracy,
     }
 
@@ -504,9 +629,13 @@ def cost_part(args) -> dict:
     steps = tracker_cost(args.cost_frames, args.seed)
     log("cost: camera-motion estimate")
     cmc = cmc_cost(max(args.cost_frames // 4, 5), args.seed)
-    return {"benchmark": "tracking_cost", "seconds": round(time.perf_counter() - start, 1),
-            "tracker_step": steps, "cmc": cmc,
-            "targets": {"tracker_step_ms_300_detections": 2.0, "cmc_ms_1920x1080": 8.0}}
+    return {
+        "benchmark": "tracking_cost",
+        "seconds": round(time.perf_counter() - start, 1),
+        "tracker_step": steps,
+        "cmc": cmc,
+        "targets": {"tracker_step_ms_300_detections": 2.0, "cmc_ms_1920x1080": 8.0},
+    }
 
 
 def main(argv=None) -> int:
@@ -517,8 +646,10 @@ def main(argv=None) -> int:
     command = "python benchmarks/bench_tracking.py " + " ".join(sys.argv[1:] if argv is None else argv)
     model = args.model or next((m for m in DEFAULT_MODELS if m.exists()), None)
     if args.part != "cost" and not args.oracle and (model is None or not model.exists()):
-        sys.exit(f"bench_tracking: no detector at {args.model or DEFAULT_MODELS[0]} (run `sspnet demo --out demo_out` "
-                 "or pass --model; --oracle for a smoke test)")
+        sys.exit(
+            f"bench_tracking: no detector at {args.model or DEFAULT_MODELS[0]} (run `sspnet demo --out demo_out` "
+            "or pass --model; --oracle for a smoke test)"
+        )
     guard = OutputGuard(inputs=[model] if model else [], verb="bench_tracking")
     outputs = {"accuracy": args.out, "cost": args.cost_out}
     for part, path in outputs.items():

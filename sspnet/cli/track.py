@@ -47,39 +47,78 @@ def add_arguments(parser):
     parser._option_string_actions["--labels"].help = "draw the track id above each box (default on)"
     parser._option_string_actions["--conf"].help = (  # track's default differs from predict's
         "detector score threshold: the lowest score the tracker sees (default 0.1; --track-high decides "
-        "which detections may start a track)")
+        "which detections may start a track)"
+    )
     defaults = TrackerSettings()
     group = parser.add_argument_group("tracking")
-    group.add_argument("--tracker", choices=TRACKERS, default=defaults.tracker,
-                       help=f"tracking algorithm (default {defaults.tracker})")
-    group.add_argument("--association", choices=ASSOCIATIONS, default=defaults.association,
-                       help="box similarity for matching detections to tracks: iou, biou (buffered IoU: boxes "
-                            "grown by --buffer-ratio first; fits tiny fast people), diou, giou "
-                            f"(default {defaults.association})")
-    group.add_argument("--buffer-ratio", type=float, default=defaults.buffer_ratio,
-                       help="biou / cbiou: margin added to each box side as a share of its size "
-                            f"(default {defaults.buffer_ratio:g})")
-    group.add_argument("--cmc", choices=CMC_METHODS, default=defaults.cmc,
-                       help=f"camera-motion compensation method, or none (default {defaults.cmc})")
-    group.add_argument("--cmc-downscale", type=int, default=defaults.cmc_downscale, metavar="N",
-                       help=f"estimate camera motion on the frame shrunk N times (default {defaults.cmc_downscale})")
-    group.add_argument("--track-high", type=float, default=defaults.high_threshold, metavar="SCORE",
-                       help=f"detections at or above this score may start tracks (default {defaults.high_threshold:g})")
-    group.add_argument("--min-hits", type=int, default=defaults.min_hits, metavar="N",
-                       help="detections a track needs before it gets an id; its first frame only starts it, so ids "
-                            f"appear from frame max(N, 2) of a track (default {defaults.min_hits})")
-    group.add_argument("--lost-buffer", type=int, default=defaults.lost_track_buffer, metavar="FRAMES",
-                       help="frames (at 30 fps; scaled to the source's rate) a lost track waits to be picked up "
-                            f"again, e.g. over a link gap (default {defaults.lost_track_buffer})")
+    group.add_argument(
+        "--tracker", choices=TRACKERS, default=defaults.tracker, help=f"tracking algorithm (default {defaults.tracker})"
+    )
+    group.add_argument(
+        "--association",
+        choices=ASSOCIATIONS,
+        default=defaults.association,
+        help="box similarity for matching detections to tracks: iou, biou (buffered IoU: boxes "
+        "grown by --buffer-ratio first; fits tiny fast people), diou, giou "
+        f"(default {defaults.association})",
+    )
+    group.add_argument(
+        "--buffer-ratio",
+        type=float,
+        default=defaults.buffer_ratio,
+        help=f"biou / cbiou: margin added to each box side as a share of its size (default {defaults.buffer_ratio:g})",
+    )
+    group.add_argument(
+        "--cmc",
+        choices=CMC_METHODS,
+        default=defaults.cmc,
+        help=f"camera-motion compensation method, or none (default {defaults.cmc})",
+    )
+    group.add_argument(
+        "--cmc-downscale",
+        type=int,
+        default=defaults.cmc_downscale,
+        metavar="N",
+        help=f"estimate camera motion on the frame shrunk N times (default {defaults.cmc_downscale})",
+    )
+    group.add_argument(
+        "--track-high",
+        type=float,
+        default=defaults.high_threshold,
+        metavar="SCORE",
+        help=f"detections at or above this score may start tracks (default {defaults.high_threshold:g})",
+    )
+    group.add_argument(
+        "--min-hits",
+        type=int,
+        default=defaults.min_hits,
+        metavar="N",
+        help="detections a track needs before it gets an id; its first frame only starts it, so ids "
+        f"appear from frame max(N, 2) of a track (default {defaults.min_hits})",
+    )
+    group.add_argument(
+        "--lost-buffer",
+        type=int,
+        default=defaults.lost_track_buffer,
+        metavar="FRAMES",
+        help="frames (at 30 fps; scaled to the source's rate) a lost track waits to be picked up "
+        f"again, e.g. over a link gap (default {defaults.lost_track_buffer})",
+    )
 
 
 def settings_from_args(args, fps: float | None):
     from sspnet.tracking.tracker import TrackerSettings
 
     return TrackerSettings(
-        tracker=args.tracker, association=args.association, buffer_ratio=args.buffer_ratio, cmc=args.cmc,
-        cmc_downscale=args.cmc_downscale, high_threshold=args.track_high, min_hits=args.min_hits,
-        lost_track_buffer=args.lost_buffer, fps=fps or 30.0,
+        tracker=args.tracker,
+        association=args.association,
+        buffer_ratio=args.buffer_ratio,
+        cmc=args.cmc,
+        cmc_downscale=args.cmc_downscale,
+        high_threshold=args.track_high,
+        min_hits=args.min_hits,
+        lost_track_buffer=args.lost_buffer,
+        fps=fps or 30.0,
     ).check()
 
 

@@ -21,20 +21,37 @@ COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW", "FP", "FN")
 
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("tracking (instead of --results / --checkpoint)")
-    group.add_argument("--tracks", metavar="TRACKS", help="tracks.txt (MOTChallenge rows frame,id,x,y,w,h,score,...) "
-                                                          "or a folder of <sequence>.txt / <sequence>/tracks.txt")
-    group.add_argument("--gt", metavar="SEQ", help="with --tracks: a sequence folder (seqinfo.ini, gt/gt.txt), its "
-                                                   "gt.txt, or a folder of sequence folders")
+    group.add_argument(
+        "--tracks",
+        metavar="TRACKS",
+        help="tracks.txt (MOTChallenge rows frame,id,x,y,w,h,score,...) "
+        "or a folder of <sequence>.txt / <sequence>/tracks.txt",
+    )
+    group.add_argument(
+        "--gt",
+        metavar="SEQ",
+        help="with --tracks: a sequence folder (seqinfo.ini, gt/gt.txt), its gt.txt, or a folder of sequence folders",
+    )
 
 
 def check_arguments(args) -> None:
     """--tracks mode: only --gt and --json apply."""
     if not args.gt:
-        raise UsageError("--tracks needs the ground truth: --gt SEQ (a sequence folder, its gt/gt.txt, or a folder of "
-                         "sequences)")
-    other = [flag for flag, given in (("--results", args.results), ("--checkpoint", args.checkpoint),
-                                      ("--annotations", args.annotations), ("--data", args.data),
-                                      ("--corners", args.corners), ("--save-results", args.save_results)) if given]
+        raise UsageError(
+            "--tracks needs the ground truth: --gt SEQ (a sequence folder, its gt/gt.txt, or a folder of sequences)"
+        )
+    other = [
+        flag
+        for flag, given in (
+            ("--results", args.results),
+            ("--checkpoint", args.checkpoint),
+            ("--annotations", args.annotations),
+            ("--data", args.data),
+            ("--corners", args.corners),
+            ("--save-results", args.save_results),
+        )
+        if given
+    ]
     if other:
         raise UsageError(f"{', '.join(other)} score detections; --tracks scores tracks against --gt (leave them out)")
 
@@ -74,18 +91,27 @@ def run(args) -> int:
     sequences, bare_gt = _sequences(gt)
     if bare_gt is not None:
         if tracks.is_dir():
-            raise UsageError("one gt.txt needs one tracks file", field="--tracks", expected="a tracks.txt file",
-                             got=f"folder {tracks}")
+            raise UsageError(
+                "one gt.txt needs one tracks file",
+                field="--tracks",
+                expected="a tracks.txt file",
+                got=f"folder {tracks}",
+            )
         results = {bare_gt.parent.parent.name or "sequence": evaluate_tracks(tracks, bare_gt)}
     else:
         results = evaluate_sequences(sequences, tracks)
-    rows = [(name, *(f"{m[c]:.2f}" if isinstance(m[c], float) else str(m[c]) for c in COLUMNS))
-            for name, m in results.items()]
+    rows = [
+        (name, *(f"{m[c]:.2f}" if isinstance(m[c], float) else str(m[c]) for c in COLUMNS))
+        for name, m in results.items()
+    ]
     print_table(rows, headers=("sequence", *COLUMNS))
-    print(f"evaluator: trackers.eval (TrackEval definitions; HOTA over IoU 0.05..0.95, CLEAR / Identity at IoU 0.5), "
-          f"{len(results) - ('COMBINED' in results)} sequence(s), {time.perf_counter() - start:.1f} s")
+    print(
+        f"evaluator: trackers.eval (TrackEval definitions; HOTA over IoU 0.05..0.95, CLEAR / Identity at IoU 0.5), "
+        f"{len(results) - ('COMBINED' in results)} sequence(s), {time.perf_counter() - start:.1f} s"
+    )
     if args.json:
-        atomic_write_json(args.json, {"sequences": results, "tracks": str(tracks), "gt": str(gt),
-                                      "evaluator": "trackers.eval"})
+        atomic_write_json(
+            args.json, {"sequences": results, "tracks": str(tracks), "gt": str(gt), "evaluator": "trackers.eval"}
+        )
         print(f"metrics written to {args.json}")
     return 0

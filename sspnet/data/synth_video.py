@@ -170,8 +170,9 @@ class SequenceGenerator:
         low, high = centre.min(axis=0) - half_diag - 60, centre.max(axis=0) + half_diag + 60
         self.world_w, self.world_h = int(np.ceil(high[0] - low[0])), int(np.ceil(high[1] - low[1]))
         world_centre = -low  # camera offset 0 sits here in world pixels
-        self.transforms = [_world_to_frame(centre[k], angle[k], zoom[k], world_centre, width, height)
-                           for k in range(frames)]
+        self.transforms = [
+            _world_to_frame(centre[k], angle[k], zoom[k], world_centre, width, height) for k in range(frames)
+        ]
         self.zoom = zoom
         self.scene = _ground(rng, self.world_h, self.world_w)
         self.world = np.clip(self.scene.image + 0.5, 0, 255).astype(np.uint8)
@@ -248,8 +249,9 @@ class SequenceGenerator:
             self._step()
         M = self.transforms[k]
         zoom = float(self.zoom[k])
-        image = cv2.warpAffine(self.world, M, (self.width, self.height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        image = cv2.warpAffine(
+            self.world, M, (self.width, self.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        ).astype(np.float32)
         occluders = cv2.warpAffine(self.occluders, M, (self.width, self.height), flags=cv2.INTER_LINEAR)
         rows = []
         for person in self.people:
@@ -296,12 +298,20 @@ def check_video_settings(count, frames, size, seed) -> None:
     if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or not 1 <= count <= 10_000:
         raise UsageError("bad number of sequences", field="--video", expected="an integer from 1 to 10,000", got=count)
     if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool) or not MIN_FRAMES <= frames <= MAX_FRAMES:
-        raise UsageError("bad sequence length", field="--frames",
-                         expected=f"an integer from {MIN_FRAMES} to {MAX_FRAMES:,}", got=frames)
+        raise UsageError(
+            "bad sequence length",
+            field="--frames",
+            expected=f"an integer from {MIN_FRAMES} to {MAX_FRAMES:,}",
+            got=frames,
+        )
     width, height = size
     if not (128 <= width <= 4096 and 128 <= height <= 4096):
-        raise UsageError("bad frame size", field="--size", expected="W and H each between 128 and 4096 pixels",
-                         got=f"{width} {height}")
+        raise UsageError(
+            "bad frame size",
+            field="--size",
+            expected="W and H each between 128 and 4096 pixels",
+            got=f"{width} {height}",
+        )
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise UsageError("bad random seed", field="--seed", expected="an integer >= 0", got=seed)
 
@@ -317,12 +327,21 @@ def prepare_sequence_folders(out_dir: Path, names: list[str]) -> None:
     for name in names:
         folder = out_dir / name
         if folder.exists() and any(folder.iterdir()) and not _is_our_sequence(folder):
-            raise OutputConflictError(f"refusing to write into {folder}: it holds files synth did not write "
-                                      "(a real sequence?); choose another output folder")
+            raise OutputConflictError(
+                f"refusing to write into {folder}: it holds files synth did not write "
+                "(a real sequence?); choose another output folder"
+            )
 
 
-def write_sequences(out_dir, count: int, frames: int = 150, size: tuple[int, int] = (1280, 720), seed: int = 0,
-                    jpeg_quality: int = 92, progress: bool = True) -> list[dict]:
+def write_sequences(
+    out_dir,
+    count: int,
+    frames: int = 150,
+    size: tuple[int, int] = (1280, 720),
+    seed: int = 0,
+    jpeg_quality: int = 92,
+    progress: bool = True,
+) -> list[dict]:
     """Write `count` sequences (see the module docstring); returns one summary dict per sequence."""
     width, height = (int(side) for side in size)
     check_video_settings(count, frames, (width, height), seed)
@@ -351,8 +370,16 @@ def write_sequences(out_dir, count: int, frames: int = 150, size: tuple[int, int
             atomic_write_bytes(folder / "img1" / f"{f + 1:06d}.jpg", encoded.tobytes())
             for person_id, x, y, w, h, visible in gt:
                 considered = visible >= IGNORE_BELOW_VISIBILITY
-                lines.append(format_gt_row(f + 1, person_id, (x, y, w, h), int(considered),
-                                           PEDESTRIAN if considered else DISTRACTOR, visible))
+                lines.append(
+                    format_gt_row(
+                        f + 1,
+                        person_id,
+                        (x, y, w, h),
+                        int(considered),
+                        PEDESTRIAN if considered else DISTRACTOR,
+                        visible,
+                    )
+                )
                 ids.add(person_id)
                 ignored += not considered
             if bar is not None:
@@ -363,8 +390,9 @@ def write_sequences(out_dir, count: int, frames: int = 150, size: tuple[int, int
         info = SeqInfo(folder=folder, name=name, frames=frames, width=width, height=height, fps=FPS)
         # seqinfo.ini last: a folder with it is a complete sequence
         write_seqinfo(folder, info, extra={"camera": mode, "seed": seed, "generator": GENERATOR})
-        summaries.append({"name": name, "camera": mode, "frames": frames, "ids": len(ids), "boxes": len(lines),
-                          "ignored": ignored})
+        summaries.append(
+            {"name": name, "camera": mode, "frames": frames, "ids": len(ids), "boxes": len(lines), "ignored": ignored}
+        )
     if bar is not None:
         bar.close()
     return summaries
@@ -393,5 +421,13 @@ def find_sequences(folder: str | Path) -> list[SeqInfo]:
     return [read_seqinfo(path) for path in found]
 
 
-__all__ = ["write_sequences", "SequenceGenerator", "find_sequences", "read_camera", "true_motion", "sequence_name",
-           "CAMERA_MODES", "MOVING_MODES"]
+__all__ = [
+    "write_sequences",
+    "SequenceGenerator",
+    "find_sequences",
+    "read_camera",
+    "true_motion",
+    "sequence_name",
+    "CAMERA_MODES",
+    "MOVING_MODES",
+]

@@ -34,8 +34,12 @@ def _frames(rows: MotRows) -> dict:
     out = {}
     for frame in np.unique(rows.frame):
         mask = rows.frame == frame
-        out[int(frame)] = _MOTFrameData(ids=rows.id[mask].astype(np.intp), boxes=rows.box[mask],
-                                        confidences=rows.score[mask], classes=rows.cls[mask].astype(np.intp))
+        out[int(frame)] = _MOTFrameData(
+            ids=rows.id[mask].astype(np.intp),
+            boxes=rows.box[mask],
+            confidences=rows.score[mask],
+            classes=rows.cls[mask].astype(np.intp),
+        )
     return out
 
 
@@ -50,16 +54,27 @@ def _raw_metrics(gt: MotRows, tracks: MotRows, num_frames: int) -> dict:
     tracks = MotRows(tracks.frame, tracks.id, tracks.box, tracks.score, np.ones_like(tracks.cls), tracks.visibility)
     data = _prepare_mot_sequence(_frames(gt), _frames(tracks), num_frames=num_frames)
     arguments = (data.gt_ids, data.tracker_ids, data.similarity_scores)
-    return {"CLEAR": compute_clear_metrics(*arguments, threshold=0.5), "HOTA": compute_hota_metrics(*arguments),
-            "Identity": compute_identity_metrics(*arguments, threshold=0.5)}
+    return {
+        "CLEAR": compute_clear_metrics(*arguments, threshold=0.5),
+        "HOTA": compute_hota_metrics(*arguments),
+        "Identity": compute_identity_metrics(*arguments, threshold=0.5),
+    }
 
 
 def _summary(raw: dict, gt: MotRows | None = None, tracks: MotRows | None = None) -> dict:
     hota, clear, identity = raw["HOTA"], raw["CLEAR"], raw["Identity"]
     summary = {name: 100.0 * float(np.mean(hota[name])) for name in ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "LocA")}
-    summary.update({"MOTA": 100.0 * float(clear["MOTA"]), "MOTP": 100.0 * float(clear["MOTP"]),
-                    "IDF1": 100.0 * float(identity["IDF1"]), "IDSW": int(clear["IDSW"]), "FP": int(clear["CLR_FP"]),
-                    "FN": int(clear["CLR_FN"]), "Frag": int(clear["Frag"])})
+    summary.update(
+        {
+            "MOTA": 100.0 * float(clear["MOTA"]),
+            "MOTP": 100.0 * float(clear["MOTP"]),
+            "IDF1": 100.0 * float(identity["IDF1"]),
+            "IDSW": int(clear["IDSW"]),
+            "FP": int(clear["CLR_FP"]),
+            "FN": int(clear["CLR_FN"]),
+            "Frag": int(clear["Frag"]),
+        }
+    )
     if gt is not None and tracks is not None:
         summary["gt_ids"] = int(len(np.unique(gt.id[(gt.score != 0) & (gt.cls == 1)])))
         summary["track_ids"] = int(len(np.unique(tracks.id)))
@@ -90,9 +105,11 @@ def aggregate(raws: list[dict]) -> dict:
     from trackers.eval.hota import aggregate_hota_metrics
     from trackers.eval.identity import aggregate_identity_metrics
 
-    return {"CLEAR": aggregate_clear_metrics([r["CLEAR"] for r in raws]),
-            "HOTA": aggregate_hota_metrics([r["HOTA"] for r in raws]),
-            "Identity": aggregate_identity_metrics([r["Identity"] for r in raws])}
+    return {
+        "CLEAR": aggregate_clear_metrics([r["CLEAR"] for r in raws]),
+        "HOTA": aggregate_hota_metrics([r["HOTA"] for r in raws]),
+        "Identity": aggregate_identity_metrics([r["Identity"] for r in raws]),
+    }
 
 
 def tracks_file_for(tracks: Path, info: SeqInfo, many: bool) -> Path:
@@ -100,13 +117,20 @@ def tracks_file_for(tracks: Path, info: SeqInfo, many: bool) -> Path:
     layout) or TRACKS/<name>/tracks.txt (one `sspnet track --out` folder per sequence)."""
     if tracks.is_file() and not many:
         return tracks
-    candidates = (tracks / f"{info.name}.txt", tracks / info.name / "tracks.txt",
-                  tracks / info.folder.name / "tracks.txt")
+    candidates = (
+        tracks / f"{info.name}.txt",
+        tracks / info.name / "tracks.txt",
+        tracks / info.folder.name / "tracks.txt",
+    )
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise InputError("no tracks for sequence", path=tracks, field=info.name,
-                     expected=f"{info.name}.txt or {info.name}/tracks.txt in the tracks folder")
+    raise InputError(
+        "no tracks for sequence",
+        path=tracks,
+        field=info.name,
+        expected=f"{info.name}.txt or {info.name}/tracks.txt in the tracks folder",
+    )
 
 
 def evaluate_sequences(sequences: list[SeqInfo], tracks: str | Path) -> dict:
@@ -115,8 +139,11 @@ def evaluate_sequences(sequences: list[SeqInfo], tracks: str | Path) -> dict:
     tracks = Path(tracks)
     many = len(sequences) > 1
     if tracks.is_file() and many:
-        raise InputError("one tracks file for several sequences", path=tracks,
-                         expected="a folder with <sequence>.txt or <sequence>/tracks.txt per sequence")
+        raise InputError(
+            "one tracks file for several sequences",
+            path=tracks,
+            expected="a folder with <sequence>.txt or <sequence>/tracks.txt per sequence",
+        )
     loaded = []
     for info in sequences:
         gt = read_mot(info.gt, "gt", info.frames)

@@ -80,8 +80,11 @@ class TrackingHook:
         return rows
 
     def draw(self, image: np.ndarray, frame) -> np.ndarray:
-        trails = {track_id: list(points) for track_id, points in self._trails.items()
-                  if self._last_seen[track_id] == frame.index}
+        trails = {
+            track_id: list(points)
+            for track_id, points in self._trails.items()
+            if self._last_seen[track_id] == frame.index
+        }
         return draw_tracks(image, self._drawn_boxes, self._drawn_ids, trails, show_labels=self.show_labels)
 
     def finish(self, summary) -> None:
@@ -109,7 +112,8 @@ class TrackingHook:
             self._last_seen[track_id] = index
             self._length[track_id] = self._length.get(track_id, 0) + 1
             self._trails.setdefault(track_id, deque(maxlen=TRAIL_FRAMES)).append(
-                (box[0] + box[2] / 2, box[1] + box[3] / 2))
+                (box[0] + box[2] / 2, box[1] + box[3] / 2)
+            )
         for track_id in [t for t, last in self._last_seen.items() if index - last > TRAIL_FRAMES and t in self._trails]:
             del self._trails[track_id]  # bounded memory on long runs: no trail for long-gone tracks
         if self.tracks_path is None or not len(ids):
@@ -117,16 +121,23 @@ class TrackingHook:
         if self._file is None:
             temporary = self._stack.enter_context(atomic_output(self.tracks_path))
             self._file = self._stack.enter_context(open(temporary, "w", encoding="utf-8"))
-        self._file.write("".join(format_track_row(index + 1, track_id, box, score) + "\n"
-                                 for track_id, box, score in zip(ids.tolist(), boxes_xywh, scores)))
+        self._file.write(
+            "".join(
+                format_track_row(index + 1, track_id, box, score) + "\n"
+                for track_id, box, score in zip(ids.tolist(), boxes_xywh, scores)
+            )
+        )
 
     def counts(self) -> dict:
         lengths = list(self._length.values())
         ended = sum(1 for last in self._last_seen.values() if last < self.last_index)
-        return {"tracks_started": len(self._length), "tracks_ended": ended,
-                "tracks_active_at_end": len(self._length) - ended,
-                "mean_track_length": float(np.mean(lengths)) if lengths else 0.0,
-                "frames_lost": self.lost_frames}
+        return {
+            "tracks_started": len(self._length),
+            "tracks_ended": ended,
+            "tracks_active_at_end": len(self._length) - ended,
+            "mean_track_length": float(np.mean(lengths)) if lengths else 0.0,
+            "frames_lost": self.lost_frames,
+        }
 
 
 __all__ = ["TrackingHook", "TRACKS_NAME", "SUMMARY_NAME"]

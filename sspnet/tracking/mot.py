@@ -52,8 +52,14 @@ class MotRows:
 
     @classmethod
     def empty(cls) -> MotRows:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64),
-                   np.zeros(0))
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((0, 4)),
+            np.zeros(0),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+        )
 
 
 @dataclass
@@ -78,8 +84,13 @@ def _number(text: str, path, line: int, column: str, integer: bool) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InputError("not a number", path=path, field=f"line {line}: {column}",
-                         expected="an integer" if integer else "a number", got=repr(text)) from None
+        raise InputError(
+            "not a number",
+            path=path,
+            field=f"line {line}: {column}",
+            expected="an integer" if integer else "a number",
+            got=repr(text),
+        ) from None
     if not math.isfinite(value):
         raise InputError("not a finite number", path=path, field=f"line {line}: {column}", got=text)
     if integer and value != int(value):
@@ -107,8 +118,13 @@ def read_mot(path: str | Path, kind: str = "tracks", num_frames: int | None = No
             continue
         fields = [field.strip() for field in line.split(",")]
         if len(fields) < 6:
-            raise InputError("missing columns", path=path, field=f"line {line_number}",
-                             expected="at least 6 comma-separated columns frame,id,x,y,w,h", got=len(fields))
+            raise InputError(
+                "missing columns",
+                path=path,
+                field=f"line {line_number}",
+                expected="at least 6 comma-separated columns frame,id,x,y,w,h",
+                got=len(fields),
+            )
         values = []
         for k, name in enumerate(names):
             if k >= len(fields) or fields[k] == "":
@@ -119,39 +135,75 @@ def read_mot(path: str | Path, kind: str = "tracks", num_frames: int | None = No
             _number(fields[k], path, line_number, f"column {k + 1}", integer=False)
         frame, track_id, x, y, w, h = (values[0], values[1], *values[2:6])
         if frame < 1:
-            raise InputError("frame out of range", path=path, field=f"line {line_number}: frame",
-                             expected="frames counted from 1", got=int(frame))
+            raise InputError(
+                "frame out of range",
+                path=path,
+                field=f"line {line_number}: frame",
+                expected="frames counted from 1",
+                got=int(frame),
+            )
         if num_frames is not None and frame > num_frames:
-            raise InputError("frame out of range", path=path, field=f"line {line_number}: frame",
-                             expected=f"1..{num_frames} (seqLength of the sequence)", got=int(frame))
+            raise InputError(
+                "frame out of range",
+                path=path,
+                field=f"line {line_number}: frame",
+                expected=f"1..{num_frames} (seqLength of the sequence)",
+                got=int(frame),
+            )
         if track_id < 0:
-            raise InputError("bad id", path=path, field=f"line {line_number}: id", expected="an id >= 0",
-                             got=int(track_id))
+            raise InputError(
+                "bad id", path=path, field=f"line {line_number}: id", expected="an id >= 0", got=int(track_id)
+            )
         for name, value in (("w", w), ("h", h)):
             if value < 0:
-                raise InputError("negative box size", path=path, field=f"line {line_number}: {name}",
-                                 expected="a size >= 0", got=value)
+                raise InputError(
+                    "negative box size",
+                    path=path,
+                    field=f"line {line_number}: {name}",
+                    expected="a size >= 0",
+                    got=value,
+                )
         key = (int(frame), int(track_id))
         if key in seen:
-            raise InputError("id repeated within one frame", path=path, field=f"line {line_number}: id",
-                             expected=f"one row per id per frame (frame {key[0]}, id {key[1]} is already on "
-                                      f"line {seen[key]})", got=key[1])
+            raise InputError(
+                "id repeated within one frame",
+                path=path,
+                field=f"line {line_number}: id",
+                expected=f"one row per id per frame (frame {key[0]}, id {key[1]} is already on line {seen[key]})",
+                got=key[1],
+            )
         seen[key] = line_number
         if kind == "gt":
             if values[6] not in (0.0, 1.0):
-                raise InputError("bad consider flag", path=path, field=f"line {line_number}: consider",
-                                 expected="0 or 1", got=values[6])
+                raise InputError(
+                    "bad consider flag",
+                    path=path,
+                    field=f"line {line_number}: consider",
+                    expected="0 or 1",
+                    got=values[6],
+                )
             if not 0.0 <= values[8] <= 1.0:
-                raise InputError("bad visibility", path=path, field=f"line {line_number}: visibility",
-                                 expected="a number in [0, 1]", got=values[8])
+                raise InputError(
+                    "bad visibility",
+                    path=path,
+                    field=f"line {line_number}: visibility",
+                    expected="a number in [0, 1]",
+                    got=values[8],
+                )
             rows.append((frame, track_id, x, y, w, h, values[6], values[7], values[8]))
         else:
             rows.append((frame, track_id, x, y, w, h, values[6], PEDESTRIAN, 1.0))
     if not rows:
         return MotRows.empty()
     table = np.array(rows, dtype=np.float64)
-    return MotRows(frame=table[:, 0].astype(np.int64), id=table[:, 1].astype(np.int64), box=table[:, 2:6],
-                   score=table[:, 6], cls=table[:, 7].astype(np.int64), visibility=table[:, 8])
+    return MotRows(
+        frame=table[:, 0].astype(np.int64),
+        id=table[:, 1].astype(np.int64),
+        box=table[:, 2:6],
+        score=table[:, 6],
+        cls=table[:, 7].astype(np.int64),
+        visibility=table[:, 8],
+    )
 
 
 def format_track_row(frame: int, track_id: int, box_xywh, score: float) -> str:
@@ -171,8 +223,10 @@ def write_mot(path: str | Path, rows: MotRows, kind: str = "tracks") -> Path:
     if kind == "tracks":
         lines = [format_track_row(rows.frame[k], rows.id[k], rows.box[k], rows.score[k]) for k in order]
     else:
-        lines = [format_gt_row(rows.frame[k], rows.id[k], rows.box[k], rows.score[k], rows.cls[k], rows.visibility[k])
-                 for k in order]
+        lines = [
+            format_gt_row(rows.frame[k], rows.id[k], rows.box[k], rows.score[k], rows.cls[k], rows.visibility[k])
+            for k in order
+        ]
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -181,8 +235,16 @@ SEQINFO_KEYS = ("name", "imDir", "frameRate", "seqLength", "imWidth", "imHeight"
 
 
 def write_seqinfo(folder: str | Path, info: SeqInfo, extra: dict | None = None) -> Path:
-    lines = ["[Sequence]", f"name={info.name}", f"imDir={info.image_dir}", f"frameRate={info.fps:g}",
-             f"seqLength={info.frames}", f"imWidth={info.width}", f"imHeight={info.height}", f"imExt={info.image_ext}"]
+    lines = [
+        "[Sequence]",
+        f"name={info.name}",
+        f"imDir={info.image_dir}",
+        f"frameRate={info.fps:g}",
+        f"seqLength={info.frames}",
+        f"imWidth={info.width}",
+        f"imHeight={info.height}",
+        f"imExt={info.image_ext}",
+    ]
     lines += [f"{key}={value}" for key, value in (extra or {}).items()]
     return atomic_write_text(Path(folder) / "seqinfo.ini", "\n".join(lines) + "\n")
 
@@ -194,8 +256,9 @@ def read_seqinfo(folder: str | Path) -> SeqInfo:
     if not folder.is_dir():
         raise InputError("not a sequence folder", path=folder, expected="a MOTChallenge sequence folder")
     if not path.is_file():
-        raise InputError("not a MOTChallenge sequence folder: no seqinfo.ini", path=folder,
-                         expected="SEQ/seqinfo.ini, SEQ/gt/gt.txt")
+        raise InputError(
+            "not a MOTChallenge sequence folder: no seqinfo.ini", path=folder, expected="SEQ/seqinfo.ini, SEQ/gt/gt.txt"
+        )
     parser = configparser.ConfigParser()
     try:
         parser.read_string(path.read_text(encoding="utf-8"))
@@ -216,10 +279,27 @@ def read_seqinfo(folder: str | Path) -> SeqInfo:
             raise InputError("bad value", path=path, field=key, expected="a positive number", got=section[key])
         return result
 
-    return SeqInfo(folder=folder, name=section.get("name", folder.name), frames=value("seqLength", int),
-                   width=value("imWidth", int), height=value("imHeight", int), fps=value("frameRate", float),
-                   image_dir=section.get("imDir", "img1"), image_ext=section.get("imExt", ".jpg"))
+    return SeqInfo(
+        folder=folder,
+        name=section.get("name", folder.name),
+        frames=value("seqLength", int),
+        width=value("imWidth", int),
+        height=value("imHeight", int),
+        fps=value("frameRate", float),
+        image_dir=section.get("imDir", "img1"),
+        image_ext=section.get("imExt", ".jpg"),
+    )
 
 
-__all__ = ["MotRows", "SeqInfo", "read_mot", "write_mot", "format_track_row", "format_gt_row", "read_seqinfo",
-           "write_seqinfo", "PEDESTRIAN", "DISTRACTOR"]
+__all__ = [
+    "MotRows",
+    "SeqInfo",
+    "read_mot",
+    "write_mot",
+    "format_track_row",
+    "format_gt_row",
+    "read_seqinfo",
+    "write_seqinfo",
+    "PEDESTRIAN",
+    "DISTRACTOR",
+]

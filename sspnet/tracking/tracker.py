@@ -40,8 +40,10 @@ ASSOCIATIONS = ("iou", "biou", "diou", "giou")
 CMC_METHODS = ("none", "sparseOptFlow", "orb", "sift", "ecc")
 # `trackers` depends on opencv-python, which would shadow the OpenCV sspnet uses (headless, or the
 # JetPack build with GStreamer): it is installed without its dependencies (docs/tracking.md).
-INSTALL_HINT = ('pip install "sspnet[track]" && pip install --no-deps "trackers>=2.6.1,<3" '
-                "(--no-deps keeps a second OpenCV out; docs/tracking.md)")
+INSTALL_HINT = (
+    'pip install "sspnet[track]" && pip install --no-deps "trackers>=2.6.1,<3" '
+    "(--no-deps keeps a second OpenCV out; docs/tracking.md)"
+)
 
 
 def import_trackers():
@@ -49,8 +51,9 @@ def import_trackers():
     try:
         import trackers
     except ImportError as error:
-        raise MissingDependencyError(f"tracking needs the 'trackers' package ({error}); install it with: "
-                                     f"{INSTALL_HINT}") from None
+        raise MissingDependencyError(
+            f"tracking needs the 'trackers' package ({error}); install it with: {INSTALL_HINT}"
+        ) from None
     return trackers
 
 
@@ -77,23 +80,41 @@ class TrackerSettings:
     def check(self) -> TrackerSettings:
         """UsageError naming the option for a setting the tracker cannot take; returns self."""
         if self.tracker not in TRACKERS:
-            raise UsageError("unknown tracker", field="--tracker", expected=f"one of {', '.join(TRACKERS)}",
-                             got=self.tracker)
+            raise UsageError(
+                "unknown tracker", field="--tracker", expected=f"one of {', '.join(TRACKERS)}", got=self.tracker
+            )
         if self.association not in ASSOCIATIONS:
-            raise UsageError("unknown association", field="--association",
-                             expected=f"one of {', '.join(ASSOCIATIONS)}", got=self.association)
+            raise UsageError(
+                "unknown association",
+                field="--association",
+                expected=f"one of {', '.join(ASSOCIATIONS)}",
+                got=self.association,
+            )
         if self.cmc not in CMC_METHODS:
-            raise UsageError("unknown camera-motion method", field="--cmc", expected=f"one of {', '.join(CMC_METHODS)}",
-                             got=self.cmc)
+            raise UsageError(
+                "unknown camera-motion method", field="--cmc", expected=f"one of {', '.join(CMC_METHODS)}", got=self.cmc
+            )
         if self.tracker == "ocsort" and self.cmc != "none":
-            raise UsageError("OC-SORT keeps raw past observations that camera-motion compensation cannot warp",
-                             field="--cmc", expected="none with --tracker ocsort", got=self.cmc)
+            raise UsageError(
+                "OC-SORT keeps raw past observations that camera-motion compensation cannot warp",
+                field="--cmc",
+                expected="none with --tracker ocsort",
+                got=self.cmc,
+            )
         if self.tracker == "cbiou" and self.association != "biou":
-            raise UsageError("the cbiou tracker always cascades two buffered IoUs", field="--association",
-                             expected="biou with --tracker cbiou", got=self.association)
-        checks = (("--buffer-ratio", self.buffer_ratio, 0.0, 5.0), ("--track-high", self.high_threshold, 0.0, 1.0),
-                  ("--min-hits", self.min_hits, 1, 1000), ("--lost-buffer", self.lost_track_buffer, 0, 100_000),
-                  ("--cmc-downscale", self.cmc_downscale, 1, 64))
+            raise UsageError(
+                "the cbiou tracker always cascades two buffered IoUs",
+                field="--association",
+                expected="biou with --tracker cbiou",
+                got=self.association,
+            )
+        checks = (
+            ("--buffer-ratio", self.buffer_ratio, 0.0, 5.0),
+            ("--track-high", self.high_threshold, 0.0, 1.0),
+            ("--min-hits", self.min_hits, 1, 1000),
+            ("--lost-buffer", self.lost_track_buffer, 0, 100_000),
+            ("--cmc-downscale", self.cmc_downscale, 1, 64),
+        )
         for flag, value, low, high in checks:
             if not (low <= value <= high):  # also refuses nan
                 raise UsageError("value out of range", field=flag, expected=f"{low}..{high}", got=value)
@@ -103,8 +124,11 @@ class TrackerSettings:
 
     def label(self) -> str:
         cmc = "" if self.cmc == "none" else f"+cmc({self.cmc}/{self.cmc_downscale})"
-        association = "cbiou" if self.tracker == "cbiou" else (
-            f"biou{self.buffer_ratio:g}" if self.association == "biou" else self.association)
+        association = (
+            "cbiou"
+            if self.tracker == "cbiou"
+            else (f"biou{self.buffer_ratio:g}" if self.association == "biou" else self.association)
+        )
         return f"{self.tracker}/{association}{cmc}"
 
     def as_dict(self) -> dict:
@@ -121,22 +145,35 @@ def build_tracker(settings: TrackerSettings):
     """The `trackers` tracker object for `settings` (checked)."""
     settings.check()
     trackers = import_trackers()
-    common = {"lost_track_buffer": settings.lost_track_buffer, "frame_rate": settings.fps,
-              "minimum_consecutive_frames": settings.min_hits}
+    common = {
+        "lost_track_buffer": settings.lost_track_buffer,
+        "frame_rate": settings.fps,
+        "minimum_consecutive_frames": settings.min_hits,
+    }
     high = settings.high_threshold
     if settings.tracker == "sort":
         return trackers.SORTTracker(track_activation_threshold=high, iou=_iou_metric(trackers, settings), **common)
     if settings.tracker == "bytetrack":
-        return trackers.ByteTrackTracker(track_activation_threshold=high, high_conf_det_threshold=high,
-                                         iou=_iou_metric(trackers, settings), **common)
+        return trackers.ByteTrackTracker(
+            track_activation_threshold=high, high_conf_det_threshold=high, iou=_iou_metric(trackers, settings), **common
+        )
     if settings.tracker == "ocsort":
         return trackers.OCSORTTracker(high_conf_det_threshold=high, iou=_iou_metric(trackers, settings), **common)
     if settings.tracker == "botsort":
-        return trackers.BoTSORTTracker(track_activation_threshold=high, high_conf_det_threshold=high, enable_cmc=False,
-                                       iou=_iou_metric(trackers, settings), **common)
-    return trackers.CBIoUTracker(track_activation_threshold=high, high_conf_det_threshold=high,
-                                 buffer_ratio_first=settings.buffer_ratio / 2,
-                                 buffer_ratio_second=settings.buffer_ratio, **common)
+        return trackers.BoTSORTTracker(
+            track_activation_threshold=high,
+            high_conf_det_threshold=high,
+            enable_cmc=False,
+            iou=_iou_metric(trackers, settings),
+            **common,
+        )
+    return trackers.CBIoUTracker(
+        track_activation_threshold=high,
+        high_conf_det_threshold=high,
+        buffer_ratio_first=settings.buffer_ratio / 2,
+        buffer_ratio_second=settings.buffer_ratio,
+        **common,
+    )
 
 
 class MotionEstimator:
@@ -163,8 +200,14 @@ class FrameTracker:
         self.motion = MotionEstimator(settings.cmc, settings.cmc_downscale) if settings.cmc != "none" else None
         self._last_index: int | None = None
 
-    def update(self, boxes_xyxy: np.ndarray, scores: np.ndarray, frame_index: int, image: np.ndarray | None = None,
-               motion: np.ndarray | None = None) -> np.ndarray:
+    def update(
+        self,
+        boxes_xyxy: np.ndarray,
+        scores: np.ndarray,
+        frame_index: int,
+        image: np.ndarray | None = None,
+        motion: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Track one frame's detections. Returns int [N]: each detection's track id (from 1), or 0 for a
         detection that is not part of a confirmed track (yet).
 
@@ -184,8 +227,12 @@ class FrameTracker:
                 motion = self.motion.estimate(image, boxes_xyxy[scores >= self.settings.high_threshold])
             if motion is not None:
                 trackers.CMC.apply_batch(np.asarray(motion, np.float64), self.tracker.tracks)
-        detections = sv.Detections(xyxy=boxes_xyxy, confidence=scores, class_id=np.zeros(len(scores), int),
-                                   data={"index": np.arange(len(scores))})
+        detections = sv.Detections(
+            xyxy=boxes_xyxy,
+            confidence=scores,
+            class_id=np.zeros(len(scores), int),
+            data={"index": np.arange(len(scores))},
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # e.g. "frame is unused" from trackers without CMC
             result = self.tracker.update(detections, timestamp=frame_index / self.settings.fps)
@@ -196,5 +243,14 @@ class FrameTracker:
         return ids
 
 
-__all__ = ["TrackerSettings", "FrameTracker", "MotionEstimator", "build_tracker", "import_trackers", "TRACKERS",
-           "ASSOCIATIONS", "CMC_METHODS", "INSTALL_HINT"]
+__all__ = [
+    "TrackerSettings",
+    "FrameTracker",
+    "MotionEstimator",
+    "build_tracker",
+    "import_trackers",
+    "TRACKERS",
+    "ASSOCIATIONS",
+    "CMC_METHODS",
+    "INSTALL_HINT",
+]

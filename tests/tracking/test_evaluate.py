@@ -21,8 +21,14 @@ def rows(table, kind="tracks"):
     """[(frame, id, x, y, w, h[, consider, class])] -> MotRows."""
     table = [tuple(r) + ((1, 1) if len(r) == 6 else ()) for r in table]
     a = np.array(table, np.float64)
-    return MotRows(frame=a[:, 0].astype(int), id=a[:, 1].astype(int), box=a[:, 2:6], score=a[:, 6],
-                   cls=a[:, 7].astype(int), visibility=np.ones(len(a)))
+    return MotRows(
+        frame=a[:, 0].astype(int),
+        id=a[:, 1].astype(int),
+        box=a[:, 2:6],
+        score=a[:, 6],
+        cls=a[:, 7].astype(int),
+        visibility=np.ones(len(a)),
+    )
 
 
 def test_one_id_switch():

@@ -10,8 +10,14 @@ from sspnet.tracking.mot import MotRows, SeqInfo, read_mot, read_seqinfo, write_
 def test_tracks_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     n = 50
-    rows = MotRows(frame=rng.integers(1, 20, n), id=np.arange(1, n + 1), box=np.round(rng.uniform(0, 500, (n, 4)), 2),
-                   score=np.round(rng.uniform(0, 1, n), 4), cls=np.ones(n, np.int64), visibility=np.ones(n))
+    rows = MotRows(
+        frame=rng.integers(1, 20, n),
+        id=np.arange(1, n + 1),
+        box=np.round(rng.uniform(0, 500, (n, 4)), 2),
+        score=np.round(rng.uniform(0, 1, n), 4),
+        cls=np.ones(n, np.int64),
+        visibility=np.ones(n),
+    )
     path = write_mot(tmp_path / "tracks.txt", rows)
     back = read_mot(path, "tracks")
     order = np.lexsort((rows.id, rows.frame))
@@ -25,8 +31,14 @@ def test_tracks_round_trip(tmp_path):
 
 def test_gt_round_trip_keeps_flags(tmp_path):
     boxes = np.array([[1, 2, 3, 4], [5, 6, 7, 8.5], [2, 2, 3, 4]])
-    rows = MotRows(frame=np.array([1, 1, 2]), id=np.array([1, 2, 1]), box=boxes,
-                   score=np.array([1.0, 0.0, 1.0]), cls=np.array([1, 8, 1]), visibility=np.array([1.0, 0.2, 0.75]))
+    rows = MotRows(
+        frame=np.array([1, 1, 2]),
+        id=np.array([1, 2, 1]),
+        box=boxes,
+        score=np.array([1.0, 0.0, 1.0]),
+        cls=np.array([1, 8, 1]),
+        visibility=np.array([1.0, 0.2, 0.75]),
+    )
     back = read_mot(write_mot(tmp_path / "gt.txt", rows, kind="gt"), "gt", num_frames=2)
     np.testing.assert_array_equal(back.score, rows.score)
     np.testing.assert_array_equal(back.cls, rows.cls)

@@ -24,7 +24,12 @@ def test_layout_and_seqinfo(sequences):
     assert [i.name for i in infos] == ["synth000-hover", "synth001-pan", "synth002-rotate", "synth003-zoom"]
     for info in infos:
         assert (info.frames, info.width, info.height, info.fps, info.image_dir, info.image_ext) == (
-            FRAMES, *SIZE, 30.0, "img1", ".jpg")
+            FRAMES,
+            *SIZE,
+            30.0,
+            "img1",
+            ".jpg",
+        )
         frames = sorted((info.folder / "img1").glob("*.jpg"))
         assert [p.name for p in frames] == [f"{k:06d}.jpg" for k in range(1, FRAMES + 1)]
         assert cv2.imread(str(frames[0])).shape == (SIZE[1], SIZE[0], 3)
@@ -86,7 +91,7 @@ def test_gt_boxes_sit_on_drawn_people():
     difference = np.abs(image.astype(int) - empty.astype(int)).sum(axis=2)
     for _, x, y, w, h, visible in gt:
         if visible >= 0.9:
-            assert difference[int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))].max() > 20
+            assert difference[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))].max() > 20
 
 
 def test_cli_refuses_a_folder_holding_a_real_sequence(tmp_path, capsys):

@@ -42,16 +42,31 @@ def sequence(tmp_path_factory):
     writer.release()
     (seq / "gt").mkdir()
     (seq / "gt" / "gt.txt").write_text("\n".join(gt_lines) + "\n")
-    write_seqinfo(seq, SeqInfo(folder=seq, name="seq", frames=FRAMES, width=FRAME_W, height=FRAME_H, fps=10.0,
-                               image_ext=".png"))
+    write_seqinfo(
+        seq, SeqInfo(folder=seq, name="seq", frames=FRAMES, width=FRAME_W, height=FRAME_H, fps=10.0, image_ext=".png")
+    )
     model = build_marker_model(root / "marker.onnx", input_size=TILE, k=K)
     return root, seq, model
 
 
 def track(source, model, out, *extra, tracker="bytetrack"):
     """ByteTrack by default here: its id rule (a track's first frame only starts it) gives the closed forms below."""
-    return main(["track", str(source), "--model", str(model), "--out", str(out), "--quiet", "--cmc", "none",
-                 "--tracker", tracker, *extra])
+    return main(
+        [
+            "track",
+            str(source),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--quiet",
+            "--cmc",
+            "none",
+            "--tracker",
+            tracker,
+            *extra,
+        ]
+    )
 
 
 def test_track_a_frame_folder_and_score_it(sequence, tmp_path, capsys):
