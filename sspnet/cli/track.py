@@ -93,8 +93,8 @@ def add_arguments(parser):
         type=int,
         default=defaults.min_hits,
         metavar="N",
-        help="detections a track needs before it gets an id; its first frame only starts it, so ids "
-        f"appear from frame max(N, 2) of a track (default {defaults.min_hits})",
+        help="matched detections a track needs before it gets an id; a track's first detection only starts "
+        f"it (except on a video's first frame with botsort / cbiou) (default {defaults.min_hits})",
     )
     group.add_argument(
         "--lost-buffer",
