@@ -70,8 +70,10 @@ def _numbers_in(value, out: list[float]) -> list[float]:
 
 def _held(token: str, numbers: list[float]) -> bool:
     """Is this displayed number some JSON number rounded to the digits shown?"""
-    if re.search(r"[-:,]", token) or token.count(".") > 1:  # a date, time, list or version: part by part
-        return all(_held(part, numbers) for part in re.split(r"[-:,.]", token))
+    if re.search(r"[-:,]", token):  # a date, a time or a list written in a JSON string: part by part
+        return all(_held(part, numbers) for part in re.split(r"[-:,]", token))
+    if token.count(".") > 1:  # a version string
+        return all(_held(part, numbers) for part in token.split("."))
     decimals = len(token.split(".")[1]) if "." in token else 0
     shown = float(token)
     return any(math.isclose(round(abs(v), decimals), shown, abs_tol=10 ** -(decimals + 3)) for v in numbers)
