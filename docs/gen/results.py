@@ -305,11 +305,18 @@ def render_int8(src: Source) -> str:
     if forms:
         out += "\n**TensorRT form: Q/DQ placement and float type (best method)**\n\n"
         rows = [dict(variant=name, **row) for name, row in forms.items()]
-        out += table(src, rows, [
-            ("variant", "variant", ""), ("placement", "placement", ""), ("float type", "float_type", ""),
-            ("AP50-tiny", "ap50_tiny", ".2f"), ("lint errors", "lint.errors", ""),
-            ("fusion blockers", "lint.fusion_blockers_total", ""),
-        ])
+        out += table(
+            src,
+            rows,
+            [
+                ("variant", "variant", ""),
+                ("placement", "placement", ""),
+                ("float type", "float_type", ""),
+                ("AP50-tiny", "ap50_tiny", ".2f"),
+                ("lint errors", "lint.errors", ""),
+                ("fusion blockers", "lint.fusion_blockers_total", ""),
+            ],
+        )
     out += f"\nCode defaults when this ran: {src.fmt('code_defaults.method')} calibration.\n"
     return out
 
@@ -327,15 +334,22 @@ def render_int8_placement(src: Source) -> str:
     for preset, row in (src.get("presets") or {}).items():
         for variant, values in row.items():
             rows.append(dict(preset=preset, variant=variant, **values))
-    out += table(src, rows, [
-        ("preset", "preset", ""), ("variant", "variant", ""), ("Q/DQ nodes", "qdq_nodes", ""),
-        ("lint errors", "errors", ""), ("fusion blockers", "fusion_blockers_total", ""),
-        ("Q on weighted output", "fusion_blockers.q-on-weighted-output", ""),
-        ("Q/DQ around ReLU", "fusion_blockers.qdq-around-relu", ""),
-        ("Add both quantized", "fusion_blockers.add-both-quantized", ""),
-        ("concat scales", "fusion_blockers.concat-scales", ""),
-        ("DQ into plugin", "fusion_blockers.dq-into-plugin", ""),
-    ])
+    out += table(
+        src,
+        rows,
+        [
+            ("preset", "preset", ""),
+            ("variant", "variant", ""),
+            ("Q/DQ nodes", "qdq_nodes", ""),
+            ("lint errors", "errors", ""),
+            ("fusion blockers", "fusion_blockers_total", ""),
+            ("Q on weighted output", "fusion_blockers.q-on-weighted-output", ""),
+            ("Q/DQ around ReLU", "fusion_blockers.qdq-around-relu", ""),
+            ("Add both quantized", "fusion_blockers.add-both-quantized", ""),
+            ("concat scales", "fusion_blockers.concat-scales", ""),
+            ("DQ into plugin", "fusion_blockers.dq-into-plugin", ""),
+        ],
+    )
     return out
 
 
@@ -779,50 +793,87 @@ def render_tracking(src: Source) -> str:
     )
     seq = src.get("sequences", {})
     det = src.get("detector", {})
-    out += (f"\nSequences: {src.fmt('sequences.count')} x {src.fmt('sequences.frames')} frames of "
-            f"{src.fmt('sequences.size')} px ({src.show(', '.join(seq.get('names', [])))}), "
-            f"{src.fmt('sequences.gt_ids')} people. Detector: `{src.fmt('detector.model')}`, "
-            f"score >= {src.fmt('detector.score_threshold')}, {src.fmt('detector.ms_per_frame', '.0f')} ms per frame; "
-            f"single-frame AP50-tiny {src.fmt('detector.AP50_tiny_single_frame', '.2f')}. "
-            f"Run took {src.fmt('seconds', '.0f')} s.\n")
+    out += (
+        f"\nSequences: {src.fmt('sequences.count')} x {src.fmt('sequences.frames')} frames of "
+        f"{src.fmt('sequences.size')} px ({src.show(', '.join(seq.get('names', [])))}), "
+        f"{src.fmt('sequences.gt_ids')} people. Detector: `{src.fmt('detector.model')}`, "
+        f"score >= {src.fmt('detector.score_threshold')}, {src.fmt('detector.ms_per_frame', '.0f')} ms per frame; "
+        f"single-frame AP50-tiny {src.fmt('detector.AP50_tiny_single_frame', '.2f')}. "
+        f"Run took {src.fmt('seconds', '.0f')} s.\n"
+    )
     if det.get("ms_per_frame") is None:
         out += "\n(Detections made from the ground truth, not by a model: a smoke run.)\n"
     best = src.get("best", {})
-    out += (f"\n**Best setting (highest HOTA over all sequences): `{src.show(best.get('label'))}`**, start threshold "
-            f"{src.fmt('best.settings.high_threshold')}, confirmed after {src.fmt('best.settings.min_hits')} hits, "
-            f"lost tracks kept {src.fmt('best.settings.lost_track_buffer')} frames: HOTA "
-            f"{src.fmt('best.metrics.all.HOTA', '.2f')}, IDF1 {src.fmt('best.metrics.all.IDF1', '.2f')}, "
-            f"ID switches {src.fmt('best.metrics.all.IDSW')}. sspnet track's defaults match it: "
-            f"{src.fmt('defaults_match_best')}.\n")
+    out += (
+        f"\n**Best setting (highest HOTA over all sequences): `{src.show(best.get('label'))}`**, start threshold "
+        f"{src.fmt('best.settings.high_threshold')}, confirmed after {src.fmt('best.settings.min_hits')} hits, "
+        f"lost tracks kept {src.fmt('best.settings.lost_track_buffer')} frames: HOTA "
+        f"{src.fmt('best.metrics.all.HOTA', '.2f')}, IDF1 {src.fmt('best.metrics.all.IDF1', '.2f')}, "
+        f"ID switches {src.fmt('best.metrics.all.IDSW')}. sspnet track's defaults match it: "
+        f"{src.fmt('defaults_match_best')}.\n"
+    )
 
     def group_columns(group):
         return [(f"HOTA {group}", f"metrics.{group}.HOTA", ".2f")]
 
-    main = [("HOTA", "metrics.all.HOTA", ".2f"), ("DetA", "metrics.all.DetA", ".2f"),
-            ("AssA", "metrics.all.AssA", ".2f"), ("MOTA", "metrics.all.MOTA", ".2f"),
-            ("IDF1", "metrics.all.IDF1", ".2f"), ("ID switches", "metrics.all.IDSW", "")]
+    main = [
+        ("HOTA", "metrics.all.HOTA", ".2f"),
+        ("DetA", "metrics.all.DetA", ".2f"),
+        ("AssA", "metrics.all.AssA", ".2f"),
+        ("MOTA", "metrics.all.MOTA", ".2f"),
+        ("IDF1", "metrics.all.IDF1", ".2f"),
+        ("ID switches", "metrics.all.IDSW", ""),
+    ]
     out += "\n## Start threshold (ByteTrack, buffered IoU, no CMC)\n\n"
     out += table(src, src.get("stage0", []), [("setting", "varied", "")] + main)
     out += "\n## Trackers x association, with and without CMC\n\nAll sequences, then hovering vs moving camera.\n\n"
-    out += table(src, src.get("stage1", []), [("tracker", "label", "")] + main + group_columns("hover")
-                 + group_columns("moving") + [("ID switches moving", "metrics.moving.IDSW", "")])
+    out += table(
+        src,
+        src.get("stage1", []),
+        [("tracker", "label", "")]
+        + main
+        + group_columns("hover")
+        + group_columns("moving")
+        + [("ID switches moving", "metrics.moving.IDSW", "")],
+    )
     out += "\n## One setting at a time around the best tracker\n\n"
     out += table(src, src.get("stage2", []), [("tracker", "label", ""), ("varied", "varied", "")] + main)
-    out += ("\n## What tracking does to detection\n\nAt the same score threshold: every single-frame box, vs "
-            "only boxes of tracks that were matched k times (FP / FN as CLEAR counts them; DetA / DetRe / DetPr are "
-            "HOTA's).\n\n")
-    out += table(src, src.get("tracking_vs_detection", []), [
-        ("boxes", "boxes", ""), ("score >=", "score_threshold", ""), ("tracks need k hits", "min_hits", ""),
-        ("AP50-tiny", "AP50_tiny", ".2f"), ("DetA", "DetA", ".2f"), ("DetRe", "DetRe", ".2f"),
-        ("DetPr", "DetPr", ".2f"), ("FP", "FP", ""), ("FN", "FN", "")])
-    out += ("\n## Camera-motion estimate vs the generator's true camera\n\nWorst frame-corner error of the "
-            "frame-to-frame motion (median over frames), and the same for no compensation.\n\n")
-    out += table(src, src.get("cmc_accuracy_on_sequences", []), [
-        ("method", "method", ""), ("downscale", "downscale", ""),
-        ("hover error (px)", "hover_corner_error_px_median", ".2f"),
-        ("hover, no CMC (px)", "hover_without_cmc_px_median", ".2f"),
-        ("moving error (px)", "moving_corner_error_px_median", ".2f"),
-        ("moving, no CMC (px)", "moving_without_cmc_px_median", ".2f")])
+    out += (
+        "\n## What tracking does to detection\n\nAt the same score threshold: every single-frame box, vs "
+        "only boxes of tracks that were matched k times (FP / FN as CLEAR counts them; DetA / DetRe / DetPr are "
+        "HOTA's).\n\n"
+    )
+    out += table(
+        src,
+        src.get("tracking_vs_detection", []),
+        [
+            ("boxes", "boxes", ""),
+            ("score >=", "score_threshold", ""),
+            ("tracks need k hits", "min_hits", ""),
+            ("AP50-tiny", "AP50_tiny", ".2f"),
+            ("DetA", "DetA", ".2f"),
+            ("DetRe", "DetRe", ".2f"),
+            ("DetPr", "DetPr", ".2f"),
+            ("FP", "FP", ""),
+            ("FN", "FN", ""),
+        ],
+    )
+    out += (
+        "\n## Camera-motion estimate vs the generator's true camera\n\nWorst frame-corner error of the "
+        "frame-to-frame motion (median over frames), and the same for no compensation.\n\n"
+    )
+    out += table(
+        src,
+        src.get("cmc_accuracy_on_sequences", []),
+        [
+            ("method", "method", ""),
+            ("downscale", "downscale", ""),
+            ("hover error (px)", "hover_corner_error_px_median", ".2f"),
+            ("hover, no CMC (px)", "hover_without_cmc_px_median", ".2f"),
+            ("moving error (px)", "moving_corner_error_px_median", ".2f"),
+            ("moving, no CMC (px)", "moving_without_cmc_px_median", ".2f"),
+        ],
+    )
     return out
 
 
@@ -833,17 +884,37 @@ def render_tracking_cost(src: Source) -> str:
         "What `benchmarks/bench_tracking.py --part cost` measured: the tracker step per frame (`trackers`' "
         "implementations) and the camera-motion estimate per frame, medians over the frames timed.",
     )
-    out += (f"\nRun took {src.fmt('seconds', '.0f')} s.\n\n## Tracker step\n\nTarget: "
-            f"{src.fmt('targets.tracker_step_ms_300_detections')} ms per frame at the largest detection count.\n\n")
-    out += table(src, src.get("tracker_step", []), [
-        ("tracker", "tracker", ""), ("detections", "detections", ""), ("frames", "frames", ""),
-        ("median (ms)", "median_ms", ".2f"), ("p90 (ms)", "p90_ms", ".2f")])
-    out += (f"\n## Camera-motion estimate\n\nTarget: {src.fmt('targets.cmc_ms_1920x1080')} ms per frame. The "
-            "corner error is the worst frame-corner error against the generator's true camera (median).\n\n")
-    out += table(src, src.get("cmc", []), [
-        ("method", "method", ""), ("downscale", "downscale", ""), ("frame", "frame", ""),
-        ("median (ms)", "median_ms", ".1f"), ("p90 (ms)", "p90_ms", ".1f"),
-        ("corner error (px)", "corner_error_px_median", ".2f")])
+    out += (
+        f"\nRun took {src.fmt('seconds', '.0f')} s.\n\n## Tracker step\n\nTarget: "
+        f"{src.fmt('targets.tracker_step_ms_300_detections')} ms per frame at the largest detection count.\n\n"
+    )
+    out += table(
+        src,
+        src.get("tracker_step", []),
+        [
+            ("tracker", "tracker", ""),
+            ("detections", "detections", ""),
+            ("frames", "frames", ""),
+            ("median (ms)", "median_ms", ".2f"),
+            ("p90 (ms)", "p90_ms", ".2f"),
+        ],
+    )
+    out += (
+        f"\n## Camera-motion estimate\n\nTarget: {src.fmt('targets.cmc_ms_1920x1080')} ms per frame. The "
+        "corner error is the worst frame-corner error against the generator's true camera (median).\n\n"
+    )
+    out += table(
+        src,
+        src.get("cmc", []),
+        [
+            ("method", "method", ""),
+            ("downscale", "downscale", ""),
+            ("frame", "frame", ""),
+            ("median (ms)", "median_ms", ".1f"),
+            ("p90 (ms)", "p90_ms", ".1f"),
+            ("corner error (px)", "corner_error_px_median", ".2f"),
+        ],
+    )
     return out
 
 
