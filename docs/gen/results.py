@@ -961,10 +961,10 @@ RENDERERS = [
 
 
 def renderer_for(stem: str):
-    for prefix, render in RENDERERS:
-        if stem.startswith(prefix):
-            return render
-    return render_generic
+    """The renderer of the longest matching prefix (int8_placement before int8; reruns such as
+    neighbours_defaults_rerun1 share their study's layout), else the generic one."""
+    matches = [(len(prefix), render) for prefix, render in RENDERERS if stem.startswith(prefix)]
+    return max(matches, key=lambda match: match[0])[1] if matches else render_generic
 
 
 def render_file(path: Path) -> tuple[str, str]:
