@@ -19,9 +19,11 @@ on the val split, in one run:
      NVIDIA Model Optimizer's placement of the same model (max calibration on the same tiles);
   4. the same settings in the asymmetric (ONNX Runtime CPU) form;
   5. latency of fp32, INT8 symmetric (TensorRT form) and INT8 asymmetric (CPU form), batch 1,
-     interleaved rounds (sspnet.benchmark.int8). The fp16 TensorRT form runs in ONNX Runtime through
-     its CPU fp16 fallback (Casts to fp32 around the ops without an fp16 kernel, fp16 tensors
-     between them): AP is scored that way; its CPU latency says nothing about TensorRT.
+     interleaved rounds (sspnet.benchmark.int8). The TensorRT forms' AP50-tiny is scored with ONNX
+     Runtime's Q/DQ fusions off (every Q/DQ computed as written, as TensorRT's int8 layers do;
+     sspnet.benchmark.int8.ap50_tiny), and also with them on ("ap50_tiny_onnxruntime_kernels"). The
+     fp16 form runs through ONNX Runtime's CPU fp16 fallback (Casts to fp32 around the ops without
+     an fp16 kernel, fp16 tensors between them); its CPU latency says nothing about TensorRT.
 Faster R-CNN R50 SSPNet at 640 x 512 with random weights (latency only): exported once into --work,
 calibrated (MinMax) on synthetic frames, the same three latency rows.
 Placement (int8_placement.json, random weights, no trained model needed): every preset's
@@ -118,7 +120,7 @@ def choose_float_groups(rows: list[dict], fp32_ap: float) -> tuple[str, ...]:
 
 
 def demo_model_study(model: str, data: str, work: Path, max_tiles: int, rounds: int, log=print,
-                     float_groups: bool = True, modelopt_python: str | None = None) -> dict:
+                     float_groups: bool = True, modelopt_python: str | None = None, latency: bool = True) -> dict:
     from sspnet.benchmark.int8 import ap50_tiny, interleaved_latency
     from sspnet.export.quantize import DEFAULT_FLOAT_GROUPS, METHODS
     from sspnet.runtime.backend import load_backend
@@ -142,36 +144,41 @@ def demo_model_study(model: str, data: str, work: Path, max_tiles: int, rounds: 
     for placement, float_type in (("onnxruntime", "fp32"), ("tensorrt", "fp32")):
         tensorrt_forms[f"{placement}_{float_type}"] = quantize_and_score(
             model, data, work, best_method, chosen, "symmetric", max_tiles, log, placement, float_type)
+    from sspnet.benchmark.int8 import ap50_tiny
+
+    for row in tensorrt_forms.values():  # beside the exact Q/DQ score: ONNX Runtime's own int8 kernels
+        row["ap50_tiny_onnxruntime_kernels"] = ap50_tiny(row["model"], data, exact_qdq=False)
     if modelopt_python:
         calib = calibration_array(model, data, max_tiles, work / "calibration_tiles.npy")
         reference = modelopt_quantize(modelopt_python, model, calib, work / "int8_modelopt.onnx", log)
         if "model" in reference:
-            from sspnet.benchmark.int8 import ap50_tiny
-
-            reference.update(ap50_tiny=ap50_tiny(reference["model"], data), lint=lint_counts(reference["model"]))
+            reference.update(ap50_tiny=ap50_tiny(reference["model"], data, exact_qdq=True),
+                             lint=lint_counts(reference["model"]))
             log(f"    modelopt (max): AP50-tiny {reference['ap50_tiny']:.2f}, "
                 f"fusion blockers {reference['lint']['fusion_blockers_total']}")
         tensorrt_forms["modelopt_reference"] = reference
     log(f"4. asymmetric (ONNX Runtime CPU) form: {best_method}, float={'+'.join(chosen) or 'none'}")
     asymmetric = quantize_and_score(model, data, work, best_method, chosen, "asymmetric", max_tiles, log)
-    log("5. latency (ONNX Runtime CPU, batch 1, interleaved rounds)")
-    latency = interleaved_latency([model, symmetric["model"], asymmetric["model"]], input_size, rounds=rounds,
-                                  iters=10, progress=True)
-    fp32_p50 = latency[model]["p50"]
-    return {
+    study = {
         "model": model, "data": data, "input_size": list(input_size), "fp32_ap50_tiny": fp32_ap,
         "methods": methods, "float_groups": float_rows,
         "recommended": {"method": best_method, "float_groups": list(chosen)},
         "symmetric": symmetric, "asymmetric": asymmetric, "tensorrt_forms": tensorrt_forms,
         "tensorrt_forms_ap_loss": {name: fp32_ap - row["ap50_tiny"] for name, row in tensorrt_forms.items()
                                    if "ap50_tiny" in row},
-        "latency_ms": {"fp32": latency[model], "int8_symmetric": latency[symmetric["model"]],
-                       "int8_asymmetric": latency[asymmetric["model"]]},
-        "speedup": {"int8_symmetric": fp32_p50 / latency[symmetric["model"]]["p50"],
-                    "int8_asymmetric": fp32_p50 / latency[asymmetric["model"]]["p50"]},
         "ap_loss": {"int8_symmetric": fp32_ap - symmetric["ap50_tiny"],
                     "int8_asymmetric": fp32_ap - asymmetric["ap50_tiny"]},
     }
+    if latency:
+        log("5. latency (ONNX Runtime CPU, batch 1, interleaved rounds)")
+        timings = interleaved_latency([model, symmetric["model"], asymmetric["model"]], input_size, rounds=rounds,
+                                      iters=10, progress=True)
+        fp32_p50 = timings[model]["p50"]
+        study["latency_ms"] = {"fp32": timings[model], "int8_symmetric": timings[symmetric["model"]],
+                               "int8_asymmetric": timings[asymmetric["model"]]}
+        study["speedup"] = {"int8_symmetric": fp32_p50 / timings[symmetric["model"]]["p50"],
+                            "int8_asymmetric": fp32_p50 / timings[asymmetric["model"]]["p50"]}
+    return study
 
 
 def faster_rcnn_study(work: Path, rounds: int, log=print) -> dict:
@@ -301,8 +308,8 @@ def plot(document: dict, path: Path) -> Path:
     left.set_xlabel("AP50-tiny (%), val split")
     left.legend(fontsize=8, loc="lower right")
     left.set_title("demo model: calibration method and float layers", fontsize=10)
-    groups = [("demo model", demo)] + ([("Faster R-CNN R50 640x512", document["faster_rcnn"])]
-                                       if document.get("faster_rcnn") else [])
+    groups = ([("demo model", demo)] if "latency_ms" in demo else []) + (
+        [("Faster R-CNN R50 640x512", document["faster_rcnn"])] if document.get("faster_rcnn") else [])
     names = ("fp32", "int8_symmetric", "int8_asymmetric")
     colours = ("#7f7f7f", "#4c72b0", "#dd8452")
     for g, (_title, study) in enumerate(groups):
@@ -325,6 +332,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="the trained demo model, portable .onnx (sspnet demo writes it)")
     parser.add_argument("--data", help="its data folder (train split calibrates, val split scores)")
     parser.add_argument("--skip-float-groups", action="store_true", help="no float-group variants (step 2)")
+    parser.add_argument("--part", choices=("all", "accuracy"), default="all",
+                        help="accuracy: AP50-tiny and lint only (no latency, no Faster R-CNN timing): the part "
+                             "that needs no quiet machine")
     parser.add_argument("--modelopt-python", help="an interpreter with nvidia-modelopt: its placement as reference")
     parser.add_argument("--placement-only", action="store_true",
                         help="only the placement study of every preset (no trained model needed)")
@@ -368,8 +378,9 @@ def main(argv=None) -> int:
                 "machine": machine_info(), "ap_loss_limit": AP_LOSS_LIMIT, "speedup_goal": SPEEDUP_GOAL}
     document["demo_model"] = demo = demo_model_study(args.model, args.data, work, args.max_tiles, args.rounds,
                                                      float_groups=not args.skip_float_groups,
-                                                     modelopt_python=args.modelopt_python)
-    if not args.skip_faster_rcnn:
+                                                     modelopt_python=args.modelopt_python,
+                                                     latency=args.part == "all")
+    if not args.skip_faster_rcnn and args.part == "all":
         print("Faster R-CNN R50 SSPNet 640x512 (random weights)")
         document["faster_rcnn"] = faster_rcnn_study(work, max(2, args.rounds // 2))
     recommended = demo["recommended"]
@@ -385,16 +396,19 @@ def main(argv=None) -> int:
           f"--float {' '.join(recommended['float_groups']) or '(none)'} "
           f"({'same as' if document['code_defaults']['match_recommendation'] else 'DIFFERENT FROM'} the code defaults)")
     print("| model | form | AP50-tiny | AP loss | p50 ms | speed-up vs fp32 |\n|---|---|---|---|---|---|")
+    latency = demo.get("latency_ms", {})
+    ms = {key: f"{value['p50']:.1f}" for key, value in latency.items()}
     print(f"| demo {demo['input_size'][0]}x{demo['input_size'][1]} | fp32 | {demo['fp32_ap50_tiny']:.2f} | - | "
-          f"{demo['latency_ms']['fp32']['p50']:.1f} | 1.00x |")
+          f"{ms.get('fp32', '-')} | 1.00x |")
     for name, row in demo["tensorrt_forms"].items():
         if "ap50_tiny" in row:
             print(f"| demo | TensorRT form {name} | {row['ap50_tiny']:.2f} | {demo['tensorrt_forms_ap_loss'][name]:.2f} | "
                   f"- | fusion blockers {row['lint']['fusion_blockers_total']} |")
     for form in ("symmetric", "asymmetric"):
         key = f"int8_{form}"
+        speed = f"{demo['speedup'][key]:.2f}x" if "speedup" in demo else "-"
         print(f"| demo | INT8 {form} | {demo[form]['ap50_tiny']:.2f} | {demo['ap_loss'][key]:.2f} | "
-              f"{demo['latency_ms'][key]['p50']:.1f} | {demo['speedup'][key]:.2f}x |")
+              f"{ms.get(key, '-')} | {speed} |")
     if document.get("faster_rcnn"):
         frcnn = document["faster_rcnn"]
         for key in ("fp32", "int8_symmetric", "int8_asymmetric"):

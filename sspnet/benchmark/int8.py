@@ -15,17 +15,39 @@ from __future__ import annotations
 import time
 
 
-def open_onnx(path: str, threads: int | None = None):
+def open_onnx(path: str, threads: int | None = None, exact_qdq: bool = False):
+    """An OnnxRuntimeBackend; exact_qdq: with ONNX Runtime's Q/DQ fusions off (see ap50_tiny)."""
     from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from sspnet.runtime.threads import configure_onnxruntime_session
 
-    return OnnxRuntimeBackend(path, intra_op_num_threads=threads)
+    class ExactQDQBackend(OnnxRuntimeBackend):
+        def _new_session(self, threads):  # the backend's session, plus one ONNX Runtime setting
+            options = self._ort.SessionOptions()
+            configure_onnxruntime_session(options)
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
+            if threads:
+                options.intra_op_num_threads = threads
+            return self._ort.InferenceSession(str(self.path), options, providers=self._requested)
+
+    return (ExactQDQBackend if exact_qdq else OnnxRuntimeBackend)(path, intra_op_num_threads=threads)
 
 
-def ap50_tiny(path: str, data: str, split: str = "val", limit: int | None = None, progress: bool = False) -> float:
-    """AP50-tiny (percent) of an .onnx model on a data folder's split, at the deployed settings."""
+def ap50_tiny(path: str, data: str, split: str = "val", limit: int | None = None, progress: bool = False,
+              exact_qdq: bool | None = None) -> float:
+    """AP50-tiny (percent) of an .onnx model on a data folder's split, at the deployed settings.
+
+    exact_qdq (None: True for the TensorRT form of `sspnet quantize`): score with ONNX Runtime's
+    Q/DQ fusions off, so every QuantizeLinear / DequantizeLinear computes as the graph says, as
+    TensorRT's int8 layers do. With them on, ONNX Runtime's x86 int8 kernels (and its handling of
+    fp16 Q/DQ) compute something else for the symmetric form; the CPU (asymmetric) form is scored
+    as ONNX Runtime runs it."""
     from sspnet.benchmark.harness import accuracy
 
-    return accuracy(open_onnx(path), data, split, limit=limit, progress=progress)
+    if exact_qdq is None:
+        from sspnet.export.quantize import read_quantization
+
+        exact_qdq = bool((read_quantization(path) or {}).get("tensorrt_compatible", False))
+    return accuracy(open_onnx(path, exact_qdq=exact_qdq), data, split, limit=limit, progress=progress)
 
 
 def interleaved_latency(paths: list[str], frame_size: tuple[int, int], rounds: int = 5, iters: int = 10,
