@@ -72,7 +72,7 @@ class TrackerSettings:
     buffer_ratio: float = 0.5  # biou: box margin as a share of its size
     cmc: str = "sparseOptFlow"
     cmc_downscale: int = 4
-    high_threshold: float = 0.3
+    high_threshold: float = 0.5
     min_hits: int = 2
     lost_track_buffer: int = 30
     fps: float = 30.0
