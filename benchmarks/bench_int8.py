@@ -36,6 +36,7 @@ cannot calibrate plugin nodes on the CPU).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -375,7 +376,7 @@ def main(argv=None) -> int:
             return 0
     document = {"benchmark": "int8",
                 "command": " ".join(["python", "benchmarks/bench_int8.py", *(argv or sys.argv[1:])]),
-                "machine": machine_info(), "ap_loss_limit": AP_LOSS_LIMIT, "speedup_goal": SPEEDUP_GOAL}
+                "machine": machine_info(), "load_average_at_start": list(os.getloadavg()), "ap_loss_limit": AP_LOSS_LIMIT, "speedup_goal": SPEEDUP_GOAL}
     document["demo_model"] = demo = demo_model_study(args.model, args.data, work, args.max_tiles, args.rounds,
                                                      float_groups=not args.skip_float_groups,
                                                      modelopt_python=args.modelopt_python,
@@ -388,6 +389,7 @@ def main(argv=None) -> int:
                                  "match_recommendation": recommended == {"method": DEFAULT_METHOD,
                                                                          "float_groups": list(DEFAULT_FLOAT_GROUPS)}}
     document["wall_time_s"] = round(time.perf_counter() - started, 1)
+    document["load_average_at_end"] = list(os.getloadavg())  # `uptime`'s 1 / 5 / 15 minute load
     stem = Path(args.out)
     atomic_write_json(stem.with_suffix(".json"), document)
     plot(document, stem.with_suffix(".png"))
