@@ -280,7 +280,7 @@ def render_int8(src: Source) -> str:
     for form in ("symmetric", "asymmetric"):
         if src.get(f"{dm}.{form}"):
             out += (
-                f"\nLatency rows below, {form} form: {src.fmt(f'{dm}.{form}.method')} calibration, AP50-tiny "
+                f"\n{form.capitalize()} form as chosen: {src.fmt(f'{dm}.{form}.method')} calibration, AP50-tiny "
                 f"{src.fmt(f'{dm}.{form}.ap50_tiny', '.2f')}."
             )
     out += (
