@@ -234,3 +234,17 @@ def test_readme_stays_an_entry_point():
     readme = (REPO / "README.md").read_text()
     assert len(readme.splitlines()) <= 150
     assert "docs/getting-started.md" in readme and "scripts/demo.sh" in readme and "scripts/test.sh" in readme
+
+
+def test_a_results_file_named_before_it_exists_becomes_a_link_once_it_does(monkeypatch):
+    from types import SimpleNamespace
+
+    hooks = _load("hooks")
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="streams.md"))
+    text = "Numbers: `benchmarks/results/pipeline.json` once run."
+    monkeypatch.setattr(hooks, "_PAGES", {})
+    assert hooks.on_page_markdown(text, page, None, None) == text
+    monkeypatch.setattr(hooks, "_PAGES", {"results/pipeline.md": "# pipeline"})
+    assert "[pipeline results](results/pipeline.md)" in hooks.on_page_markdown(text, page, None, None)
+    nested = SimpleNamespace(file=SimpleNamespace(src_uri="reference/cli.md"))
+    assert "(../results/pipeline.md)" in hooks.on_page_markdown(text, nested, None, None)

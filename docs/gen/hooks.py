@@ -6,6 +6,7 @@ time, never stored in git, so the site cannot show an option or a number the rep
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +33,22 @@ def on_config(config):
         if isinstance(item, dict) and item.get(_RESULTS_NAV) == "results/index.md":
             config["nav"][i] = {_RESULTS_NAV: entries}
     return config
+
+
+# A page may name a results file that a later benchmark run writes: "`benchmarks/results/X.json` once run".
+# Once X.json exists, the build turns that phrase into a link to its generated page.
+_ONCE_RUN = re.compile(r"`benchmarks/results/([\w.-]+)\.json` once run")
+
+
+def on_page_markdown(markdown, page, config, files):
+    def link(match):
+        name = f"results/{match.group(1)}.md"
+        if name not in _PAGES:
+            return match.group(0)
+        up = "../" * page.file.src_uri.count("/")
+        return f"[{match.group(1)} results]({up}{name}) (`benchmarks/results/{match.group(1)}.json`)"
+
+    return _ONCE_RUN.sub(link, markdown)
 
 
 def on_files(files, config):
