@@ -524,7 +524,7 @@ def parse_args(argv=None):
         default=6,
         help="held-out sequences; camera modes in turn: hover, pan, rotate, zoom (default 6)",
     )
-    parser.add_argument("--frames", type=int, default=60, help="frames per sequence (default 60)")
+    parser.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
     parser.add_argument("--size", type=int, nargs=2, default=(1280, 720), metavar=("W", "H"))
     parser.add_argument("--conf", type=float, default=0.1, help="detector score threshold (default 0.1)")
     parser.add_argument("--overlap", type=int, default=30, help="tile overlap (default 30)")
