@@ -17,10 +17,13 @@ What a build does (TensorRT 10; TensorRT 11 differences in brackets):
 - writes the engine and its sidecar (runtime/sidecar.py), the timing cache and the calibration
   cache atomically (sspnet.io.atomic), and prints the equivalent trtexec command.
 
-The option checks, the output-path checks (check_build_outputs), the precision plan and the trtexec
-command are pure functions (tested without TensorRT); `tensorrt` is imported only inside
-build_engine / write_sidecar_only, after the ONNX file has been read and every output path checked,
-so a missing ONNX is reported as a missing file, not as a TensorRT problem.
+build_engine runs these steps in order: parse_network (TensorRT's ONNX parser), configure_builder
+(precision flags, batch profile, DLA, timing cache), attach_calibrator (INT8 entropy calibration),
+then write_outputs (engine, timing cache, sidecar). The option checks, the output-path checks
+(check_build_outputs), the precision plan and the trtexec command are pure functions, and the last
+three steps are tested against fake TensorRT objects; `tensorrt` is imported (runtime/tensorrt_common.py)
+only inside build_engine / write_sidecar_only, after the ONNX file has been read and every output
+path checked, so a missing ONNX is reported as a missing file, not as a TensorRT problem.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from .sidecar import (
     tensorrt_major,
     write_sidecar,
 )
+from .tensorrt_common import gpu_facts, import_tensorrt, load_plugin_library, registered_plugin_versions
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_BATCH = (1, 4, 8)
@@ -133,8 +137,10 @@ def qdq_layer_precisions(trt_major: int, strongly_typed: bool, float_type: str |
 
     float_type: the model's non-int8 type as `sspnet quantize` recorded it ("fp16": the default
     TensorRT form, "fp32"); None for a Q/DQ model from another tool (taken as fp32)."""
-    int8 = ("the layers between Q/DQ pairs: convolutions and fully connected layers with quantized inputs "
-            "(with their fused bias, ReLU and residual Add), max pooling, shared-scale concats")
+    int8 = (
+        "the layers between Q/DQ pairs: convolutions and fully connected layers with quantized inputs "
+        "(with their fused bias, ReLU and residual Add), max pooling, shared-scale concats"
+    )
     if trt_major < 11 and not strongly_typed:
         return {
             "int8": int8,
@@ -144,16 +150,22 @@ def qdq_layer_precisions(trt_major: int, strongly_typed: bool, float_type: str |
     if float_type == "fp16":
         return {
             "int8": int8,
-            "fp16": "the rest of the network body as the ONNX types it: activations, sigmoid gating, resizes, "
-                    "the RoIAlign plugin's features and output, Faster R-CNN's box head",
-            "fp32": "what the ONNX keeps in fp32: anchors and box decoding, scores before NMS, the NMS plugin, "
-                    "the RoI coordinates",
+            "fp16": (
+                "the rest of the network body as the ONNX types it: activations, sigmoid gating, resizes, "
+                "the RoIAlign plugin's features and output, Faster R-CNN's box head"
+            ),
+            "fp32": (
+                "what the ONNX keeps in fp32: anchors and box decoding, scores before NMS, the NMS plugin, "
+                "the RoI coordinates"
+            ),
         }
     return {
         "int8": int8,
         "fp16": "nothing: the ONNX has no fp16 tensor",
-        "fp32": "every layer outside the Q/DQ pairs, plugins included (quantize again with `sspnet quantize`'s "
-                "default --float-type fp16 for the fp16 TensorRT form)",
+        "fp32": (
+            "every layer outside the Q/DQ pairs, plugins included (quantize again with `sspnet quantize`'s "
+            "default --float-type fp16 for the fp16 TensorRT form)"
+        ),
     }
 
 
@@ -162,16 +174,17 @@ def format_layer_precisions(precisions: dict[str, str]) -> str:
 
 
 def precision_plan(
-    precision: str, trt_major: int, strongly_typed: bool = False, has_qdq: bool = False,
+    precision: str,
+    trt_major: int,
+    strongly_typed: bool = False,
+    has_qdq: bool = False,
     qdq_float_type: str | None = None,
 ) -> PrecisionPlan:
     """Builder settings for `precision` on TensorRT `trt_major`; UsageError when impossible."""
     if precision not in PRECISIONS:
         raise UsageError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if trt_major < MIN_TENSORRT_MAJOR:
-        raise UsageError(
-            f"TensorRT {trt_major} is too old: the sspnet plugins are IPluginV3 (TensorRT >= 10)"
-        )
+        raise UsageError(f"TensorRT {trt_major} is too old: the sspnet plugins are IPluginV3 (TensorRT >= 10)")
     if trt_major >= 11 or strongly_typed:
         if precision == "int8" and not has_qdq:
             if trt_major >= 11:
@@ -179,14 +192,14 @@ def precision_plan(
             raise UsageError(
                 "a strongly typed INT8 build needs an ONNX with Q/DQ nodes (drop --strongly-typed to calibrate)"
             )
-        why = (
-            f"TensorRT {trt_major} builds strongly typed networks" if trt_major >= 11 else "--strongly-typed"
-        )
+        why = f"TensorRT {trt_major} builds strongly typed networks" if trt_major >= 11 else "--strongly-typed"
         note = {
             "fp32": f"{why}: layers run in the ONNX model's own types",
             "fp16": f"{why}: there is no FP16 flag; the engine is fp16 only if the ONNX was exported in fp16",
-            "int8": f"{why}: INT8 comes from the model's Q/DQ nodes; "
-                    + format_layer_precisions(qdq_layer_precisions(trt_major, True, qdq_float_type)),
+            "int8": (
+                f"{why}: INT8 comes from the model's Q/DQ nodes; "
+                + format_layer_precisions(qdq_layer_precisions(trt_major, True, qdq_float_type))
+            ),
         }[precision]
         return PrecisionPlan(flags=(), strongly_typed=True, calibrate=False, note=note)
     if precision == "fp32":
@@ -194,8 +207,11 @@ def precision_plan(
     if precision == "fp16":
         return PrecisionPlan(flags=("FP16",), strongly_typed=False, calibrate=False)
     # INT8 plus FP16, so layers without an INT8 kernel (and the plugins) fall back to fp16, not fp32.
-    note = ("Q/DQ model: INT8 scales come from the model, no calibration; "
-            + format_layer_precisions(qdq_layer_precisions(trt_major, False, qdq_float_type))) if has_qdq else ""
+    note = ""
+    if has_qdq:
+        note = "Q/DQ model: INT8 scales come from the model, no calibration; " + format_layer_precisions(
+            qdq_layer_precisions(trt_major, False, qdq_float_type)
+        )
     return PrecisionPlan(flags=("FP16", "INT8"), strongly_typed=False, calibrate=not has_qdq, note=note)
 
 
@@ -255,13 +271,17 @@ def check_qdq_build(onnx_path: str | Path, props: dict[str, str], precision: str
             f"{onnx_path} is quantized in the ONNX Runtime CPU form (asymmetric uint8 activations, int32 biases), "
             "which TensorRT cannot build: quantize the float model again with `sspnet quantize ... "
             "--activations symmetric` (the default)",
-            field="quantization.activations", expected="symmetric", got=quantization.get("activations"),
+            field="quantization.activations",
+            expected="symmetric",
+            got=quantization.get("activations"),
         )
     if precision != "int8":
         raise UsageError(
             f"{onnx_path} is a Q/DQ (INT8) model: its precision comes from its Q/DQ nodes; build it with "
             "--precision int8 (the default for a Q/DQ model)",
-            field="--precision", expected="int8", got=precision,
+            field="--precision",
+            expected="int8",
+            got=precision,
         )
     return "explicit-qdq"
 
@@ -313,8 +333,18 @@ def trtexec_command(
     return command
 
 
-def build_trtexec_command(onnx_path, engine_path, options: BuildOptions, *, plugin_library, input_size,
-                          batch, trt_major: int, has_qdq: bool, calibration_cache) -> list[str]:
+def build_trtexec_command(
+    onnx_path,
+    engine_path,
+    options: BuildOptions,
+    *,
+    plugin_library,
+    input_size,
+    batch,
+    trt_major: int,
+    has_qdq: bool,
+    calibration_cache,
+) -> list[str]:
     """trtexec_command for a build with `options` (batch None: a fixed-batch ONNX): the one place
     both `build_engine` and `build-engine --print-trtexec` spell it out."""
     return trtexec_command(
@@ -419,13 +449,9 @@ def _parser_error(error) -> str:
 
 def _check_plugins(trt) -> dict[str, str]:
     """{name: version} of the sspnet plugins, after checking the loaded library registers them."""
-    from .tensorrt_backend import registered_plugin_versions
-
     registered = registered_plugin_versions(trt)
     expected = expected_plugin_versions()
-    missing = [
-        f"{name} v{version}" for name, version in expected.items() if version not in registered.get(name, [])
-    ]
+    missing = [f"{name} v{version}" for name, version in expected.items() if version not in registered.get(name, [])]
     if missing:
         raise MissingDependencyError(
             f"the loaded plugin library does not register {missing} (registered: {registered or 'none'}); "
@@ -444,9 +470,6 @@ def build_engine(
 
     The ONNX is read and every output path checked (check_build_outputs) before TensorRT is
     imported; every file is written atomically."""
-    from .calibration import CalibrationBatches, make_entropy_calibrator
-    from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
-
     onnx_path = Path(onnx_path)
     engine_path = check_build_outputs(onnx_path, engine_path, options)
     props, metadata = read_model_metadata(onnx_path)  # a missing ONNX: FileNotFoundError naming it
@@ -454,8 +477,13 @@ def build_engine(
     trt_major = tensorrt_major(trt.__version__)
     has_qdq = onnx_has_qdq(onnx_path)
     int8_source = check_qdq_build(onnx_path, props, options.precision, has_qdq)
-    plan = precision_plan(options.precision, trt_major, options.strongly_typed, has_qdq,
-                          qdq_float_type=(quantization_of(props) or {}).get("float_type"))
+    plan = precision_plan(
+        options.precision,
+        trt_major,
+        options.strongly_typed,
+        has_qdq,
+        qdq_float_type=(quantization_of(props) or {}).get("float_type"),
+    )
     check_dla(options.dla_core, options.gpu_fallback, options.precision)
     batch = resolve_batch(options.batch, metadata.batch)
     height, width = metadata.input_size
@@ -468,6 +496,41 @@ def build_engine(
     log(f"TensorRT {trt.__version__}, GPU {gpu_name} (sm {capability}), plugins {library}")
 
     logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
+    builder, network = parse_network(trt, logger, onnx_path, plan, library)
+    input_shape = network.get_input(0).shape
+    config, dynamic = configure_builder(trt, builder, plan, options, input_shape, batch, metadata.input_size)
+    calibration_cache = attach_calibrator(builder, config, plan, options, onnx_path, metadata, dynamic, log)
+
+    command = build_trtexec_command(
+        onnx_path,
+        engine_path,
+        options,
+        plugin_library=library,
+        input_size=(height, width),
+        batch=batch if dynamic else None,
+        trt_major=trt_major,
+        has_qdq=has_qdq,
+        calibration_cache=calibration_cache,
+    )
+    log("equivalent trtexec command:\n  " + format_command(command))
+    log(f"building {engine_path} ({options.precision}, batch {batch[0]}..{batch[2]}, {height}x{width})...")
+    serialized = builder.build_serialized_network(network, config)
+
+    build = build_record(options, batch, plan, int8_source, props, calibration_cache, command)
+
+    def sidecar_of_engine() -> dict:
+        return _sidecar(
+            props, onnx_path, engine_path, trt.__version__, plugin_versions, library, gpu_name, capability, build
+        )
+
+    sidecar = write_outputs(onnx_path, engine_path, serialized, config, options, sidecar_of_engine, log)
+    return engine_path, sidecar
+
+
+def parse_network(trt, logger, onnx_path: Path, plan: PrecisionPlan, library: Path):
+    """(builder, network): TensorRT's ONNX parser run on `onnx_path`, strongly typed when the plan
+    says so. InputError naming the file when the parser fails (with a hint when a plugin node is
+    the cause) or when the network's inputs are not the contract's one `images` input."""
     builder = trt.Builder(logger)
     network_flags = 0
     if plan.strongly_typed:
@@ -483,78 +546,94 @@ def build_engine(
         if "Plugin not found" in errors or "plugin" in errors.lower():
             hint = f" (the plugin nodes need libsspnet_trt_plugins.so built from this sspnet; loaded: {library})"
         raise InputError(f"TensorRT's ONNX parser failed on {onnx_path}: {errors}{hint}")
-    images = network.get_input(0)
-    if network.num_inputs != 1 or images.name != INPUT_NAME:
+    if network.num_inputs != 1 or network.get_input(0).name != INPUT_NAME:
         raise InputError(
             f"{onnx_path}: the contract has one input {INPUT_NAME!r}, the network has "
             f"{[network.get_input(i).name for i in range(network.num_inputs)]}"
         )
+    return builder, network
 
+
+def configure_builder(
+    trt,
+    builder,
+    plan: PrecisionPlan,
+    options: BuildOptions,
+    input_shape: tuple[int, ...],
+    batch: tuple[int, int, int],
+    input_size: tuple[int, int],
+):
+    """(config, dynamic): a builder config with the workspace limit, the plan's precision flags, one
+    optimisation profile over `batch` when the network's input batch is dynamic (-1), DLA with GPU
+    fallback when asked, and the timing cache (read from options.timing_cache when it exists)."""
+    height, width = input_size
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     for flag in plan.flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
-    dynamic = any(int(d) < 0 for d in images.shape)
+    dynamic = any(int(d) < 0 for d in input_shape)
     if dynamic:
         profile = builder.create_optimization_profile()
         profile.set_shape(INPUT_NAME, *[(b, 3, height, width) for b in batch])
         config.add_optimization_profile(profile)
-
-    calibration_cache = None
-    if plan.calibrate:
-        calibration_cache = Path(options.calibration_cache or default_calibration_cache(onnx_path))
-        # A fixed-batch ONNX calibrates at its own batch.
-        calibration_batch = metadata.batch or options.calibration_batch
-        batches = None
-        if not calibration_cache.is_file():
-            if options.calibration_images is None:
-                raise UsageError(
-                    f"INT8 needs --calib-images DIR (or an existing calibration cache; {calibration_cache} does not exist)"
-                )
-            batches = CalibrationBatches(
-                options.calibration_images,
-                metadata.input_size,
-                calibration_batch,
-                max_images=options.calibration_max_images,
-            )
-            log(
-                f"calibrating on {len(batches.paths)} images of {options.calibration_images} in {len(batches)} batches"
-            )
-        config.int8_calibrator = make_entropy_calibrator(batches, calibration_cache, log=log)
-        if dynamic:
-            calibration_profile = builder.create_optimization_profile()
-            calibration_profile.set_shape(INPUT_NAME, *[(calibration_batch, 3, height, width)] * 3)
-            config.set_calibration_profile(calibration_profile)
-
     if options.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = options.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-
-    timing_cache = None
     if options.timing_cache is not None:
         timing_path = Path(options.timing_cache)
         timing_cache = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
         config.set_timing_cache(timing_cache, ignore_mismatch=False)
+    return config, dynamic
 
-    command = build_trtexec_command(
-        onnx_path, engine_path, options, plugin_library=library, input_size=(height, width),
-        batch=batch if dynamic else None, trt_major=trt_major, has_qdq=has_qdq, calibration_cache=calibration_cache,
-    )
-    log("equivalent trtexec command:\n  " + format_command(command))
-    log(f"building {engine_path} ({options.precision}, batch {batch[0]}..{batch[2]}, {height}x{width})...")
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise RuntimeError(
-            f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)"
+
+def attach_calibrator(
+    builder, config, plan: PrecisionPlan, options: BuildOptions, onnx_path: Path, metadata, dynamic: bool, log
+) -> Path | None:
+    """For a calibrated INT8 plan: attach the entropy calibrator (reading the calibration cache when
+    it exists, else the images of --calib-images) and, for a dynamic batch, a calibration profile at
+    the calibration batch. Returns the calibration cache path (None when the plan does not calibrate).
+    UsageError when there is neither a cache nor an image folder."""
+    if not plan.calibrate:
+        return None
+    from .calibration import CalibrationBatches, make_entropy_calibrator
+
+    height, width = metadata.input_size
+    calibration_cache = Path(options.calibration_cache or default_calibration_cache(onnx_path))
+    # A fixed-batch ONNX calibrates at its own batch.
+    calibration_batch = metadata.batch or options.calibration_batch
+    batches = None
+    if not calibration_cache.is_file():
+        if options.calibration_images is None:
+            raise UsageError(
+                f"INT8 needs --calib-images DIR (or an existing calibration cache; {calibration_cache} does not exist)"
+            )
+        batches = CalibrationBatches(
+            options.calibration_images,
+            metadata.input_size,
+            calibration_batch,
+            max_images=options.calibration_max_images,
         )
-    atomic_write(engine_path, lambda handle: handle.write(serialized))
-    if timing_cache is not None:
-        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+        log(f"calibrating on {len(batches.paths)} images of {options.calibration_images} in {len(batches)} batches")
+    config.int8_calibrator = make_entropy_calibrator(batches, calibration_cache, log=log)
+    if dynamic:
+        calibration_profile = builder.create_optimization_profile()
+        calibration_profile.set_shape(INPUT_NAME, *[(calibration_batch, 3, height, width)] * 3)
+        config.set_calibration_profile(calibration_profile)
+    return calibration_cache
 
-    build = {
-        key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()
-    }
+
+def build_record(
+    options: BuildOptions,
+    batch: tuple[int, int, int],
+    plan: PrecisionPlan,
+    int8_source: str | None,
+    props: dict[str, str],
+    calibration_cache: Path | None,
+    command: list[str],
+) -> dict:
+    """The sidecar's "build" entry: every option (paths as text) plus what the build resolved."""
+    build = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
     build.update(
         batch=list(batch),
         flags=list(plan.flags),
@@ -564,13 +643,24 @@ def build_engine(
         calibration_cache=None if calibration_cache is None else str(calibration_cache),
         trtexec=format_command(command),
     )
-    sidecar = _sidecar(
-        props, onnx_path, engine_path, trt.__version__, plugin_versions, library, gpu_name, capability, build
-    )
-    log(
-        f"wrote {engine_path} ({engine_path.stat().st_size / 1e6:.1f} MB) and {write_sidecar(engine_path, sidecar)}"
-    )
-    return engine_path, sidecar
+    return build
+
+
+def write_outputs(
+    onnx_path: Path, engine_path: Path, serialized, config, options: BuildOptions, sidecar_of_engine, log
+) -> dict:
+    """Write the serialized engine, the updated timing cache (when options.timing_cache is set) and
+    then the sidecar, each atomically; return the sidecar. The sidecar comes last because it holds
+    the engine's sha256 (sidecar_of_engine() computes it from the written file). A failed build
+    (serialized None) raises RuntimeError before any file is touched."""
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)")
+    atomic_write(engine_path, lambda handle: handle.write(serialized))
+    if options.timing_cache is not None:
+        atomic_write_bytes(options.timing_cache, bytes(config.get_timing_cache().serialize()))
+    sidecar = sidecar_of_engine()
+    log(f"wrote {engine_path} ({engine_path.stat().st_size / 1e6:.1f} MB) and {write_sidecar(engine_path, sidecar)}")
+    return sidecar
 
 
 def write_sidecar_only(
@@ -585,15 +675,14 @@ def write_sidecar_only(
     Checks that this TensorRT deserializes the engine with the plugins loaded; the build options
     are recorded as unknown.
     """
-    from .tensorrt_backend import gpu_facts, import_tensorrt, load_plugin_library
-
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     guard = OutputGuard(inputs=[onnx_path, engine_path, plugin_library], verb="build-engine")
     guard.check_file(sidecar_path(engine_path), kind="json")
     props, _ = read_model_metadata(onnx_path)  # a missing ONNX: FileNotFoundError naming it
     if not engine_path.is_file():
-        raise FileNotFoundError(errno.ENOENT, "--sidecar-only: the engine built elsewhere does not exist",
-                                str(engine_path))
+        raise FileNotFoundError(
+            errno.ENOENT, "--sidecar-only: the engine built elsewhere does not exist", str(engine_path)
+        )
     trt = import_tensorrt()
     library = load_plugin_library(plugin_library)
     plugin_versions = _check_plugins(trt)
@@ -611,9 +700,7 @@ def write_sidecar_only(
     return sidecar
 
 
-def _sidecar(
-    props, onnx_path, engine_path, trt_version, plugin_versions, library, gpu_name, capability, build
-) -> dict:
+def _sidecar(props, onnx_path, engine_path, trt_version, plugin_versions, library, gpu_name, capability, build) -> dict:
     import sspnet
 
     return make_sidecar(

@@ -4,8 +4,8 @@
     outputs = backend.infer(images_uint8_nchw)       # {"num_dets", "boxes", "scores", "labels"}
     Detector(backend).detect(frame)                  # tiling etc. as for ONNX Runtime (runtime/detector.py)
 
-Loading: import tensorrt, load libsspnet_trt_plugins.so (ctypes; its creators register themselves),
-read the engine's JSON sidecar (runtime/sidecar.py) for the model facts, refuse an engine built for
+Loading: import tensorrt, load libsspnet_trt_plugins.so (runtime/tensorrt_common.py, shared with the
+engine builder), read the engine's JSON sidecar (runtime/sidecar.py) for the model facts, refuse an engine built for
 another TensorRT version / GPU / plugin version, deserialize, and check the engine's I/O against
 the ONNX contract.
 
@@ -23,28 +23,32 @@ from __future__ import annotations
 import ctypes
 import errno
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sspnet.errors import InputError, MissingDependencyError, UsageError
+from sspnet.errors import InputError, UsageError
 
 from .backend import Backend, ModelMetadata
 from .contract import INPUT_NAME, OUTPUT_NAMES
-from .sidecar import (
-    check_compatible,
-    expected_plugin_versions,
-    plugin_namespace,
-    read_sidecar,
-    sha256_of,
-    sidecar_path,
-)
+from .sidecar import check_compatible, read_sidecar, sha256_of, sidecar_path
 
-PLUGIN_LIBRARY_NAME = "libsspnet_trt_plugins.so"
-PLUGIN_LIBRARY_ENV = "SSPNET_TRT_PLUGINS"
+# PLUGIN_LIBRARY_*, find_plugin_library and plugin_library_candidates are not used here: they stay
+# importable from this module for the CLI (build-engine, doctor), which imports them from it.
+from .tensorrt_common import (  # noqa: F401
+    PLUGIN_LIBRARY_ENV,
+    PLUGIN_LIBRARY_NAME,
+    cuda_call,
+    find_plugin_library,
+    gpu_facts,
+    import_cudart,
+    import_tensorrt,
+    load_plugin_library,
+    plugin_library_candidates,
+    registered_plugin_versions,
+)
 
 # dtype of every contract tensor
 CONTRACT_DTYPES = {
@@ -56,67 +60,7 @@ CONTRACT_DTYPES = {
 }
 
 
-# ---- imports ------------------------------------------------------------------------------------
-
-
-def import_tensorrt():
-    """NVIDIA's `tensorrt` module, or MissingDependencyError (an ImportError) saying how to get it."""
-    advice = (
-        "the TensorRT backend needs the `tensorrt` Python package (JetPack: apt install "
-        "python3-libnvinfer; x86: pip install tensorrt); on machines without TensorRT run the "
-        ".onnx model with ONNX Runtime"
-    )
-    try:
-        import tensorrt
-    except ImportError as error:
-        raise MissingDependencyError(advice) from error
-    if getattr(tensorrt, "__file__", None) is None or not hasattr(tensorrt, "Builder"):
-        # A plain folder named `tensorrt` on sys.path (e.g. a tests/tensorrt folder; ours is
-        # tests/trt_plugins for this reason) imports as an empty namespace package.
-        raise MissingDependencyError(
-            f"{advice} (`import tensorrt` found only the folder(s) {list(getattr(tensorrt, '__path__', []))})"
-        )
-    return tensorrt
-
-
-def import_cudart():
-    """cuda-python's runtime module: `cuda.bindings.runtime` (cuda-python >= 12.6), else `cuda.cudart`."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError as error:
-            raise MissingDependencyError(
-                "the TensorRT backend needs NVIDIA's cuda-python (pip install 'cuda-python>=12.2')"
-            ) from error
-    return cudart
-
-
 # ---- CUDA ---------------------------------------------------------------------------------------
-
-
-def cuda_call(result, what: str):
-    """cuda-python calls return (error, *values): raise RuntimeError naming `what` unless cudaSuccess,
-    else return the value(s)."""
-    cudart = import_cudart()
-    error, *values = result if isinstance(result, tuple) else (result,)
-    if error != cudart.cudaError_t.cudaSuccess:
-        description = cudart.cudaGetErrorString(error)[1]
-        description = description.decode() if isinstance(description, bytes) else str(description)
-        raise RuntimeError(f"CUDA error in {what}: {getattr(error, 'name', error)} ({description})")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def gpu_facts(device: int = 0) -> tuple[str, str]:
-    """(GPU name, compute capability "major.minor") of a CUDA device."""
-    cudart = import_cudart()
-    props = cuda_call(cudart.cudaGetDeviceProperties(device), f"cudaGetDeviceProperties({device})")
-    name = props.name
-    name = name.split(b"\0", 1)[0].decode() if isinstance(name, bytes) else str(name)
-    return name, f"{props.major}.{props.minor}"
 
 
 class DeviceBuffer:
@@ -124,9 +68,7 @@ class DeviceBuffer:
 
     def __init__(self, nbytes: int):
         self.nbytes = int(nbytes)
-        self.ptr = int(
-            cuda_call(import_cudart().cudaMalloc(max(self.nbytes, 1)), f"cudaMalloc({self.nbytes})")
-        )
+        self.ptr = int(cuda_call(import_cudart().cudaMalloc(max(self.nbytes, 1)), f"cudaMalloc({self.nbytes})"))
 
     def copy_from_host(self, array: np.ndarray) -> None:
         """Synchronous host -> device copy (used by the calibrator, not on the inference path)."""
@@ -134,9 +76,7 @@ class DeviceBuffer:
         if array.nbytes != self.nbytes:
             raise ValueError(f"copy of {array.nbytes} bytes into a device buffer of {self.nbytes}")
         cuda_call(
-            cudart.cudaMemcpy(
-                self.ptr, array.ctypes.data, self.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-            ),
+            cudart.cudaMemcpy(self.ptr, array.ctypes.data, self.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice),
             "cudaMemcpy",
         )
 
@@ -144,13 +84,9 @@ class DeviceBuffer:
         """Synchronous device -> host copy into a C-contiguous `array` of the same size."""
         cudart = import_cudart()
         if array.nbytes != self.nbytes or not array.flags.c_contiguous:
-            raise ValueError(
-                f"copy of a device buffer of {self.nbytes} bytes into {array.nbytes} (contiguous) bytes"
-            )
+            raise ValueError(f"copy of a device buffer of {self.nbytes} bytes into {array.nbytes} (contiguous) bytes")
         cuda_call(
-            cudart.cudaMemcpy(
-                array.ctypes.data, self.ptr, self.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-            ),
+            cudart.cudaMemcpy(array.ctypes.data, self.ptr, self.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost),
             "cudaMemcpy",
         )
         return array
@@ -166,9 +102,7 @@ class PinnedBuffer:
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype):
         self.nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-        self.ptr = int(
-            cuda_call(import_cudart().cudaMallocHost(max(self.nbytes, 1)), f"cudaMallocHost({self.nbytes})")
-        )
+        self.ptr = int(cuda_call(import_cudart().cudaMallocHost(max(self.nbytes, 1)), f"cudaMallocHost({self.nbytes})"))
         raw = (ctypes.c_uint8 * max(self.nbytes, 1)).from_address(self.ptr)
         self.array = np.frombuffer(raw, dtype=np.uint8, count=self.nbytes).view(dtype).reshape(shape)
 
@@ -177,93 +111,6 @@ class PinnedBuffer:
             self.array = None
             cuda_call(import_cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
             self.ptr = 0
-
-
-# ---- the plugin library -------------------------------------------------------------------------
-
-_loaded_libraries: dict[Path, ctypes.CDLL] = {}
-
-
-def plugin_library_candidates() -> list[Path]:
-    """Where the plugin library is looked for, in order: $SSPNET_TRT_PLUGINS, the installed package
-    (sspnet/lib/, where setup.py puts it), a source checkout's build/tensorrt/ (plain cmake)."""
-    import sspnet
-
-    package = Path(sspnet.__file__).resolve().parent
-    candidates = [
-        package / "lib" / PLUGIN_LIBRARY_NAME,
-        package.parent / "build" / "tensorrt" / PLUGIN_LIBRARY_NAME,
-    ]
-    if os.environ.get(PLUGIN_LIBRARY_ENV):
-        candidates.insert(0, Path(os.environ[PLUGIN_LIBRARY_ENV]))
-    return candidates
-
-
-def find_plugin_library(path: str | Path | None = None) -> Path:
-    """The plugin library file: `path` if given (it must exist), else the first existing candidate.
-    FileNotFoundError (one line, with a filename) otherwise."""
-    if path is None and os.environ.get(PLUGIN_LIBRARY_ENV):
-        path = os.environ[PLUGIN_LIBRARY_ENV]
-        where = f"${PLUGIN_LIBRARY_ENV}"
-    else:
-        where = "plugin_library"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(errno.ENOENT, f"TensorRT plugin library ({where}) does not exist", str(path))
-        return path
-    candidates = plugin_library_candidates()
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        errno.ENOENT,
-        f"the sspnet TensorRT plugin library was not found (looked at: {looked}); "
-        "build it on this device (csrc/tensorrt/README.md): cmake -S csrc/tensorrt -B build/tensorrt "
-        "[-DTENSORRT_ROOT=...] && cmake --build build/tensorrt, or reinstall sspnet where TensorRT is "
-        f"installed, or set {PLUGIN_LIBRARY_ENV}=/path/to/{PLUGIN_LIBRARY_NAME}",
-        PLUGIN_LIBRARY_NAME,
-    )
-
-
-def load_plugin_library(path: str | Path | None = None) -> Path:
-    """Load the plugin library once per process with a plain dlopen (ctypes): its load-time
-    registration registers both creators (csrc/tensorrt/common/pluginLibrary.cpp, path 1).
-
-    tensorrt is imported first so libnvinfer comes from the same place as the Python bindings and
-    the plugins land in the registry those bindings use. The library also exports the entry points
-    of trt.get_plugin_registry().load_library (path 2), but that path depends on getCreators() taking
-    the load-time registration over inside TensorRT's loader, which has never been run; the plain
-    dlopen is the long-established path, and the one the printed trtexec line (--staticPlugins) uses.
-    """
-    import_tensorrt()
-    library = find_plugin_library(path).resolve()
-    if library not in _loaded_libraries:
-        try:
-            _loaded_libraries[library] = ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
-        except OSError as error:
-            raise RuntimeError(f"cannot load the TensorRT plugin library {library}: {error}") from error
-    return library
-
-
-def registered_plugin_versions(trt=None) -> dict[str, list[str]]:
-    """{sspnet plugin name: versions registered under the sspnet namespace} from TensorRT's registry."""
-    trt = trt or import_tensorrt()
-    registry = trt.get_plugin_registry()
-    namespace = plugin_namespace()
-    found: dict[str, set[str]] = {}
-    lookup = getattr(registry, "get_creator", None) or registry.get_plugin_creator
-    for name, version in expected_plugin_versions().items():
-        if lookup(name, version, namespace) is not None:  # the lookup the ONNX parser makes
-            found.setdefault(name, set()).add(version)
-    # Other versions, only to say what is there when the expected one is missing.
-    creators = getattr(registry, "all_creators", None) or getattr(registry, "plugin_creator_list", [])
-    for creator in creators:
-        name = getattr(creator, "name", None)
-        if name in expected_plugin_versions() and getattr(creator, "plugin_namespace", "") == namespace:
-            found.setdefault(name, set()).add(str(getattr(creator, "plugin_version", "?")))
-    return {name: sorted(versions) for name, versions in found.items()}
 
 
 # ---- buffer planning (pure) ---------------------------------------------------------------------
@@ -325,9 +172,7 @@ def check_engine_io(
             continue
         is_input, dtype, shape = engine_io[spec.name]
         if is_input != spec.is_input:
-            problems.append(
-                f"{spec.name!r} is an {'input' if is_input else 'output'}, the contract says otherwise"
-            )
+            problems.append(f"{spec.name!r} is an {'input' if is_input else 'output'}, the contract says otherwise")
         if np.dtype(dtype) != spec.dtype:
             problems.append(f"{spec.name!r} is {np.dtype(dtype)}, the contract says {spec.dtype}")
         if tuple(shape) != spec.shape:
@@ -340,11 +185,7 @@ def choose_run_batch(profile_min: int, profile_max: int, requested: int | None) 
     """The batch every inference uses: `requested` (within the engine's profile) or the profile max."""
     if requested is None:
         return int(profile_max)
-    if (
-        isinstance(requested, bool)
-        or not isinstance(requested, int)
-        or not profile_min <= requested <= profile_max
-    ):
+    if isinstance(requested, bool) or not isinstance(requested, int) or not profile_min <= requested <= profile_max:
         raise UsageError(
             f"batch must be an integer in the engine's range [{profile_min}, {profile_max}], got {requested!r}"
         )
@@ -410,21 +251,15 @@ class TensorRTBackend(Backend):
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
-            raise RuntimeError(
-                f"{self.path}: TensorRT could not deserialize the engine (see the TensorRT log above)"
-            )
+            raise RuntimeError(f"{self.path}: TensorRT could not deserialize the engine (see the TensorRT log above)")
         self._context = self._engine.create_execution_context()
         if self._context is None:
-            raise RuntimeError(
-                f"{self.path}: TensorRT could not create an execution context (out of GPU memory?)"
-            )
+            raise RuntimeError(f"{self.path}: TensorRT could not create an execution context (out of GPU memory?)")
 
         self._batch = self._choose_batch(batch)
         height, width = self.metadata.input_size
         if not self._context.set_input_shape(INPUT_NAME, (self._batch, 3, height, width)):
-            raise RuntimeError(
-                f"{self.path}: the engine rejects input shape {(self._batch, 3, height, width)}"
-            )
+            raise RuntimeError(f"{self.path}: the engine rejects input shape {(self._batch, 3, height, width)}")
         plan = plan_io_buffers(self._batch, self.metadata.input_size, self.metadata.max_detections)
         check_engine_io(plan, self._engine_io(trt), str(self.path))
 

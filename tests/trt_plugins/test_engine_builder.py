@@ -1,20 +1,21 @@
 """The engine builder's TensorRT-free logic (runtime/engine_builder.py) and `sspnet build-engine`
 where TensorRT is absent: batch profiles, the precision plan on TensorRT 10 and 11, DLA rules, and
-the equivalent trtexec command lines (written out by hand below)."""
+the equivalent trtexec command lines (written out by hand below), and build_engine's configuration,
+calibration and output-writing steps against fake TensorRT objects."""
 
+import enum
+import hashlib
 import json
+from types import SimpleNamespace
 
 import numpy as np
-
 import pytest
-
-from sspnet.cli import main
 from sspnet.runtime import engine_builder as eb
 from trt_files import METADATA, tensorrt_installed, write_onnx
 
-no_tensorrt = pytest.mark.skipif(
-    tensorrt_installed(), reason="checks the behaviour where TensorRT is NOT installed"
-)
+from sspnet.cli import main
+
+no_tensorrt = pytest.mark.skipif(tensorrt_installed(), reason="checks the behaviour where TensorRT is NOT installed")
 
 
 # ---- batch ------------------------------------------------------------------------------------
@@ -129,9 +130,7 @@ HEAD = [
 
 
 def test_trtexec_tensorrt_10_fp16():
-    command = eb.trtexec_command(
-        **COMMON, batch=(1, 4, 8), precision="fp16", trt_major=10, timing_cache="t.cache"
-    )
+    command = eb.trtexec_command(**COMMON, batch=(1, 4, 8), precision="fp16", trt_major=10, timing_cache="t.cache")
     assert command == HEAD + SHAPES + ["--fp16", "--memPoolSize=workspace:2048M", "--timingCacheFile=t.cache"]
 
 
@@ -141,9 +140,7 @@ def test_trtexec_tensorrt_11_fp16_has_no_precision_flag():
 
 
 def test_trtexec_tensorrt_10_int8_repeats_the_calibration_cache():
-    command = eb.trtexec_command(
-        **COMMON, batch=(1, 4, 8), precision="int8", trt_major=10, calibration_cache="m.calib"
-    )
+    command = eb.trtexec_command(**COMMON, batch=(1, 4, 8), precision="int8", trt_major=10, calibration_cache="m.calib")
     assert command == HEAD + SHAPES + ["--fp16", "--int8", "--calib=m.calib", "--memPoolSize=workspace:2048M"]
     with pytest.raises(ValueError, match="calibration cache"):
         eb.trtexec_command(**COMMON, batch=(1, 4, 8), precision="int8", trt_major=10)
@@ -247,12 +244,7 @@ def test_cli_save_calib_npy(trt_onnx, tmp_path, capsys):
     for index in range(3):
         Image.new("RGB", (128, 96), (index, 0, 0)).save(images / f"{index}.png")
     out_path = tmp_path / "calib.npy"
-    assert (
-        main(
-            ["build-engine", str(trt_onnx), "--calib-images", str(images), "--save-calib-npy", str(out_path)]
-        )
-        == 0
-    )
+    assert main(["build-engine", str(trt_onnx), "--calib-images", str(images), "--save-calib-npy", str(out_path)]) == 0
     import numpy as np
 
     array = np.load(out_path)
@@ -278,18 +270,27 @@ def test_metadata_fixture_is_the_contract(trt_onnx):
 def quantized_props(activations):
     """The metadata `sspnet quantize` writes (export/quantize.py), in its two forms."""
     symmetric = activations == "symmetric"
-    return dict(METADATA, quantization=json.dumps({
-        "format": "qdq", "activations": activations, "activation_type": "int8" if symmetric else "uint8",
-        "tensorrt_compatible": symmetric, "method": "percentile",
-    }))
+    return dict(
+        METADATA,
+        quantization=json.dumps(
+            {
+                "format": "qdq",
+                "activations": activations,
+                "activation_type": "int8" if symmetric else "uint8",
+                "tensorrt_compatible": symmetric,
+                "method": "percentile",
+            }
+        ),
+    )
 
 
 def test_qdq_model_builds_as_explicit_int8_only():
     props = quantized_props("symmetric")
     assert eb.check_qdq_build("m.onnx", props, "int8", has_qdq=True) == "explicit-qdq"
     for precision in ("fp16", "fp32"):
-        with pytest.raises(ValueError, match=r"m.onnx is a Q/DQ \(INT8\) model.*--precision: expected int8, got "
-                                             + precision):
+        with pytest.raises(
+            ValueError, match=r"m.onnx is a Q/DQ \(INT8\) model.*--precision: expected int8, got " + precision
+        ):
             eb.check_qdq_build("m.onnx", props, precision, has_qdq=True)
     # A Q/DQ model from another tool (no sspnet quantization entry) is trusted to be TensorRT's form.
     assert eb.check_qdq_build("m.onnx", METADATA, "int8", has_qdq=True) == "explicit-qdq"
@@ -301,8 +302,9 @@ def test_float_model_int8_is_calibrated_and_other_precisions_have_no_int8():
 
 
 def test_onnx_runtime_cpu_form_is_refused_for_tensorrt():
-    with pytest.raises(ValueError, match="ONNX Runtime CPU form.*--activations symmetric.*expected symmetric, "
-                                         "got asymmetric"):
+    with pytest.raises(
+        ValueError, match="ONNX Runtime CPU form.*--activations symmetric.*expected symmetric, got asymmetric"
+    ):
         eb.check_qdq_build("m.onnx", quantized_props("asymmetric"), "int8", has_qdq=True)
 
 
@@ -323,21 +325,41 @@ def test_cli_qdq_model_trtexec_needs_no_calibration(tmp_path, capsys, major, fla
     """No --precision: a Q/DQ model is built as int8; TensorRT 10 sets --int8 (+ --fp16 for the
     layers without an int8 kernel) with no --calib; TensorRT 11 is strongly typed (no flags)."""
     path = write_onnx(tmp_path / "m_int8.onnx", quantized_props("symmetric"), qdq=True)
-    code = main(["build-engine", str(path), "--print-trtexec", "--trt-major", str(major), "--batch", "1",
-                 "--plugins", "/opt/libsspnet_trt_plugins.so"])
+    code = main(
+        [
+            "build-engine",
+            str(path),
+            "--print-trtexec",
+            "--trt-major",
+            str(major),
+            "--batch",
+            "1",
+            "--plugins",
+            "/opt/libsspnet_trt_plugins.so",
+        ]
+    )
     assert code == 0
     engine = path.with_name("m_int8_int8.engine")
     assert capsys.readouterr().out.split() == [
-        "trtexec", f"--onnx={path}", f"--saveEngine={engine}", "--staticPlugins=/opt/libsspnet_trt_plugins.so",
-        "--minShapes=images:1x3x96x128", "--optShapes=images:1x3x96x128", "--maxShapes=images:1x3x96x128",
-        *flags, "--memPoolSize=workspace:1024M",
+        "trtexec",
+        f"--onnx={path}",
+        f"--saveEngine={engine}",
+        "--staticPlugins=/opt/libsspnet_trt_plugins.so",
+        "--minShapes=images:1x3x96x128",
+        "--optShapes=images:1x3x96x128",
+        "--maxShapes=images:1x3x96x128",
+        *flags,
+        "--memPoolSize=workspace:1024M",
     ]
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--precision", "fp16"], "--precision: expected int8, got fp16"),
-    ([], "expected symmetric, got asymmetric"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--precision", "fp16"], "--precision: expected int8, got fp16"),
+        ([], "expected symmetric, got asymmetric"),
+    ],
+)
 def test_cli_refuses_a_qdq_model_it_cannot_build(tmp_path, capsys, args, named):
     activations = "asymmetric" if not args else "symmetric"
     path = write_onnx(tmp_path / "m_int8.onnx", quantized_props(activations), qdq=True)
@@ -393,3 +415,267 @@ def test_cli_lints_a_qdq_model_before_tensorrt_and_stops_on_a_qdq_error(tmp_path
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "Q/DQ error(s)" in err[0] and "not finite and positive" in err[0], captured.err
     assert "TensorRT is not installed" not in captured.err  # stopped before TensorRT was needed
+
+
+# ---- build_engine's steps with a fake TensorRT ----------------------------------------------------
+# configure_builder, attach_calibrator and write_outputs only call a handful of TensorRT methods; the
+# fakes below record what was set so each step is checked against the builder settings TensorRT's
+# documentation gives for each precision (written out by hand in the tests).
+
+
+class FakeBuilderFlag(enum.Enum):
+    FP16 = 1
+    INT8 = 2
+    GPU_FALLBACK = 3
+
+
+FAKE_TRT = SimpleNamespace(
+    BuilderFlag=FakeBuilderFlag,
+    MemoryPoolType=SimpleNamespace(WORKSPACE="workspace"),
+    DeviceType=SimpleNamespace(GPU="gpu", DLA="dla"),
+)
+
+
+class FakeProfile:
+    def __init__(self):
+        self.shapes = {}
+
+    def set_shape(self, name, smallest, optimum, largest):
+        self.shapes[name] = (tuple(smallest), tuple(optimum), tuple(largest))
+
+
+class FakeTimingCache:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def serialize(self) -> bytes:
+        return self.data + b"+entries of this build"
+
+
+class FakeConfig:
+    """Records what the builder step sets on an IBuilderConfig."""
+
+    def __init__(self):
+        self.flags = set()
+        self.memory_pools = {}
+        self.profiles = []
+        self.calibration_profile = None
+        self.int8_calibrator = None
+        self.timing_cache = None
+        self.default_device_type = FAKE_TRT.DeviceType.GPU
+        self.DLA_core = -1
+
+    def set_memory_pool_limit(self, pool, size):
+        self.memory_pools[pool] = size
+
+    def set_flag(self, flag):
+        self.flags.add(flag)
+
+    def add_optimization_profile(self, profile):
+        self.profiles.append(profile)
+
+    def set_calibration_profile(self, profile):
+        self.calibration_profile = profile
+
+    def create_timing_cache(self, data):
+        return FakeTimingCache(bytes(data))
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        assert ignore_mismatch is False  # a cache from another GPU / TensorRT must not be used silently
+        self.timing_cache = cache
+
+    def get_timing_cache(self):
+        return self.timing_cache
+
+
+class FakeBuilder:
+    def __init__(self):
+        self.config = FakeConfig()
+
+    def create_builder_config(self):
+        return self.config
+
+    def create_optimization_profile(self):
+        return FakeProfile()
+
+
+DYNAMIC_INPUT = (-1, 3, 96, 128)
+
+
+def configure(
+    precision="fp16", trt_major=10, strongly_typed=False, has_qdq=False, input_shape=DYNAMIC_INPUT, **options
+):
+    plan = eb.precision_plan(precision, trt_major, strongly_typed, has_qdq)
+    options = eb.BuildOptions(precision=precision, strongly_typed=strongly_typed, **options)
+    config, dynamic = eb.configure_builder(FAKE_TRT, FakeBuilder(), plan, options, input_shape, (1, 4, 8), (96, 128))
+    return config, dynamic
+
+
+F = FakeBuilderFlag
+
+
+@pytest.mark.parametrize(
+    "precision, trt_major, strongly_typed, has_qdq, flags",
+    [
+        ("fp32", 10, False, False, set()),  # TensorRT's default precision: no flag
+        ("fp16", 10, False, False, {F.FP16}),
+        ("int8", 10, False, False, {F.INT8, F.FP16}),  # calibrated INT8, fp16 where INT8 has no kernel
+        ("int8", 10, False, True, {F.INT8, F.FP16}),  # Q/DQ INT8 on a weakly typed network
+        ("fp16", 10, True, False, set()),  # strongly typed: the ONNX's types decide, flags are errors
+        ("int8", 10, True, True, set()),
+        ("fp16", 11, False, False, set()),  # TensorRT 11: always strongly typed, no precision flags
+        ("int8", 11, False, True, set()),
+    ],
+)
+def test_configure_builder_sets_the_precision_flags(precision, trt_major, strongly_typed, has_qdq, flags):
+    config, _ = configure(precision, trt_major, strongly_typed, has_qdq)
+    assert config.flags == flags
+    assert config.default_device_type == FAKE_TRT.DeviceType.GPU
+
+
+def test_configure_builder_workspace_is_in_bytes():
+    config, _ = configure(workspace_mib=256)
+    assert config.memory_pools == {FAKE_TRT.MemoryPoolType.WORKSPACE: 256 * 1024 * 1024}
+
+
+def test_configure_builder_dynamic_batch_gets_one_profile_over_the_batch_range():
+    config, dynamic = configure(input_shape=DYNAMIC_INPUT)
+    assert dynamic
+    assert [profile.shapes for profile in config.profiles] == [
+        {"images": ((1, 3, 96, 128), (4, 3, 96, 128), (8, 3, 96, 128))}
+    ]
+
+
+def test_configure_builder_fixed_batch_has_no_profile():
+    config, dynamic = configure(input_shape=(2, 3, 96, 128))
+    assert not dynamic
+    assert config.profiles == []
+
+
+def test_configure_builder_dla_runs_on_the_core_with_gpu_fallback():
+    config, _ = configure("fp16", dla_core=1, gpu_fallback=True)
+    assert config.default_device_type == FAKE_TRT.DeviceType.DLA
+    assert config.DLA_core == 1
+    assert config.flags == {F.FP16, F.GPU_FALLBACK}
+
+
+def test_configure_builder_reads_an_existing_timing_cache(tmp_path):
+    cache = tmp_path / "timing.cache"
+    assert configure()[0].timing_cache is None  # no --timing-cache: none used
+    config, _ = configure(timing_cache=cache)  # not there yet: an empty cache
+    assert config.timing_cache.data == b""
+    cache.write_bytes(b"earlier entries")
+    config, _ = configure(timing_cache=cache)
+    assert config.timing_cache.data == b"earlier entries"
+
+
+# ---- calibration --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorded_calibrators(monkeypatch):
+    """make_entropy_calibrator replaced by a recorder (the real one subclasses tensorrt's IInt8Calibrator)."""
+    import sspnet.runtime.calibration as calibration
+
+    made = []
+
+    def fake_calibrator(batches, cache, log=print):
+        made.append((batches, cache))
+        return f"calibrator reading {cache}"
+
+    monkeypatch.setattr(calibration, "make_entropy_calibrator", fake_calibrator)
+    return made
+
+
+def calibrate(trt_onnx, plan, dynamic=True, **options):
+    builder = FakeBuilder()
+    _, metadata = eb.read_model_metadata(trt_onnx)
+    options = eb.BuildOptions(precision="int8", **options)
+    cache = eb.attach_calibrator(builder, builder.config, plan, options, trt_onnx, metadata, dynamic, log=lambda _: 0)
+    return builder.config, cache
+
+
+def test_attach_calibrator_does_nothing_without_calibration(trt_onnx, recorded_calibrators):
+    for plan in (eb.precision_plan("fp16", 10), eb.precision_plan("int8", 10, has_qdq=True)):
+        config, cache = calibrate(trt_onnx, plan)
+        assert cache is None and config.int8_calibrator is None and config.calibration_profile is None
+    assert recorded_calibrators == []
+
+
+def test_attach_calibrator_needs_images_or_a_cache(trt_onnx, recorded_calibrators):
+    with pytest.raises(eb.UsageError, match=r"INT8 needs --calib-images DIR .*model_trt\.calib does not exist"):
+        calibrate(trt_onnx, eb.precision_plan("int8", 10))
+    assert recorded_calibrators == []
+
+
+def test_attach_calibrator_reuses_the_cache_and_profiles_the_calibration_batch(trt_onnx, recorded_calibrators):
+    cache = trt_onnx.with_suffix(".calib")  # the default cache next to the ONNX
+    cache.write_bytes(b"cache of an earlier build")
+    config, used = calibrate(trt_onnx, eb.precision_plan("int8", 10), calibration_batch=2)
+    assert used == cache
+    assert recorded_calibrators == [(None, cache)]  # no images read: the cache holds the scales
+    assert config.int8_calibrator == f"calibrator reading {cache}"
+    assert config.calibration_profile.shapes == {"images": ((2, 3, 96, 128),) * 3}
+
+
+def test_attach_calibrator_fixed_batch_needs_no_calibration_profile(trt_onnx, recorded_calibrators, tmp_path):
+    cache = tmp_path / "given.calib"
+    cache.write_bytes(b"scales")
+    config, used = calibrate(trt_onnx, eb.precision_plan("int8", 10), dynamic=False, calibration_cache=cache)
+    assert used == cache and recorded_calibrators == [(None, cache)]
+    assert config.calibration_profile is None
+
+
+# ---- output writing -----------------------------------------------------------------------------
+
+
+def test_build_record_holds_the_options_and_what_the_build_resolved(tmp_path):
+    options = eb.BuildOptions(precision="int8", timing_cache=tmp_path / "t.cache", workspace_mib=512)
+    plan = eb.precision_plan("int8", 10)
+    record = eb.build_record(options, (1, 4, 8), plan, "calibrated", {}, tmp_path / "m.calib", ["trtexec", "--int8"])
+    assert record["precision"] == "int8" and record["workspace_mib"] == 512
+    assert record["timing_cache"] == str(tmp_path / "t.cache")  # paths as text, so JSON can hold them
+    assert record["batch"] == [1, 4, 8]
+    assert sorted(record["flags"]) == ["FP16", "INT8"]
+    assert record["int8"] == "calibrated" and record["strongly_typed"] is False
+    assert record["calibration_cache"] == str(tmp_path / "m.calib")
+    assert record["trtexec"] == "trtexec --int8"
+    json.dumps(record)
+
+
+def write(trt_onnx, tmp_path, serialized, timing_cache=None):
+    import sspnet
+
+    engine = tmp_path / "model.engine"
+    config = FakeConfig()
+    config.timing_cache = FakeTimingCache(b"old")
+    options = eb.BuildOptions(timing_cache=timing_cache)
+
+    def sidecar_of_engine():
+        return eb._sidecar(METADATA, trt_onnx, engine, "10.3.0", {"p": "1"}, "lib.so", "Fake GPU", "8.7", {})
+
+    sidecar = eb.write_outputs(trt_onnx, engine, serialized, config, options, sidecar_of_engine, log=lambda _: 0)
+    assert sidecar["sspnet_version"] == sspnet.__version__
+    return engine, sidecar
+
+
+def test_write_outputs_writes_the_engine_then_a_sidecar_with_its_hash(trt_onnx, tmp_path):
+    serialized = bytearray(b"\x01serialized engine\x00" * 100)  # IHostMemory is a buffer like this
+    engine, sidecar = write(trt_onnx, tmp_path, serialized)
+    assert engine.read_bytes() == bytes(serialized)
+    assert sidecar["engine"]["sha256"] == hashlib.sha256(bytes(serialized)).hexdigest()
+    assert sidecar["onnx"]["sha256"] == hashlib.sha256(trt_onnx.read_bytes()).hexdigest()
+    assert json.loads((tmp_path / "model.engine.json").read_text()) == sidecar
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.engine", "model.engine.json", "model_trt.onnx"]
+
+
+def test_write_outputs_saves_the_updated_timing_cache(trt_onnx, tmp_path):
+    cache = tmp_path / "timing.cache"
+    write(trt_onnx, tmp_path, b"engine", timing_cache=cache)
+    assert cache.read_bytes() == b"old+entries of this build"
+
+
+def test_write_outputs_failed_build_writes_nothing(trt_onnx, tmp_path):
+    with pytest.raises(RuntimeError, match="TensorRT failed to build an engine from .*model_trt.onnx"):
+        write(trt_onnx, tmp_path, None, timing_cache=tmp_path / "timing.cache")
+    assert [p.name for p in tmp_path.iterdir()] == ["model_trt.onnx"]

@@ -1,6 +1,6 @@
-"""The TensorRT backend's TensorRT-free parts (runtime/tensorrt_backend.py): buffer planning from the
-contract, engine I/O checks, run-batch choice, finding the plugin library, clear errors without
-TensorRT, and importing without torch / tensorrt / cuda."""
+"""The TensorRT backend's TensorRT-free parts (runtime/tensorrt_backend.py, runtime/tensorrt_common.py):
+buffer planning from the contract, engine I/O checks, run-batch choice, finding the plugin library,
+clear errors without TensorRT, and importing without torch / tensorrt / cuda."""
 
 import subprocess
 import sys
@@ -8,8 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from sspnet.runtime import tensorrt_backend as tb
+from sspnet.runtime import tensorrt_common as tc
 from sspnet.runtime.backend import load_backend
 from trt_files import REPO, tensorrt_installed
 
@@ -74,44 +74,44 @@ def test_choose_run_batch():
         tb.choose_run_batch(1, 8, 9)
 
 
-# ---- the plugin library -------------------------------------------------------------------------
+# ---- the plugin library (tensorrt_common.py, shared with the engine builder) ---------------------
 
 
 def test_explicit_plugin_library_must_exist(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"plugin_library\) does not exist: .*missing\.so"):
-        tb.find_plugin_library(tmp_path / "missing.so")
+        tc.find_plugin_library(tmp_path / "missing.so")
 
 
 def test_environment_variable_names_the_missing_file(tmp_path, monkeypatch):
-    monkeypatch.setenv(tb.PLUGIN_LIBRARY_ENV, str(tmp_path / "env.so"))
+    monkeypatch.setenv(tc.PLUGIN_LIBRARY_ENV, str(tmp_path / "env.so"))
     with pytest.raises(FileNotFoundError, match=r"\$SSPNET_TRT_PLUGINS.*env\.so"):
-        tb.find_plugin_library()
+        tc.find_plugin_library()
 
 
 def test_environment_variable_wins(tmp_path, monkeypatch):
     library = tmp_path / "libsspnet_trt_plugins.so"
     library.write_bytes(b"")
-    monkeypatch.setenv(tb.PLUGIN_LIBRARY_ENV, str(library))
-    assert tb.plugin_library_candidates()[0] == library
-    assert tb.find_plugin_library() == library
+    monkeypatch.setenv(tc.PLUGIN_LIBRARY_ENV, str(library))
+    assert tc.plugin_library_candidates()[0] == library
+    assert tc.find_plugin_library() == library
 
 
 def test_not_found_lists_where_it_looked(monkeypatch, tmp_path):
-    monkeypatch.delenv(tb.PLUGIN_LIBRARY_ENV, raising=False)
-    candidates = [tmp_path / "a" / tb.PLUGIN_LIBRARY_NAME, tmp_path / "b" / tb.PLUGIN_LIBRARY_NAME]
-    monkeypatch.setattr(tb, "plugin_library_candidates", lambda: candidates)
+    monkeypatch.delenv(tc.PLUGIN_LIBRARY_ENV, raising=False)
+    candidates = [tmp_path / "a" / tc.PLUGIN_LIBRARY_NAME, tmp_path / "b" / tc.PLUGIN_LIBRARY_NAME]
+    monkeypatch.setattr(tc, "plugin_library_candidates", lambda: candidates)
     with pytest.raises(FileNotFoundError) as error:
-        tb.find_plugin_library()
+        tc.find_plugin_library()
     message = str(error.value)
     assert all(str(c) in message for c in candidates)
     assert "cmake -S csrc/tensorrt -B build/tensorrt" in message
 
 
 def test_default_candidates_are_the_package_and_the_build_folder(monkeypatch):
-    monkeypatch.delenv(tb.PLUGIN_LIBRARY_ENV, raising=False)
-    assert tb.plugin_library_candidates() == [
-        REPO / "sspnet" / "lib" / tb.PLUGIN_LIBRARY_NAME,
-        REPO / "build" / "tensorrt" / tb.PLUGIN_LIBRARY_NAME,
+    monkeypatch.delenv(tc.PLUGIN_LIBRARY_ENV, raising=False)
+    assert tc.plugin_library_candidates() == [
+        REPO / "sspnet" / "lib" / tc.PLUGIN_LIBRARY_NAME,
+        REPO / "build" / "tensorrt" / tc.PLUGIN_LIBRARY_NAME,
     ]
 
 
@@ -131,9 +131,9 @@ def test_cuda_errors_are_named():
     from cuda.bindings import runtime as cudart
 
     with pytest.raises(RuntimeError, match="CUDA error in cudaMalloc: cudaErrorMemoryAllocation"):
-        tb.cuda_call((cudart.cudaError_t.cudaErrorMemoryAllocation, None), "cudaMalloc")
-    assert tb.cuda_call((cudart.cudaError_t.cudaSuccess, 7), "x") == 7
-    assert tb.cuda_call((cudart.cudaError_t.cudaSuccess,), "x") is None
+        tc.cuda_call((cudart.cudaError_t.cudaErrorMemoryAllocation, None), "cudaMalloc")
+    assert tc.cuda_call((cudart.cudaError_t.cudaSuccess, 7), "x") == 7
+    assert tc.cuda_call((cudart.cudaError_t.cudaSuccess,), "x") is None
 
 
 def test_tensorrt_modules_import_without_torch_tensorrt_or_cuda():
@@ -150,9 +150,10 @@ def test_tensorrt_modules_import_without_torch_tensorrt_or_cuda():
 
         sys.meta_path.insert(0, Block())
         import sspnet.runtime.calibration, sspnet.runtime.engine_builder, sspnet.runtime.sidecar
-        import sspnet.runtime.tensorrt_backend as tb
+        import sspnet.runtime.tensorrt_backend
+        import sspnet.runtime.tensorrt_common as tc
         try:
-            tb.import_tensorrt()
+            tc.import_tensorrt()
         except ImportError as error:
             assert "needs the `tensorrt` Python package" in str(error)
         else:
