@@ -19,11 +19,11 @@ What a build does (TensorRT 10; TensorRT 11 differences in brackets):
 
 build_engine runs these steps in order: parse_network (TensorRT's ONNX parser), configure_builder
 (precision flags, batch profile, DLA, timing cache), attach_calibrator (INT8 entropy calibration),
-then write_outputs (engine, timing cache, sidecar). The option checks, the output-path checks
-(check_build_outputs), the precision plan and the trtexec command are pure functions, and the last
-three steps are tested against fake TensorRT objects; `tensorrt` is imported (runtime/tensorrt_common.py)
-only inside build_engine / write_sidecar_only, after the ONNX file has been read and every output
-path checked, so a missing ONNX is reported as a missing file, not as a TensorRT problem.
+then write_outputs (engine, timing cache, sidecar), each tested against fake TensorRT objects. The
+option checks, the output-path checks (check_build_outputs), the precision plan and the trtexec
+command are pure functions; `tensorrt` is imported (runtime/tensorrt_common.py) only inside
+build_engine / write_sidecar_only, after the ONNX file has been read and every output path checked,
+so a missing ONNX is reported as a missing file, not as a TensorRT problem.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The engine builder's TensorRT-free logic (runtime/engine_builder.py) and `sspnet build-engine`
 where TensorRT is absent: batch profiles, the precision plan on TensorRT 10 and 11, DLA rules, and
-the equivalent trtexec command lines (written out by hand below), and build_engine's configuration,
-calibration and output-writing steps against fake TensorRT objects."""
+the equivalent trtexec command lines (written out by hand below), and build_engine's network-parsing,
+configuration, calibration and output-writing steps against fake TensorRT objects."""
 
 import enum
 import hashlib
@@ -567,6 +567,81 @@ def test_configure_builder_reads_an_existing_timing_cache(tmp_path):
     cache.write_bytes(b"earlier entries")
     config, _ = configure(timing_cache=cache)
     assert config.timing_cache.data == b"earlier entries"
+
+
+# ---- network parsing ----------------------------------------------------------------------------
+
+
+class FakeParserError:
+    def __init__(self, desc, node):
+        self._desc, self._node = desc, node
+
+    def desc(self):
+        return self._desc
+
+    def node_name(self):
+        return self._node
+
+
+def parse(tmp_path, plan, inputs=("images",), errors=(), has_flag=True):
+    """parse_network against a fake Builder / OnnxParser: returns (network flags, network) or raises."""
+    made = {}
+
+    class Network:
+        num_inputs = len(inputs)
+
+        def get_input(self, index):
+            return SimpleNamespace(name=inputs[index], shape=DYNAMIC_INPUT)
+
+    class Builder:
+        def __init__(self, logger):
+            pass
+
+        def create_network(self, flags):
+            made["flags"] = flags
+            return Network()
+
+    class OnnxParser:
+        num_errors = len(errors)
+
+        def __init__(self, network, logger):
+            pass
+
+        def parse_from_file(self, path):
+            made["parsed"] = path
+            return not errors
+
+        def get_error(self, index):
+            return errors[index]
+
+    creation_flags = SimpleNamespace(STRONGLY_TYPED=2) if has_flag else SimpleNamespace()
+    trt = SimpleNamespace(Builder=Builder, OnnxParser=OnnxParser, NetworkDefinitionCreationFlag=creation_flags)
+    onnx = tmp_path / "m.onnx"
+    _, network = eb.parse_network(trt, None, onnx, plan, tmp_path / "lib.so")
+    assert made["parsed"] == str(onnx)
+    return made["flags"], network
+
+
+def test_parse_network_is_strongly_typed_only_when_the_plan_says_so(tmp_path):
+    assert parse(tmp_path, eb.precision_plan("fp16", 10))[0] == 0
+    assert parse(tmp_path, eb.precision_plan("fp16", 10, strongly_typed=True))[0] == 1 << 2
+    # a TensorRT without the flag (strong typing is its default) builds with no flag
+    assert parse(tmp_path, eb.precision_plan("fp16", 11), has_flag=False)[0] == 0
+
+
+def test_parse_network_parser_errors_name_the_file_node_and_plugin_library(tmp_path):
+    errors = (FakeParserError("Plugin not found: SSPNetRoIAlign", "roi_align_0"),)
+    with pytest.raises(eb.InputError) as error:
+        parse(tmp_path, eb.precision_plan("fp16", 10), errors=errors)
+    message = str(error.value)
+    assert "ONNX parser failed on" in message and "m.onnx" in message
+    assert "Plugin not found: SSPNetRoIAlign (node roi_align_0)" in message
+    assert "libsspnet_trt_plugins.so built from this sspnet; loaded:" in message and "lib.so" in message
+
+
+def test_parse_network_needs_the_contract_input(tmp_path):
+    with pytest.raises(eb.InputError, match=r"one input 'images', the network has \['input', 'extra'\]"):
+        parse(tmp_path, eb.precision_plan("fp16", 10), inputs=("input", "extra"))
 
 
 # ---- calibration --------------------------------------------------------------------------------
