@@ -85,9 +85,7 @@ class CalibrationBatches:
         paths = sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         self.paths = paths[:max_images] if max_images is not None else paths
         if not self.paths:
-            raise InputError(
-                f"calibration folder {str(self.folder)!r} has no {'/'.join(IMAGE_SUFFIXES)} images"
-            )
+            raise InputError(f"calibration folder {str(self.folder)!r} has no {'/'.join(IMAGE_SUFFIXES)} images")
         if partial == "drop" and len(self.paths) < self.batch_size:
             raise InputError(
                 f"calibration folder {str(self.folder)!r} has {len(self.paths)} images, fewer than one batch "
@@ -133,7 +131,8 @@ def make_entropy_calibrator(batches: CalibrationBatches | None, cache_path: str 
     With an existing `cache_path` TensorRT takes the scales from the cache and asks for no batch,
     so `batches` may be None; a new cache is written to `cache_path` after calibration.
     """
-    from .tensorrt_backend import DeviceBuffer, import_tensorrt
+    from .tensorrt_backend import DeviceBuffer
+    from .tensorrt_common import import_tensorrt
 
     trt = import_tensorrt()
 

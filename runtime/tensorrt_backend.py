@@ -34,19 +34,12 @@ from sspnet.errors import InputError, UsageError
 from .backend import Backend, ModelMetadata
 from .contract import INPUT_NAME, OUTPUT_NAMES
 from .sidecar import check_compatible, read_sidecar, sha256_of, sidecar_path
-
-# PLUGIN_LIBRARY_*, find_plugin_library and plugin_library_candidates are not used here: they stay
-# importable from this module for the CLI (build-engine, doctor), which imports them from it.
-from .tensorrt_common import (  # noqa: F401
-    PLUGIN_LIBRARY_ENV,
-    PLUGIN_LIBRARY_NAME,
+from .tensorrt_common import (
     cuda_call,
-    find_plugin_library,
     gpu_facts,
     import_cudart,
     import_tensorrt,
     load_plugin_library,
-    plugin_library_candidates,
     registered_plugin_versions,
 )
 

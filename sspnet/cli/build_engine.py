@@ -25,10 +25,14 @@ def qdq_precision_help() -> str:
     """Which layers of a Q/DQ model run in int8 / fp16 / fp32, per TensorRT version (the epilog)."""
     from sspnet.runtime.engine_builder import qdq_layer_precisions
 
-    cases = [("TensorRT 10 (weakly typed, --fp16 --int8 flags)", qdq_layer_precisions(10, False, "fp16")),
-             ("TensorRT 11, or 10 --strongly-typed, fp16 TensorRT form (sspnet quantize's default)",
-              qdq_layer_precisions(11, True, "fp16")),
-             ("TensorRT 11, or 10 --strongly-typed, --float-type fp32 form", qdq_layer_precisions(11, True, "fp32"))]
+    cases = [
+        ("TensorRT 10 (weakly typed, --fp16 --int8 flags)", qdq_layer_precisions(10, False, "fp16")),
+        (
+            "TensorRT 11, or 10 --strongly-typed, fp16 TensorRT form (sspnet quantize's default)",
+            qdq_layer_precisions(11, True, "fp16"),
+        ),
+        ("TensorRT 11, or 10 --strongly-typed, --float-type fp32 form", qdq_layer_precisions(11, True, "fp32")),
+    ]
     lines = ["Layer precisions of a Q/DQ model:"]
     for title, precisions in cases:
         lines.append(f"  {title}:")
@@ -41,11 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG + "\n\n" + qdq_precision_help() + "\n\n" + LINT_NOTE
     parser.add_argument("onnx", type=Path, help="ONNX exported with `sspnet export ... --flavor tensorrt`")
     parser.add_argument(
-        "--out", "--engine", "-o", dest="out", type=Path,
+        "--out",
+        "--engine",
+        "-o",
+        dest="out",
+        type=Path,
         help="output engine (default: <onnx stem>_<precision>.engine); --engine is the same option",
     )
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"),
-                        help="default: int8 for a Q/DQ model (from `sspnet quantize`), fp16 otherwise")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        help="default: int8 for a Q/DQ model (from `sspnet quantize`), fp16 otherwise",
+    )
     parser.add_argument("--batch", help="N or MIN,OPT,MAX for a dynamic-batch ONNX (default 1,4,8)")
     parser.add_argument(
         "--workspace",
@@ -126,7 +137,7 @@ def _options(args):
 
 def _installed_trt_major() -> int | None:
     from sspnet.runtime.sidecar import tensorrt_major
-    from sspnet.runtime.tensorrt_backend import import_tensorrt
+    from sspnet.runtime.tensorrt_common import import_tensorrt
 
     try:
         return tensorrt_major(import_tensorrt().__version__)
@@ -137,7 +148,7 @@ def _installed_trt_major() -> int | None:
 def trtexec_line(args, options, trt_major: int, has_qdq: bool) -> str:
     """The trtexec command for these arguments, from the ONNX metadata alone (no TensorRT needed)."""
     from sspnet.runtime import engine_builder as eb
-    from sspnet.runtime.tensorrt_backend import find_plugin_library, plugin_library_candidates
+    from sspnet.runtime.tensorrt_common import find_plugin_library, plugin_library_candidates
 
     props, metadata = eb.read_model_metadata(args.onnx)
     eb.check_qdq_build(args.onnx, props, options.precision, has_qdq)
@@ -148,10 +159,14 @@ def trtexec_line(args, options, trt_major: int, has_qdq: bool) -> str:
     eb.check_dla(options.dla_core, options.gpu_fallback, options.precision)
     batch = eb.resolve_batch(options.batch, metadata.batch)
     command = eb.build_trtexec_command(
-        args.onnx, args.out or eb.default_engine_path(args.onnx, options.precision), options,
-        plugin_library=library, input_size=metadata.input_size,
+        args.onnx,
+        args.out or eb.default_engine_path(args.onnx, options.precision),
+        options,
+        plugin_library=library,
+        input_size=metadata.input_size,
         batch=None if metadata.batch else batch,  # a fixed-batch ONNX needs no shape flags
-        trt_major=trt_major, has_qdq=has_qdq,
+        trt_major=trt_major,
+        has_qdq=has_qdq,
         calibration_cache=options.calibration_cache or eb.default_calibration_cache(args.onnx),
     )
     return eb.format_command(command)
@@ -167,15 +182,17 @@ def lint_before_parsing(onnx_path) -> None:
     print(format_qdq_findings(findings))
     qdq_errors = [finding for finding in findings if finding.severity == "error" and finding.rule]
     if qdq_errors:
-        raise InputError(f"{len(qdq_errors)} Q/DQ error(s) TensorRT's parser refuses or mis-reads "
-                         f"(first: {qdq_errors[0]})", path=onnx_path)
+        raise InputError(
+            f"{len(qdq_errors)} Q/DQ error(s) TensorRT's parser refuses or mis-reads (first: {qdq_errors[0]})",
+            path=onnx_path,
+        )
 
 
 def run(args) -> int:
     from sspnet.errors import MissingDependencyError, UsageError
     from sspnet.io.outputs import OutputGuard
     from sspnet.runtime import engine_builder as eb
-    from sspnet.runtime.tensorrt_backend import import_tensorrt
+    from sspnet.runtime.tensorrt_common import import_tensorrt
 
     # Read once (a byte search of the whole file); a missing ONNX is reported below, by name.
     has_qdq = Path(args.onnx).is_file() and eb.onnx_has_qdq(args.onnx)

@@ -33,9 +33,7 @@ TRT_ONNX, PORTABLE_ONNX = "doctor_trt.onnx", "doctor_portable.onnx"  # exported 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", type=Path, help="tensorrt-flavour ONNX to build the test engine from")
-    parser.add_argument(
-        "--portable-onnx", type=Path, help="portable ONNX of the same model, for ONNX Runtime"
-    )
+    parser.add_argument("--portable-onnx", type=Path, help="portable ONNX of the same model, for ONNX Runtime")
     parser.add_argument("--plugins", type=Path, help="libsspnet_trt_plugins.so (default: the usual places)")
     parser.add_argument(
         "--precision", choices=("fp32", "fp16"), default="fp32", help="test engine precision (default fp32)"
@@ -72,8 +70,7 @@ class Report:
     @property
     def passed(self) -> bool:
         return all(status in (OK, SKIPPED) for _, status, _ in self.rows) and not any(
-            status == SKIPPED and check in ("model", "engine build", "parity")
-            for check, status, _ in self.rows
+            status == SKIPPED and check in ("model", "engine build", "parity") for check, status, _ in self.rows
         )
 
 
@@ -89,7 +86,7 @@ def _first_line(error: BaseException) -> str:
 
 def check_cuda(report: Report, device: int) -> None:
     try:
-        from sspnet.runtime.tensorrt_backend import cuda_call, gpu_facts, import_cudart
+        from sspnet.runtime.tensorrt_common import cuda_call, gpu_facts, import_cudart
 
         cudart = import_cudart()
     except ImportError as error:
@@ -120,7 +117,7 @@ def check_cuda(report: Report, device: int) -> None:
 
 def check_tensorrt(report: Report) -> None:
     try:
-        from sspnet.runtime.tensorrt_backend import import_tensorrt
+        from sspnet.runtime.tensorrt_common import import_tensorrt
 
         trt = import_tensorrt()
     except ImportError as error:
@@ -142,7 +139,7 @@ def check_tensorrt(report: Report) -> None:
 
 def check_plugins(report: Report, library: Path | None) -> None:
     from sspnet.runtime.sidecar import expected_plugin_versions, plugin_namespace
-    from sspnet.runtime.tensorrt_backend import (
+    from sspnet.runtime.tensorrt_common import (
         find_plugin_library,
         load_plugin_library,
         plugin_library_candidates,
@@ -187,9 +184,7 @@ def check_onnxruntime(report: Report) -> None:
         report.add("onnxruntime", MISSING, "pip install onnxruntime (or onnxruntime-gpu)")
         return
     report.found["onnxruntime"] = True
-    report.add(
-        "onnxruntime", OK, f"{onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})"
-    )
+    report.add("onnxruntime", OK, f"{onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})")
 
 
 def check_opencv(report: Report) -> None:
@@ -201,14 +196,24 @@ def check_opencv(report: Report) -> None:
 
         from sspnet.inference.sources import opencv_backends
     except ImportError:
-        report.add("OpenCV", MISSING, "pip install opencv-python-headless (predict reads frames with it), "
-                                      "or JetPack's python3-opencv (with GStreamer)")
+        report.add(
+            "OpenCV",
+            MISSING,
+            "pip install opencv-python-headless (predict reads frames with it), "
+            "or JetPack's python3-opencv (with GStreamer)",
+        )
         return
     backends = opencv_backends()
-    gstreamer = ("GStreamer yes: pipeline strings ('... ! appsink') work as sources" if backends["GStreamer"] else
-                 "GStreamer no: GStreamer pipeline sources are refused (JetPack's python3-opencv has it)")
-    report.add("OpenCV", OK, f"{cv2.__version__} ({Path(cv2.__file__).parent}); "
-                             f"FFmpeg {'yes' if backends['FFMPEG'] else 'no'}; {gstreamer}")
+    gstreamer = (
+        "GStreamer yes: pipeline strings ('... ! appsink') work as sources"
+        if backends["GStreamer"]
+        else "GStreamer no: GStreamer pipeline sources are refused (JetPack's python3-opencv has it)"
+    )
+    report.add(
+        "OpenCV",
+        OK,
+        f"{cv2.__version__} ({Path(cv2.__file__).parent}); FFmpeg {'yes' if backends['FFMPEG'] else 'no'}; {gstreamer}",
+    )
 
 
 # ---- model, engine, parity --------------------------------------------------------------------
@@ -221,12 +226,8 @@ def _export_small_model(args, workdir: Path) -> tuple[Path, Path]:
 
     model = build_model(args.preset, nms_method="hard").eval()
     imgsz = tuple(args.imgsz)
-    trt_onnx = export_onnx(
-        model, workdir / TRT_ONNX, flavor="tensorrt", imgsz=imgsz, batch="dynamic"
-    )
-    portable = export_onnx(
-        model, workdir / PORTABLE_ONNX, flavor="portable", imgsz=imgsz, batch="dynamic"
-    )
+    trt_onnx = export_onnx(model, workdir / TRT_ONNX, flavor="tensorrt", imgsz=imgsz, batch="dynamic")
+    portable = export_onnx(model, workdir / PORTABLE_ONNX, flavor="portable", imgsz=imgsz, batch="dynamic")
     return Path(trt_onnx), Path(portable)
 
 
@@ -254,9 +255,7 @@ def find_model(report: Report, args, workdir: Path) -> None:
     except Exception as error:  # the exporter may fail in many ways; the doctor reports, never crashes
         report.add("model", FAILED, f"exporting {args.preset}: {_first_line(error)}")
         return
-    report.add(
-        "model", OK, f"untrained {args.preset} exported to {workdir} ({args.imgsz[0]}x{args.imgsz[1]})"
-    )
+    report.add("model", OK, f"untrained {args.preset} exported to {workdir} ({args.imgsz[0]}x{args.imgsz[1]})")
 
 
 def build_test_engine(report: Report, args, workdir: Path) -> None:
@@ -307,21 +306,15 @@ def run_parity(report: Report, args) -> dict | None:
     from sspnet.runtime.backend import load_backend
 
     try:
-        trt_backend = load_backend(
-            report.found["engine"], plugin_library=report.found["plugins"], device=args.device
-        )
+        trt_backend = load_backend(report.found["engine"], plugin_library=report.found["plugins"], device=args.device)
         ort_backend = load_backend(portable)
         images = _test_images(args.images, trt_backend.input_size)
-        stats = compare_detections(
-            ort_backend.infer(images), trt_backend.infer(images), iou_min=0.9, score_tol=0.02
-        )
+        stats = compare_detections(ort_backend.infer(images), trt_backend.infer(images), iou_min=0.9, score_tol=0.02)
     except Exception as error:  # any runtime failure is the finding
         report.add("parity", FAILED, _first_line(error))
         return None
     status = OK if stats["matched_pct"] >= 95.0 else FAILED
-    report.add(
-        "parity", status, f"{stats['matched_pct']:.1f}% of ONNX Runtime's detections matched by TensorRT"
-    )
+    report.add("parity", status, f"{stats['matched_pct']:.1f}% of ONNX Runtime's detections matched by TensorRT")
     return stats
 
 
@@ -367,9 +360,7 @@ def check_arguments(args) -> None:
 def run(args) -> int:
     check_arguments(args)
     report = Report()
-    report.add(
-        "sspnet", OK, f"{sspnet.__version__} on Python {platform.python_version()} ({platform.machine()})"
-    )
+    report.add("sspnet", OK, f"{sspnet.__version__} on Python {platform.python_version()} ({platform.machine()})")
     check_cuda(report, args.device)
     check_tensorrt(report)
     check_plugins(report, args.plugins)

@@ -11,20 +11,18 @@ import json
 
 import numpy as np
 import pytest
+from trt_files import PLUGIN_FIELDS, tensorrt_installed
 
 from sspnet.cli import main
-from trt_files import PLUGIN_FIELDS, tensorrt_installed
 
 pytestmark = [
     pytest.mark.tensorrt,
-    pytest.mark.skipif(
-        not tensorrt_installed(), reason="TensorRT (the `tensorrt` Python package) is not installed"
-    ),
+    pytest.mark.skipif(not tensorrt_installed(), reason="TensorRT (the `tensorrt` Python package) is not installed"),
 ]
 
 
 def plugin_library_or_skip():
-    from sspnet.runtime.tensorrt_backend import find_plugin_library, load_plugin_library
+    from sspnet.runtime.tensorrt_common import find_plugin_library, load_plugin_library
 
     try:
         find_plugin_library()
@@ -35,7 +33,7 @@ def plugin_library_or_skip():
 
 @pytest.fixture(scope="module")
 def trt():
-    from sspnet.runtime.tensorrt_backend import cuda_call, import_cudart, import_tensorrt
+    from sspnet.runtime.tensorrt_common import cuda_call, import_cudart, import_tensorrt
 
     try:
         cuda_call(import_cudart().cudaGetDeviceCount(), "cudaGetDeviceCount")
@@ -51,7 +49,7 @@ def spec(name):
 
 def test_both_creators_are_registered(trt):
     from sspnet.runtime.sidecar import expected_plugin_versions
-    from sspnet.runtime.tensorrt_backend import registered_plugin_versions
+    from sspnet.runtime.tensorrt_common import registered_plugin_versions
 
     registered = registered_plugin_versions(trt)
     for name, version in expected_plugin_versions().items():
@@ -79,9 +77,7 @@ def run_plugin(trt, name, fields, inputs, output_names):
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     tensors = [
-        network.add_input(
-            key, trt.DataType.INT32 if value.dtype == np.int32 else trt.DataType.FLOAT, value.shape
-        )
+        network.add_input(key, trt.DataType.INT32 if value.dtype == np.int32 else trt.DataType.FLOAT, value.shape)
         for key, value in inputs.items()
     ]
     field_types = {
@@ -109,9 +105,7 @@ def run_plugin(trt, name, fields, inputs, output_names):
         buffers[key].copy_from_host(np.ascontiguousarray(value))
     results = {}
     for output in output_names:
-        results[output] = np.zeros(
-            tuple(context.get_tensor_shape(output)), trt.nptype(engine.get_tensor_dtype(output))
-        )
+        results[output] = np.zeros(tuple(context.get_tensor_shape(output)), trt.nptype(engine.get_tensor_dtype(output)))
         buffers[output] = DeviceBuffer(results[output].nbytes)
     for key, buffer in buffers.items():
         assert context.set_tensor_address(key, buffer.ptr)
@@ -138,10 +132,7 @@ def test_nms_plugin_matches_numpy_greedy_nms(trt, class_aware):
     rng = np.random.default_rng(class_aware)
     batch, boxes_per_image, max_output = 2, 300, 64
     boxes = np.stack([random_boxes(rng, boxes_per_image) for _ in range(batch)])
-    scores = (
-        rng.permutation(batch * boxes_per_image).reshape(batch, boxes_per_image).astype(np.float32) / 1000
-        + 0.001
-    )
+    scores = rng.permutation(batch * boxes_per_image).reshape(batch, boxes_per_image).astype(np.float32) / 1000 + 0.001
     inputs = {"boxes": boxes, "scores": scores}
     labels = rng.integers(0, 3, (batch, boxes_per_image)).astype(np.int32)
     if class_aware:
@@ -177,9 +168,7 @@ def test_roi_align_plugin_matches_torchvision_per_level(trt):
 
     rng = np.random.default_rng(0)
     strides, finest_scale, batch, channels, image = [4, 8, 16, 32], 56.0, 2, 8, 256
-    features = [
-        rng.standard_normal((batch, channels, image // s, image // s)).astype(np.float32) for s in strides
-    ]
+    features = [rng.standard_normal((batch, channels, image // s, image // s)).astype(np.float32) for s in strides]
     boxes = random_boxes(rng, 40, size=150.0) * rng.uniform(0.5, 4.0, (40, 1)).astype(np.float32)
     rois = np.concatenate([rng.integers(0, batch, (40, 1)).astype(np.float32), boxes], axis=1)
     inputs = {"rois": rois, **{f"p{k}": f for k, f in enumerate(features)}}

@@ -32,9 +32,7 @@ def write_onnx(path, props=None, qdq=False, padding_bytes=0):
     from onnx import TensorProto, helper
 
     images = helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", 3, 96, 128])
-    output = helper.make_tensor_value_info(
-        "out", TensorProto.FLOAT if qdq else TensorProto.UINT8, ["N", 3, 96, 128]
-    )
+    output = helper.make_tensor_value_info("out", TensorProto.FLOAT if qdq else TensorProto.UINT8, ["N", 3, 96, 128])
     nodes, initializers = [], []
     if qdq:
         initializers += [
@@ -63,7 +61,7 @@ def write_onnx(path, props=None, qdq=False, padding_bytes=0):
 def tensorrt_installed() -> bool:
     """NVIDIA's TensorRT is importable (through the backend's own import check, which also
     refuses a bare folder named `tensorrt` on sys.path)."""
-    from sspnet.runtime.tensorrt_backend import import_tensorrt
+    from sspnet.runtime.tensorrt_common import import_tensorrt
 
     try:
         import_tensorrt()
