@@ -1,6 +1,7 @@
 """The TensorRT plugins' enqueue, run on the CPU: the plugin library built from csrc/tensorrt with
 its .cu kernels compiled for the CPU execution layer of tests/cuda_on_cpu (trt_cpu_build.py), for
-each TensorRT header set, plain and under AddressSanitizer + UndefinedBehaviorSanitizer, driven by
+each TensorRT header set, plain (under the layer's forward, reverse and random thread orders),
+under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, driven by
 cpp/trt_harness.cpp as TensorRT drives it: getCreators / registry lookup -> createPlugin with the
 fields of the plugin nodes of a real tensorrt-flavour export -> format negotiation ->
 configurePlugin -> getWorkspaceSize -> serialise -> createPlugin(kRUNTIME) -> attachToContext ->
@@ -29,8 +30,17 @@ from trt_cpu_build import harness, missing_layer, plugin_library, run_harness
 from trt_files import TENSORRT_SOURCES
 
 PRESET = "faster_rcnn_r18_sspnet_small"
-# (header version prefix, flavour): every header set plain; JetPack's 10.3 and 11.x under ASan.
-BUILDS = [("10.3", "plain"), ("10.16", "plain"), ("11.", "plain"), ("10.3", "asan"), ("11.", "asan")]
+# (header version prefix, flavour, schedule of the layer): every header set plain, JetPack's 10.3
+# also under the reverse and random schedules, under ASan + UBSan and under TSan.
+RUNS = [
+    ("10.3", "plain", "forward"),
+    ("10.3", "plain", "reverse"),
+    ("10.3", "plain", "random"),
+    ("10.16", "plain", "forward"),
+    ("11.", "plain", "forward"),
+    ("10.3", "asan", "random"),
+    ("10.3", "tsan", "random"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,26 +57,28 @@ def _skip_reason(version: str) -> str | None:
     return reason
 
 
-def _run(export_nodes, folder, version, flavour, substitutions=None):
+def _run(export_nodes, folder, version, flavour, schedule="forward", substitutions=None):
     headers = header_set(version)
     built = plugin_library(headers, flavour, substitutions)
     binary = harness(headers, flavour, built)
     spec = folder / "spec.txt"
     profiles = write_spec(export_nodes, spec)
     arrays = write_enqueue_inputs(export_nodes, profiles, folder)
-    return run_harness(binary, built["library"], spec, folder, flavour), arrays
+    return run_harness(binary, built["library"], spec, folder, flavour, schedule, seed=1), arrays
 
 
-@pytest.fixture(scope="module", params=BUILDS, ids=lambda b: f"trt{b[0].rstrip('.')}-{b[1]}")
+@pytest.fixture(scope="module", params=RUNS, ids=lambda r: f"trt{r[0].rstrip('.')}-{r[1]}-{r[2]}")
 def run(request, export_nodes, tmp_path_factory):
-    version, flavour = request.param
+    version, flavour, schedule = request.param
     reason = _skip_reason(version)
     if reason:
         pytest.skip(reason)
-    folder = tmp_path_factory.mktemp(f"enqueue-{flavour}")
-    result, arrays = _run(export_nodes, folder, version, flavour)
-    assert result.returncode == 0, f"the harness failed ({flavour}):\n{result.stderr[-6000:]}"
-    return {"report": json.loads(result.stdout), "stderr": result.stderr, "folder": folder, "arrays": arrays}
+    folder = tmp_path_factory.mktemp(f"enqueue-{flavour}-{schedule}")
+    result, arrays = _run(export_nodes, folder, version, flavour, schedule)
+    assert result.returncode == 0, f"the harness failed ({flavour}, {schedule}):\n{result.stderr[-6000:]}"
+    report = json.loads(result.stdout)
+    assert report["schedule"] == schedule
+    return {"report": report, "stderr": result.stderr, "folder": folder, "arrays": arrays}
 
 
 def _nodes(run, export_nodes):
@@ -132,7 +144,7 @@ def test_asan_catches_a_plugin_that_asks_for_too_little_workspace(export_nodes, 
     source = TENSORRT_SOURCES / "batchedNms" / "batchedNmsPlugin.cpp"
     tail = "      fail(problem);\n    }\n    return bytes"
     planted = {source: (f"{tail};", f"{tail} - 256;")}
-    result, _ = _run(export_nodes, tmp_path, "10.3", "asan", planted)
+    result, _ = _run(export_nodes, tmp_path, "10.3", "asan", substitutions=planted)
     assert result.returncode != 0, result.stdout[-2000:]
     assert "AddressSanitizer: heap-buffer-overflow" in result.stderr, result.stderr[-4000:]
     assert "csrc/kernels/batched_nms_cuda.cu:" in result.stderr, result.stderr[-4000:]

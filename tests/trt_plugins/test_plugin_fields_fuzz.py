@@ -4,8 +4,8 @@ Sanitizer (fuzz/plugin_fields_fuzzer.cpp says what each input is and which prope
 fuzz_build.py builds and runs it).
 
 - the seeds do what their names say (the Python encoder and the C++ decoder agree);
-- the kept corpus and every input that ever crashed replay clean against each TensorRT header set;
-- a time-boxed fuzz run (SSPNET_FUZZ_SECONDS, default 40) finds nothing new;
+- the kept corpus and every input that ever crashed replay clean against the 10.3 and 11.x headers;
+- a time-boxed fuzz run (SSPNET_FUZZ_SECONDS, default 30) finds nothing new;
 - the fuzzer can fail: with a bounds check or the field-array check taken out of a copy of the
   reader, it finds the overrun within a bounded time and the report names the file.
 
@@ -34,8 +34,9 @@ from fuzz_build import (
 from trt_build import header_set
 from trt_files import TENSORRT_SOURCES
 
-HEADER_VERSIONS = ["10.3", "10.16", "11."]
-FUZZ_SECONDS = int(os.environ.get("SSPNET_FUZZ_SECONDS", "40"))
+# Replayed against JetPack's 10.3 and the newest 11.x (the compile matrix covers 10.16).
+HEADER_VERSIONS = ["10.3", "11."]
+FUZZ_SECONDS = int(os.environ.get("SSPNET_FUZZ_SECONDS", "30"))
 PLANTED_BUG_SECONDS = 60  # the bound within which the fuzzer must find a planted bug
 
 _REASON = None

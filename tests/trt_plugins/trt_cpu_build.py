@@ -1,8 +1,9 @@
 """The TensorRT plugin library with its CUDA kernels on the CPU execution layer (tests/cuda_on_cpu),
 and the harness that drives it, for running the plugins' enqueue without a GPU.
 
-What goes in, per TensorRT header set and flavour ("plain", or "asan" = AddressSanitizer +
-UndefinedBehaviorSanitizer):
+What goes in, per TensorRT header set and flavour ("plain", "asan" = AddressSanitizer +
+UndefinedBehaviorSanitizer, "tsan" = ThreadSanitizer; the sanitizer flags of each unit are the
+layer's own, see coc_build.build_library):
 - libsspnet_trt_plugins.so: the sources CMake builds the real library from (csrc/tensorrt's
   SSPNET_PLUGIN_SOURCES, every .cpp of csrc/kernels) plus every .cu of csrc/kernels rewritten by
   the layer's rewrite_cuda.py and compiled as C++ (coc_build.cuda_unit), linked like CMake links
@@ -16,6 +17,9 @@ Objects are cached by coc_build (build/cuda_on_cpu/), links under trt_build.CACH
 
 from __future__ import annotations
 
+import os
+import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +40,8 @@ from trt_build import (
 from trt_files import REPO, TENSORRT_SOURCES
 
 LAYER_DIR = REPO / "tests" / "cuda_on_cpu"
-FLAVOURS = ("plain", "asan")
+FLAVOURS = ("plain", "asan", "tsan")
+SCHEDULES = ("forward", "reverse", "random")
 
 
 def coc_build():
@@ -69,13 +74,21 @@ def _named(path: Path) -> str:
 
 
 def _sanitize(flavour: str) -> list[str]:
+    """Flags of the units whose CUDA threads the sanitizer watches (kernels, plugin glue)."""
     return list(coc_build().SANITIZE[flavour])
+
+
+def _host_sanitize(flavour: str) -> list[str]:
+    """Flags of the layer's runtime and the CPU twins: as coc_build builds them (under TSan they are
+    not instrumented; the runtime adds CUDA's happens-before edges itself)."""
+    return _sanitize(flavour) if flavour == "asan" else []
 
 
 def _plugin_flags(headers: HeaderSet, flavour: str) -> list[str]:
     """The library's flags (as trt_build's compile matrix and CMake: warnings are errors)."""
     cuda = cuda_root()
-    return [*PLUGIN_FLAGS, "-O1", "-g", "-ffp-contract=off", "-fvisibility=hidden", *_sanitize(flavour),
+    # PLUGIN_FLAGS' -O0: the glue is not where the time goes, and -O1 under ASan compiles ~4x slower.
+    return [*PLUGIN_FLAGS, "-g", "-ffp-contract=off", "-fvisibility=hidden", *_sanitize(flavour),
             f"-I{TENSORRT_SOURCES}", f"-I{KERNELS}", "-isystem", str(headers.include),
             "-isystem", str(cuda / "include")]
 
@@ -95,8 +108,8 @@ def _link(kind: str, objects: list[Path], name: str, command_tail: list[str], fl
 def runtime_library(flavour: str) -> Path:
     """libcuda_on_cpu_runtime.so: the layer's runtime.cpp alone."""
     coc = coc_build()
-    obj = coc._compile(_named(coc.LAYER / "runtime.cpp"), ".cpp", [*coc.base_flags(), *_sanitize(flavour)],
-                       coc._layer_text())
+    flags = [*coc.base_flags(), *_host_sanitize(flavour)] + (["-DCUDA_ON_CPU_TSAN"] if flavour == "tsan" else [])
+    obj = coc._compile(_named(coc.LAYER / "runtime.cpp"), ".cpp", flags, coc._layer_text())
     return _link("coc-runtime", [obj], "libcuda_on_cpu_runtime.so",
                  ["-shared", "-Wl,-soname,libcuda_on_cpu_runtime.so"], flavour)
 
@@ -121,11 +134,11 @@ def plugin_library(headers: HeaderSet, flavour: str,
         units.append((text, ".cpp", _plugin_flags(headers, flavour)))
     objects = [coc._compile(text, suffix, flags, key_text) for text, suffix, flags in units]
     # The kernels include no TensorRT header: one object serves every header set.
-    host_flags = [*coc.base_flags(), *_sanitize(flavour), "-fopenmp", "-fvisibility=hidden"]
+    host_flags = [*coc.base_flags(), *_host_sanitize(flavour), "-fopenmp"]
     kernel_units = [(_named(source), ".cpp", host_flags) for source in sorted(KERNELS.glob("*.cpp"))]
     for source in sorted(KERNELS.glob("*.cu")):
         text, suffix, flags = coc.cuda_unit(str(source.relative_to(REPO)), source.read_text(), flavour)
-        kernel_units.append((text, suffix, [*flags, "-fvisibility=hidden"]))
+        kernel_units.append((text, suffix, flags))
     objects += [coc._compile(text, suffix, flags, coc._layer_text()) for text, suffix, flags in kernel_units]
     runtime = runtime_library(flavour)
     stub_root = stub_tensorrt_root(headers, cuda_root())
@@ -142,7 +155,7 @@ def plugin_library(headers: HeaderSet, flavour: str,
 def harness(headers: HeaderSet, flavour: str, built: dict[str, Path]) -> Path:
     """cpp/trt_harness.cpp against `headers`, on the layer's runtime instead of libcudart."""
     coc = coc_build()
-    flags = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wno-deprecated-declarations", "-O1", "-g",
+    flags = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wno-deprecated-declarations", "-O0", "-g",
              "-DTRT_HARNESS_CUDA_ON_CPU", *_sanitize(flavour), f"-I{CPP}", "-isystem", str(headers.include),
              "-isystem", str(cuda_root() / "include")]
     objects = [coc._compile(_named(CPP / "trt_harness.cpp"), ".cpp", flags, _our_headers(headers))]
@@ -154,14 +167,19 @@ def harness(headers: HeaderSet, flavour: str, built: dict[str, Path]) -> Path:
 
 
 def run_harness(binary: Path, library: Path, spec: Path, enqueue_dir: Path | None, flavour: str,
-                timeout: int = 600) -> subprocess.CompletedProcess:
-    import os
-
-    env = dict(os.environ)
+                schedule: str = "forward", seed: int = 0, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The harness under `schedule`; a sanitizer report makes it exit non-zero."""
+    env = dict(os.environ, SSPNET_COC_SCHEDULE=schedule, SSPNET_COC_SEED=str(seed))
+    command = [str(binary), str(library), str(spec)] + (["--enqueue", str(enqueue_dir)] if enqueue_dir else [])
     if flavour == "asan":
-        # Leaks: TensorRT owns the creators and plugins for the life of the process; the
-        # harness deliberately keeps the library loaded. Errors stop the run with a report.
+        # Leaks: the library stays loaded and TensorRT owns its creators for the life of the
+        # process. Any other report stops the run.
         env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0:halt_on_error=1"
         env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
-    command = [str(binary), str(library), str(spec)] + (["--enqueue", str(enqueue_dir)] if enqueue_dir else [])
+    if flavour == "tsan":
+        env["TSAN_OPTIONS"] = "halt_on_error=1:exitcode=66"
+        if shutil.which("setarch"):
+            # GCC 12's TSan refuses some address layouts ("unexpected memory mapping"); without
+            # randomisation it always starts (as tests/cuda_on_cpu/coc_sanitized.py does).
+            command = ["setarch", platform.machine(), "-R", *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)

@@ -27,7 +27,9 @@
 //
 // Built with TRT_HARNESS_CUDA_ON_CPU, the "device" is the CPU execution layer of tests/cuda_on_cpu
 // (the plugin library's .cu kernels compiled as C++, device memory = exact-size host allocations,
-// launches synchronous): one device, and the default stream.
+// launches synchronous): one device, and the default stream. SSPNET_COC_SCHEDULE = forward |
+// reverse | random (seed SSPNET_COC_SEED) picks the order in which the layer runs the CUDA threads
+// of each block and the blocks of each grid.
 //
 // Prints one JSON object. usage: trt_harness LIBRARY SPEC [--enqueue DIR]
 //   DIR holds n<node>_<opt|max>_in<k>.bin; the harness writes n<node>_<opt|max>_<label>_out<k>.bin.
@@ -49,6 +51,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -63,6 +66,10 @@
 #include "fake_tensorrt.h"
 
 using namespace nvinfer1;
+
+#ifdef TRT_HARNESS_CUDA_ON_CPU
+extern "C" void coc_set_schedule(int schedule, uint64_t seed);  // tests/cuda_on_cpu/layer/runtime.cpp
+#endif
 
 namespace {
 
@@ -1158,8 +1165,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   int deviceCount = 0;
+  std::string schedule = "device";
 #ifdef TRT_HARNESS_CUDA_ON_CPU
   deviceCount = 1;  // the CPU execution layer
+  char const* const names[] = {"forward", "reverse", "random"};
+  char const* asked = std::getenv("SSPNET_COC_SCHEDULE");
+  schedule = asked != nullptr ? asked : "forward";
+  int scheduleIndex = -1;
+  for (int k = 0; k < 3; ++k) {
+    scheduleIndex = schedule == names[k] ? k : scheduleIndex;
+  }
+  if (scheduleIndex < 0) {
+    std::fprintf(stderr, "SSPNET_COC_SCHEDULE must be forward, reverse or random, got %s\n", schedule.c_str());
+    return 2;
+  }
+  char const* seed = std::getenv("SSPNET_COC_SEED");
+  coc_set_schedule(scheduleIndex, seed != nullptr ? std::strtoull(seed, nullptr, 10) : 0);
 #else
   if (cudaGetDeviceCount(&deviceCount) != cudaSuccess) {
     deviceCount = 0;
@@ -1179,6 +1200,7 @@ int main(int argc, char** argv) {
                           .add("nv_tensorrt_major", std::to_string(NV_TENSORRT_MAJOR))
                           .add("nv_tensorrt_minor", std::to_string(NV_TENSORRT_MINOR))
                           .add("cuda_devices", std::to_string(deviceCount))
+                          .add("schedule", quoted(schedule))
                           .add("registered", strings(registered))
                           .add("nodes", array(results, [](std::string const& s) { return s; }))
                           .str()
