@@ -194,9 +194,17 @@ class MotionEstimator:
 class FrameTracker:
     """Feeds one source's detections to a tracker in frame order; see the module docstring."""
 
-    def __init__(self, settings: TrackerSettings):
+    def __init__(self, settings: TrackerSettings, batched_kalman: bool = True):
+        """batched_kalman: run ByteTrack's and BoT-SORT's per-track Kalman filters as one numpy step over
+        all tracks (sspnet/tracking/fast_kalman.py; same results, faster with hundreds of
+        tracks); False keeps the library's own per-track filters."""
         self.settings = settings.check()
         self.tracker = build_tracker(settings)
+        self.batched = None
+        if batched_kalman and settings.tracker in ("bytetrack", "botsort"):
+            from sspnet.tracking.fast_kalman import BatchedKalman
+
+            self.batched = BatchedKalman(self.tracker)
         self.motion = MotionEstimator(settings.cmc, settings.cmc_downscale) if settings.cmc != "none" else None
         self._last_index: int | None = None
 
@@ -235,7 +243,11 @@ class FrameTracker:
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # e.g. "frame is unused" from trackers without CMC
-            result = self.tracker.update(detections, timestamp=frame_index / self.settings.fps)
+            try:
+                result = self.tracker.update(detections, timestamp=frame_index / self.settings.fps)
+            finally:
+                if self.batched is not None:
+                    self.batched.flush()  # the queued Kalman updates, before any state is read again
         ids = np.zeros(len(scores), np.int64)
         if len(result):
             tracked = result.tracker_id >= 0
