@@ -35,12 +35,12 @@ def sequences(tmp_path_factory):
 
 def detections(frames, seed):
     """Jittered boxes, some dropped (lost tracks), scores spread over both of ByteTrack's passes, a
-    two-frame gap (the library's gap path) and a small camera motion per frame."""
+    two-frame gap (the library's gap path), a frame without detections and a small camera motion."""
     rng = np.random.default_rng(seed)
     for k, boxes in enumerate(frames):
         if k in (12, 13):
             continue
-        keep = rng.random(len(boxes)) > 0.1
+        keep = rng.random(len(boxes)) > (1.0 if k == 20 else 0.1)
         boxes = boxes[keep] + rng.normal(0, 0.4, (keep.sum(), 4))
         motion = np.array([[1, 0.002, 0], [-0.002, 1, 0]]) + np.c_[np.zeros((2, 2)), rng.normal(0, 1, 2)]
         yield k, boxes, rng.uniform(0.2, 1.0, len(boxes)), motion
