@@ -251,7 +251,9 @@ def lines(path) -> int:
 
 
 @needs_ffmpeg
-def test_predict_survives_a_real_stream_cut_and_ends_when_it_stays_down(marker_onnx, tmp_path):
+@pytest.mark.parametrize("verb", ["predict", "track"])
+def test_a_real_stream_cut_is_survived_and_ends_when_it_stays_down(verb, marker_onnx, tmp_path):
+    # `track` runs the same pipeline with a tracker: its tracks must bridge the gap's frame numbers too
     assert FFMPEG, "ffmpeg is not on PATH (CI installs the Debian package)"
     url = f"http://127.0.0.1:{free_port()}/live.ts"
     out = tmp_path / "out"
@@ -263,7 +265,7 @@ def test_predict_survives_a_real_stream_cut_and_ends_when_it_stays_down(marker_o
                 sys.executable,
                 "-m",
                 "sspnet",
-                "predict",
+                verb,
                 url,
                 "--model",
                 str(marker_onnx),
@@ -311,6 +313,16 @@ def test_predict_survives_a_real_stream_cut_and_ends_when_it_stays_down(marker_o
     coco = json.loads((out / "detections.json").read_text())
     assert coco == [row for record in records for row in record["detections"]]
     assert (out / "stream.mp4").is_file()
+    if verb == "track":
+        from sspnet.tracking.hook import SUMMARY_NAME, TRACKS_NAME
+
+        summary = json.loads((out / SUMMARY_NAME).read_text())
+        assert summary["frames_lost"] == int(table["frames lost in link gaps (estimated)"])
+        assert all("track_id" in row for record in records for row in record["detections"])
+        # tracks.txt numbers frames as image_id does (from 1, the gap included): the same time axis
+        frames = {int(line.split(",")[0]) for line in (out / TRACKS_NAME).read_text().splitlines()}
+        tracked = {record["image_id"] for record in records if any(row["track_id"] for row in record["detections"])}
+        assert frames == tracked and max(b - a for a, b in zip(sorted(frames), sorted(frames)[1:])) > 10
 
 
 # ---- --vid-stride ---------------------------------------------------------------------------------
