@@ -894,6 +894,7 @@ def render_tracking_cost(src: Source) -> str:
         src.get("tracker_step", []),
         [
             ("tracker", "tracker", ""),
+            ("Kalman filters", "kalman", ""),
             ("detections", "detections", ""),
             ("frames", "frames", ""),
             ("median (ms)", "median_ms", ".2f"),
