@@ -57,7 +57,7 @@ def _numbers_in(value, out: list[float]) -> list[float]:
     if isinstance(value, (int, float)):
         out.append(float(value))
     elif isinstance(value, str):
-        out += [float(t) for t in re.findall(r"\d+(?:\.\d+)?", value)]
+        out += [float(t) for t in re.findall(r"\d+(?:\.\d+)?", value) + re.findall(r"\d+", value)]
     elif isinstance(value, dict):
         for key, item in value.items():
             _numbers_in(key, out)
