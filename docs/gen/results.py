@@ -115,23 +115,28 @@ def machine(src: Source) -> str:
             parts.append(f"GPU {src.show(m['cuda_device'])}")
         load = m.get("load_average")
         if load:
-            parts.append(f"load average before the run {src.show(load, '.2f').replace(' x ', ' / ')}")
+            parts.append(f"load average before the run: {src.show(load, '.2f').replace(' x ', ' / ')}")
     elif isinstance(m, str):
         parts.append(src.show(m))
-    name = d.get("device_name") or (d.get("device") if d.get("device") not in (None, "cpu", "cuda") else None)
+    name = next((d[k] for k in ("device_name", "cpu") if isinstance(d.get(k), str) and d[k]), None)
+    if not name and d.get("device") not in (None, "cpu", "cuda"):
+        name = d["device"]
     if name:
         parts.insert(0, src.show(name))
-    if "cpu_count" in d:
-        parts.append(f"{src.show(d['cpu_count'])} CPUs")
-    if d.get("load_average_before"):
-        parts.append(f"load average before the run {src.show(d['load_average_before'], '.2f').replace(' x ', ' / ')}")
+    cpus = d.get("cpu_count", (d.get("threads") or {}).get("cpu_count") if isinstance(d.get("threads"), dict) else None)
+    if cpus is not None:
+        parts.append(f"{src.show(cpus)} CPUs")
+    for key, when in (("load_average_before", "before the run"), ("load_average_before_after", "before / after")):
+        load = d.get(key)
+        if isinstance(load, dict):
+            load = [load.get("before"), load.get("after")]
+        if load:
+            runs = load if all(isinstance(v, list) for v in load) else [load]
+            text = " and ".join(src.show(v, ".2f").replace(" x ", " / ") for v in runs)
+            parts.append(f"load average {when}: {text}")
     if not parts:
         return "not recorded in the JSON"
-    if (
-        not any(k in d for k in ("device_name",))
-        and not (isinstance(m, dict) and m.get("processor"))
-        and not (isinstance(d.get("device"), str) and d["device"] not in ("cpu", "cuda"))
-    ):
+    if not name and not (isinstance(m, dict) and m.get("processor")):
         parts.append("CPU model not recorded")
     return ", ".join(parts)
 
