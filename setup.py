@@ -99,7 +99,7 @@ def extension():
         file=sys.stderr,
     )
     cu_sources = sorted(str(p.relative_to(ROOT)) for p in kernel_dir.glob("*.cu"))
-    arch_define = f"-DSSPNET_CUDA_ARCHS=\"{os.environ['TORCH_CUDA_ARCH_LIST']}\""
+    arch_define = f'-DSSPNET_CUDA_ARCHS="{os.environ["TORCH_CUDA_ARCH_LIST"]}"'
     return CUDAExtension(
         sources=cpp_sources + cu_sources,
         define_macros=[("SSPNET_WITH_CUDA", "1")],
@@ -143,9 +143,16 @@ def build_tensorrt_plugins(package_dirs):
         print(f"sspnet: no {missing} -> skipping the TensorRT plugins (csrc/tensorrt)", file=sys.stderr)
         return
     build_dir = ROOT / "build" / "tensorrt"
-    configure = ["cmake", "-S", str(ROOT / "csrc" / "tensorrt"), "-B", str(build_dir),
-                 "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_CUDA_COMPILER={CUDA_HOME / 'bin' / 'nvcc'}",
-                 f"-DPython3_EXECUTABLE={sys.executable}"]
+    configure = [
+        "cmake",
+        "-S",
+        str(ROOT / "csrc" / "tensorrt"),
+        "-B",
+        str(build_dir),
+        "-DCMAKE_BUILD_TYPE=Release",
+        f"-DCMAKE_CUDA_COMPILER={CUDA_HOME / 'bin' / 'nvcc'}",
+        f"-DPython3_EXECUTABLE={sys.executable}",
+    ]
     if os.environ.get("TENSORRT_ROOT"):
         configure.append(f"-DTENSORRT_ROOT={os.environ['TENSORRT_ROOT']}")
     print(f"sspnet: building the TensorRT plugins against {headers}", file=sys.stderr)
@@ -153,8 +160,10 @@ def build_tensorrt_plugins(package_dirs):
         subprocess.run(configure, check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "-j", os.environ.get("MAX_JOBS", "2")], check=True)
     except subprocess.CalledProcessError:
-        print("sspnet: building the TensorRT plugins FAILED (log above); sspnet is installed without them",
-              file=sys.stderr)
+        print(
+            "sspnet: building the TensorRT plugins FAILED (log above); sspnet is installed without them",
+            file=sys.stderr,
+        )
         return
     for directory in package_dirs:
         directory.mkdir(parents=True, exist_ok=True)
@@ -164,8 +173,10 @@ def build_tensorrt_plugins(package_dirs):
 def extension_build_options():
     """ext_modules and cmdclass for setup(): the torch extension + TensorRT plugins, or nothing."""
     if BuildExtension is None:
-        print("sspnet: torch is not importable or SSPNET_BUILD_EXTENSION=0 -> pure-Python install (no sspnet._C)",
-              file=sys.stderr)
+        print(
+            "sspnet: torch is not importable or SSPNET_BUILD_EXTENSION=0 -> pure-Python install (no sspnet._C)",
+            file=sys.stderr,
+        )
         return {}
 
     class BuildExtensions(BuildExtension.with_options(use_ninja=True)):

@@ -66,8 +66,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=250)
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
-    parser.add_argument("--train-seed", type=int, default=0,
-                        help="training seed (initialisation, data order); another seed = a replicate")
+    parser.add_argument(
+        "--train-seed",
+        type=int,
+        default=0,
+        help="training seed (initialisation, data order); another seed = a replicate",
+    )
     parser.add_argument("--threads", default="auto", help="torch threads, or 'auto' (see train_synthetic.py)")
     parser.add_argument("--work", default="/tmp/sspnet_ablation")
     parser.add_argument("--out", default=str(RESULTS / "ablation_ssfpn.json"))
@@ -82,19 +86,29 @@ def main() -> None:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"benchmark": "ablation_ssfpn", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "recipe": RECIPE.name, "iterations": max_iters, "train_seed": args.train_seed, "torch_threads": threads,
-              "calibrated_sec_per_iter_ssfpn_attention": calibration,
-              "data": {"size_wh": list(RECIPE.image_size), "images": args.images, "path": str(data)},
-              "machine": machine(), "cells": {}}
+    report = {
+        "benchmark": "ablation_ssfpn",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "recipe": RECIPE.name,
+        "iterations": max_iters,
+        "train_seed": args.train_seed,
+        "torch_threads": threads,
+        "calibrated_sec_per_iter_ssfpn_attention": calibration,
+        "data": {"size_wh": list(RECIPE.image_size), "images": args.images, "path": str(data)},
+        "machine": machine(),
+        "cells": {},
+    }
     for name in args.cells:
         run_dir = work / name
         shutil.rmtree(run_dir, ignore_errors=True)
         row = run_benchmark(recipes[name], data, run_dir, max_iters, seed=args.train_seed, **CELLS[name][1])
         report["cells"][name] = row
         atomic_write_json(out, json_safe(report), indent=2)  # partial results survive an interruption
-        print(f"{name}: AP50_tiny {row['AP50_tiny_percent_plain']:.2f} % plain, "
-              f"{row['AP50_tiny_percent_two_scale']:.2f} % 2-scale, in {row['wall_time_s']:.0f} s", flush=True)
+        print(
+            f"{name}: AP50_tiny {row['AP50_tiny_percent_plain']:.2f} % plain, "
+            f"{row['AP50_tiny_percent_two_scale']:.2f} % 2-scale, in {row['wall_time_s']:.0f} s",
+            flush=True,
+        )
     report["AP50_tiny_percent"] = {
         name: {"plain": cell["AP50_tiny_percent_plain"], "two_scale": cell["AP50_tiny_percent_two_scale"]}
         for name, cell in report["cells"].items()

@@ -18,11 +18,10 @@ import json
 import statistics
 from pathlib import Path
 
-from sspnet.io.atomic import atomic_write_json
-
 import torch
 
 from sspnet.engine.recipes import SYNTHETIC_CPU
+from sspnet.io.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,10 +42,12 @@ def gradient_norms(model, dataset, batches: int) -> list[dict]:
         losses = model(images, targets)
         detection = losses["loss_cls"] + losses["loss_bbox"]
         attention = losses["loss_seg"] + losses["loss_reg"]
-        rows.append({
-            "detection": norm(torch.autograd.grad(detection, params, retain_graph=True, allow_unused=True)),
-            "attention": norm(torch.autograd.grad(attention, params, allow_unused=True)),
-        })
+        rows.append(
+            {
+                "detection": norm(torch.autograd.grad(detection, params, retain_graph=True, allow_unused=True)),
+                "attention": norm(torch.autograd.grad(attention, params, allow_unused=True)),
+            }
+        )
     return rows
 
 
@@ -59,10 +60,14 @@ def attention_statistics(model, images) -> dict:
         _, attention = model.extract_features(torch.from_numpy(images))
     if not attention:
         return {}
-    gates = [attention[i - 1] * F.interpolate(attention[i], size=attention[i - 1].shape[-2:], mode="nearest")
-             for i in range(1, len(attention))]
-    return {"mean_attention": [round(float(a.mean()), 4) for a in attention],
-            "mean_gate": [round(float(g.mean()), 4) for g in gates]}
+    gates = [
+        attention[i - 1] * F.interpolate(attention[i], size=attention[i - 1].shape[-2:], mode="nearest")
+        for i in range(1, len(attention))
+    ]
+    return {
+        "mean_attention": [round(float(a.mean()), 4) for a in attention],
+        "mean_gate": [round(float(g.mean()), 4) for g in gates],
+    }
 
 
 def clipped_share(log_path: Path, clip: float) -> dict:
@@ -75,16 +80,22 @@ def clipped_share(log_path: Path, clip: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the synthetic set the ablation trained on")
-    parser.add_argument("--run", action="append", required=True, metavar="CELL=RUN_DIR",
-                        help="an ablation run folder (last.safetensors, log.jsonl); repeatable")
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="CELL=RUN_DIR",
+        help="an ablation run folder (last.safetensors, log.jsonl); repeatable",
+    )
     parser.add_argument("--batches", type=int, default=8, help="training batches for the gradient norms")
     parser.add_argument("--images", type=int, default=16, help="val images for the attention statistics")
     parser.add_argument("--out", default=str(RESULTS / "attention_diagnostics.json"))
     args = parser.parse_args()
 
+    from sspnet.export.parity import dataset_images
+
     from sspnet.checkpoint import load_model
     from sspnet.engine.builders import build_train_dataset
-    from sspnet.export.parity import dataset_images
     from sspnet.models import build_model
 
     recipe = SYNTHETIC_CPU
@@ -93,19 +104,24 @@ def main() -> None:
     report = {"recipe": recipe.name, "clip_grad": recipe.clip_grad, "batches": args.batches, "runs": {}}
 
     def summarise(rows):
-        return {"median_detection": statistics.median(r["detection"] for r in rows),
-                "median_attention": statistics.median(r["attention"] for r in rows), "per_batch": rows}
+        return {
+            "median_detection": statistics.median(r["detection"] for r in rows),
+            "median_attention": statistics.median(r["attention"] for r in rows),
+            "per_batch": rows,
+        }
 
     torch.manual_seed(0)
-    report["initialised_gradient_norms"] = summarise(gradient_norms(build_model(recipe.preset, **recipe.overrides),
-                                                                    dataset, args.batches))
-    print(f"initialised: median |grad| detection {report['initialised_gradient_norms']['median_detection']:.2f}, "
-          f"attention {report['initialised_gradient_norms']['median_attention']:.2f}")
+    report["initialised_gradient_norms"] = summarise(
+        gradient_norms(build_model(recipe.preset, **recipe.overrides), dataset, args.batches)
+    )
+    print(
+        f"initialised: median |grad| detection {report['initialised_gradient_norms']['median_detection']:.2f}, "
+        f"attention {report['initialised_gradient_norms']['median_attention']:.2f}"
+    )
     for item in args.run:
         cell, _, folder = item.partition("=")
         model = load_model(Path(folder) / "last.safetensors")
-        entry = {**attention_statistics(model, images),
-                 **clipped_share(Path(folder) / "log.jsonl", recipe.clip_grad)}
+        entry = {**attention_statistics(model, images), **clipped_share(Path(folder) / "log.jsonl", recipe.clip_grad)}
         if model.attention_supervision is not None:
             entry["trained_gradient_norms"] = summarise(gradient_norms(model, dataset, args.batches))
         report["runs"][cell] = entry

@@ -33,9 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sspnet.io.atomic import atomic_write_json
-
 import torch
+
+from sspnet.io.atomic import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -64,8 +64,9 @@ def hard_nms_twin(model):
 
 def average_precisions(outputs: dict, annotations) -> dict:
     """TinyPerson AP (percent) of contract outputs for the first len(outputs) records."""
-    from sspnet.evaluation import evaluate
     from sspnet.export.parity import outputs_to_detections
+
+    from sspnet.evaluation import evaluate
 
     count = len(outputs["num_dets"])
     subset = copy.copy(annotations)
@@ -78,8 +79,14 @@ def average_precisions(outputs: dict, annotations) -> dict:
 def ap_row(reference: dict, exported: dict, annotations) -> dict:
     torch_ap, onnx_ap = average_precisions(reference, annotations), average_precisions(exported, annotations)
     difference = {key: round(abs(onnx_ap[key] - torch_ap[key]), 4) for key in AP_KEYS}
-    return {"images": len(reference["num_dets"]), "torch": torch_ap, "onnx": onnx_ap, "abs_difference": difference,
-            "target_points": TARGET_AP_POINTS, "meets_target": max(difference.values()) <= TARGET_AP_POINTS}
+    return {
+        "images": len(reference["num_dets"]),
+        "torch": torch_ap,
+        "onnx": onnx_ap,
+        "abs_difference": difference,
+        "target_points": TARGET_AP_POINTS,
+        "meets_target": max(difference.values()) <= TARGET_AP_POINTS,
+    }
 
 
 def measure(model, label: str, images, trt_images: int, imgsz, workdir: Path, annotations=None) -> dict:
@@ -124,9 +131,16 @@ def print_ap_rows(ap_rows: dict) -> None:
     from sspnet.io.table import print_table
 
     print_table(
-        [(label, row["images"], *(f"{row['torch'][k]:.2f} / {row['onnx'][k]:.2f}" for k in AP_KEYS),
-          f"{max(row['abs_difference'].values()):.3f}", "yes" if row["meets_target"] else "NO")
-         for label, row in ap_rows.items()],
+        [
+            (
+                label,
+                row["images"],
+                *(f"{row['torch'][k]:.2f} / {row['onnx'][k]:.2f}" for k in AP_KEYS),
+                f"{max(row['abs_difference'].values()):.3f}",
+                "yes" if row["meets_target"] else "NO",
+            )
+            for label, row in ap_rows.items()
+        ],
         headers=("graph", "images", *(f"{k} torch / onnx" for k in AP_KEYS), "max |diff|", f"<= {TARGET_AP_POINTS}"),
     )
 
@@ -138,7 +152,9 @@ def _first(outputs: dict, count: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a trained checkpoint (default: the small presets, random weights)")
-    parser.add_argument("--preset", action="append", help=f"preset(s) with random weights (default {', '.join(PRESETS)})")
+    parser.add_argument(
+        "--preset", action="append", help=f"preset(s) with random weights (default {', '.join(PRESETS)})"
+    )
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--trt-images", type=int, default=4)
     parser.add_argument("--imgsz", type=int, nargs=2, default=(512, 640), metavar=("H", "W"))
@@ -176,9 +192,12 @@ def main() -> None:
         "benchmark": "export_parity",
         "metric": "share of PyTorch detections (score >= 0.05) matched: same label, IoU >= 0.99, |score diff| <= 1e-3",
         "weights": args.checkpoint or "random (seed 0; fovea classification bias zeroed)",
-        "images": (f"{len(images)} val images of {args.data}" if args.data else
-                   f"{len(images)} synthetic scenes (sspnet.data.synth, seed 0)")
-                  + f", tensorrt flavour on the first {min(args.trt_images, len(images))}",
+        "images": (
+            f"{len(images)} val images of {args.data}"
+            if args.data
+            else f"{len(images)} synthetic scenes (sspnet.data.synth, seed 0)"
+        )
+        + f", tensorrt flavour on the first {min(args.trt_images, len(images))}",
         "imgsz": list(imgsz),
         "precision": "fp32, CPU",
         "versions": {

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sspnet.io.atomic import atomic_write_json
-
 import torch
+
+from sspnet.io.atomic import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,9 +51,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import onnxruntime
-
     from sspnet.export.onnx_export import export_onnx
     from sspnet.export.parity import synthetic_images
+
     from sspnet.models import build_model
 
     torch.set_num_threads(args.threads)
@@ -84,10 +84,24 @@ def main() -> None:
                 eager_ms = median_ms(lambda: hard(tensor), args.warmup, args.repeats)
                 configured_ms = median_ms(lambda: model(tensor), args.warmup, args.repeats)
             method = model.config.nms_method
-            rows.append({"model": label, "runtime": "onnxruntime (portable graph, hard NMS)", "median_ms": round(ort_ms, 1)})
+            rows.append(
+                {"model": label, "runtime": "onnxruntime (portable graph, hard NMS)", "median_ms": round(ort_ms, 1)}
+            )
             rows.append({"model": label, "runtime": "pytorch eager (hard NMS)", "median_ms": round(eager_ms, 1)})
-            rows.append({"model": label, "runtime": f"pytorch eager (configured {method} NMS)", "median_ms": round(configured_ms, 1)})
-            rows.append({"model": label, "runtime": "ratio eager (hard NMS) / onnxruntime", "ratio": round(eager_ms / ort_ms, 2)})
+            rows.append(
+                {
+                    "model": label,
+                    "runtime": f"pytorch eager (configured {method} NMS)",
+                    "median_ms": round(configured_ms, 1),
+                }
+            )
+            rows.append(
+                {
+                    "model": label,
+                    "runtime": "ratio eager (hard NMS) / onnxruntime",
+                    "ratio": round(eager_ms / ort_ms, 2),
+                }
+            )
             print(
                 f"{label}: onnxruntime {ort_ms:.1f} ms, pytorch eager {eager_ms:.1f} ms (hard NMS), "
                 f"{configured_ms:.1f} ms ({method} NMS), ratio {eager_ms / ort_ms:.2f}"
@@ -102,8 +116,13 @@ def main() -> None:
         tensor = torch.from_numpy(image[0]).float() / 255.0
         with torch.inference_mode():
             tv_ms = median_ms(lambda: reference([tensor]), args.warmup, args.repeats)
-        rows.append({"model": "torchvision fasterrcnn_resnet50_fpn (random weights)", "runtime": "pytorch eager",
-                     "median_ms": round(tv_ms, 1)})
+        rows.append(
+            {
+                "model": "torchvision fasterrcnn_resnet50_fpn (random weights)",
+                "runtime": "pytorch eager",
+                "median_ms": round(tv_ms, 1),
+            }
+        )
         print(f"torchvision fasterrcnn_resnet50_fpn eager: {tv_ms:.1f} ms")
 
     import onnx

@@ -57,10 +57,22 @@ SIZE = (256, 256)  # (H, W) of the demo's images and export
 # core) unless a row sets `threads`.
 # The OpenMP study rows keep torch's thread count fixed (SSPNET_ADAPTIVE_THREADS=0) to measure the
 # wait policy alone; the "sspnet default" rows run with everything sspnet sets, adaptive threads included.
-LIBGOMP_DEFAULT = {ENV_OPENMP_DEFAULTS: "0", "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "OMP_NUM_THREADS": None,
-                   ENV_ADAPTIVE_THREADS: "0"}
-SSPNET_DEFAULT = {ENV_OPENMP_DEFAULTS: None, "OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, ENV_ORT_SPINNING: None,
-                  "OMP_NUM_THREADS": None, ENV_ADAPTIVE_THREADS: None, ENV_ORT_DYNAMIC_BLOCK_BASE: None}
+LIBGOMP_DEFAULT = {
+    ENV_OPENMP_DEFAULTS: "0",
+    "OMP_WAIT_POLICY": None,
+    "GOMP_SPINCOUNT": None,
+    "OMP_NUM_THREADS": None,
+    ENV_ADAPTIVE_THREADS: "0",
+}
+SSPNET_DEFAULT = {
+    ENV_OPENMP_DEFAULTS: None,
+    "OMP_WAIT_POLICY": None,
+    "GOMP_SPINCOUNT": None,
+    ENV_ORT_SPINNING: None,
+    "OMP_NUM_THREADS": None,
+    ENV_ADAPTIVE_THREADS: None,
+    ENV_ORT_DYNAMIC_BLOCK_BASE: None,
+}
 
 
 def spincount(value: int) -> dict:
@@ -91,61 +103,162 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
     from sspnet.benchmark.contention import ContentionRow
 
     def torch_row(label, env, threads=None, **extra):
-        return ContentionRow(label=f"torch eager, {label}", kind="detector", model=checkpoint, backend="torch",
-                             frame_size=SIZE, input_size=SIZE, threads=threads, env=env, group="torch", **extra)
+        return ContentionRow(
+            label=f"torch eager, {label}",
+            kind="detector",
+            model=checkpoint,
+            backend="torch",
+            frame_size=SIZE,
+            input_size=SIZE,
+            threads=threads,
+            env=env,
+            group="torch",
+            **extra,
+        )
 
     before_torch = "torch eager, all cores, libgomp default spin (before)"
     rows = [
         torch_row("all cores, libgomp default spin (before)", LIBGOMP_DEFAULT),
         torch_row("1 thread", LIBGOMP_DEFAULT, threads=1, baseline=before_torch, goal_slowdown=2.2),
-        torch_row("all cores, OMP_WAIT_POLICY=PASSIVE", {**LIBGOMP_DEFAULT, "OMP_WAIT_POLICY": "PASSIVE"},
-                  baseline=before_torch, goal_slowdown=2.2),
+        torch_row(
+            "all cores, OMP_WAIT_POLICY=PASSIVE",
+            {**LIBGOMP_DEFAULT, "OMP_WAIT_POLICY": "PASSIVE"},
+            baseline=before_torch,
+            goal_slowdown=2.2,
+        ),
         torch_row("all cores, GOMP_SPINCOUNT=1000", spincount(1000), baseline=before_torch, goal_slowdown=2.2),
         torch_row("all cores, GOMP_SPINCOUNT=2000", spincount(2000), baseline=before_torch, goal_slowdown=2.2),
         torch_row("all cores, GOMP_SPINCOUNT=3000", spincount(3000), baseline=before_torch, goal_slowdown=2.2),
-        torch_row(f"all cores, GOMP_SPINCOUNT={GOMP_SPINCOUNT}", spincount(GOMP_SPINCOUNT), baseline=before_torch,
-                  goal_slowdown=2.2),
+        torch_row(
+            f"all cores, GOMP_SPINCOUNT={GOMP_SPINCOUNT}",
+            spincount(GOMP_SPINCOUNT),
+            baseline=before_torch,
+            goal_slowdown=2.2,
+        ),
         torch_row("all cores, GOMP_SPINCOUNT=20000", spincount(20000), baseline=before_torch, goal_slowdown=2.2),
-        torch_row(f"GOMP_SPINCOUNT={GOMP_SPINCOUNT} + adaptive threads (sspnet default)", SSPNET_DEFAULT,
-                  baseline=before_torch, goal_slowdown=2.2),
-        ContentionRow(label="onnxruntime, spinning (before)", model=onnx_path, backend="onnxruntime", frame_size=SIZE,
-                      env={**SSPNET_DEFAULT, ENV_ORT_SPINNING: "1", ENV_ADAPTIVE_THREADS: "0"}, group="onnxruntime"),
-        ContentionRow(label="onnxruntime, no spinning, fixed thread count (before)", model=onnx_path,
-                      backend="onnxruntime", frame_size=SIZE, env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0"},
-                      group="onnxruntime", baseline="onnxruntime, spinning (before)", goal_slowdown=2.2),
-        ContentionRow(label="onnxruntime, no spinning + adaptive threads (sspnet default)", model=onnx_path,
-                      backend="onnxruntime", frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime",
-                      baseline="onnxruntime, no spinning, fixed thread count (before)", goal_slowdown=1.6),
+        torch_row(
+            f"GOMP_SPINCOUNT={GOMP_SPINCOUNT} + adaptive threads (sspnet default)",
+            SSPNET_DEFAULT,
+            baseline=before_torch,
+            goal_slowdown=2.2,
+        ),
+        ContentionRow(
+            label="onnxruntime, spinning (before)",
+            model=onnx_path,
+            backend="onnxruntime",
+            frame_size=SIZE,
+            env={**SSPNET_DEFAULT, ENV_ORT_SPINNING: "1", ENV_ADAPTIVE_THREADS: "0"},
+            group="onnxruntime",
+        ),
+        ContentionRow(
+            label="onnxruntime, no spinning, fixed thread count (before)",
+            model=onnx_path,
+            backend="onnxruntime",
+            frame_size=SIZE,
+            env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0"},
+            group="onnxruntime",
+            baseline="onnxruntime, spinning (before)",
+            goal_slowdown=2.2,
+        ),
+        ContentionRow(
+            label="onnxruntime, no spinning + adaptive threads (sspnet default)",
+            model=onnx_path,
+            backend="onnxruntime",
+            frame_size=SIZE,
+            env=SSPNET_DEFAULT,
+            group="onnxruntime",
+            baseline="onnxruntime, no spinning, fixed thread count (before)",
+            goal_slowdown=1.6,
+        ),
         # alternatives: all cores with dynamic block sizes (a preempted thread's work goes to the others),
         # alone and under the adaptive count; and one thread always (what the adaptive count falls back to)
-        ContentionRow(label="onnxruntime, no spinning, fixed thread count, dynamic blocks 4", model=onnx_path,
-                      backend="onnxruntime", frame_size=SIZE,
-                      env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0", ENV_ORT_DYNAMIC_BLOCK_BASE: "4"},
-                      group="onnxruntime", baseline="onnxruntime, no spinning, fixed thread count (before)",
-                      goal_slowdown=1.6),
-        ContentionRow(label="onnxruntime, no spinning + adaptive threads, dynamic blocks 4", model=onnx_path,
-                      backend="onnxruntime", frame_size=SIZE, env={**SSPNET_DEFAULT, ENV_ORT_DYNAMIC_BLOCK_BASE: "4"},
-                      group="onnxruntime", baseline="onnxruntime, no spinning, fixed thread count (before)",
-                      goal_slowdown=1.6),
-        ContentionRow(label="onnxruntime, 1 thread", model=onnx_path, backend="onnxruntime", frame_size=SIZE,
-                      threads=1, env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0"}, group="onnxruntime",
-                      baseline="onnxruntime, no spinning, fixed thread count (before)"),
-        ContentionRow(label="RoIAlign kernel, libgomp default spin (before)", kind="roi-align", env=LIBGOMP_DEFAULT,
-                      group="kernels"),
-        ContentionRow(label="RoIAlign kernel, sspnet default", kind="roi-align", env=SSPNET_DEFAULT, group="kernels",
-                      baseline="RoIAlign kernel, libgomp default spin (before)", goal_slowdown=2.2),
-        ContentionRow(label="training step, libgomp default spin (before)", kind="train-step", env=LIBGOMP_DEFAULT,
-                      group="training"),
-        ContentionRow(label="training step, GOMP_SPINCOUNT=1000", kind="train-step", env=spincount(1000),
-                      group="training", baseline="training step, libgomp default spin (before)", goal_slowdown=2.5),
-        ContentionRow(label="training step, GOMP_SPINCOUNT=2000", kind="train-step", env=spincount(2000),
-                      group="training", baseline="training step, libgomp default spin (before)", goal_slowdown=2.5),
-        ContentionRow(label="training step, sspnet default", kind="train-step", env=SSPNET_DEFAULT, group="training",
-                      baseline="training step, libgomp default spin (before)", goal_slowdown=2.5),
+        ContentionRow(
+            label="onnxruntime, no spinning, fixed thread count, dynamic blocks 4",
+            model=onnx_path,
+            backend="onnxruntime",
+            frame_size=SIZE,
+            env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0", ENV_ORT_DYNAMIC_BLOCK_BASE: "4"},
+            group="onnxruntime",
+            baseline="onnxruntime, no spinning, fixed thread count (before)",
+            goal_slowdown=1.6,
+        ),
+        ContentionRow(
+            label="onnxruntime, no spinning + adaptive threads, dynamic blocks 4",
+            model=onnx_path,
+            backend="onnxruntime",
+            frame_size=SIZE,
+            env={**SSPNET_DEFAULT, ENV_ORT_DYNAMIC_BLOCK_BASE: "4"},
+            group="onnxruntime",
+            baseline="onnxruntime, no spinning, fixed thread count (before)",
+            goal_slowdown=1.6,
+        ),
+        ContentionRow(
+            label="onnxruntime, 1 thread",
+            model=onnx_path,
+            backend="onnxruntime",
+            frame_size=SIZE,
+            threads=1,
+            env={**SSPNET_DEFAULT, ENV_ADAPTIVE_THREADS: "0"},
+            group="onnxruntime",
+            baseline="onnxruntime, no spinning, fixed thread count (before)",
+        ),
+        ContentionRow(
+            label="RoIAlign kernel, libgomp default spin (before)",
+            kind="roi-align",
+            env=LIBGOMP_DEFAULT,
+            group="kernels",
+        ),
+        ContentionRow(
+            label="RoIAlign kernel, sspnet default",
+            kind="roi-align",
+            env=SSPNET_DEFAULT,
+            group="kernels",
+            baseline="RoIAlign kernel, libgomp default spin (before)",
+            goal_slowdown=2.2,
+        ),
+        ContentionRow(
+            label="training step, libgomp default spin (before)",
+            kind="train-step",
+            env=LIBGOMP_DEFAULT,
+            group="training",
+        ),
+        ContentionRow(
+            label="training step, GOMP_SPINCOUNT=1000",
+            kind="train-step",
+            env=spincount(1000),
+            group="training",
+            baseline="training step, libgomp default spin (before)",
+            goal_slowdown=2.5,
+        ),
+        ContentionRow(
+            label="training step, GOMP_SPINCOUNT=2000",
+            kind="train-step",
+            env=spincount(2000),
+            group="training",
+            baseline="training step, libgomp default spin (before)",
+            goal_slowdown=2.5,
+        ),
+        ContentionRow(
+            label="training step, sspnet default",
+            kind="train-step",
+            env=SSPNET_DEFAULT,
+            group="training",
+            baseline="training step, libgomp default spin (before)",
+            goal_slowdown=2.5,
+        ),
     ]
     if int8:
-        rows.append(ContentionRow(label="onnxruntime INT8 (Q/DQ), no spinning", model=int8, backend="onnxruntime",
-                                  frame_size=SIZE, env=SSPNET_DEFAULT, group="onnxruntime", goal_slowdown=2.2))
+        rows.append(
+            ContentionRow(
+                label="onnxruntime INT8 (Q/DQ), no spinning",
+                model=int8,
+                backend="onnxruntime",
+                frame_size=SIZE,
+                env=SSPNET_DEFAULT,
+                group="onnxruntime",
+                goal_slowdown=2.2,
+            )
+        )
     if which == "defaults":
         rows = [row for row in rows if "(before)" in row.label or "default" in row.label or "INT8" in row.label]
     elif which in ("torch", "training", "onnxruntime"):  # one study alone
@@ -180,15 +293,19 @@ print(json.dumps({{"first_session_mb": round(one - before, 1), "extra_one_thread
 
 
 def markdown_table(results: list[dict], neighbours: int) -> str:
-    lines = [f"| backend / setting | quiet p50 (ms) | with {neighbours} busy neighbour p50 (ms) | slow-down "
-             "| p99 quiet / loaded (ms) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"| backend / setting | quiet p50 (ms) | with {neighbours} busy neighbour p50 (ms) | slow-down "
+        "| p99 quiet / loaded (ms) |",
+        "|---|---|---|---|---|",
+    ]
     for row in results:
         if row.get("error"):
             lines.append(f"| {row['label']} | failed | | | |")
             continue
-        lines.append(f"| {row['label']} | {row['quiet']['p50']:.0f} | {row['loaded']['p50']:.0f} | "
-                     f"{row['slowdown_p50']:.1f}x | {row['quiet']['p99']:.0f} / {row['loaded']['p99']:.0f} |")
+        lines.append(
+            f"| {row['label']} | {row['quiet']['p50']:.0f} | {row['loaded']['p50']:.0f} | "
+            f"{row['slowdown_p50']:.1f}x | {row['quiet']['p99']:.0f} / {row['loaded']['p99']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -198,23 +315,34 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", help="a trained demo checkpoint (default: random weights)")
     parser.add_argument("--onnx", help="its portable ONNX export (default: exported here)")
     parser.add_argument("--int8", help="also time this INT8 Q/DQ model (sspnet quantize)")
-    parser.add_argument("--rows", choices=("all", "defaults", "torch", "training", "onnxruntime"), default="all",
-                        help="all settings (default), only the before / sspnet-default pairs, or only the "
-                             "torch inference, training or ONNX Runtime rows")
+    parser.add_argument(
+        "--rows",
+        choices=("all", "defaults", "torch", "training", "onnxruntime"),
+        default="all",
+        help="all settings (default), only the before / sspnet-default pairs, or only the "
+        "torch inference, training or ONNX Runtime rows",
+    )
     parser.add_argument("--iters", type=int, default=30, help="timed calls per phase at most (default 30)")
     parser.add_argument("--max-seconds-quiet", type=float, default=5.0)
     parser.add_argument("--max-seconds-loaded", type=float, default=10.0)
     parser.add_argument("--work", default="/tmp/sspnet_bench_neighbours", help="folder for the random model files")
-    parser.add_argument("--out", help="output stem: STEM.json and STEM.png (default benchmarks/results/neighbours, "
-                                      "or neighbours_ROWS for --rows other than all: a partial run never replaces "
-                                      "the full study)")
+    parser.add_argument(
+        "--out",
+        help="output stem: STEM.json and STEM.png (default benchmarks/results/neighbours, "
+        "or neighbours_ROWS for --rows other than all: a partial run never replaces "
+        "the full study)",
+    )
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = str(RESULTS / ("neighbours" if args.rows == "all" else f"neighbours_{args.rows}"))
 
-    from sspnet.benchmark.contention import (ContentionSettings, plot_contention, print_contention_table,
-                                             run_contention, write_contention_json)
-
+    from sspnet.benchmark.contention import (
+        ContentionSettings,
+        plot_contention,
+        print_contention_table,
+        run_contention,
+        write_contention_json,
+    )
     from sspnet.io.outputs import OutputGuard
 
     stem = Path(args.out)
@@ -225,23 +353,34 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     checkpoint, onnx_path = prepare_model(work, args.checkpoint, args.onnx)
-    settings = ContentionSettings(neighbours=args.neighbours, iters=args.iters,
-                                  max_seconds_quiet=args.max_seconds_quiet,
-                                  max_seconds_loaded=args.max_seconds_loaded)
+    settings = ContentionSettings(
+        neighbours=args.neighbours,
+        iters=args.iters,
+        max_seconds_quiet=args.max_seconds_quiet,
+        max_seconds_loaded=args.max_seconds_loaded,
+    )
     rows = plan(checkpoint, onnx_path, args.int8, args.rows)
-    print(f"{len(rows)} rows, quiet then next to {args.neighbours} busy process(es): "
-          f"at most ~{len(rows) * settings.estimated_seconds_per_row() / 60:.1f} min")
+    print(
+        f"{len(rows)} rows, quiet then next to {args.neighbours} busy process(es): "
+        f"at most ~{len(rows) * settings.estimated_seconds_per_row() / 60:.1f} min"
+    )
     sessions = onnxruntime_session_memory(onnx_path)
     print(f"ONNX Runtime session memory (RSS): {sessions}")
     results = run_contention(rows, settings)
     print()
     print_contention_table(results, args.neighbours)
     print("\n" + markdown_table(results, args.neighbours))
-    extra = {"command": " ".join(["python", "benchmarks/bench_neighbours.py", *(argv or sys.argv[1:])]),
-             "model": {"checkpoint": checkpoint, "onnx": onnx_path, "trained": args.checkpoint is not None,
-                       "input_size": list(SIZE)},
-             "onnxruntime_sessions": sessions,
-             "wall_time_s": round(time.perf_counter() - started, 1)}
+    extra = {
+        "command": " ".join(["python", "benchmarks/bench_neighbours.py", *(argv or sys.argv[1:])]),
+        "model": {
+            "checkpoint": checkpoint,
+            "onnx": onnx_path,
+            "trained": args.checkpoint is not None,
+            "input_size": list(SIZE),
+        },
+        "onnxruntime_sessions": sessions,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+    }
     print(f"\nJSON: {write_contention_json(stem.with_suffix('.json'), results, settings, extra)}")
     title = f"demo model {SIZE[0]}x{SIZE[1]}, batch 1: quiet vs {args.neighbours} busy neighbour(s)"
     print(f"plot: {plot_contention(results, stem.with_suffix('.png'), title)}")

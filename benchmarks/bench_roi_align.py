@@ -27,13 +27,12 @@ import statistics
 import time
 from pathlib import Path
 
-from sspnet.io.atomic import atomic_write_json
-
 import torch
 import torchvision
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 
 from sspnet.benchmark.harness import cpu_model
+from sspnet.io.atomic import atomic_write_json
 from sspnet.ops import multi_level_roi_align, roi_levels
 
 STRIDES = [4, 8, 16, 32]
@@ -45,13 +44,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def make_inputs(device, batch, channels, num_rois, seed=0):
     """Feature pyramid [N, C, H/s, W/s] per stride and [R, 5] RoIs sorted by image."""
     generator = torch.Generator().manual_seed(seed)
-    features = [
-        torch.randn(batch, channels, IMAGE_HEIGHT // s, IMAGE_WIDTH // s, generator=generator)
-        for s in STRIDES
-    ]
-    centres = torch.rand(num_rois, 2, generator=generator) * torch.tensor(
-        [IMAGE_WIDTH, IMAGE_HEIGHT]
-    )
+    features = [torch.randn(batch, channels, IMAGE_HEIGHT // s, IMAGE_WIDTH // s, generator=generator) for s in STRIDES]
+    centres = torch.rand(num_rois, 2, generator=generator) * torch.tensor([IMAGE_WIDTH, IMAGE_HEIGHT])
     log_side = torch.empty(num_rois).uniform_(math.log(8), math.log(512), generator=generator)
     log_aspect = torch.empty(num_rois).uniform_(-math.log(2), math.log(2), generator=generator)
     half_w = torch.exp(log_side + log_aspect / 2) / 2
@@ -123,15 +117,13 @@ def bench_device(device, args):
 
     with torch.no_grad():
         outputs = {name: f(features) for name, f in functions.items()}
-        max_diff = {
-            name: float((outputs["ours"] - out).abs().max())
-            for name, out in outputs.items()
-            if name != "ours"
-        }
+        max_diff = {name: float((outputs["ours"] - out).abs().max()) for name, out in outputs.items() if name != "ours"}
         del outputs
         forward = time_interleaved(
             {name: (lambda f=f: f(features)) for name, f in functions.items()},
-            args.rounds, args.warmup, synchronize,
+            args.rounds,
+            args.warmup,
+            synchronize,
         )
 
     leaves = [f.detach().clone().requires_grad_(True) for f in features]
@@ -144,7 +136,9 @@ def bench_device(device, args):
 
     both = time_interleaved(
         {name: (lambda f=f: forward_backward(f)) for name, f in functions.items()},
-        args.rounds, args.warmup, synchronize,
+        args.rounds,
+        args.warmup,
+        synchronize,
     )
 
     result = {
@@ -180,8 +174,9 @@ def bench_device(device, args):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
-                        help="'all': CPU, plus CUDA when available (default)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda", "all"], default="all", help="'all': CPU, plus CUDA when available (default)"
+    )
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     parser.add_argument("--rois", type=int, default=1000)

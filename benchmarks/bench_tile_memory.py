@@ -89,7 +89,6 @@ def build_marker_model(path: Path) -> Path:
 def run_case(model: str, frame_hw: tuple[int, int], limit: int | None, threads: int) -> dict:
     """One measurement, in this (fresh) process."""
     import numpy as np
-
     from sspnet.runtime.backend import load_backend
     from sspnet.runtime.detector import Detector
 
@@ -142,7 +141,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a contract-following .onnx (default: the marker model, 512x640)")
     parser.add_argument("--frames", nargs="+", default=["2160x3840", "10000x10000"], metavar="HxW")
-    parser.add_argument("--limits", nargs="+", default=["4", "none"], help="max_tiles_per_batch values; none = one batch")
+    parser.add_argument(
+        "--limits", nargs="+", default=["4", "none"], help="max_tiles_per_batch values; none = one batch"
+    )
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "tile_memory.json")
     parser.add_argument("--describe", help="what --model is, for the report (default: its path)")
@@ -164,22 +165,34 @@ def main(argv=None) -> int:
         for frame in args.frames:
             for limit in args.limits:
                 command = [sys.executable, __file__, "--case", model, frame, limit, "--threads", str(args.threads)]
-                done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                done = subprocess.run(
+                    command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+                )
                 if done.returncode != 0:
                     print(done.stderr, file=sys.stderr)
-                    rows.append({"frame": frame, "max_tiles_per_batch": _parse_limit(limit),
-                                 "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"})
+                    rows.append(
+                        {
+                            "frame": frame,
+                            "max_tiles_per_batch": _parse_limit(limit),
+                            "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed",
+                        }
+                    )
                     continue
                 row = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append(row)
-                print(f"{row['frame']:>12}  limit {str(row['max_tiles_per_batch']):>4}  tiles {row['tiles']:>3}  "
-                      f"calls {row['model_calls']:>3}  largest batch {row['largest_batch']:>3}  "
-                      f"RSS frame held {row['rss_mb']['frame_held']:>7.1f} MB  peak {row['rss_mb']['peak']:>7.1f} MB  "
-                      f"detect +{row['detect_extra_mb']:.1f} MB", flush=True)
+                print(
+                    f"{row['frame']:>12}  limit {str(row['max_tiles_per_batch']):>4}  tiles {row['tiles']:>3}  "
+                    f"calls {row['model_calls']:>3}  largest batch {row['largest_batch']:>3}  "
+                    f"RSS frame held {row['rss_mb']['frame_held']:>7.1f} MB  peak {row['rss_mb']['peak']:>7.1f} MB  "
+                    f"detect +{row['detect_extra_mb']:.1f} MB",
+                    flush=True,
+                )
     report = {
         "benchmark": "tile_memory",
-        "model": args.describe or args.model or f"marker model (tests/runtime/runtime_models.py), input {MARKER_INPUT_SIZE[0]}x"
-                               f"{MARKER_INPUT_SIZE[1]}, K=100, dynamic batch",
+        "model": args.describe
+        or args.model
+        or f"marker model (tests/runtime/runtime_models.py), input {MARKER_INPUT_SIZE[0]}x"
+        f"{MARKER_INPUT_SIZE[1]}, K=100, dynamic batch",
         "onnxruntime": onnxruntime.__version__,
         "threads": args.threads,
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},

@@ -69,13 +69,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     data = make_data(work, args.images, args.val_fraction, RECIPE.image_size, args.data_seed)
-    recipes = {cell: RECIPE.with_overrides(f"{RECIPE.name}/attention-{cell}", **change) for cell, change in CELLS.items()}
-    report = {"benchmark": "compare_fovea_supervision", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "recipe": RECIPE.name, "preset": RECIPE.preset, "iterations": args.max_iters, "seeds": args.seeds,
-              "torch_threads": args.threads, "cells": {cell: CELLS[cell] for cell in args.cells},
-              "data": {"size_wh": list(RECIPE.image_size), "images": args.images, "seed": args.data_seed,
-                       "path": str(data)},
-              "machine": machine(), "runs": {cell: {} for cell in args.cells}}
+    recipes = {
+        cell: RECIPE.with_overrides(f"{RECIPE.name}/attention-{cell}", **change) for cell, change in CELLS.items()
+    }
+    report = {
+        "benchmark": "compare_fovea_supervision",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "recipe": RECIPE.name,
+        "preset": RECIPE.preset,
+        "iterations": args.max_iters,
+        "seeds": args.seeds,
+        "torch_threads": args.threads,
+        "cells": {cell: CELLS[cell] for cell in args.cells},
+        "data": {"size_wh": list(RECIPE.image_size), "images": args.images, "seed": args.data_seed, "path": str(data)},
+        "machine": machine(),
+        "runs": {cell: {} for cell in args.cells},
+    }
     for cell in args.cells:
         for seed in args.seeds:
             run_dir = work / f"{cell}_seed{seed}"
@@ -84,8 +93,11 @@ def main() -> None:
             report["runs"][cell][str(seed)] = row
             report["summary_percent"] = summarise(report["runs"])
             atomic_write_json(args.out, json_safe(report), indent=2)
-            print(f"{cell} seed {seed}: AP50_tiny {row['AP50_tiny_percent_plain']:.2f} % plain, "
-                  f"{row['AP50_tiny_percent_two_scale']:.2f} % 2-scale, {row['wall_time_s']:.0f} s", flush=True)
+            print(
+                f"{cell} seed {seed}: AP50_tiny {row['AP50_tiny_percent_plain']:.2f} % plain, "
+                f"{row['AP50_tiny_percent_two_scale']:.2f} % 2-scale, {row['wall_time_s']:.0f} s",
+                flush=True,
+            )
     print(json.dumps(json_safe(report["summary_percent"]), indent=1))
 
 

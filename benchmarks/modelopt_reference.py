@@ -29,9 +29,16 @@ def main(argv=None) -> int:
     from modelopt.onnx.quantization import quantize
 
     started = time.perf_counter()
-    quantize(args.model, quantize_mode="int8", calibration_data={"images": np.load(args.calib)},
-             calibration_method=args.method, calibration_eps=["cpu"], output_path=args.out,
-             high_precision_dtype="fp32", log_level="ERROR")
+    quantize(
+        args.model,
+        quantize_mode="int8",
+        calibration_data={"images": np.load(args.calib)},
+        calibration_method=args.method,
+        calibration_eps=["cpu"],
+        output_path=args.out,
+        high_precision_dtype="fp32",
+        log_level="ERROR",
+    )
     import onnx
 
     # Model Optimizer drops the model's metadata: sspnet's runtime reads its contract from it.

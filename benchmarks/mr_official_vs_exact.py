@@ -36,8 +36,13 @@ def main() -> None:
 
     torch.set_num_threads(1)
     model = load_model(args.checkpoint)
-    report = {"benchmark": "mr_official_vs_exact", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "checkpoint": args.checkpoint, "data": args.data, "splits": {}}
+    report = {
+        "benchmark": "mr_official_vs_exact",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "checkpoint": args.checkpoint,
+        "data": args.data,
+        "splits": {},
+    }
     for split in args.splits:
         gt_path, image_root = dataset_paths(args.data, split)
         annotations = load_annotations(gt_path, image_root=image_root, evaluation=True)
@@ -53,8 +58,11 @@ def main() -> None:
             "official_minus_exact": {k: modes["official"][k] - modes["exact"][k] for k in keys},
         }
         difference = report["splits"][split]["official_minus_exact"]
-        print(f"{split} ({len(annotations)} images): MR50_tiny exact {modes['exact']['MR50_tiny']:.2f}, "
-              f"official {modes['official']['MR50_tiny']:.2f} ({difference['MR50_tiny']:+.2f})", flush=True)
+        print(
+            f"{split} ({len(annotations)} images): MR50_tiny exact {modes['exact']['MR50_tiny']:.2f}, "
+            f"official {modes['official']['MR50_tiny']:.2f} ({difference['MR50_tiny']:+.2f})",
+            flush=True,
+        )
     atomic_write_json(args.out, report, indent=2)
 
 

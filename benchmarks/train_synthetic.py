@@ -30,11 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-from sspnet.io.atomic import atomic_write_json, json_safe
-
 import torch
 
 from sspnet.engine.recipes import SYNTHETIC_CPU, Recipe, iterations_for_budget
+from sspnet.io.atomic import atomic_write_json, json_safe
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -92,8 +91,9 @@ def run_benchmark(recipe: Recipe, data: Path, out: Path, max_iters: int, **confi
     result = train(config)
     train_wall = time.perf_counter() - start
     plain = result.last_metrics or {}
-    two_scale, tta_seconds = evaluate_scales(out / "last.safetensors", data / "annotations" / "val.json",
-                                             data / "images", TEST_SCALES)
+    two_scale, tta_seconds = evaluate_scales(
+        out / "last.safetensors", data / "annotations" / "val.json", data / "images", TEST_SCALES
+    )
     row = {
         "recipe": recipe.name,
         "preset": recipe.preset,
@@ -121,8 +121,13 @@ def run_benchmark(recipe: Recipe, data: Path, out: Path, max_iters: int, **confi
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "load_average": list(os.getloadavg())}
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average": list(os.getloadavg()),
+    }
 
 
 def thread_candidates(option: str) -> list[int]:
@@ -132,14 +137,19 @@ def thread_candidates(option: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-min", type=float, default=10.0, help="wall-time budget of training + evaluations")
-    parser.add_argument("--eval-reserve-s", type=float, default=60.0,
-                        help="part of the budget kept for the final evaluations (default 60)")
+    parser.add_argument(
+        "--eval-reserve-s",
+        type=float,
+        default=60.0,
+        help="part of the budget kept for the final evaluations (default 60)",
+    )
     parser.add_argument("--max-iters", type=int, help="fixed number of iterations instead of the calibrated one")
     parser.add_argument("--images", type=int, default=250, help="synthetic images in total (default 250)")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share held out for val (default 0.2: 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
-    parser.add_argument("--threads", default="auto",
-                        help="torch threads, or 'auto': time 1 and all cores, keep the faster (default)")
+    parser.add_argument(
+        "--threads", default="auto", help="torch threads, or 'auto': time 1 and all cores, keep the faster (default)"
+    )
     parser.add_argument("--work", default="/tmp/sspnet_train_synthetic", help="data and run folders")
     parser.add_argument("--out", default=str(RESULTS / "train_synthetic.json"))
     args = parser.parse_args()
@@ -154,13 +164,18 @@ def main() -> None:
 
         shutil.rmtree(run_dir)
     threads, thread_timings = choose_threads(RECIPE, thread_candidates(args.threads))
-    max_iters = args.max_iters or iterations_for_budget(thread_timings[threads],
-                                                        60.0 * args.budget_min - args.eval_reserve_s)
+    max_iters = args.max_iters or iterations_for_budget(
+        thread_timings[threads], 60.0 * args.budget_min - args.eval_reserve_s
+    )
     row = run_benchmark(RECIPE, data, run_dir, max_iters)
-    splits = {name: len(json.loads((data / "annotations" / f"{name}.json").read_text())["images"])
-              for name in ("train", "val")}
-    met = {name: row[f"AP50_tiny_fraction_{name}"] is not None and row[f"AP50_tiny_fraction_{name}"] >= TARGET_AP50_TINY
-           for name in ("plain", "two_scale")}
+    splits = {
+        name: len(json.loads((data / "annotations" / f"{name}.json").read_text())["images"])
+        for name in ("train", "val")
+    }
+    met = {
+        name: row[f"AP50_tiny_fraction_{name}"] is not None and row[f"AP50_tiny_fraction_{name}"] >= TARGET_AP50_TINY
+        for name in ("plain", "two_scale")
+    }
     report = {
         "benchmark": "train_synthetic",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -171,7 +186,7 @@ def main() -> None:
         "calibrated_sec_per_iter_by_threads": thread_timings,
         "data": {"images": splits, "size_wh": list(RECIPE.image_size), "seed": args.seed, "path": str(data)},
         "evaluation": "TinyPerson AP/MR (sspnet.evaluation), percent; plain = whole val images at native size, "
-                      "two_scale = 1x and 1.5x merged",
+        "two_scale = 1x and 1.5x merged",
         "machine": machine(),
         **row,
     }
@@ -182,8 +197,10 @@ def main() -> None:
         print(f"\n{name}:")
         print_results_table(row["metrics_percent"][name])
         value = row[f"AP50_tiny_percent_{name}"]
-        print(f"AP50_tiny ({name}) = {value:.2f} % (fraction {value / 100:.3f}; target {TARGET_AP50_TINY}: "
-              f"{'met' if met[name] else 'not met'})")
+        print(
+            f"AP50_tiny ({name}) = {value:.2f} % (fraction {value / 100:.3f}; target {TARGET_AP50_TINY}: "
+            f"{'met' if met[name] else 'not met'})"
+        )
     print(f"{row['iterations']} iterations, {row['wall_time_s']:.0f} s (budget {60 * args.budget_min:.0f} s) -> {out}")
 
 

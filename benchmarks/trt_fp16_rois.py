@@ -111,9 +111,15 @@ def roi_stats(calls, original) -> dict:
         difference = (emulated - reference).abs()
         max_pooled = max(max_pooled, float(difference.max()) if difference.numel() else 0.0)
         rel_pooled.append(float(difference.norm() / reference.norm().clamp(min=1e-12)))
-    return dict(rois=total, rois_moved=moved, rois_moved_pct=100.0 * moved / max(total, 1),
-                max_coordinate_change_px=max_move, level_changes=flips,
-                pooled_max_abs_diff=max_pooled, pooled_relative_l2_diff=float(np.mean(rel_pooled)))
+    return dict(
+        rois=total,
+        rois_moved=moved,
+        rois_moved_pct=100.0 * moved / max(total, 1),
+        max_coordinate_change_px=max_move,
+        level_changes=flips,
+        pooled_max_abs_diff=max_pooled,
+        pooled_relative_l2_diff=float(np.mean(rel_pooled)),
+    )
 
 
 def count(outputs: dict, index: int) -> int:
@@ -204,7 +210,8 @@ def compare_runs(model, frames: np.ndarray, batch_size: int = 2, random_weights:
             stats["detections"].update(
                 box_change_px_iou50_p50=float(np.percentile(changes, 50)),
                 box_change_px_iou50_p99=float(np.percentile(changes, 99)),
-                boxes_changed_over_1px_pct=float(100.0 * np.mean(changes > 1.0)))
+                boxes_changed_over_1px_pct=float(100.0 * np.mean(changes > 1.0)),
+            )
     stats["detections"]["ap50_vs_fp32_reference"] = average_precision_50(reference, emulated)
     stats["seconds"] = round(time.perf_counter() - start, 1)
     return dict(stats, outputs=(reference, emulated))
@@ -220,8 +227,14 @@ def upscale(images: np.ndarray, scale: int) -> np.ndarray:
     import cv2
 
     height, width = images.shape[2:]
-    out = [cv2.resize(np.ascontiguousarray(image.transpose(1, 2, 0)), (scale * width, scale * height),
-                      interpolation=cv2.INTER_LINEAR) for image in images]
+    out = [
+        cv2.resize(
+            np.ascontiguousarray(image.transpose(1, 2, 0)),
+            (scale * width, scale * height),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        for image in images
+    ]
     return np.stack(out).transpose(0, 3, 1, 2).copy()
 
 
@@ -241,7 +254,7 @@ def mosaic(images: np.ndarray, grid: int) -> np.ndarray:
     for index in range(count):
         frame, cell = divmod(index, per_frame)
         row, col = divmod(cell, grid)
-        frames[frame, :, row * height:(row + 1) * height, col * width:(col + 1) * width] = images[index]
+        frames[frame, :, row * height : (row + 1) * height, col * width : (col + 1) * width] = images[index]
     return frames
 
 
@@ -265,10 +278,12 @@ def split_mosaic(outputs: dict, grid: int, tile_hw: tuple[int, int], num_images:
                 shifted = np.clip(shifted, 0, [width, height, width, height]).astype(np.float32)
                 per_image[index].append((shifted, score, label))
     capacity = max(1, max(len(d) for d in per_image))
-    result = {"num_dets": np.zeros((num_images, 1), np.int32),
-              "boxes": np.zeros((num_images, capacity, 4), np.float32),
-              "scores": np.zeros((num_images, capacity), np.float32),
-              "labels": np.full((num_images, capacity), -1, np.int32)}
+    result = {
+        "num_dets": np.zeros((num_images, 1), np.int32),
+        "boxes": np.zeros((num_images, capacity, 4), np.float32),
+        "scores": np.zeros((num_images, capacity), np.float32),
+        "labels": np.full((num_images, capacity), -1, np.int32),
+    }
     for index, dets in enumerate(per_image):
         result["num_dets"][index, 0] = len(dets)
         for k, (box, score, label) in enumerate(dets):
@@ -281,8 +296,9 @@ GT_METRICS = ("AP50_tiny", "AP25_tiny", "AP75_tiny", "AP50_all")
 
 def ground_truth_ap(annotations, outputs: dict) -> dict:
     """TinyPerson AP (sspnet.evaluation, percent) of contract outputs in the images' own pixels."""
-    from sspnet.evaluation import evaluate
     from sspnet.export.parity import outputs_to_detections
+
+    from sspnet.evaluation import evaluate
 
     detections = outputs_to_detections(outputs, [record.image_id for record in annotations.records])
     results = evaluate(annotations, detections, compute_mr=False)
@@ -295,8 +311,12 @@ def measure_trained(model, images: np.ndarray, annotations, *, scale: int = 1, g
     image's own pixels (so the TinyPerson size ranges keep their meaning)."""
     height, width = images.shape[2:]
     frames = mosaic(images, grid) if grid > 1 else upscale(images, scale)
-    stats = dict(layout=f"mosaic {grid}x{grid}" if grid > 1 else f"upscaled x{scale}",
-                 frame_hw=list(frames.shape[2:]), frames=len(frames), images=len(images))
+    stats = dict(
+        layout=f"mosaic {grid}x{grid}" if grid > 1 else f"upscaled x{scale}",
+        frame_hw=list(frames.shape[2:]),
+        frames=len(frames),
+        images=len(images),
+    )
     stats.update(compare_runs(model, frames))
     reference, emulated = stats.pop("outputs")
     if grid > 1:
@@ -304,13 +324,17 @@ def measure_trained(model, images: np.ndarray, annotations, *, scale: int = 1, g
     else:
         back = [scale_outputs(out, 1.0 / scale) for out in (reference, emulated)]
     fp32, fp16 = (ground_truth_ap(annotations, out) for out in back)
-    stats["ground_truth"] = dict(fp32_rois=fp32, fp16_rois=fp16,
-                                 difference={key: fp16[key] - fp32[key] for key in GT_METRICS})
-    print(f"{stats['layout']:>14} {stats['frame_hw']}: AP50-tiny fp32 {fp32['AP50_tiny']:.2f} "
-          f"fp16-RoIs {fp16['AP50_tiny']:.2f} ({fp16['AP50_tiny'] - fp32['AP50_tiny']:+.2f}), matched "
-          f"{stats['detections']['matched_pct']:.1f} % (loose {stats['detections']['matched_pct_iou90_score01']:.1f} %), "
-          f"box change p50 {stats['detections'].get('box_change_px_iou50_p50', 0):.3f} max "
-          f"{stats['detections']['max_box_change_px_iou50']:.3f} px, {stats['seconds']} s", flush=True)
+    stats["ground_truth"] = dict(
+        fp32_rois=fp32, fp16_rois=fp16, difference={key: fp16[key] - fp32[key] for key in GT_METRICS}
+    )
+    print(
+        f"{stats['layout']:>14} {stats['frame_hw']}: AP50-tiny fp32 {fp32['AP50_tiny']:.2f} "
+        f"fp16-RoIs {fp16['AP50_tiny']:.2f} ({fp16['AP50_tiny'] - fp32['AP50_tiny']:+.2f}), matched "
+        f"{stats['detections']['matched_pct']:.1f} % (loose {stats['detections']['matched_pct_iou90_score01']:.1f} %), "
+        f"box change p50 {stats['detections'].get('box_change_px_iou50_p50', 0):.3f} max "
+        f"{stats['detections']['max_box_change_px_iou50']:.3f} px, {stats['seconds']} s",
+        flush=True,
+    )
     return stats
 
 
@@ -318,16 +342,20 @@ def run_trained(args) -> dict:
     import shlex
     import sys
 
-    from sspnet.checkpoint import load_model
     from sspnet.export.parity import dataset_images
+
+    from sspnet.checkpoint import load_model
 
     images, annotations = dataset_images(args.data, args.split, limit=args.limit)
     model = load_model(args.checkpoint)
     config = model.config
     if config.variant != "faster_rcnn":
         raise SystemExit(f"{args.checkpoint}: a {config.variant} model has no RoIAlign; need a Faster R-CNN")
-    base = dict(rpn_test_nms_pre=config.rpn_test_nms_pre, rpn_test_max_proposals=config.rpn_test_max_proposals,
-                max_detections=config.max_detections)
+    base = dict(
+        rpn_test_nms_pre=config.rpn_test_nms_pre,
+        rpn_test_max_proposals=config.rpn_test_max_proposals,
+        max_detections=config.max_detections,
+    )
     rows = [measure_trained(model, images, annotations, scale=scale) for scale in args.scale]
     for grid in args.mosaic:
         # grid^2 images per frame: grid^2 times the proposals and detections, as per image
@@ -340,22 +368,41 @@ def run_trained(args) -> dict:
         import yaml
 
         stored = yaml.safe_load(run_config.read_text(encoding="utf-8")) or {}
-        training["run_config"] = {key: stored.get(key) for key in (
-            "preset", "model_overrides", "max_iters", "batch_size", "lr", "clip_grad", "augment", "seed",
-            "warmup_iters", "milestones")}
+        training["run_config"] = {
+            key: stored.get(key)
+            for key in (
+                "preset",
+                "model_overrides",
+                "max_iters",
+                "batch_size",
+                "lr",
+                "clip_grad",
+                "augment",
+                "seed",
+                "warmup_iters",
+                "milestones",
+            )
+        }
     return dict(
         benchmark="trt_fp16_rois_trained",
         command=" ".join(shlex.quote(a) for a in ["python", "benchmarks/trt_fp16_rois.py", *sys.argv[1:]]),
-        weights=dict(checkpoint=str(args.checkpoint), preset=info.get("preset"), overrides=info.get("overrides"),
-                     test_settings=dict(base, score_thr=config.score_thr, nms_method=config.nms_method,
-                                        nms_iou_thr=config.nms_iou_thr)),
+        weights=dict(
+            checkpoint=str(args.checkpoint),
+            preset=info.get("preset"),
+            overrides=info.get("overrides"),
+            test_settings=dict(
+                base, score_thr=config.score_thr, nms_method=config.nms_method, nms_iou_thr=config.nms_iou_thr
+            ),
+        ),
         training=training,
         data=dict(folder=str(args.data), split=args.split, images=len(images), image_hw=list(images.shape[2:])),
         emulation="CPU kernels, fp32 everywhere; RoIs rounded to fp16 and back before RoIAlign",
-        evaluation=("sspnet.evaluation.evaluate (TinyPerson protocol, 200 detections per image, no MR) against "
-                    "the ground truth, after mapping detections back to each image's own pixels (upscaled: "
-                    "boxes / scale; mosaic: the tile of the box centre, shifted and clipped); RoI and detection "
-                    "statistics (roi, detections) are in the frames' pixels, i.e. what the engine sees"),
+        evaluation=(
+            "sspnet.evaluation.evaluate (TinyPerson protocol, 200 detections per image, no MR) against "
+            "the ground truth, after mapping detections back to each image's own pixels (upscaled: "
+            "boxes / scale; mosaic: the tile of the box centre, shifted and clipped); RoI and detection "
+            "statistics (roi, detections) are in the frames' pixels, i.e. what the engine sees"
+        ),
         versions=dict(torch=torch.__version__, python=platform.python_version()),
         machine=platform.machine(),
         layouts=rows,
@@ -365,18 +412,33 @@ def run_trained(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=12, help="random-weights mode: images per size (default 12)")
-    parser.add_argument("--out", help="result JSON (default benchmarks/results/trt_fp16_rois.json, "
-                                      "with --checkpoint benchmarks/results/trt_fp16_rois_trained.json)")
-    parser.add_argument("--checkpoint", help="a trained Faster R-CNN checkpoint: measure it on --data instead "
-                                             "of random weights on synthetic scenes")
+    parser.add_argument(
+        "--out",
+        help="result JSON (default benchmarks/results/trt_fp16_rois.json, "
+        "with --checkpoint benchmarks/results/trt_fp16_rois_trained.json)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        help="a trained Faster R-CNN checkpoint: measure it on --data instead of random weights on synthetic scenes",
+    )
     parser.add_argument("--data", help="with --checkpoint: data folder (DIR/annotations/<split>.json, DIR/images)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--training", help="with --checkpoint: how the checkpoint was trained (recorded as given)")
     parser.add_argument("--limit", type=int, help="with --checkpoint: at most this many images")
-    parser.add_argument("--scale", type=int, nargs="*", default=[1, 2, 4],
-                        help="with --checkpoint: upscale factors of the images (default 1 2 4)")
-    parser.add_argument("--mosaic", type=int, nargs="*", default=[2, 4, 5, 6],
-                        help="with --checkpoint: also G x G mosaics of the images at native size (default 2 4 5 6)")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        nargs="*",
+        default=[1, 2, 4],
+        help="with --checkpoint: upscale factors of the images (default 1 2 4)",
+    )
+    parser.add_argument(
+        "--mosaic",
+        type=int,
+        nargs="*",
+        default=[2, 4, 5, 6],
+        help="with --checkpoint: also G x G mosaics of the images at native size (default 2 4 5 6)",
+    )
     args = parser.parse_args()
 
     from sspnet.io.atomic import atomic_write_json
@@ -390,7 +452,8 @@ def main() -> None:
         from sspnet.io.outputs import OutputGuard
 
         out = OutputGuard(inputs=[args.checkpoint, args.data], verb="trt_fp16_rois").check_file(
-            args.out or "benchmarks/results/trt_fp16_rois_trained.json", kind="json")  # before the long run
+            args.out or "benchmarks/results/trt_fp16_rois_trained.json", kind="json"
+        )  # before the long run
         results = run_trained(args)
         atomic_write_json(out, results)
         print(json.dumps({k: v for k, v in results.items() if k != "layouts"}, indent=1))

@@ -42,6 +42,7 @@ def fp16_region(model, body: set[str]) -> set[str]:
     for node in model.graph.node:
         for name in node.input:
             readers[name].append(node)
+
     def ancestors(seeds, skip_rois=False, stop=frozenset()):
         found, frontier = set(), list(seeds)
         while frontier:
@@ -57,8 +58,11 @@ def fp16_region(model, body: set[str]) -> set[str]:
     weighted = [node for node in model.graph.node if node.name in body and node.op_type in WEIGHTED]
     # What the RoI coordinates are computed from (proposal decoding, anchors) stays fp32; the
     # backbone and RPN layers they start from do not.
-    roi_nodes = [producers[node.input[ROI_INPUTS[node.op_type]]] for node in model.graph.node
-                 if node.op_type in ROI_INPUTS and node.input[ROI_INPUTS[node.op_type]] in producers]
+    roi_nodes = [
+        producers[node.input[ROI_INPUTS[node.op_type]]]
+        for node in model.graph.node
+        if node.op_type in ROI_INPUTS and node.input[ROI_INPUTS[node.op_type]] in producers
+    ]
     roi_sources = ancestors(roi_nodes)
     features = ancestors(by_name[name] for name in roi_sources if by_name[name].op_type in WEIGHTED)
     fp16 = ancestors(weighted, skip_rois=True, stop=frozenset(roi_sources - features))
@@ -95,11 +99,15 @@ def to_float16(model, fp16_nodes: set[str]):
             opset.version = FP16_OPSET  # Q/DQ, Resize, Pad, Cast... changed nothing this graph relies on
     plugins = {node.op_type for node in model.graph.node if node.domain not in ("", "ai.onnx", "com.microsoft")}
     fp16_plugins = {ROI_ALIGN_PLUGIN} & plugins
-    blocked = [node.name for node in model.graph.node
-               if node.name not in fp16_nodes and node.op_type not in fp16_plugins]
+    blocked = [
+        node.name for node in model.graph.node if node.name not in fp16_nodes and node.op_type not in fp16_plugins
+    ]
     converted = convert_float_to_float16(
-        model, keep_io_types=True, disable_shape_infer=False,
-        op_block_list=list(DEFAULT_OP_BLOCK_LIST) + sorted(plugins - fp16_plugins), node_block_list=blocked,
+        model,
+        keep_io_types=True,
+        disable_shape_infer=False,
+        op_block_list=list(DEFAULT_OP_BLOCK_LIST) + sorted(plugins - fp16_plugins),
+        node_block_list=blocked,
     )
     _roi_coordinates_in_fp32(converted)
     _drop_round_trips(converted)
@@ -114,8 +122,10 @@ def _drop_round_trips(model) -> None:
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in
-             list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    }
     types.update({init.name: init.data_type for init in model.graph.initializer})
     producers = {out: node for node in model.graph.node for out in node.output}
 
@@ -128,8 +138,11 @@ def _drop_round_trips(model) -> None:
             if back is None or cast_to(back) != onnx.TensorProto.FLOAT:
                 continue
             down = producers.get(back.input[0])
-            if down is not None and cast_to(down) == onnx.TensorProto.FLOAT16 \
-                    and types.get(down.input[0]) == onnx.TensorProto.FLOAT:
+            if (
+                down is not None
+                and cast_to(down) == onnx.TensorProto.FLOAT16
+                and types.get(down.input[0]) == onnx.TensorProto.FLOAT
+            ):
                 node.input[index] = down.input[0]
     outputs = {v.name for v in model.graph.output}
     while True:

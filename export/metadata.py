@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import onnx
+from sspnet.runtime.contract import METADATA_KEYS
 
 import sspnet
-from sspnet.runtime.contract import METADATA_KEYS
 
 
 def class_names(config) -> list[str]:

@@ -27,11 +27,11 @@ import warnings
 from pathlib import Path
 
 import torch
+from sspnet.export.options import DEFAULT_OPSET, FLAVORS, check_export_options, check_export_paths, check_flavor
+from sspnet.runtime.contract import INPUT_NAME, OUTPUT_NAMES
 
 from sspnet.errors import UsageError
-from sspnet.export.options import DEFAULT_OPSET, FLAVORS, check_export_options, check_export_paths, check_flavor
 from sspnet.io.atomic import atomic_write
-from sspnet.runtime.contract import INPUT_NAME, OUTPUT_NAMES
 
 PREFIX = "ONNX:"
 
@@ -173,7 +173,6 @@ def export_onnx(
     a parity table. trt_lint: "report" / "strict" / "off", the TensorRT parser check (trt_lint.py).
     """
     import onnx
-
     from sspnet.export.trt_lint import check_lint_mode, lint_export
 
     imgsz, batch = check_export_options(flavor, imgsz, batch, opset)
@@ -195,7 +194,9 @@ def export_onnx(
 
     # torch.export treats a size-1 example dimension as static: use 2 images for a dynamic batch.
     example_batch = 2 if batch == "dynamic" else batch
-    example = torch.randint(0, 256, (example_batch, 3, *imgsz), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    example = torch.randint(
+        0, 256, (example_batch, 3, *imgsz), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     dynamic_shapes = None
     if batch == "dynamic":
         dynamic_shapes = {"images": {0: torch.export.Dim("batch", min=1, max=4096)}}

@@ -101,8 +101,7 @@ def multi_level_roi_align(
     features = list(features)
     if len(features) != len(spatial_scales):
         raise ValueError(
-            f"multi_level_roi_align: {len(features)} feature levels but "
-            f"{len(spatial_scales)} spatial_scales"
+            f"multi_level_roi_align: {len(features)} feature levels but {len(spatial_scales)} spatial_scales"
         )
     levels = roi_levels_onnx(rois, len(features), finest_scale)  # [R]
     batch_column = op.Slice(rois, _int64s(0), _int64s(1), _int64s(1))

@@ -41,7 +41,7 @@ _FLOAT_TYPES = ["tensor(float)", "tensor(float16)"]
 _FIXED_TYPES = {"int32": "tensor(int32)", "int64": "tensor(int64)", "float32": "tensor(float)"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def plugin_fields() -> dict:
     """The `plugins` object of runtime/plugin_fields.json (installed as sspnet.runtime data)."""
     text = resources.files("sspnet.runtime").joinpath("plugin_fields.json").read_text()
@@ -75,7 +75,7 @@ def _formal_parameter(tensor: dict) -> OpSchema.FormalParameter:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def plugin_schema(name: str) -> OpSchema:
     """An ONNX OpSchema for the plugin's node, generated from plugin_fields.json.
 
@@ -115,8 +115,7 @@ def plugin_attributes(name: str, field_values: dict) -> dict:
     unknown = sorted(set(field_values) - set(fields))
     if missing or unknown:
         raise ValueError(
-            f"{name}: attribute values do not match plugin_fields.json fields "
-            f"(missing {missing}, unknown {unknown})"
+            f"{name}: attribute values do not match plugin_fields.json fields (missing {missing}, unknown {unknown})"
         )
     attributes = {"plugin_version": str(plugin["version"]), "plugin_namespace": str(plugin["namespace"])}
     for field, spec in fields.items():

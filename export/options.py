@@ -25,7 +25,8 @@ def check_imgsz(imgsz, option: str = "imgsz") -> tuple[int, int]:
     if not all(v >= STRIDE and v % STRIDE == 0 for v in values):
         nearest = [max(STRIDE, round(v / STRIDE) * STRIDE) for v in values]
         raise UsageError(
-            f"the input size must be positive multiples of {STRIDE} (the backbone's stride)", field=option,
+            f"the input size must be positive multiples of {STRIDE} (the backbone's stride)",
+            field=option,
             expected=f"e.g. {nearest[0]} {nearest[1]}",
             got=f"{values[0]} {values[1]}",
         )
@@ -49,8 +50,12 @@ def check_opset(opset, option: str = "opset") -> int:
 
     newest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
-        raise UsageError("unsupported ONNX opset (RoiAlign needs 16)", field=option,
-                         expected=f"an integer in [{MIN_OPSET}, {newest}]", got=repr(opset))
+        raise UsageError(
+            "unsupported ONNX opset (RoiAlign needs 16)",
+            field=option,
+            expected=f"an integer in [{MIN_OPSET}, {newest}]",
+            got=repr(opset),
+        )
     return opset
 
 
@@ -87,11 +92,21 @@ def check_export_paths(checkpoint: str | os.PathLike | None, out: str | os.PathL
         inputs.append(checkpoint)
     if isinstance(verify_images, (str, os.PathLike)) and not str(verify_images).isdigit():
         if not Path(verify_images).is_dir():
-            raise UsageError("not an image count nor an existing folder", field="--verify-images",
-                             got=str(verify_images))
+            raise UsageError(
+                "not an image count nor an existing folder", field="--verify-images", got=str(verify_images)
+            )
         inputs.append(verify_images)
     return OutputGuard(inputs=inputs, verb="export").check_file(out, kind="onnx")
 
 
-__all__ = ["DEFAULT_OPSET", "FLAVORS", "check_export_options", "check_export_paths", "check_flavor", "check_imgsz",
-           "check_opset", "default_onnx_path", "parse_batch"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "FLAVORS",
+    "check_export_options",
+    "check_export_paths",
+    "check_flavor",
+    "check_imgsz",
+    "check_opset",
+    "default_onnx_path",
+    "parse_batch",
+]

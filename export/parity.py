@@ -17,10 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from sspnet.io.table import print_table
-from sspnet.errors import InputError, UsageError
 from sspnet.runtime.contract import INPUT_NAME, OUTPUT_NAMES
+
+from sspnet.errors import InputError, UsageError
+from sspnet.io.table import print_table
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -45,8 +45,12 @@ def folder_images(folder: str | Path, imgsz: tuple[int, int], limit: int = 16) -
     folder = Path(folder)
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
-        raise InputError("no images in the folder", path=folder, field="--verify-images",
-                         expected=f"{'/'.join(IMAGE_SUFFIXES)} files")
+        raise InputError(
+            "no images in the folder",
+            path=folder,
+            field="--verify-images",
+            expected=f"{'/'.join(IMAGE_SUFFIXES)} files",
+        )
     height, width = imgsz
     images = []
     for path in paths:
@@ -132,7 +136,6 @@ def onnx_session(model_path: str | Path, flavor: str):
         return lambda images: session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
     if flavor == "tensorrt":
         import onnx
-
         from sspnet.export.reference_ops import reference_evaluator
 
         evaluator = reference_evaluator(onnx.load(str(model_path)))
@@ -245,5 +248,14 @@ def print_parity(rows: dict[str, dict]) -> None:
             )
             for label, s in rows.items()
         ],
-        headers=("graph", "images", "torch dets", "onnx dets", "matched", "max box diff", "max score diff", "same count"),
+        headers=(
+            "graph",
+            "images",
+            "torch dets",
+            "onnx dets",
+            "matched",
+            "max box diff",
+            "max score diff",
+            "same count",
+        ),
     )

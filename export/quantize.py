@@ -89,8 +89,20 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 METADATA_KEY = "quantization"  # metadata_props entry describing the Q/DQ model
 
 # Node types that are part of the quantized body when their outputs are feature maps.
-BODY_OP_TYPES = ("Conv", "Relu", "Add", "Mul", "Resize", "MaxPool", "Concat", "Sigmoid", "AveragePool",
-                 "GlobalAveragePool", "ReduceMean", "Expand")
+BODY_OP_TYPES = (
+    "Conv",
+    "Relu",
+    "Add",
+    "Mul",
+    "Resize",
+    "MaxPool",
+    "Concat",
+    "Sigmoid",
+    "AveragePool",
+    "GlobalAveragePool",
+    "ReduceMean",
+    "Expand",
+)
 WEIGHTED_OP_TYPES = ("Conv", "Gemm", "MatMul")
 GROUP_WEIGHT_PATTERNS = {
     "box": re.compile(r"(conv_reg|rpn_reg|fc_reg)\.weight$"),
@@ -119,29 +131,44 @@ class QuantizeSettings:
 
     def check(self) -> None:
         if self.method not in METHODS:
-            raise UsageError("unknown calibration method", field="--method", expected=" / ".join(METHODS),
-                             got=self.method)
+            raise UsageError(
+                "unknown calibration method", field="--method", expected=" / ".join(METHODS), got=self.method
+            )
         if self.activations not in ACTIVATIONS:
-            raise UsageError("unknown activation form", field="--activations", expected=" / ".join(ACTIVATIONS),
-                             got=self.activations)
+            raise UsageError(
+                "unknown activation form", field="--activations", expected=" / ".join(ACTIVATIONS), got=self.activations
+            )
         unknown = [g for g in self.float_groups if g not in FLOAT_GROUPS]
         if unknown:
-            raise UsageError("unknown float group", field="--float", expected=", ".join(FLOAT_GROUPS),
-                             got=", ".join(unknown))
+            raise UsageError(
+                "unknown float group", field="--float", expected=", ".join(FLOAT_GROUPS), got=", ".join(unknown)
+            )
         if isinstance(self.max_tiles, bool) or not isinstance(self.max_tiles, int) or self.max_tiles < 1:
-            raise UsageError("the calibration needs at least one tile", field="--max-tiles", expected="an integer >= 1",
-                             got=self.max_tiles)
+            raise UsageError(
+                "the calibration needs at least one tile",
+                field="--max-tiles",
+                expected="an integer >= 1",
+                got=self.max_tiles,
+            )
         if not 0.0 < self.percentile <= 100.0:
-            raise UsageError("percentile out of range", field="--percentile", expected="in (0, 100]", got=self.percentile)
+            raise UsageError(
+                "percentile out of range", field="--percentile", expected="in (0, 100]", got=self.percentile
+            )
         if self.placement not in PLACEMENTS:
-            raise UsageError("unknown Q/DQ placement", field="--placement", expected=" / ".join(PLACEMENTS),
-                             got=self.placement)
+            raise UsageError(
+                "unknown Q/DQ placement", field="--placement", expected=" / ".join(PLACEMENTS), got=self.placement
+            )
         if self.float_type is not None and self.float_type not in FLOAT_TYPES:
-            raise UsageError("unknown float type", field="--float-type", expected=" / ".join(FLOAT_TYPES),
-                             got=self.float_type)
+            raise UsageError(
+                "unknown float type", field="--float-type", expected=" / ".join(FLOAT_TYPES), got=self.float_type
+            )
         if self.activations == "asymmetric" and self.float_type == "fp16":
-            raise UsageError("the asymmetric (ONNX Runtime CPU) form keeps its float layers in fp32",
-                             field="--float-type", expected="fp32 with --activations asymmetric", got="fp16")
+            raise UsageError(
+                "the asymmetric (ONNX Runtime CPU) form keeps its float layers in fp32",
+                field="--float-type",
+                expected="fp32 with --activations asymmetric",
+                got="fp16",
+            )
 
     @property
     def resolved_float_type(self) -> str:
@@ -168,7 +195,6 @@ def _ort_quantization():
 def load_sspnet_model(path: str | Path):
     """(onnx.ModelProto, ModelMetadata) of an exported float sspnet model; InputError otherwise."""
     import onnx
-
     from sspnet.runtime.backend import MetadataError, ModelMetadata
 
     path = Path(path)
@@ -185,9 +211,14 @@ def load_sspnet_model(path: str | Path):
         metadata = ModelMetadata.from_props(props, source=str(path))
     except MetadataError as error:
         raise InputError(f"{error}; quantize an export of `sspnet export`") from None
-    if METADATA_KEY in props or any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
-        raise InputError("the model is already quantized (it has QuantizeLinear / DequantizeLinear nodes); "
-                         "quantize the float export", path=path)
+    if METADATA_KEY in props or any(
+        node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node
+    ):
+        raise InputError(
+            "the model is already quantized (it has QuantizeLinear / DequantizeLinear nodes); "
+            "quantize the float export",
+            path=path,
+        )
     return model, metadata
 
 
@@ -247,8 +278,12 @@ def plan_body(model, float_groups=()) -> BodyPlan:
     for node in model.graph.node:
         feature_maps = node.output and all(ranks.get(out) == 4 for out in node.output)
         fully_connected = node.op_type in ("Gemm", "MatMul") and constant_weight(node) is not None
-        after_fc = (node.op_type == "Relu" and node.input[0] in producers
-                    and producers[node.input[0]].op_type in ("Gemm", "MatMul") and producers[node.input[0]].name in body)
+        after_fc = (
+            node.op_type == "Relu"
+            and node.input[0] in producers
+            and producers[node.input[0]].op_type in ("Gemm", "MatMul")
+            and producers[node.input[0]].name in body
+        )
         if (node.op_type in BODY_OP_TYPES and feature_maps) or fully_connected or after_fc:
             body[node.name] = node
 
@@ -269,8 +304,11 @@ def plan_body(model, float_groups=()) -> BodyPlan:
                 node = frontier.pop()
                 for out in node.output:
                     for consumer in consumers[out]:
-                        if (consumer.name in body and consumer.name not in members
-                                and consumer.op_type in ATTENTION_PASS_THROUGH):
+                        if (
+                            consumer.name in body
+                            and consumer.name not in members
+                            and consumer.op_type in ATTENTION_PASS_THROUGH
+                        ):
                             members[consumer.name] = consumer
                             frontier.append(consumer)
         kept_float[group] = sorted(members)
@@ -288,8 +326,12 @@ def plan_body(model, float_groups=()) -> BodyPlan:
                 boundary.append(out)
     if not quantize:
         raise InputError("found no layers to quantize in the model (no 4-D convolution feature maps)")
-    return BodyPlan(quantize=quantize, kept_float=kept_float, boundary=boundary,
-                    op_types=sorted({body[name].op_type for name in quantize}))
+    return BodyPlan(
+        quantize=quantize,
+        kept_float=kept_float,
+        boundary=boundary,
+        op_types=sorted({body[name].op_type for name in quantize}),
+    )
 
 
 def body_submodel(model, plan: BodyPlan, path: Path) -> Path:
@@ -312,8 +354,12 @@ def calibration_images(source: str | Path, split: str = "train") -> list[Path]:
     if not source.exists():
         raise InputError("calibration data not found", path=source)
     if not source.is_dir():
-        raise InputError("calibration data must be a folder of images or a data folder", path=source,
-                         expected="a folder", got="a file")
+        raise InputError(
+            "calibration data must be a folder of images or a data folder",
+            path=source,
+            expected="a folder",
+            got="a file",
+        )
     annotations = source / "annotations" / f"{split}.json"
     if annotations.is_file():
         from sspnet.data.tinyperson import dataset_paths, load_annotations
@@ -324,8 +370,13 @@ def calibration_images(source: str | Path, split: str = "train") -> list[Path]:
         paths = [p for p in paths if not (p in seen or seen.add(p))]  # corner records share files
     elif (source / "annotations").is_dir():
         available = sorted(p.stem for p in (source / "annotations").glob("*.json"))
-        raise InputError("the data folder has no such split", path=source, field="--split",
-                         expected=" / ".join(available) or "an annotations/<split>.json", got=split)
+        raise InputError(
+            "the data folder has no such split",
+            path=source,
+            field="--split",
+            expected=" / ".join(available) or "an annotations/<split>.json",
+            got=split,
+        )
     else:
         paths = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
@@ -376,7 +427,6 @@ def calibration_tiles(paths: list[Path], input_size: tuple[int, int], max_tiles:
 def count_calibration_tiles(paths: list[Path], input_size: tuple[int, int], max_tiles: int, overlap: int = 30) -> int:
     """How many tiles calibration_tiles yields (reads only image sizes)."""
     from PIL import Image
-
     from sspnet.runtime.tiling import tile_grid
 
     total, chosen = 0, [paths[k] for k in _spread(len(paths), max_tiles)]
@@ -396,9 +446,11 @@ def count_calibration_tiles(paths: list[Path], input_size: tuple[int, int], max_
 
 def calibration_method(quantization, method: str):
     """ONNX Runtime's CalibrationMethod for one of METHODS."""
-    return {"minmax": quantization.CalibrationMethod.MinMax,
-            "entropy": quantization.CalibrationMethod.Entropy,
-            "percentile": quantization.CalibrationMethod.Percentile}[method]
+    return {
+        "minmax": quantization.CalibrationMethod.MinMax,
+        "entropy": quantization.CalibrationMethod.Entropy,
+        "percentile": quantization.CalibrationMethod.Percentile,
+    }[method]
 
 
 @contextlib.contextmanager
@@ -414,8 +466,16 @@ def quiet_onnxruntime_logging():
         root.setLevel(level)
 
 
-def calibrate(body_path: Path, tiles, total: int, method: str, settings: QuantizeSettings, input_name: str,
-              op_types: list[str], work: Path):
+def calibrate(
+    body_path: Path,
+    tiles,
+    total: int,
+    method: str,
+    settings: QuantizeSettings,
+    input_name: str,
+    op_types: list[str],
+    work: Path,
+):
     """Run ONNX Runtime's calibrator over the tiles; returns its TensorsData (tensor ranges)."""
     quantization = _ort_quantization()
     # MinMax ranges are kept as measured (the quantizer symmetrises them for the symmetric form), so
@@ -424,8 +484,11 @@ def calibrate(body_path: Path, tiles, total: int, method: str, settings: Quantiz
     if method == "percentile":
         options["percentile"] = settings.percentile
     calibrator = quantization.create_calibrator(
-        body_path, op_types, augmented_model_path=str(work / "augmented.onnx"),
-        calibrate_method=calibration_method(quantization, method), extra_options=options,
+        body_path,
+        op_types,
+        augmented_model_path=str(work / "augmented.onnx"),
+        calibrate_method=calibration_method(quantization, method),
+        extra_options=options,
     )
     progress = None
     if settings.progress:
@@ -490,8 +553,14 @@ class QuantizeReport:
     placement_stats: dict | None = None
 
 
-def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None = None,
-                  calibration_cache: str | Path | None = None, log=print) -> QuantizeReport:
+def quantize_onnx(
+    model_path,
+    out_path,
+    calib,
+    settings: QuantizeSettings | None = None,
+    calibration_cache: str | Path | None = None,
+    log=print,
+) -> QuantizeReport:
     """Quantize `model_path` into a Q/DQ model at `out_path` (written atomically).
 
     calib: a folder of images or a data folder (see calibration_images). calibration_cache: a JSON
@@ -521,8 +590,10 @@ def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None
             total = count_calibration_tiles(paths, metadata.input_size, settings.max_tiles, settings.tile_overlap)
             full_plan = plan_body(model, ())  # ranges for every body tensor: any float-group choice can reuse them
             body = body_submodel(model, full_plan, work / "body.onnx")
-            log(f"calibrating on {total} tiles of {metadata.input_size[0]}x{metadata.input_size[1]} from "
-                f"{len(paths)} images ({settings.method})")
+            log(
+                f"calibrating on {total} tiles of {metadata.input_size[0]}x{metadata.input_size[1]} from "
+                f"{len(paths)} images ({settings.method})"
+            )
             start = time.perf_counter()
             tiles = calibration_tiles(paths, metadata.input_size, settings.max_tiles, settings.tile_overlap)
             ranges = calibrate(body, tiles, total, settings.method, settings, input_name, full_plan.op_types, work)
@@ -541,10 +612,15 @@ def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None
         }
         with quiet_onnxruntime_logging():  # the pre-processing hint
             quantization.quantize_static(
-                str(source), str(work / "quantized.onnx"), calibration_data_reader=None,
+                str(source),
+                str(work / "quantized.onnx"),
+                calibration_data_reader=None,
                 calibration_cache_path=str(cache),
-                quant_format=quantization.QuantFormat.QDQ, op_types_to_quantize=plan.op_types,
-                nodes_to_quantize=plan.quantize, per_channel=True, reduce_range=settings.weight_bits_reduced,
+                quant_format=quantization.QuantFormat.QDQ,
+                op_types_to_quantize=plan.op_types,
+                nodes_to_quantize=plan.quantize,
+                per_channel=True,
+                reduce_range=settings.weight_bits_reduced,
                 activation_type=quantization.QuantType.QInt8 if symmetric else quantization.QuantType.QUInt8,
                 weight_type=quantization.QuantType.QInt8,
                 calibrate_method=calibration_method(quantization, settings.method),
@@ -557,34 +633,50 @@ def quantize_onnx(model_path, out_path, calib, settings: QuantizeSettings | None
             quantized, placement = place_for_tensorrt(quantized, model, share_concat_scales=float_type == "fp32")
         if float_type == "fp16":
             body = set(plan.quantize) | set(plan.kept_float.get(AFTER_PLUGINS, []))
-            body |= {node.name for node in quantized.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")}
+            body |= {
+                node.name for node in quantized.graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
+            }
             quantized = to_float16(quantized, fp16_region(quantized, body))
         seconds["quantize"] = time.perf_counter() - start
 
     import onnxruntime
 
     description = {
-        "format": "qdq", "activations": settings.activations,
-        "activation_type": "int8" if symmetric else "uint8", "weights": "int8 per-channel symmetric"
-        + (" (7-bit range)" if settings.weight_bits_reduced else ""),
-        "bias": "float" if symmetric else "int32", "method": settings.method, "float_groups": list(settings.float_groups),
-        "tensorrt_compatible": symmetric, "tool": f"onnxruntime.quantization {onnxruntime.__version__}",
+        "format": "qdq",
+        "activations": settings.activations,
+        "activation_type": "int8" if symmetric else "uint8",
+        "weights": "int8 per-channel symmetric" + (" (7-bit range)" if settings.weight_bits_reduced else ""),
+        "bias": "float" if symmetric else "int32",
+        "method": settings.method,
+        "float_groups": list(settings.float_groups),
+        "tensorrt_compatible": symmetric,
+        "tool": f"onnxruntime.quantization {onnxruntime.__version__}",
         "calibration": calibration_info,
-        "placement": settings.placement if symmetric else "onnxruntime", "float_type": float_type,
+        "placement": settings.placement if symmetric else "onnxruntime",
+        "float_type": float_type,
     }
     del quantized.metadata_props[:]
-    onnx.helper.set_model_props(quantized, {**{p.key: p.value for p in model.metadata_props},
-                                            METADATA_KEY: json.dumps(description, sort_keys=True)})
+    onnx.helper.set_model_props(
+        quantized,
+        {**{p.key: p.value for p in model.metadata_props}, METADATA_KEY: json.dumps(description, sort_keys=True)},
+    )
     quantized.producer_name = "sspnet"
     onnx.checker.check_model(quantized)
     with atomic_output(out_path) as tmp_out:
         onnx.save(quantized, str(tmp_out))
     seconds["total"] = time.perf_counter() - started
     report = QuantizeReport(
-        out=str(out_path), method=settings.method, activations=settings.activations,
-        float_groups=list(settings.float_groups), calibration=calibration_info, quantized_nodes=len(plan.quantize),
-        kept_float=plan.kept_float, qdq=qdq_summary(quantized), seconds=seconds,
-        placement=description["placement"], float_type=float_type,
+        out=str(out_path),
+        method=settings.method,
+        activations=settings.activations,
+        float_groups=list(settings.float_groups),
+        calibration=calibration_info,
+        quantized_nodes=len(plan.quantize),
+        kept_float=plan.kept_float,
+        qdq=qdq_summary(quantized),
+        seconds=seconds,
+        placement=description["placement"],
+        float_type=float_type,
         placement_stats=None if placement is None else asdict(placement),
     )
     return report
@@ -626,9 +718,12 @@ def qdq_summary(model) -> dict:
         one_scale_per_channel = len(scale.dims) == 1 and scale.dims[0] == channels
         (per_channel if one_scale_per_channel else per_tensor).append(node.name)
     return {
-        "quantize_linear": len(q_nodes), "dequantize_linear": len(dq_nodes),
-        "zero_point_types": sorted(zero_point_types), "nonzero_zero_points": nonzero_zero_points,
-        "per_channel_weight_layers": len(per_channel), "per_tensor_weight_layers": len(per_tensor),
+        "quantize_linear": len(q_nodes),
+        "dequantize_linear": len(dq_nodes),
+        "zero_point_types": sorted(zero_point_types),
+        "nonzero_zero_points": nonzero_zero_points,
+        "per_channel_weight_layers": len(per_channel),
+        "per_tensor_weight_layers": len(per_tensor),
         "float_weight_layers": sorted(float_layers),
     }
 
@@ -644,7 +739,20 @@ def read_quantization(model_path) -> dict | None:
     return None
 
 
-__all__ = ["ACTIVATIONS", "DEFAULT_FLOAT_GROUPS", "DEFAULT_METHOD", "FLOAT_GROUPS", "FLOAT_TYPES", "METHODS",
-           "PLACEMENTS", "QuantizeReport",
-           "QuantizeSettings", "calibration_images", "calibration_tiles", "plan_body", "qdq_summary",
-           "quantize_onnx", "read_quantization"]
+__all__ = [
+    "ACTIVATIONS",
+    "DEFAULT_FLOAT_GROUPS",
+    "DEFAULT_METHOD",
+    "FLOAT_GROUPS",
+    "FLOAT_TYPES",
+    "METHODS",
+    "PLACEMENTS",
+    "QuantizeReport",
+    "QuantizeSettings",
+    "calibration_images",
+    "calibration_tiles",
+    "plan_body",
+    "qdq_summary",
+    "quantize_onnx",
+    "read_quantization",
+]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 from onnx.reference.op_run import OpRun
-
 from sspnet.export.ops_tensorrt import DOMAIN, NMS_PLUGIN, ROI_ALIGN_PLUGIN, plugin_fields
 
 
@@ -87,9 +86,7 @@ _IMPLEMENTATIONS = {ROI_ALIGN_PLUGIN: _multi_level_roi_align, NMS_PLUGIN: _batch
 
 def _make_op_class(name: str, implementation) -> type:
     def _run(self, *inputs, **attributes):
-        attributes = {
-            key: _as_str(value) if key.startswith("plugin_") else value for key, value in attributes.items()
-        }
+        attributes = {key: _as_str(value) if key.startswith("plugin_") else value for key, value in attributes.items()}
         _check_attributes(name, attributes)
         return implementation(*inputs, **attributes)
 

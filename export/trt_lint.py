@@ -43,88 +43,243 @@ _ANY = _NUMBERS + ("BOOL",)
 SUPPORTED_TYPES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
         (
-            "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "AveragePool", "BatchNormalization", "Ceil", "Celu",
-            "Clip", "Conv", "ConvTranspose", "Cos", "Cosh", "CumSum", "Dropout", "Einsum", "Elu", "Erf", "Exp",
-            "Floor", "Gemm", "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "GroupNormalization", "GRU",
-            "HardSigmoid", "HardSwish", "Hardmax", "ImageScaler", "InstanceNormalization", "IsInf",
-            "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "LRN", "LSTM", "LpNormalization", "LpPool",
-            "MatMul", "MaxPool", "MeanVarianceNormalization", "ParametricSoftplus", "Pow", "PRelu",
-            "QuantizeLinear", "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-            "Reciprocal", "Resize", "RNN", "Round", "ScaledTanh", "Scan", "Selu", "Sigmoid", "Sin", "Sinh",
-            "Softmax", "Softplus", "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu", "Upsample",
+            "Acos",
+            "Acosh",
+            "Asin",
+            "Asinh",
+            "Atan",
+            "Atanh",
+            "AveragePool",
+            "BatchNormalization",
+            "Ceil",
+            "Celu",
+            "Clip",
+            "Conv",
+            "ConvTranspose",
+            "Cos",
+            "Cosh",
+            "CumSum",
+            "Dropout",
+            "Einsum",
+            "Elu",
+            "Erf",
+            "Exp",
+            "Floor",
+            "Gemm",
+            "GlobalAveragePool",
+            "GlobalLpPool",
+            "GlobalMaxPool",
+            "GroupNormalization",
+            "GRU",
+            "HardSigmoid",
+            "HardSwish",
+            "Hardmax",
+            "ImageScaler",
+            "InstanceNormalization",
+            "IsInf",
+            "LayerNormalization",
+            "LeakyRelu",
+            "Log",
+            "LogSoftmax",
+            "LRN",
+            "LSTM",
+            "LpNormalization",
+            "LpPool",
+            "MatMul",
+            "MaxPool",
+            "MeanVarianceNormalization",
+            "ParametricSoftplus",
+            "Pow",
+            "PRelu",
+            "QuantizeLinear",
+            "RandomNormal",
+            "RandomNormalLike",
+            "RandomUniform",
+            "RandomUniformLike",
+            "Reciprocal",
+            "Resize",
+            "RNN",
+            "Round",
+            "ScaledTanh",
+            "Scan",
+            "Selu",
+            "Sigmoid",
+            "Sin",
+            "Sinh",
+            "Softmax",
+            "Softplus",
+            "Softsign",
+            "Sqrt",
+            "Tan",
+            "Tanh",
+            "ThresholdedRelu",
+            "Upsample",
         ),
         _FLOATS,
     ),
     **dict.fromkeys(
         (
-            "Abs", "Add", "ArgMax", "ArgMin", "DepthToSpace", "Div", "Equal", "Greater", "GreaterOrEqual", "IsNaN",
-            "Less", "LessOrEqual", "Max", "Min", "Mod", "Mul", "Neg", "Pad", "Range", "ReduceL1", "ReduceL2",
-            "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum",
-            "ReduceSumSquare", "Relu", "Scatter", "ScatterElements", "ScatterND", "Shrink", "Sign", "SpaceToDepth",
-            "Sub", "Sum", "TopK",
+            "Abs",
+            "Add",
+            "ArgMax",
+            "ArgMin",
+            "DepthToSpace",
+            "Div",
+            "Equal",
+            "Greater",
+            "GreaterOrEqual",
+            "IsNaN",
+            "Less",
+            "LessOrEqual",
+            "Max",
+            "Min",
+            "Mod",
+            "Mul",
+            "Neg",
+            "Pad",
+            "Range",
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+            "ReduceMax",
+            "ReduceMean",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceSum",
+            "ReduceSumSquare",
+            "Relu",
+            "Scatter",
+            "ScatterElements",
+            "ScatterND",
+            "Shrink",
+            "Sign",
+            "SpaceToDepth",
+            "Sub",
+            "Sum",
+            "TopK",
         ),
         _NUMBERS,
     ),
     **dict.fromkeys(
         (
-            "Concat", "Constant", "Expand", "EyeLike", "Flatten", "Gather", "GatherElements", "GatherND",
-            "Identity", "If", "Loop", "OneHot", "Reshape", "ReverseSequence", "Shape", "Size", "Slice", "Split",
-            "Squeeze", "Tile", "Transpose", "Trilu", "Unsqueeze", "Where",
+            "Concat",
+            "Constant",
+            "Expand",
+            "EyeLike",
+            "Flatten",
+            "Gather",
+            "GatherElements",
+            "GatherND",
+            "Identity",
+            "If",
+            "Loop",
+            "OneHot",
+            "Reshape",
+            "ReverseSequence",
+            "Shape",
+            "Size",
+            "Slice",
+            "Split",
+            "Squeeze",
+            "Tile",
+            "Transpose",
+            "Trilu",
+            "Unsqueeze",
+            "Where",
         ),
         _ANY,
     ),
     **dict.fromkeys(
         (
-            "GridSample", "Mish", "NonMaxSuppression", "NonZero", "RoiAlign",
+            "GridSample",
+            "Mish",
+            "NonMaxSuppression",
+            "NonZero",
+            "RoiAlign",
         ),
         ("FP32", "FP16"),
     ),
     **dict.fromkeys(
         (
-            "And", "Not", "Or", "Xor",
+            "And",
+            "Not",
+            "Or",
+            "Xor",
         ),
         ("BOOL",),
     ),
     **dict.fromkeys(
         (
-            "Cast", "CastLike",
+            "Cast",
+            "CastLike",
         ),
         ("FP32", "FP16", "BF16", "INT32", "INT64", "UINT8", "BOOL"),
     ),
     **dict.fromkeys(
-        (
-            "ConstantOfShape",
-        ),
+        ("ConstantOfShape",),
         ("FP32",),
     ),
     **dict.fromkeys(
-        (
-            "DequantizeLinear",
-        ),
+        ("DequantizeLinear",),
         ("INT8", "FP8", "INT4"),
     ),
     **dict.fromkeys(
-        (
-            "Gelu",
-        ),
+        ("Gelu",),
         ("FP32", "FP16", "BF16", "INT8", "INT32", "INT64"),
     ),
     **dict.fromkeys(
-        (
-            "Mean",
-        ),
+        ("Mean",),
         ("FP32", "FP16", "BF16", "FP8", "INT32", "INT64"),
     ),
     **dict.fromkeys(
         (
-            "AffineGrid", "Bernoulli", "BitShift", "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor",
-            "BlackmanWindow", "Col2Im", "CenterCropPad", "Compress", "ConcatFromSequence", "ConvInteger", "DFT",
-            "Det", "DynamicQuantizeLinear", "HammingWindow", "HannWindow", "ImageDecoder", "MatMulInteger",
-            "MaxRoiPool", "MaxUnpool", "MelWeightMatrix", "Multinomial", "NegativeLogLikelihoodLoss", "Optional",
-            "OptionalGetElement", "OptionalHasElement", "QLinearConv", "QLinearMatMul", "RegexFullMatch", "STFT",
-            "SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
-            "SequenceMap", "SoftmaxCrossEntropyLoss", "SplitToSequence", "StringConcat", "StringNormalizer",
-            "StringSplit", "TfIdfVectorizer", "Unique",
+            "AffineGrid",
+            "Bernoulli",
+            "BitShift",
+            "BitwiseAnd",
+            "BitwiseNot",
+            "BitwiseOr",
+            "BitwiseXor",
+            "BlackmanWindow",
+            "Col2Im",
+            "CenterCropPad",
+            "Compress",
+            "ConcatFromSequence",
+            "ConvInteger",
+            "DFT",
+            "Det",
+            "DynamicQuantizeLinear",
+            "HammingWindow",
+            "HannWindow",
+            "ImageDecoder",
+            "MatMulInteger",
+            "MaxRoiPool",
+            "MaxUnpool",
+            "MelWeightMatrix",
+            "Multinomial",
+            "NegativeLogLikelihoodLoss",
+            "Optional",
+            "OptionalGetElement",
+            "OptionalHasElement",
+            "QLinearConv",
+            "QLinearMatMul",
+            "RegexFullMatch",
+            "STFT",
+            "SequenceAt",
+            "SequenceConstruct",
+            "SequenceEmpty",
+            "SequenceErase",
+            "SequenceInsert",
+            "SequenceLength",
+            "SequenceMap",
+            "SoftmaxCrossEntropyLoss",
+            "SplitToSequence",
+            "StringConcat",
+            "StringNormalizer",
+            "StringSplit",
+            "TfIdfVectorizer",
+            "Unique",
         ),
         (),
     ),
@@ -133,9 +288,23 @@ SUPPORTED_TYPES: dict[str, tuple[str, ...]] = {
 # The matrix's restrictions, as (op, input index of `axes` / `axis`): that input must be an
 # initializer (or a Constant node's output, which the parser imports as weights).
 _CONSTANT_INPUTS = {
-    **{op: (1, "axes") for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
-                                  "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare",
-                                  "Squeeze", "Unsqueeze")},
+    **{
+        op: (1, "axes")
+        for op in (
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+            "ReduceMax",
+            "ReduceMean",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceSum",
+            "ReduceSumSquare",
+            "Squeeze",
+            "Unsqueeze",
+        )
+    },
     "Pad": (3, "axes"),
     "Slice": (3, "axes"),
     "CumSum": (1, "axis"),
@@ -148,9 +317,19 @@ _POOLS = ("AveragePool", "MaxPool", "LpPool")
 _QUANTIZED_TYPES = {"INT8", "INT4", "FP8"}
 _Q_DQ = {"QuantizeLinear", "DequantizeLinear"}
 # ONNX element type name -> the matrix's spelling.
-_MATRIX_TYPE = {"FLOAT": "FP32", "FLOAT16": "FP16", "BFLOAT16": "BF16", "DOUBLE": "DOUBLE", "INT32": "INT32",
-                "INT64": "INT64", "INT8": "INT8", "UINT8": "UINT8", "BOOL": "BOOL", "INT4": "INT4",
-                "FLOAT8E4M3FN": "FP8"}
+_MATRIX_TYPE = {
+    "FLOAT": "FP32",
+    "FLOAT16": "FP16",
+    "BFLOAT16": "BF16",
+    "DOUBLE": "DOUBLE",
+    "INT32": "INT32",
+    "INT64": "INT64",
+    "INT8": "INT8",
+    "UINT8": "UINT8",
+    "BOOL": "BOOL",
+    "INT4": "INT4",
+    "FLOAT8E4M3FN": "FP8",
+}
 # JSON field type -> ONNX attribute type the parser turns into that PluginField type.
 _PLUGIN_ATTRIBUTE_TYPES = {"int32": "INT", "float32": "FLOAT", "float32[]": "FLOATS", "int32[]": "INTS"}
 _INT32 = (-(2**31), 2**31 - 1)
@@ -241,8 +420,14 @@ def _check_types(node, graph: _Graph, findings: list) -> None:
         if matrix == "UINT8" and (name in graph.network_inputs or name in graph.network_outputs):
             if node.op_type in ("Cast", "CastLike"):
                 continue
-        findings.append(Finding("warning", node.name, node.op_type,
-                                f"tensor '{name}' is {elem}; the support matrix lists {', '.join(supported)}"))
+        findings.append(
+            Finding(
+                "warning",
+                node.name,
+                node.op_type,
+                f"tensor '{name}' is {elem}; the support matrix lists {', '.join(supported)}",
+            )
+        )
 
 
 def _check_restrictions(node, graph: _Graph, findings: list) -> None:
@@ -304,40 +489,56 @@ def _check_plugin(node, descriptions: dict, findings: list) -> None:
     for key in ("plugin_version", "plugin_namespace"):
         expected = description["version" if key == "plugin_version" else "namespace"]
         if attrs.get(key) != expected:
-            error(f"attribute {key} is {attrs.get(key)!r}; the creator is registered as {expected!r}, "
-                  "so the parser will not find it")
+            error(
+                f"attribute {key} is {attrs.get(key)!r}; the creator is registered as {expected!r}, "
+                "so the parser will not find it"
+            )
     kinds = {a.name: a.type for a in node.attribute}
     for name, value in attrs.items():
         if name in ("plugin_version", "plugin_namespace"):
             continue
         spec = description["fields"].get(name)
         if spec is None:
-            findings.append(Finding("warning", node.name, node.op_type,
-                                    f"attribute '{name}' is not a field of the plugin: the parser ignores it"))
+            findings.append(
+                Finding(
+                    "warning",
+                    node.name,
+                    node.op_type,
+                    f"attribute '{name}' is not a field of the plugin: the parser ignores it",
+                )
+            )
             continue
         kind = onnx.AttributeProto.AttributeType.Name(kinds[name])
         expected_kind = _PLUGIN_ATTRIBUTE_TYPES[spec["type"]]
         if kind != expected_kind:
-            error(f"attribute '{name}' is {kind}; the plugin field is {spec['type']}, which the parser makes from "
-                  f"{expected_kind}")
+            error(
+                f"attribute '{name}' is {kind}; the plugin field is {spec['type']}, which the parser makes from "
+                f"{expected_kind}"
+            )
         elif kind in ("INT", "INTS"):
             values = value if isinstance(value, list) else [value]
             if any(not _INT32[0] <= v <= _INT32[1] for v in values):
                 error(f"attribute '{name}' = {value} does not fit int32: the parser narrows it silently")
     missing = sorted(set(description["fields"]) - set(attrs))
     if missing:
-        findings.append(Finding("warning", node.name, node.op_type,
-                                f"no attribute for field(s) {', '.join(missing)}: the plugin's defaults apply"))
+        findings.append(
+            Finding(
+                "warning",
+                node.name,
+                node.op_type,
+                f"no attribute for field(s) {', '.join(missing)}: the plugin's defaults apply",
+            )
+        )
     if node.op_type == "SSPNetMultiLevelRoIAlign":
         levels = len(attrs.get("spatial_scales", description["fields"]["spatial_scales"]["default"]))
         if len(node.input) != 1 + levels:
-            error(f"{len(node.input)} inputs, expected rois plus one feature map per spatial_scales value "
-                  f"({1 + levels})")
+            error(
+                f"{len(node.input)} inputs, expected rois plus one feature map per spatial_scales value ({1 + levels})"
+            )
     if node.op_type == "SSPNetBatchedNMS":
         expected_inputs = 3 if attrs.get("class_aware", description["fields"]["class_aware"]["default"]) else 2
         if len([i for i in node.input if i]) != expected_inputs:
-            error(f"{len(node.input)} inputs, expected {expected_inputs} (class_aware="
-                  f"{attrs.get('class_aware', 0)})")
+            error(f"{len(node.input)} inputs, expected {expected_inputs} (class_aware={attrs.get('class_aware', 0)})")
 
 
 def lint_graph(model) -> list[Finding]:
@@ -347,17 +548,29 @@ def lint_graph(model) -> list[Finding]:
     findings = []
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
-        findings.append(Finding("error", "graph", "opset",
-                                f"opset {opset} is outside the parser's range {OPSET_RANGE[0]}..{OPSET_RANGE[1]}"))
+        findings.append(
+            Finding(
+                "error",
+                "graph",
+                "opset",
+                f"opset {opset} is outside the parser's range {OPSET_RANGE[0]}..{OPSET_RANGE[1]}",
+            )
+        )
     for index, node in enumerate(model.graph.node):
         if not node.name:
             node = _named(node, f"node{index}")
         if node.op_type in descriptions:
             _check_plugin(node, descriptions, findings)
         elif node.domain not in ("", "ai.onnx"):
-            findings.append(Finding("error", node.name, node.op_type,
-                                    f"custom op of domain '{node.domain}' with no TensorRT plugin: the parser's "
-                                    "fallback importer will not find a creator"))
+            findings.append(
+                Finding(
+                    "error",
+                    node.name,
+                    node.op_type,
+                    f"custom op of domain '{node.domain}' with no TensorRT plugin: the parser's "
+                    "fallback importer will not find a creator",
+                )
+            )
         elif node.op_type not in SUPPORTED_TYPES:
             findings.append(Finding("error", node.name, node.op_type, "not in the parser's support matrix"))
         elif not SUPPORTED_TYPES[node.op_type]:
@@ -368,16 +581,33 @@ def lint_graph(model) -> list[Finding]:
         for name in node.output:
             elem = graph.types.get(name)
             if elem == "UINT8" and name not in graph.network_outputs:
-                findings.append(Finding("error", node.name, node.op_type,
-                                        f"output '{name}' is UINT8: TensorRT takes UINT8 only as a network input "
-                                        "or output"))
+                findings.append(
+                    Finding(
+                        "error",
+                        node.name,
+                        node.op_type,
+                        f"output '{name}' is UINT8: TensorRT takes UINT8 only as a network input or output",
+                    )
+                )
             if _MATRIX_TYPE.get(elem) in _QUANTIZED_TYPES and node.op_type not in _Q_DQ:
-                findings.append(Finding("error", node.name, node.op_type,
-                                        f"output '{name}' is {elem}: quantized types exist only between "
-                                        "QuantizeLinear and DequantizeLinear"))
+                findings.append(
+                    Finding(
+                        "error",
+                        node.name,
+                        node.op_type,
+                        f"output '{name}' is {elem}: quantized types exist only between "
+                        "QuantizeLinear and DequantizeLinear",
+                    )
+                )
             if elem == "DOUBLE":
-                findings.append(Finding("warning", node.name, node.op_type,
-                                        f"output '{name}' is DOUBLE: TensorRT casts it down to FLOAT"))
+                findings.append(
+                    Finding(
+                        "warning",
+                        node.name,
+                        node.op_type,
+                        f"output '{name}' is DOUBLE: TensorRT casts it down to FLOAT",
+                    )
+                )
     if any(node.op_type in _Q_DQ for node in model.graph.node):
         findings += lint_qdq(model, graph)
     return sorted(findings, key=lambda f: f.severity != "error")
@@ -400,12 +630,17 @@ def lint_file(path) -> list[Finding]:
 
 def format_findings(findings: list[Finding]) -> str:
     errors = sum(f.severity == "error" for f in findings)
-    head = (f"TensorRT lint ({MATRIX_SOURCE}, TensorRT {MATRIX_TENSORRT_VERSION} support matrix): "
-            f"{errors} error(s), {len(findings) - errors} warning(s)")
+    head = (
+        f"TensorRT lint ({MATRIX_SOURCE}, TensorRT {MATRIX_TENSORRT_VERSION} support matrix): "
+        f"{errors} error(s), {len(findings) - errors} warning(s)"
+    )
     blockers = fusion_blockers(findings)
     if any(blockers.values()):
-        head += (f"; Q/DQ fusion blockers: {sum(blockers.values())} ("
-                 + ", ".join(f"{rule} {count}" for rule, count in blockers.items() if count) + ")")
+        head += (
+            f"; Q/DQ fusion blockers: {sum(blockers.values())} ("
+            + ", ".join(f"{rule} {count}" for rule, count in blockers.items() if count)
+            + ")"
+        )
     return "\n".join([head, *(f"  {finding}" for finding in findings)])
 
 
@@ -441,8 +676,10 @@ def lint_export(model, mode: str, log) -> list[Finding]:
     if mode == "strict" and errors:
         from sspnet.errors import SSPNetError
 
-        raise SSPNetError(f"{len(errors)} node(s) that TensorRT's ONNX parser cannot import (first: {errors[0]}); "
-                          "nothing written (lint mode strict)")
+        raise SSPNetError(
+            f"{len(errors)} node(s) that TensorRT's ONNX parser cannot import (first: {errors[0]}); "
+            "nothing written (lint mode strict)"
+        )
     return findings
 
 

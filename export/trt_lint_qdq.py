@@ -87,37 +87,66 @@ def lint_qdq(model, graph) -> list:
         # ---- errors: what the parser refuses or mis-reads
         scale = scale_of(node)
         if scale is None:
-            add("error", node, "qdq-scale", f"scale '{node.input[1]}' is not a constant: TensorRT takes "
-                                            "only constant (initializer) scales")
+            add(
+                "error",
+                node,
+                "qdq-scale",
+                f"scale '{node.input[1]}' is not a constant: TensorRT takes only constant (initializer) scales",
+            )
             continue
         if not np.isfinite(scale).all() or (scale <= 0).any():
             bad = scale[~np.isfinite(scale) | (scale <= 0)].ravel()[:3]
-            add("error", node, "qdq-scale", f"scale '{node.input[1]}' has values that are not finite and "
-                                            f"positive ({', '.join(f'{v:g}' for v in bad)})")
+            add(
+                "error",
+                node,
+                "qdq-scale",
+                f"scale '{node.input[1]}' has values that are not finite and "
+                f"positive ({', '.join(f'{v:g}' for v in bad)})",
+            )
         if scale.ndim >= 1 and scale.size > 1 and opset < 13:
-            add("error", node, "per-axis-opset", f"per-axis scale (length {scale.size}) at opset {opset}: "
-                                                 "per-axis Q/DQ needs opset >= 13")
+            add(
+                "error",
+                node,
+                "per-axis-opset",
+                f"per-axis scale (length {scale.size}) at opset {opset}: per-axis Q/DQ needs opset >= 13",
+            )
         if node.op_type != "DequantizeLinear":
             continue
         weights = graph.constant_values(node.input[0])
         if weights is None:
             continue
         if weights.dtype == np.int8 and (weights == -128).any():
-            add("error", node, "weight-int8-min", f"int8 weights '{node.input[0]}' hold -128: TensorRT's "
-                                                  "int8 range is [-127, 127]")
-        layers = [c for c in graph.consumers.get(node.output[0], []) if c.op_type in WEIGHTED
-                  and len(c.input) > 1 and c.input[1] == node.output[0]]
+            add(
+                "error",
+                node,
+                "weight-int8-min",
+                f"int8 weights '{node.input[0]}' hold -128: TensorRT's int8 range is [-127, 127]",
+            )
+        layers = [
+            c
+            for c in graph.consumers.get(node.output[0], [])
+            if c.op_type in WEIGHTED and len(c.input) > 1 and c.input[1] == node.output[0]
+        ]
         if not layers or scale.size <= 1:
             continue
         layer = layers[0]
         expected = output_channel_axis(layer, weights.ndim)
         axis = _axis(node, weights.ndim)
         if axis != expected:
-            add("error", node, "weight-axis", f"per-channel weight scale on axis {axis}; {layer.op_type} "
-                                              f"'{layer.name}' has its output channels on axis {expected}")
+            add(
+                "error",
+                node,
+                "weight-axis",
+                f"per-channel weight scale on axis {axis}; {layer.op_type} "
+                f"'{layer.name}' has its output channels on axis {expected}",
+            )
         elif scale.size != weights.shape[expected]:
-            add("error", node, "weight-axis", f"{scale.size} scales for {weights.shape[expected]} output "
-                                              f"channels of {layer.op_type} '{layer.name}'")
+            add(
+                "error",
+                node,
+                "weight-axis",
+                f"{scale.size} scales for {weights.shape[expected]} output channels of {layer.op_type} '{layer.name}'",
+            )
 
     # ---- warnings: fusion blockers
     for node in nodes:
@@ -125,20 +154,37 @@ def lint_qdq(model, graph) -> list:
             producer = graph.producers.get(node.input[0])
             if producer is None or producer.op_type not in WEIGHTED:
                 continue
-            readers = [r for dq in graph.consumers.get(node.output[0], []) if dq.op_type == "DequantizeLinear"
-                       for r in graph.consumers.get(dq.output[0], [])]
+            readers = [
+                r
+                for dq in graph.consumers.get(node.output[0], [])
+                if dq.op_type == "DequantizeLinear"
+                for r in graph.consumers.get(dq.output[0], [])
+            ]
             floats = sorted({r.op_type for r in readers if r.op_type not in INT8_READERS})
             if floats:
-                add("warning", node, "q-on-weighted-output",
+                add(
+                    "warning",
+                    node,
+                    "q-on-weighted-output",
                     f"quantizes the output of {producer.op_type} '{producer.name}', read in float by "
-                    f"{', '.join(floats)}: the layer cannot fuse with it")
+                    f"{', '.join(floats)}: the layer cannot fuse with it",
+                )
         elif node.op_type == "Relu" and source(node.input[0])[1]:
-            add("warning", node, "qdq-around-relu", "reads a DequantizeLinear: Q/DQ between the layer and its "
-                                                    "ReLU split the Conv + ReLU fusion")
+            add(
+                "warning",
+                node,
+                "qdq-around-relu",
+                "reads a DequantizeLinear: Q/DQ between the layer and its ReLU split the Conv + ReLU fusion",
+            )
         elif node.op_type == "Add" and len(node.input) == 2 and all(source(name)[1] for name in node.input):
-            add("warning", node, "add-both-quantized", "both inputs dequantized: TensorRT fuses a residual "
-                                                       "Add into the Conv only when the identity input alone "
-                                                       "is quantized")
+            add(
+                "warning",
+                node,
+                "add-both-quantized",
+                "both inputs dequantized: TensorRT fuses a residual "
+                "Add into the Conv only when the identity input alone "
+                "is quantized",
+            )
         elif node.op_type == "Concat":
             scales = []
             for name in node.input:
@@ -149,19 +195,33 @@ def lint_qdq(model, graph) -> list:
                 if reader.op_type == "QuantizeLinear":
                     scales.append(scale_of(reader))
             scales = [s for s in scales if s is not None]
-            if len(scales) > 1 and any(s.shape != scales[0].shape or not np.array_equal(s, scales[0])
-                                       for s in scales[1:]):
+            if len(scales) > 1 and any(
+                s.shape != scales[0].shape or not np.array_equal(s, scales[0]) for s in scales[1:]
+            ):
                 distinct = len({tuple(np.ravel(s)) for s in scales})
-                add("warning", node, "concat-scales", f"{distinct} different scales on its quantized inputs and "
-                                                      "output: TensorRT requantizes instead of eliding the concat")
+                add(
+                    "warning",
+                    node,
+                    "concat-scales",
+                    f"{distinct} different scales on its quantized inputs and "
+                    "output: TensorRT requantizes instead of eliding the concat",
+                )
         elif node.domain not in STANDARD_DOMAINS and node.domain != "com.microsoft":
-            dequantized = [name for name in node.input if name and (graph.producers.get(name) is not None
-                                                                    and graph.producers[name].op_type
-                                                                    == "DequantizeLinear")]
+            dequantized = [
+                name
+                for name in node.input
+                if name
+                and (graph.producers.get(name) is not None and graph.producers[name].op_type == "DequantizeLinear")
+            ]
             if dequantized:
-                add("warning", node, "dq-into-plugin", f"plugin reads {len(dequantized)} DequantizeLinear "
-                                                       "output(s) directly: quantize before the plugin's "
-                                                       "producer, not on its inputs")
+                add(
+                    "warning",
+                    node,
+                    "dq-into-plugin",
+                    f"plugin reads {len(dequantized)} DequantizeLinear "
+                    "output(s) directly: quantize before the plugin's "
+                    "producer, not on its inputs",
+                )
     return findings
 
 

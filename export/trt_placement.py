@@ -122,8 +122,11 @@ def place_for_tensorrt(quantized, original, share_concat_scales: bool = True):
             source = graph.quantized_source(name)
             if source is None or node.op_type == "Concat":
                 continue
-            wants_int8 = ((node.op_type in WEIGHTED and index == 0) or node.op_type in POOLS
-                          or (node.op_type == "Add" and index in identity[id(node)]))
+            wants_int8 = (
+                (node.op_type in WEIGHTED and index == 0)
+                or node.op_type in POOLS
+                or (node.op_type == "Add" and index in identity[id(node)])
+            )
             if wants_int8:
                 stats.edges_kept += 1
             else:
@@ -136,10 +139,18 @@ def place_for_tensorrt(quantized, original, share_concat_scales: bool = True):
         if node.op_type != "Concat":
             continue
         sources = [graph.quantized_source(name) for name in node.input]
-        out_q = next((reader for reader, _ in graph.readers.get(node.output[0], [])
-                      if reader.op_type == "QuantizeLinear"
-                      and any(dq.op_type == "DequantizeLinear" and graph.readers.get(dq.output[0])
-                              for dq, _ in graph.readers.get(reader.output[0], []))), None)
+        out_q = next(
+            (
+                reader
+                for reader, _ in graph.readers.get(node.output[0], [])
+                if reader.op_type == "QuantizeLinear"
+                and any(
+                    dq.op_type == "DequantizeLinear" and graph.readers.get(dq.output[0])
+                    for dq, _ in graph.readers.get(reader.output[0], [])
+                )
+            ),
+            None,
+        )
         if share_concat_scales and out_q is not None and all(sources):
             for _, q in sources:
                 q.input[1] = out_q.input[1]
@@ -166,8 +177,11 @@ def _drop_unread(model) -> None:
     outputs = {value.name for value in model.graph.output}
     while True:
         read = {name for node in model.graph.node for name in node.input} | outputs
-        unread = [node for node in model.graph.node
-                  if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not set(node.output) & read]
+        unread = [
+            node
+            for node in model.graph.node
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not set(node.output) & read
+        ]
         if not unread:
             break
         for node in unread:

@@ -75,9 +75,7 @@ def resolve_providers(
     for entry in providers:
         name, options = entry if isinstance(entry, tuple) else (entry, None)
         if not isinstance(name, str):
-            raise TypeError(
-                f"providers: each entry must be a name or (name, options), got {entry!r}"
-            )
+            raise TypeError(f"providers: each entry must be a name or (name, options), got {entry!r}")
         full_name = PROVIDER_ALIASES.get(name.lower(), name)
         if full_name not in available:
             raise UsageError(
@@ -113,9 +111,7 @@ class OnnxRuntimeBackend(Backend):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(errno.ENOENT, "model file does not exist", str(self.path))
-        if intra_op_num_threads is not None and (
-            not isinstance(intra_op_num_threads, int) or intra_op_num_threads < 0
-        ):
+        if intra_op_num_threads is not None and (not isinstance(intra_op_num_threads, int) or intra_op_num_threads < 0):
             raise UsageError(
                 f"intra_op_num_threads must be a non-negative int (0 = ONNX Runtime's default), "
                 f"got {intra_op_num_threads!r}"
@@ -216,26 +212,19 @@ class OnnxRuntimeBackend(Backend):
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
             raise InputError(
-                f"{where}: the contract has one input {INPUT_NAME!r}, the model has "
-                f"{[i.name for i in inputs]}"
+                f"{where}: the contract has one input {INPUT_NAME!r}, the model has {[i.name for i in inputs]}"
             )
         image_input = inputs[0]
         if image_input.type != "tensor(uint8)":
-            raise InputError(
-                f"{where}: input {INPUT_NAME!r} must be uint8, the model declares {image_input.type}"
-            )
+            raise InputError(f"{where}: input {INPUT_NAME!r} must be uint8, the model declares {image_input.type}")
         shape = image_input.shape
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-            raise InputError(
-                f"{where}: input {INPUT_NAME!r} must be [N, 3, H, W], the model declares {shape}"
-            )
+            raise InputError(f"{where}: input {INPUT_NAME!r} must be [N, 3, H, W], the model declares {shape}")
 
         outputs = {o.name: o for o in self.session.get_outputs()}
         missing = [name for name in OUTPUT_NAMES if name not in outputs]
         if missing:
-            raise InputError(
-                f"{where}: the contract's output(s) {missing} are missing; the model has {list(outputs)}"
-            )
+            raise InputError(f"{where}: the contract's output(s) {missing} are missing; the model has {list(outputs)}")
         for name, expected in OUTPUT_TYPES.items():
             if outputs[name].type != expected:
                 raise InputError(

@@ -253,9 +253,7 @@ def check_compatible(
     rebuild = "rebuild the engine on this device with `sspnet build-engine`"
     built_trt = sidecar["tensorrt"]["version"]
     if tensorrt_release(built_trt) != tensorrt_release(tensorrt_version):
-        errors.append(
-            f"engine built with TensorRT {built_trt}, this device has TensorRT {tensorrt_version}: {rebuild}"
-        )
+        errors.append(f"engine built with TensorRT {built_trt}, this device has TensorRT {tensorrt_version}: {rebuild}")
     built_gpu = sidecar["gpu"]
     if str(built_gpu["compute_capability"]) != str(compute_capability):
         errors.append(

@@ -159,8 +159,13 @@ class OtherLoad:
     (/proc/stat: user + nice + system + irq + softirq + steal) minus this process's own (all its
     threads: utime + stime of /proc/self/stat), over the wall time between two samples."""
 
-    def __init__(self, stat_path: str = "/proc/stat", self_stat_path: str = "/proc/self/stat",
-                 clock: Callable[[], float] = time.monotonic, ticks_per_second: int | None = None):
+    def __init__(
+        self,
+        stat_path: str = "/proc/stat",
+        self_stat_path: str = "/proc/self/stat",
+        clock: Callable[[], float] = time.monotonic,
+        ticks_per_second: int | None = None,
+    ):
         self.stat_path, self.self_stat_path, self.clock = stat_path, self_stat_path, clock
         self.ticks_per_second = ticks_per_second or _ticks_per_second()
         self._last: tuple[float, int, int] | None = None
@@ -218,8 +223,16 @@ class ThreadGovernor:
     busy neighbour on one core, not a brief daemon) and as free again below `free_at` (0.4), so
     the count does not flap on a half-busy core."""
 
-    def __init__(self, max_threads: int, set_threads: Callable[[int], None], load: OtherLoad | None = None,
-                 cores: int | None = None, interval_s: float = 0.5, take_at: float = 0.6, free_at: float = 0.4):
+    def __init__(
+        self,
+        max_threads: int,
+        set_threads: Callable[[int], None],
+        load: OtherLoad | None = None,
+        cores: int | None = None,
+        interval_s: float = 0.5,
+        take_at: float = 0.6,
+        free_at: float = 0.4,
+    ):
         self.max_threads = max(1, int(max_threads))
         self.set_threads = set_threads
         self.load = load or OtherLoad()
@@ -279,17 +292,24 @@ def physical_cores(sys_cpu: str = "/sys/devices/system/cpu") -> int:
     for cpu in cpus:
         topology = f"{sys_cpu}/cpu{cpu}/topology"
         try:
-            with open(f"{topology}/physical_package_id", encoding="ascii") as package, \
-                    open(f"{topology}/core_id", encoding="ascii") as core:
+            with (
+                open(f"{topology}/physical_package_id", encoding="ascii") as package,
+                open(f"{topology}/core_id", encoding="ascii") as core,
+            ):
                 cores.add((package.read().strip(), core.read().strip()))
         except OSError:
             return usable_cores()
     return max(1, len(cores))
 
 
-def onnxruntime_thread_governor(active_providers, fixed_threads: int | None,
-                                adaptive: bool | None = None, load: OtherLoad | None = None,
-                                cores: int | None = None, max_threads: int | None = None) -> ThreadGovernor | None:
+def onnxruntime_thread_governor(
+    active_providers,
+    fixed_threads: int | None,
+    adaptive: bool | None = None,
+    load: OtherLoad | None = None,
+    cores: int | None = None,
+    max_threads: int | None = None,
+) -> ThreadGovernor | None:
     """A ThreadGovernor for an ONNX Runtime session running on `active_providers`, or None where it
     does not apply: adaptive False (None: SSPNET_ADAPTIVE_THREADS, default on), a fixed thread count
     (`fixed_threads` > 0), a GPU provider first in line, a single usable core, or no /proc (not Linux).

@@ -60,9 +60,7 @@ def tile_grid(image_h: int, image_w: int, tile_h: int, tile_w: int, overlap: int
     if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)):
         raise TypeError(f"overlap: expected an int, got {type(overlap).__name__} {overlap!r}")
     if overlap < 0 or overlap >= min(tile_h, tile_w):
-        raise ValueError(
-            f"overlap: expected 0 <= overlap < min(tile_h, tile_w) = {min(tile_h, tile_w)}, got {overlap}"
-        )
+        raise ValueError(f"overlap: expected 0 <= overlap < min(tile_h, tile_w) = {min(tile_h, tile_w)}, got {overlap}")
     ys = axis_starts(image_h, tile_h, int(overlap))
     xs = axis_starts(image_w, tile_w, int(overlap))
     y1, x1 = np.meshgrid(ys, xs, indexing="ij")
@@ -102,7 +100,7 @@ def cut_tiles(image_hwc: np.ndarray, grid, tile_h: int, tile_w: int) -> np.ndarr
     height, width, channels = image_hwc.shape
     tiles = np.zeros((len(grid), tile_h, tile_w, channels), dtype=image_hwc.dtype)
     for k, (x1, y1, x2, y2) in enumerate(grid):
-        crop = image_hwc[y1:min(y2, height), x1:min(x2, width)]
+        crop = image_hwc[y1 : min(y2, height), x1 : min(x2, width)]
         tiles[k, : crop.shape[0], : crop.shape[1]] = crop
     return tiles
 

@@ -22,8 +22,15 @@ class SSPNetError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None, field: str | None = None,
-                 expected: object = None, got: object = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike | None = None,
+        field: str | None = None,
+        expected: object = None,
+        got: object = None,
+    ):
         self.message = message
         self.path = None if path is None else str(path)
         self.field = field

@@ -16,7 +16,5 @@ CUDA_AVAILABLE = _cuda_available()
 # Use as @pytest.mark.parametrize("device", DEVICES): CUDA runs automatically where a GPU exists.
 DEVICES = [
     "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not CUDA_AVAILABLE, reason="no CUDA device on this machine")
-    ),
+    pytest.param("cuda", marks=pytest.mark.skipif(not CUDA_AVAILABLE, reason="no CUDA device on this machine")),
 ]

@@ -73,15 +73,16 @@ class ContentionRow:
             raise UsageError(f"row {self.label!r}: kind must be one of {list(KINDS)}, got {self.kind!r}")
         if self.kind == "detector" and not self.model:
             raise UsageError(f"row {self.label!r}: a detector row needs a model file")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
             raise UsageError(f"row {self.label!r}: threads must be a positive integer, got {self.threads!r}")
 
     def to_job(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_job(cls, job: dict) -> "ContentionRow":
+    def from_job(cls, job: dict) -> ContentionRow:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in job.items() if k in known}
         for key in ("frame_size", "input_size", "image_size"):
@@ -131,8 +132,12 @@ def _detector_step(row: ContentionRow):
 
         torch.set_num_threads(row.threads)
     spec = RowSpec(
-        model=row.model, backend=backend_name, mode="eager" if backend_name == "torch" else "cpu",
-        precision="fp32" if backend_name == "torch" else "model", device="cpu", batch=row.batch,
+        model=row.model,
+        backend=backend_name,
+        mode="eager" if backend_name == "torch" else "cpu",
+        precision="fp32" if backend_name == "torch" else "model",
+        device="cpu",
+        batch=row.batch,
         frame_size=tuple(row.frame_size),
         input_size=tuple(row.input_size or row.frame_size) if backend_name == "torch" else None,
     )
@@ -230,8 +235,9 @@ def worker_main(argv: list[str]) -> int:
         if command.get("command") != "measure":
             break
         try:
-            latencies = time_phase(step, command["iters"], command["warmup"], command["min_iters"],
-                                   command["max_seconds"])
+            latencies = time_phase(
+                step, command["iters"], command["warmup"], command["min_iters"], command["max_seconds"]
+            )
         except Exception as error:
             send({"event": "error", "error": f"{type(error).__name__}: {error}"})
             return 1
@@ -258,7 +264,12 @@ class _Worker:
                 env[name] = str(value)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sspnet.benchmark.contention", json.dumps(row.to_job())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file, env=env, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            env=env,
+            text=True,
+            bufsize=1,
         )
         self.messages: queue.Queue = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -300,8 +311,16 @@ class _Worker:
 
 def _phase(worker: _Worker, phase: str, settings: ContentionSettings, warmup: int) -> list[float]:
     max_seconds = settings.max_seconds_quiet if phase == "quiet" else settings.max_seconds_loaded
-    worker.send({"command": "measure", "phase": phase, "iters": settings.iters, "warmup": warmup,
-                 "min_iters": settings.min_iters, "max_seconds": max_seconds})
+    worker.send(
+        {
+            "command": "measure",
+            "phase": phase,
+            "iters": settings.iters,
+            "warmup": warmup,
+            "min_iters": settings.min_iters,
+            "max_seconds": max_seconds,
+        }
+    )
     # a call may take many seconds under load: allow the warm-up and min_iters of them on top
     return worker.receive(timeout=max_seconds + 120.0)["latencies_ms"]
 
@@ -311,8 +330,15 @@ def run_row(row: ContentionRow, settings: ContentionSettings) -> dict:
     from sspnet.benchmark.neighbours import BusyNeighbours
     from sspnet.benchmark.stats import latency_stats
 
-    result = {**row.to_job(), "quiet": None, "loaded": None, "slowdown_p50": None, "slowdown_p99": None,
-              "worker_settings": None, "error": None}
+    result = {
+        **row.to_job(),
+        "quiet": None,
+        "loaded": None,
+        "slowdown_p50": None,
+        "slowdown_p99": None,
+        "worker_settings": None,
+        "error": None,
+    }
     with tempfile.TemporaryFile("w+") as stderr_file:
         worker = _Worker(row, stderr_file)
         try:
@@ -362,16 +388,28 @@ def run_contention(rows: list[ContentionRow], settings: ContentionSettings, log=
         if result["error"]:
             log(f"    failed: {result['error']}")
         else:
-            log(f"    p50 {result['quiet']['p50']:.1f} ms quiet, {result['loaded']['p50']:.1f} ms loaded "
-                f"({result['slowdown_p50']:.2f}x) in {time.perf_counter() - started:.0f} s")
+            log(
+                f"    p50 {result['quiet']['p50']:.1f} ms quiet, {result['loaded']['p50']:.1f} ms loaded "
+                f"({result['slowdown_p50']:.2f}x) in {time.perf_counter() - started:.0f} s"
+            )
         results.append(result)
     return evaluate_goals(results)
 
 
 # ---- output -----------------------------------------------------------------------------------------
 
-TABLE_HEADERS = ("#", "row", "quiet p50", "quiet p99", "loaded p50", "loaded p99", "slow-down p50", "p99",
-                 "quiet vs base", "goal")
+TABLE_HEADERS = (
+    "#",
+    "row",
+    "quiet p50",
+    "quiet p99",
+    "loaded p50",
+    "loaded p99",
+    "slow-down p50",
+    "p99",
+    "quiet vs base",
+    "goal",
+)
 
 
 def _ms(value) -> str:
@@ -389,9 +427,20 @@ def table_rows(results: list[dict]) -> list[tuple]:
         if row.get("meets_goal") is not None:
             goal = ("met" if row["meets_goal"] else "MISSED") + f" (<= {row['goal_slowdown']:g}x)"
         base = row.get("quiet_vs_baseline")
-        out.append((str(number), row["label"], _ms(quiet["p50"]), _ms(quiet["p99"]), _ms(loaded["p50"]),
-                    _ms(loaded["p99"]), f"{row['slowdown_p50']:.2f}x", f"{row['slowdown_p99']:.2f}x",
-                    "-" if base is None else f"{base:.2f}x", goal))
+        out.append(
+            (
+                str(number),
+                row["label"],
+                _ms(quiet["p50"]),
+                _ms(quiet["p99"]),
+                _ms(loaded["p50"]),
+                _ms(loaded["p99"]),
+                f"{row['slowdown_p50']:.2f}x",
+                f"{row['slowdown_p99']:.2f}x",
+                "-" if base is None else f"{base:.2f}x",
+                goal,
+            )
+        )
     return out
 
 
@@ -399,15 +448,22 @@ def print_contention_table(results: list[dict], neighbours: int) -> None:
     from sspnet.io.table import print_table
 
     print_table(table_rows(results), headers=TABLE_HEADERS)
-    print(f"times in ms per call; loaded = next to {neighbours} busy process(es) in their own session(s); "
-          "slow-down = loaded / quiet; quiet vs base = quiet p50 over the baseline row's (goal: <= 1.10x)")
+    print(
+        f"times in ms per call; loaded = next to {neighbours} busy process(es) in their own session(s); "
+        "slow-down = loaded / quiet; quiet vs base = quiet p50 over the baseline row's (goal: <= 1.10x)"
+    )
 
 
 def contention_document(results: list[dict], settings: ContentionSettings, extra: dict | None = None) -> dict:
     from sspnet.benchmark.harness import machine_info
 
-    return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(),
-            "settings": asdict(settings) | (extra or {}), "rows": results}
+    return {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_info(),
+        "settings": asdict(settings) | (extra or {}),
+        "rows": results,
+    }
 
 
 def write_contention_json(path, results: list[dict], settings: ContentionSettings, extra: dict | None = None) -> Path:
@@ -438,8 +494,13 @@ def plot_contention(results: list[dict], path, title: str = "latency quiet vs lo
         axis.plot([row["loaded"]["p99"] for row in ok], y + 0.2, "k|", markersize=9)
         top = max(max(row["loaded"]["p99"], row["quiet"]["p99"]) for row in ok)
         for k, row in enumerate(ok):
-            axis.text(max(row["loaded"]["p99"], row["loaded"]["p50"]) * 1.08, k + 0.2,
-                      f"{row['slowdown_p50']:.2f}x", va="center", fontsize=8)
+            axis.text(
+                max(row["loaded"]["p99"], row["loaded"]["p50"]) * 1.08,
+                k + 0.2,
+                f"{row['slowdown_p50']:.2f}x",
+                va="center",
+                fontsize=8,
+            )
         axis.set_xscale("log")
         axis.set_xlim(min(quiet + loaded) / 3, top * 2.5)
         axis.set_yticks(y, [row["label"] for row in ok], fontsize=8)
@@ -452,8 +513,18 @@ def plot_contention(results: list[dict], path, title: str = "latency quiet vs lo
     return save_figure(fig, path)
 
 
-__all__ = ["ContentionRow", "ContentionSettings", "run_contention", "run_row", "time_phase", "evaluate_goals",
-           "print_contention_table", "write_contention_json", "plot_contention", "contention_document"]
+__all__ = [
+    "ContentionRow",
+    "ContentionSettings",
+    "run_contention",
+    "run_row",
+    "time_phase",
+    "evaluate_goals",
+    "print_contention_table",
+    "write_contention_json",
+    "plot_contention",
+    "contention_document",
+]
 
 
 if __name__ == "__main__":

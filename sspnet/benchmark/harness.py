@@ -159,26 +159,42 @@ def plan_rows(
         if backend == "torch":
             variants = [(mode, precision, device) for mode in torch_modes for precision in precisions]
         elif backend == "onnxruntime":
-            variants = [(provider, "model", "cuda" if provider == "cuda" else "cpu")
-                        for provider in onnxruntime_providers(providers)]
+            variants = [
+                (provider, "model", "cuda" if provider == "cuda" else "cpu")
+                for provider in onnxruntime_providers(providers)
+            ]
         else:
-            variants = [(mode, "model", "cuda") for mode in (["eager", "cuda-graph"] if cuda_graph is None
-                                                              else ["cuda-graph" if cuda_graph else "eager"])]
+            variants = [
+                (mode, "model", "cuda")
+                for mode in (
+                    ["eager", "cuda-graph"] if cuda_graph is None else ["cuda-graph" if cuda_graph else "eager"]
+                )
+            ]
         for mode, precision, row_device in variants:
             for frame_size in frame_sizes:
                 for batch in batches:
-                    rows.append(RowSpec(
-                        model=str(model), backend=backend, mode=mode, precision=precision, device=row_device,
-                        batch=batch, frame_size=tuple(frame_size),
-                        input_size=torch_input(frame_size) if backend == "torch" else None,
-                    ))
+                    rows.append(
+                        RowSpec(
+                            model=str(model),
+                            backend=backend,
+                            mode=mode,
+                            precision=precision,
+                            device=row_device,
+                            batch=batch,
+                            frame_size=tuple(frame_size),
+                            input_size=torch_input(frame_size) if backend == "torch" else None,
+                        )
+                    )
     if reference is None:
         reference = "torch" in backends
     if reference:
         for frame_size in frame_sizes:
             for batch in batches:
-                rows.append(RowSpec(REFERENCE, "torch", "eager", "fp32", device, batch, tuple(frame_size),
-                                    torch_input(frame_size)))
+                rows.append(
+                    RowSpec(
+                        REFERENCE, "torch", "eager", "fp32", device, batch, tuple(frame_size), torch_input(frame_size)
+                    )
+                )
     return rows
 
 
@@ -191,8 +207,15 @@ def open_row_backend(spec: RowSpec, threads: int | None = None):
     from sspnet.runtime.backend import load_backend
 
     if spec.backend == "torch":
-        return load_backend(spec.model, "torch", input_size=spec.input_size, device=spec.device,
-                            precision=spec.precision, cuda_graph=spec.mode == "cuda-graph", threads=threads)
+        return load_backend(
+            spec.model,
+            "torch",
+            input_size=spec.input_size,
+            device=spec.device,
+            precision=spec.precision,
+            cuda_graph=spec.mode == "cuda-graph",
+            threads=threads,
+        )
     if spec.backend == "onnxruntime":
         return load_backend(spec.model, "onnxruntime", providers=[spec.mode], threads=threads)
     return load_backend(spec.model, "tensorrt", cuda_graph=spec.mode == "cuda-graph")
@@ -225,8 +248,15 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def evaluate_backend(backend, data: str, split: str = "val", tile_overlap: int = 30, limit: int | None = None,
-                     compute_mr: bool = False, progress: bool = False) -> dict[str, float]:
+def evaluate_backend(
+    backend,
+    data: str,
+    split: str = "val",
+    tile_overlap: int = 30,
+    limit: int | None = None,
+    compute_mr: bool = False,
+    progress: bool = False,
+) -> dict[str, float]:
     """TinyPerson metrics (percent, sspnet.evaluation.evaluate) of `backend` behind a Detector at the
     deployed settings (fit="tile", the model's own score threshold) on a data folder's split
     (DIR/annotations/<split>.json, DIR/images); at most `limit` images."""
@@ -252,8 +282,9 @@ def evaluate_backend(backend, data: str, split: str = "val", tile_overlap: int =
     return evaluate(annotations, detections, compute_mr=compute_mr)
 
 
-def accuracy(backend, data: str, split: str = "val", tile_overlap: int = 30, limit: int | None = None,
-             progress: bool = False) -> float:
+def accuracy(
+    backend, data: str, split: str = "val", tile_overlap: int = 30, limit: int | None = None, progress: bool = False
+) -> float:
     """AP50-tiny (percent) of `backend` on a data folder's split (see evaluate_backend)."""
     return float(evaluate_backend(backend, data, split, tile_overlap, limit, progress=progress)["AP50_tiny"])
 
@@ -325,8 +356,14 @@ class _Nothing:
 
 def _spec_dict(spec: RowSpec) -> dict:
     return {
-        "name": spec.name, "model": spec.model, "model_label": spec.model_label, "backend": spec.backend,
-        "mode": spec.mode, "precision": spec.precision, "device": spec.device, "batch": spec.batch,
+        "name": spec.name,
+        "model": spec.model,
+        "model_label": spec.model_label,
+        "backend": spec.backend,
+        "mode": spec.mode,
+        "precision": spec.precision,
+        "device": spec.device,
+        "batch": spec.batch,
         "frame_size": list(spec.frame_size),
         "input_size": list(spec.input_size) if spec.input_size else None,
     }
@@ -352,8 +389,14 @@ def run_benchmark(specs: list[RowSpec], settings: BenchSettings, log=print) -> l
             row.update(time_row(spec, backend, settings))
             if settings.data and spec.model != REFERENCE:
                 if key not in ap_cache:
-                    ap_cache[key] = accuracy(backend, settings.data, settings.split, settings.tile_overlap,
-                                             settings.max_eval_images, progress=settings.progress)
+                    ap_cache[key] = accuracy(
+                        backend,
+                        settings.data,
+                        settings.split,
+                        settings.tile_overlap,
+                        settings.max_eval_images,
+                        progress=settings.progress,
+                    )
                 row["ap50_tiny"] = ap_cache[key]
         except Exception as error:  # a row that cannot run is reported, not fatal
             row["error"] = f"{type(error).__name__}: {error}"
@@ -379,9 +422,12 @@ def machine_info() -> dict:
     import sspnet
 
     info = {
-        "sspnet": sspnet.__version__, "python": platform.python_version(),
-        "platform": f"{platform.system()} {platform.machine()}", "processor": cpu_model(),
-        "cpu_count": os.cpu_count(), "numpy": np.__version__,
+        "sspnet": sspnet.__version__,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "processor": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
     }
     for name in ("torch", "torchvision", "onnxruntime", "tensorrt"):
         try:
@@ -397,5 +443,17 @@ def machine_info() -> dict:
     return info
 
 
-__all__ = ["RowSpec", "BenchSettings", "REFERENCE", "plan_rows", "run_benchmark", "time_row", "accuracy", "evaluate_backend",
-           "open_row_backend", "synthetic_frames", "machine_info", "cpu_model"]
+__all__ = [
+    "RowSpec",
+    "BenchSettings",
+    "REFERENCE",
+    "plan_rows",
+    "run_benchmark",
+    "time_row",
+    "accuracy",
+    "evaluate_backend",
+    "open_row_backend",
+    "synthetic_frames",
+    "machine_info",
+    "cpu_model",
+]

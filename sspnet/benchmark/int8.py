@@ -32,8 +32,14 @@ def open_onnx(path: str, threads: int | None = None, exact_qdq: bool = False):
     return (ExactQDQBackend if exact_qdq else OnnxRuntimeBackend)(path, intra_op_num_threads=threads)
 
 
-def ap50_tiny(path: str, data: str, split: str = "val", limit: int | None = None, progress: bool = False,
-              exact_qdq: bool | None = None) -> float:
+def ap50_tiny(
+    path: str,
+    data: str,
+    split: str = "val",
+    limit: int | None = None,
+    progress: bool = False,
+    exact_qdq: bool | None = None,
+) -> float:
     """AP50-tiny (percent) of an .onnx model on a data folder's split, at the deployed settings.
 
     exact_qdq (None: True for the TensorRT form of `sspnet quantize`): score with ONNX Runtime's
@@ -50,8 +56,15 @@ def ap50_tiny(path: str, data: str, split: str = "val", limit: int | None = None
     return accuracy(open_onnx(path, exact_qdq=exact_qdq), data, split, limit=limit, progress=progress)
 
 
-def interleaved_latency(paths: list[str], frame_size: tuple[int, int], rounds: int = 5, iters: int = 10,
-                        warmup: int = 2, threads: int | None = None, progress: bool = False) -> dict[str, dict]:
+def interleaved_latency(
+    paths: list[str],
+    frame_size: tuple[int, int],
+    rounds: int = 5,
+    iters: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+    progress: bool = False,
+) -> dict[str, dict]:
     """{path: latency_stats (ms per frame, batch 1) + "latencies_ms"}, models timed in turn per round."""
     from sspnet.benchmark.harness import synthetic_frames
     from sspnet.benchmark.stats import latency_stats
@@ -78,8 +91,10 @@ def interleaved_latency(paths: list[str], frame_size: tuple[int, int], rounds: i
                     bar.update(1)
     if bar is not None:
         bar.close()
-    return {path: latency_stats(values) | {"latencies_ms": [round(v, 3) for v in values]}
-            for path, values in samples.items()}
+    return {
+        path: latency_stats(values) | {"latencies_ms": [round(v, 3) for v in values]}
+        for path, values in samples.items()
+    }
 
 
 __all__ = ["ap50_tiny", "interleaved_latency", "open_onnx"]

@@ -52,7 +52,7 @@ class PeakMemory:
             if rss is not None and (self.peak_mb is None or rss > self.peak_mb):
                 self.peak_mb = rss
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.per_row:
             self.start_mb = self.peak_mb = current_rss_mb()
             self._thread = threading.Thread(target=self._sample, name="sspnet-rss", daemon=True)

@@ -70,13 +70,16 @@ class BusyNeighbours:
     def pids(self) -> list[int]:
         return [process.pid for process in self.processes]
 
-    def start(self) -> "BusyNeighbours":
+    def start(self) -> BusyNeighbours:
         try:
             for _ in range(self.count):
                 process = subprocess.Popen(
                     [sys.executable, "-c", _BUSY_LOOP, str(os.getpid())],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    start_new_session=True, close_fds=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    close_fds=True,
                 )
                 self.processes.append(process)
                 _LIVE.add(process)
@@ -91,7 +94,7 @@ class BusyNeighbours:
         _stop(self.processes)
         self.processes = []
 
-    def __enter__(self) -> "BusyNeighbours":
+    def __enter__(self) -> BusyNeighbours:
         return self.start()
 
     def __exit__(self, *exc) -> None:

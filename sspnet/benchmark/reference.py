@@ -53,17 +53,32 @@ def reference_backend(input_size: tuple[int, int], device: str | None = None, pr
 
     height, width = input_size
     detector = fasterrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, min_size=min(height, width), max_size=max(height, width),
+        weights=None,
+        weights_backbone=None,
+        min_size=min(height, width),
+        max_size=max(height, width),
         box_detections_per_img=MAX_DETECTIONS,
     )
     metadata = ModelMetadata(
-        sspnet_version=sspnet.__version__, preset=NAME, variant="faster_rcnn",
-        classes=tuple(f"coco_{i}" for i in range(91)), input_size=(height, width),
-        max_detections=MAX_DETECTIONS, score_threshold=0.05, nms={"method": "hard", "iou_threshold": 0.5},
-        flavor="torch", batch=None,
+        sspnet_version=sspnet.__version__,
+        preset=NAME,
+        variant="faster_rcnn",
+        classes=tuple(f"coco_{i}" for i in range(91)),
+        input_size=(height, width),
+        max_detections=MAX_DETECTIONS,
+        score_threshold=0.05,
+        nms={"method": "hard", "iou_threshold": 0.5},
+        flavor="torch",
+        batch=None,
     )
-    return TorchBackend(ContractAdapter(detector), input_size=(height, width), device=device,
-                        precision=precision, metadata=metadata, path=f"<{NAME}>")
+    return TorchBackend(
+        ContractAdapter(detector),
+        input_size=(height, width),
+        device=device,
+        precision=precision,
+        metadata=metadata,
+        path=f"<{NAME}>",
+    )
 
 
 __all__ = ["ContractAdapter", "reference_backend", "NAME"]

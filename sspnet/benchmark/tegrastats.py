@@ -102,12 +102,14 @@ class TegraStats:
         for line in self._process.stdout:
             self.lines.append(line)
 
-    def __enter__(self) -> "TegraStats":
+    def __enter__(self) -> TegraStats:
         if self.available:
             try:
                 self._process = subprocess.Popen(
                     [self.binary, "--interval", str(self.interval_ms)],
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
                 )
             except OSError:
                 self._process = None

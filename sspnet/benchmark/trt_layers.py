@@ -23,7 +23,7 @@ QDQ_NAMES = ("QuantizeLinear", "DequantizeLinear")
 
 
 def layer_kind(layer: dict) -> str:
-    """"reformat", "quantize", "dequantize", "pointwise" or "other" for one layer of the layer info.
+    """ "reformat", "quantize", "dequantize", "pointwise" or "other" for one layer of the layer info.
 
     TensorRT names a layer after the ONNX nodes fused into it (joined by " + "): a layer whose
     nodes are all QuantizeLinear (DequantizeLinear) is a standalone Q (DQ) nobody absorbed."""
@@ -44,7 +44,7 @@ def layer_kind(layer: dict) -> str:
 
 
 def output_type(layer: dict) -> str:
-    """"int8", "fp16", "fp32" or "other": the element type of the layer's first output."""
+    """ "int8", "fp16", "fp32" or "other": the element type of the layer's first output."""
     outputs = layer.get("Outputs") or [{}]
     text = str(outputs[0].get("Format/Datatype", "")).lower()
     for name, keys in (("int8", ("int8",)), ("fp16", ("half", "fp16")), ("fp32", ("float", "fp32"))):
@@ -69,8 +69,11 @@ def summarize_layers(info: dict) -> dict:
 
 def median_compute_ms(times: list[dict]) -> float:
     """Median GPU compute time (ms) per inference over trtexec's --exportTimes JSON."""
-    values = [t["computeMs"] if "computeMs" in t else t["endComputeMs"] - t["startComputeMs"]
-              for t in times if isinstance(t, dict)]
+    values = [
+        t["computeMs"] if "computeMs" in t else t["endComputeMs"] - t["startComputeMs"]
+        for t in times
+        if isinstance(t, dict)
+    ]
     if not values:
         raise ValueError("no timing entries")
     return statistics.median(values)
@@ -93,12 +96,18 @@ def main(argv=None) -> int:
     from sspnet.io.atomic import atomic_write_json
 
     fp16, int8 = engine_summary(args.fp16), engine_summary(args.int8)
-    document = {"benchmark": "trt_int8_layers", "fp16": fp16, "int8": int8,
-                "int8_speedup_over_fp16": fp16["median_compute_ms"] / int8["median_compute_ms"]}
+    document = {
+        "benchmark": "trt_int8_layers",
+        "fp16": fp16,
+        "int8": int8,
+        "int8_speedup_over_fp16": fp16["median_compute_ms"] / int8["median_compute_ms"],
+    }
     atomic_write_json(args.out, document)
     for name, summary in (("fp16", fp16), ("int8", int8)):
-        print(f"{name}: {summary['layers']} layers, {summary['reformat']} reformat, {summary['standalone_qdq']} "
-              f"standalone Q/DQ, {summary['pointwise']} pointwise, median {summary['median_compute_ms']:.3f} ms")
+        print(
+            f"{name}: {summary['layers']} layers, {summary['reformat']} reformat, {summary['standalone_qdq']} "
+            f"standalone Q/DQ, {summary['pointwise']} pointwise, median {summary['median_compute_ms']:.3f} ms"
+        )
     print(f"INT8 vs fp16: {document['int8_speedup_over_fp16']:.2f}x; {args.out}")
     return 0
 

@@ -41,9 +41,7 @@ VERBS = {
 
 def _available_verbs() -> dict:
     return {
-        verb: module
-        for verb, module in VERBS.items()
-        if importlib.util.find_spec(f"sspnet.cli.{module}") is not None
+        verb: module for verb, module in VERBS.items() if importlib.util.find_spec(f"sspnet.cli.{module}") is not None
     }
 
 
@@ -56,8 +54,16 @@ def _print_usage(verbs: dict) -> None:
 
 
 # OS errors that mean "the user named a path that cannot be used": exit 2, like any user mistake.
-_USER_OS_ERRORS = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS,
-                   errno.ENAMETOOLONG, errno.EEXIST)
+_USER_OS_ERRORS = (
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+    errno.EEXIST,
+)
 
 
 def _os_error_line(error: OSError) -> str:
@@ -110,8 +116,11 @@ def run_verb(verb: str, module, args, debug: bool) -> int:
 
 def _bug(prefix: str, error: BaseException) -> int:
     traceback.print_exception(error)
-    print(f"{prefix}: unexpected error ({type(error).__name__}); this is a bug in sspnet, not in your input. "
-          "Please report it with the traceback above (rerun with --debug for more).", file=sys.stderr)
+    print(
+        f"{prefix}: unexpected error ({type(error).__name__}); this is a bug in sspnet, not in your input. "
+        "Please report it with the traceback above (rerun with --debug for more).",
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -15,7 +15,11 @@ def add_arguments(parser):
     parser.add_argument("--presets", action="store_true", help="list the model presets")
     parser.add_argument("--model", metavar="PRESET", help="parameters and GFLOPs of a preset")
     parser.add_argument(
-        "--imgsz", type=int, nargs=2, default=(512, 640), metavar=("H", "W"),
+        "--imgsz",
+        type=int,
+        nargs=2,
+        default=(512, 640),
+        metavar=("H", "W"),
         help="input size for --model GFLOPs, multiples of 32 (default 512 640)",
     )
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from sspnet.io.table import print_table
 from sspnet.errors import SSPNetError, UsageError
+from sspnet.io.table import print_table
 
 HELP = "train a model preset (config-driven; checkpoints, --resume, torchrun multi-process)"
 
@@ -33,39 +33,69 @@ RESUME_MAY_CHANGE = ("workers", "eval_every", "log_every", "checkpoint_every")
 
 def add_arguments(parser):
     parser.add_argument("--preset", help="model preset (sspnet info --presets)")
-    parser.add_argument("--recipe", help="named training recipe (preset + model and optimiser settings; "
-                                         "sspnet/engine/recipes.py): synthetic-cpu (FoveaBox, the demo's), "
-                                         "synthetic-cpu-faster-rcnn. Flags given explicitly win")
-    parser.add_argument("--data", help="dataset folder as `sspnet synth` writes it, or a YAML naming each "
-                                       "split's images folder and annotation file")
+    parser.add_argument(
+        "--recipe",
+        help="named training recipe (preset + model and optimiser settings; "
+        "sspnet/engine/recipes.py): synthetic-cpu (FoveaBox, the demo's), "
+        "synthetic-cpu-faster-rcnn. Flags given explicitly win",
+    )
+    parser.add_argument(
+        "--data",
+        help="dataset folder as `sspnet synth` writes it, or a YAML naming each "
+        "split's images folder and annotation file",
+    )
     parser.add_argument("--out", required=True, help="run folder (config.yaml, log.jsonl, checkpoints)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help=f"training epochs (default {DEFAULT_EPOCHS})")
     length.add_argument("--max-iters", type=int, help="training iterations instead of epochs")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last complete checkpoint, exactly")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last complete checkpoint, exactly"
+    )
     parser.add_argument("--batch-size", type=int, help="images per process (default: 1 Faster R-CNN, 4 FoveaBox)")
     parser.add_argument("--lr", type=float, help="base learning rate (default 0.002)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default 2)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                        help="mixed precision (GPU only; default on with --device cuda)")
+    parser.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mixed precision (GPU only; default on with --device cuda)",
+    )
     parser.add_argument("--clip-grad", type=float, metavar="NORM", help="clip the gradient L2 norm (default off)")
-    parser.add_argument("--eval-every", type=int, metavar="E", help="evaluate on val every E epochs (default 1; 0 = never)")
+    parser.add_argument(
+        "--eval-every", type=int, metavar="E", help="evaluate on val every E epochs (default 1; 0 = never)"
+    )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--augment", choices=("full", "light", "none"),
-                        help="training augmentation: the original pipeline, a cheap CPU one, or none (default full)")
-    parser.add_argument("--erase-ignore", action="store_true", default=None,
-                        help="blank ignore/uncertain regions in training images")
+    parser.add_argument(
+        "--augment",
+        choices=("full", "light", "none"),
+        help="training augmentation: the original pipeline, a cheap CPU one, or none (default full)",
+    )
+    parser.add_argument(
+        "--erase-ignore", action="store_true", default=None, help="blank ignore/uncertain regions in training images"
+    )
     parser.add_argument("--log-every", type=int, metavar="N", help="log.jsonl record every N iterations (default 50)")
-    parser.add_argument("--checkpoint-every", type=int, metavar="N",
-                        help="also checkpoint every N iterations (default 0: at every epoch end)")
-    parser.add_argument("--pretrained", metavar="imagenet|PATH",
-                        help="backbone start: 'imagenet' = torchvision's ImageNet weights (downloaded once into "
-                             "torch's cache, $TORCH_HOME/hub/checkpoints, hash-checked), or a local .pth; "
-                             "default: the preset's (the R50 presets: from scratch)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="model setting override, value in YAML syntax (repeatable), e.g. --set score_thr=0.1")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="also checkpoint every N iterations (default 0: at every epoch end)",
+    )
+    parser.add_argument(
+        "--pretrained",
+        metavar="imagenet|PATH",
+        help="backbone start: 'imagenet' = torchvision's ImageNet weights (downloaded once into "
+        "torch's cache, $TORCH_HOME/hub/checkpoints, hash-checked), or a local .pth; "
+        "default: the preset's (the R50 presets: from scratch)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model setting override, value in YAML syntax (repeatable), e.g. --set score_thr=0.1",
+    )
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -103,8 +133,12 @@ def config_from_args(args):
             raise UsageError(f"--recipe {recipe.name} trains preset {recipe.preset}, not --preset {args.preset}")
         args.preset = recipe.preset
         overrides = dict(recipe.overrides)
-        recipe_values = {"batch_size": recipe.batch_size, "lr": recipe.lr, "clip_grad": recipe.clip_grad,
-                         "augment": recipe.augment}
+        recipe_values = {
+            "batch_size": recipe.batch_size,
+            "lr": recipe.lr,
+            "clip_grad": recipe.clip_grad,
+            "augment": recipe.augment,
+        }
     if not args.preset:
         raise UsageError("--preset or --recipe is required (sspnet info --presets lists the presets)")
     if not args.data:
@@ -125,18 +159,29 @@ def config_from_args(args):
     resolve_pretrained(model_config.pretrained, model_config.depth)  # found (or downloaded) before any work
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     given = {
-        "epochs": args.epochs, "max_iters": args.max_iters, "batch_size": args.batch_size, "lr": args.lr,
-        "workers": args.workers, "device": device, "amp": args.amp, "clip_grad": args.clip_grad,
-        "eval_every": args.eval_every, "seed": args.seed, "augment": args.augment,
-        "erase_ignore": args.erase_ignore, "log_every": args.log_every, "checkpoint_every": args.checkpoint_every,
+        "epochs": args.epochs,
+        "max_iters": args.max_iters,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "workers": args.workers,
+        "device": device,
+        "amp": args.amp,
+        "clip_grad": args.clip_grad,
+        "eval_every": args.eval_every,
+        "seed": args.seed,
+        "augment": args.augment,
+        "erase_ignore": args.erase_ignore,
+        "log_every": args.log_every,
+        "checkpoint_every": args.checkpoint_every,
     }
     values = {**recipe_values, **{k: v for k, v in given.items() if v is not None}}
     values.setdefault("batch_size", DEFAULT_BATCH[model_config.variant])
     values.setdefault("amp", device == "cuda")
     if values.get("epochs") is None and values.get("max_iters") is None:
         values["epochs"] = DEFAULT_EPOCHS
-    config = TrainConfig(preset=args.preset, data=resolve_data(args.data), out=str(args.out),
-                         model_overrides=overrides, **values)
+    config = TrainConfig(
+        preset=args.preset, data=resolve_data(args.data), out=str(args.out), model_overrides=overrides, **values
+    )
     validate(config)
     return config
 
@@ -148,9 +193,17 @@ def resume_config(args):
 
     config = load_config(Path(args.out) / CONFIG_FILE)
     given = {
-        "preset": args.preset, "epochs": args.epochs, "max_iters": args.max_iters, "batch_size": args.batch_size,
-        "lr": args.lr, "device": args.device, "amp": args.amp, "clip_grad": args.clip_grad, "seed": args.seed,
-        "augment": args.augment, "erase_ignore": args.erase_ignore,
+        "preset": args.preset,
+        "epochs": args.epochs,
+        "max_iters": args.max_iters,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "amp": args.amp,
+        "clip_grad": args.clip_grad,
+        "seed": args.seed,
+        "augment": args.augment,
+        "erase_ignore": args.erase_ignore,
         "model_overrides": parse_overrides(args.overrides) or None,
     }
     for key, value in given.items():
@@ -183,8 +236,10 @@ def run(args) -> int:
         shutdown_distributed()
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
-    rows = [("iterations", f"{result.iteration} / {result.total_iters}"),
-            ("run folder", str(result.run_dir)),
-            ("best val AP50_tiny (%)", "-" if result.best_metric is None else f"{result.best_metric:.2f}")]
+    rows = [
+        ("iterations", f"{result.iteration} / {result.total_iters}"),
+        ("run folder", str(result.run_dir)),
+        ("best val AP50_tiny (%)", "-" if result.best_metric is None else f"{result.best_metric:.2f}"),
+    ]
     print_table(rows, headers=("training", "result"))
     return 0

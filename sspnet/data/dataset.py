@@ -53,8 +53,15 @@ class TinyPersonDataset(torch.utils.data.Dataset):
             regardless of worker count. When None, torch's global generator is used.
     """
 
-    def __init__(self, annotations, image_root=None, transforms=None, erase_ignore: bool = False,
-                 skip_empty: bool = False, seed: int | None = None):
+    def __init__(
+        self,
+        annotations,
+        image_root=None,
+        transforms=None,
+        erase_ignore: bool = False,
+        skip_empty: bool = False,
+        seed: int | None = None,
+    ):
         if not isinstance(annotations, AnnotationSet):
             if image_root is None:
                 raise ValueError("image_root: required when annotations is a path")

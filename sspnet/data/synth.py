@@ -49,7 +49,9 @@ SUPERSAMPLE = 4  # figures are drawn 4x larger and area-downsampled: sub-pixel s
 SIZE_BINS = ((3.0, 8.0), (8.0, 12.0), (12.0, 20.0), (20.0, 30.0))
 SIZE_BIN_PROBS = (0.32, 0.27, 0.26, 0.15)
 
-SKIN = np.array([[255, 219, 172], [241, 194, 125], [224, 172, 105], [198, 134, 66], [141, 85, 36], [90, 60, 40]], np.float32)
+SKIN = np.array(
+    [[255, 219, 172], [241, 194, 125], [224, 172, 105], [198, 134, 66], [141, 85, 36], [90, 60, 40]], np.float32
+)
 HAIR = np.array([[20, 15, 10], [60, 40, 20], [110, 80, 40], [200, 170, 100], [30, 30, 30]], np.float32)
 SCENES = ("beach", "sea", "field", "road", "sand")
 SCENE_PROBS = (0.35, 0.15, 0.18, 0.14, 0.18)
@@ -167,14 +169,18 @@ def make_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
         foam = np.clip(1.0 - np.abs(distance + 3.0) / 3.0, 0, 1)[..., None]
         image = image * (1 - 0.6 * foam) + 235.0 * 0.6 * foam
     else:
-        image = _land(rng, height, width, {"field": "grass", "road": "grass", "sand": rng.choice(["sand", "dirt"])}[kind])
+        image = _land(
+            rng, height, width, {"field": "grass", "road": "grass", "sand": rng.choice(["sand", "dirt"])}[kind]
+        )
         if kind == "road" or rng.random() < 0.2:
             _draw_roads(rng, image, int(rng.integers(1, 3)))
     # sun: a soft global brightness gradient, shadows fall away from it
     angle = rng.uniform(0, 2 * np.pi)
     shadow_dir = np.array([np.cos(angle), np.sin(angle)], np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    gradient = 1.0 + rng.uniform(0.03, 0.12) * ((xx / width - 0.5) * shadow_dir[0] + (yy / height - 0.5) * shadow_dir[1])
+    gradient = 1.0 + rng.uniform(0.03, 0.12) * (
+        (xx / width - 0.5) * shadow_dir[0] + (yy / height - 0.5) * shadow_dir[1]
+    )
     image *= gradient[..., None] * rng.uniform(0.85, 1.1)
     return Scene(image=image.astype(np.float32), water=water, shadow_dir=shadow_dir)
 
@@ -278,7 +284,9 @@ def draw_lying_person(rng, image, scene, x, y, w, h, opacity=1.0) -> None:
     canvas = Canvas(x, y, w, h, margin=1)
     skin, shirt = SKIN[rng.integers(len(SKIN))], _clothing(rng)
     angle = 0.0 if horizontal else 90.0
-    canvas.ellipse(x + w / 2, y + h / 2, long_side * 0.38, short_side * 0.4, shirt if rng.random() < 0.6 else skin, angle)
+    canvas.ellipse(
+        x + w / 2, y + h / 2, long_side * 0.38, short_side * 0.4, shirt if rng.random() < 0.6 else skin, angle
+    )
     head_offset = long_side / 2 - short_side * 0.35  # the head touches the box edge
     hx, hy = (x + w / 2 + head_offset, y + h / 2) if horizontal else (x + w / 2, y + h / 2 - head_offset)
     canvas.ellipse(hx, hy, short_side * 0.35, short_side * 0.35, skin)
@@ -445,7 +453,11 @@ def generate_image(rng: np.random.Generator, width: int = 640, height: int = 512
         spread = rng.uniform(3, 8) * base
         for _ in range(int(rng.integers(4, 20))):
             person = _place_person(
-                rng, image, scene, cx + rng.normal(0, spread), cy + rng.normal(0, spread * 0.7),
+                rng,
+                image,
+                scene,
+                cx + rng.normal(0, spread),
+                cy + rng.normal(0, spread * 0.7),
                 float(np.clip(base * rng.uniform(0.8, 1.25), 2.5, 30)),
             )
             if person is not None:
@@ -463,7 +475,9 @@ def generate_image(rng: np.random.Generator, width: int = 640, height: int = 512
         if person is not None:
             annotations.append(person)
             bx, by, bw, bh = person["bbox"]
-            draw_distractor(rng, image, scene, bx + bw * rng.uniform(0.3, 0.7), by + bh * 0.5, bool(scene.water[int(y), int(x)]))
+            draw_distractor(
+                rng, image, scene, bx + bw * rng.uniform(0.3, 0.7), by + bh * 0.5, bool(scene.water[int(y), int(x)])
+            )
 
     if dense:
         for annotation in annotations:
@@ -496,18 +510,30 @@ def _split(count: int, val_fraction: float, rng: np.random.Generator) -> np.ndar
 def check_settings(images, val_fraction, size, seed) -> None:
     """UsageError naming the option for a setting synth cannot honour."""
     if not isinstance(images, (int, np.integer)) or isinstance(images, bool) or not 2 <= images <= MAX_IMAGES:
-        raise UsageError("bad number of images", field="--images",
-                         expected=f"an integer from 2 (one train and one val image) to {MAX_IMAGES:,}", got=images)
+        raise UsageError(
+            "bad number of images",
+            field="--images",
+            expected=f"an integer from 2 (one train and one val image) to {MAX_IMAGES:,}",
+            got=images,
+        )
     if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
-        raise UsageError("bad share of val images", field="--val-fraction",
-                         expected="a number between 0 and 1 (exclusive)", got=val_fraction)
+        raise UsageError(
+            "bad share of val images",
+            field="--val-fraction",
+            expected="a number between 0 and 1 (exclusive)",
+            got=val_fraction,
+        )
     try:
         width, height = (int(side) for side in size)
     except (TypeError, ValueError):
         raise UsageError("bad image size", field="--size", expected="W H", got=size) from None
     if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise UsageError("bad image size", field="--size",
-                         expected=f"W and H each between {MIN_SIDE} and {MAX_SIDE} pixels", got=f"{width} {height}")
+        raise UsageError(
+            "bad image size",
+            field="--size",
+            expected=f"W and H each between {MIN_SIDE} and {MAX_SIDE} pixels",
+            got=f"{width} {height}",
+        )
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise UsageError("bad random seed", field="--seed", expected="an integer >= 0", got=seed)
 
@@ -519,7 +545,9 @@ def is_synth_annotation_file(path) -> bool:
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     info = data.get("info") if isinstance(data, dict) else None
-    return isinstance(info, dict) and (info.get("generator") == GENERATOR or info.get("description") == _OLD_DESCRIPTION)
+    return isinstance(info, dict) and (
+        info.get("generator") == GENERATOR or info.get("description") == _OLD_DESCRIPTION
+    )
 
 
 def prepare_output_folder(out_dir, images: int) -> None:
@@ -593,7 +621,9 @@ def write_dataset(
             x, y, w, h = annotation["bbox"]
             x1, y1, x2, y2 = x, y, x + w, y + h
             annotation.update(
-                id=annotation_id, image_id=k + 1, area=round(w * h, 4),
+                id=annotation_id,
+                image_id=k + 1,
+                area=round(w * h, 4),
                 segmentation=[[x1, y1, x1, y2, x2, y2, x2, y1]],
             )
             split["annotations"].append(annotation)

@@ -165,8 +165,9 @@ def read_json_file(source, what: str = "annotation file"):
     except UnicodeDecodeError:
         raise InputError(f"{what} is not JSON text (not UTF-8)", path=path) from None
     except json.JSONDecodeError as err:
-        raise InputError(f"{what} is not valid JSON: {err.msg}", path=path,
-                         field=f"line {err.lineno} column {err.colno}") from None
+        raise InputError(
+            f"{what} is not valid JSON: {err.msg}", path=path, field=f"line {err.lineno} column {err.colno}"
+        ) from None
 
 
 def _read_json(source) -> tuple[dict, str]:
@@ -180,7 +181,11 @@ def _is_int(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _flag(annotation: dict, key: str) -> bool:
@@ -194,13 +199,23 @@ def _flag(annotation: dict, key: str) -> bool:
 def _categories(data: dict, source: str, merge_person: bool) -> tuple[list[str], dict[int, int]]:
     categories = data.get("categories")
     if not isinstance(categories, list) or not categories:
-        raise InputError("no categories", path=source, field="categories", expected="a non-empty list",
-                         got=_short(categories))
+        raise InputError(
+            "no categories", path=source, field="categories", expected="a non-empty list", got=_short(categories)
+        )
     ids, names = [], []
     for k, category in enumerate(categories):
-        if not isinstance(category, dict) or not _is_int(category.get("id")) or not isinstance(category.get("name"), str):
-            raise InputError("bad category", path=source, field=f"categories[{k}]",
-                             expected="an object with an int 'id' and a str 'name'", got=_short(category))
+        if (
+            not isinstance(category, dict)
+            or not _is_int(category.get("id"))
+            or not isinstance(category.get("name"), str)
+        ):
+            raise InputError(
+                "bad category",
+                path=source,
+                field=f"categories[{k}]",
+                expected="an object with an int 'id' and a str 'name'",
+                got=_short(category),
+            )
         ids.append(int(category["id"]))
         names.append(category["name"])
     order = np.argsort(ids, kind="stable")
@@ -211,11 +226,14 @@ def _categories(data: dict, source: str, merge_person: bool) -> tuple[list[str],
 
 def _parse_corner(value) -> tuple[int, int, int, int]:
     if not (isinstance(value, (list, tuple)) and len(value) == 4 and all(_is_number(v) for v in value)):
-        raise _Problem("bad image record", "corner", "bad corner", expected="[x1, y1, x2, y2] numbers", got=_short(value))
+        raise _Problem(
+            "bad image record", "corner", "bad corner", expected="[x1, y1, x2, y2] numbers", got=_short(value)
+        )
     x1, y1, x2, y2 = (int(round(v)) for v in value)
     if x1 < 0 or y1 < 0 or x2 <= x1 or y2 <= y1:
-        raise _Problem("bad image record", "corner", "bad corner", expected="0 <= x1 < x2 and 0 <= y1 < y2",
-                       got=_short(value))
+        raise _Problem(
+            "bad image record", "corner", "bad corner", expected="0 <= x1 < x2 and 0 <= y1 < y2", got=_short(value)
+        )
     return x1, y1, x2, y2
 
 
@@ -256,17 +274,30 @@ def load_annotations(
     """
     data, source_name = _read_json(source)
     if not isinstance(data, dict):
-        raise InputError("not an annotation file", path=source_name,
-                         expected="a JSON object with 'images', 'annotations' and 'categories'",
-                         got=f"a JSON {type(data).__name__}")
+        raise InputError(
+            "not an annotation file",
+            path=source_name,
+            expected="a JSON object with 'images', 'annotations' and 'categories'",
+            got=f"a JSON {type(data).__name__}",
+        )
     images, annotations = data.get("images"), data.get("annotations")
     for key, value in (("images", images), ("annotations", annotations)):
         if not isinstance(value, list):
-            raise InputError(f"no {key!r} list", path=source_name, field=key, expected="a list",
-                             got="nothing" if value is None else _short(value))
+            raise InputError(
+                f"no {key!r} list",
+                path=source_name,
+                field=key,
+                expected="a list",
+                got="nothing" if value is None else _short(value),
+            )
     if not images:
-        raise InputError("the annotation file holds no images", path=source_name, field="images",
-                         expected="at least one image record", got="[]")
+        raise InputError(
+            "the annotation file holds no images",
+            path=source_name,
+            field="images",
+            expected="at least one image record",
+            got="[]",
+        )
     classes, category_to_label = _categories(data, source_name, merge_person)
     report = LoadReport(source=Path(source_name).name)
     root = Path(image_root) if image_root is not None else None
@@ -285,8 +316,9 @@ def load_annotations(
         try:
             header = _parse_image(image, root, check_images)
             if header["image_id"] in headers:
-                raise _Problem("duplicate image id", "id", "image id repeats", expected="unique ids",
-                               got=header["image_id"])
+                raise _Problem(
+                    "duplicate image id", "id", "image id repeats", expected="unique ids", got=header["image_id"]
+                )
         except _Problem as issue:
             problem(f"images[{k}]", issue)
             continue
@@ -300,24 +332,35 @@ def load_annotations(
         try:
             parsed = _parse_annotation(annotation, category_to_label)
             if parsed["image_id"] not in per_image:
-                raise _Problem("unknown image id", "image_id", "annotation of an unknown image",
-                               expected="an id among the images", got=parsed["image_id"])
+                raise _Problem(
+                    "unknown image id",
+                    "image_id",
+                    "annotation of an unknown image",
+                    expected="an id among the images",
+                    got=parsed["image_id"],
+                )
             header = headers[parsed["image_id"]]
             x1, y1, x2, y2 = parsed["box"]
             width, height = float(header["width"]), float(header["height"])
             if x1 >= width or y1 >= height or x2 <= 0 or y2 <= 0:
-                raise _Problem("box outside the image", "bbox", "box lies wholly outside its image",
-                               expected=f"overlap with the {header['width']}x{header['height']} image",
-                               got=_short(annotation.get("bbox")))
+                raise _Problem(
+                    "box outside the image",
+                    "bbox",
+                    "box lies wholly outside its image",
+                    expected=f"overlap with the {header['width']}x{header['height']} image",
+                    got=_short(annotation.get("bbox")),
+                )
         except _Problem as issue:
             problem(f"annotations[{k}]", issue)
             continue
         clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height))
         if clipped != (x1, y1, x2, y2):
             what = "kept as is for evaluation" if evaluation else "clipped for training"
-            report.add("clipped box" if not evaluation else "box crossing the border",
-                       f"annotations[{k}]: {list(parsed['box'])} crosses the {header['width']}x{header['height']} "
-                       f"border ({what})")
+            report.add(
+                "clipped box" if not evaluation else "box crossing the border",
+                f"annotations[{k}]: {list(parsed['box'])} crosses the {header['width']}x{header['height']} "
+                f"border ({what})",
+            )
         if not evaluation and (clipped[2] - clipped[0] <= 0 or clipped[3] - clipped[1] <= 0):
             report.add("zero-area box dropped", f"annotations[{k}]: bbox {annotation.get('bbox')}")
             continue
@@ -326,8 +369,13 @@ def load_annotations(
 
     records = [_make_record(headers[image_id], per_image[image_id]) for image_id in headers]
     if not records:
-        raise InputError("no usable image record", path=source_name, field="images",
-                         expected="at least one", got=f"0 of {len(images)} ({report})")
+        raise InputError(
+            "no usable image record",
+            path=source_name,
+            field="images",
+            expected="at least one",
+            got=f"0 of {len(images)} ({report})",
+        )
     report.images = len(records)
     report.boxes = sum(len(r.boxes) for r in records)
     report.ignore_boxes = int(sum(r.ignore_mask.sum() for r in records))
@@ -342,8 +390,9 @@ def _parse_image(image, root: Path | None, check_images: bool) -> dict:
     if not _is_int(image_id):
         raise _Problem("bad image record", "id", "bad image id", expected="an int", got=_short(image_id))
     if not isinstance(file_name, str) or not file_name:
-        raise _Problem("bad image record", "file_name", "bad file name", expected="a non-empty string",
-                       got=_short(file_name))
+        raise _Problem(
+            "bad image record", "file_name", "bad file name", expected="a non-empty string", got=_short(file_name)
+        )
     corner = _parse_corner(image["corner"]) if image.get("corner") is not None else None
     width, height = image.get("width"), image.get("height")
     path = root / file_name if root is not None else None
@@ -357,18 +406,35 @@ def _parse_image(image, root: Path | None, check_images: bool) -> dict:
             raise _Problem("unreadable image", "file_name", f"cannot read the image ({err})", got=str(path)) from None
         if corner is not None:
             if corner[2] > file_w or corner[3] > file_h:
-                raise _Problem("bad image record", "corner", "corner exceeds the image",
-                               expected=f"inside {file_w}x{file_h} ({path})", got=list(corner))
+                raise _Problem(
+                    "bad image record",
+                    "corner",
+                    "corner exceeds the image",
+                    expected=f"inside {file_w}x{file_h} ({path})",
+                    got=list(corner),
+                )
         elif (width, height) != (file_w, file_h):
             size_mismatch = width is not None or height is not None
             width, height = file_w, file_h
     if corner is not None:
         width, height = corner[2] - corner[0], corner[3] - corner[1]
     if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
-        raise _Problem("bad image record", "width", "bad image size", expected="positive int width and height",
-                       got=f"{_short(width)} x {_short(height)}")
-    return dict(image_id=int(image_id), file_name=file_name, path=path, width=int(width), height=int(height),
-                corner=corner, size_mismatch=size_mismatch)
+        raise _Problem(
+            "bad image record",
+            "width",
+            "bad image size",
+            expected="positive int width and height",
+            got=f"{_short(width)} x {_short(height)}",
+        )
+    return dict(
+        image_id=int(image_id),
+        file_name=file_name,
+        path=path,
+        width=int(width),
+        height=int(height),
+        corner=corner,
+        size_mismatch=size_mismatch,
+    )
 
 
 def _parse_annotation(annotation, category_to_label: dict[int, int]) -> dict:
@@ -380,12 +446,18 @@ def _parse_annotation(annotation, category_to_label: dict[int, int]) -> dict:
     if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
         raise _Problem("bad annotation", "bbox", "bad bbox", expected="[x, y, w, h] finite numbers", got=_short(bbox))
     if not _is_int(category) or category not in category_to_label:
-        raise _Problem("bad annotation", "category_id", "unknown category",
-                       expected=f"one of {sorted(category_to_label)}", got=_short(category))
+        raise _Problem(
+            "bad annotation",
+            "category_id",
+            "unknown category",
+            expected=f"one of {sorted(category_to_label)}",
+            got=_short(category),
+        )
     x, y, w, h = (float(v) for v in bbox)
     if w < 0 or h < 0:
-        raise _Problem("negative box size", "bbox", "negative box width or height", expected="w >= 0 and h >= 0",
-                       got=_short(bbox))
+        raise _Problem(
+            "negative box size", "bbox", "negative box width or height", expected="w >= 0 and h >= 0", got=_short(bbox)
+        )
     area = annotation.get("area")
     if area is None:
         area = w * h
@@ -437,8 +509,11 @@ def dataset_paths(data_dir, split: str) -> tuple[Path, Path]:
     json_path = data_dir / "annotations" / f"{split}.json"
     if not json_path.is_file():
         found = sorted(p.stem for p in (data_dir / "annotations").glob("*.json"))
-        raise InputError(f"no annotations for split {split!r} in the data folder", path=data_dir,
-                         field=f"annotations/{split}.json",
-                         expected="DIR/annotations/<split>.json and DIR/images/ (as `sspnet synth` writes)",
-                         got=f"splits {found}" if found else "no annotations/*.json")
+        raise InputError(
+            f"no annotations for split {split!r} in the data folder",
+            path=data_dir,
+            field=f"annotations/{split}.json",
+            expected="DIR/annotations/<split>.json and DIR/images/ (as `sspnet synth` writes)",
+            got=f"splits {found}" if found else "no annotations/*.json",
+        )
     return json_path, data_dir / "images"

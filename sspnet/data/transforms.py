@@ -93,8 +93,9 @@ class RandomShiftRotate(v2.Transform):
 
             height, width = params["size"]
             hwc = inpt.as_subclass(torch.Tensor).permute(1, 2, 0).contiguous().cpu().numpy()
-            warped = cv2.warpAffine(hwc, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            warped = cv2.warpAffine(
+                hwc, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+            )
             warped = warped.reshape(height, width, -1)
             return tv_tensors.wrap(torch.from_numpy(np.ascontiguousarray(warped)).permute(2, 0, 1), like=inpt)
         return inpt
@@ -104,8 +105,15 @@ class RandomShiftRotate(v2.Transform):
         xyxy = F.convert_bounding_box_format(boxes, new_format=tv_tensors.BoundingBoxFormat.XYXY)
         data = xyxy.as_subclass(torch.Tensor).double()
         x1, y1, x2, y2 = data.unbind(-1)
-        corners = torch.stack([torch.stack([x1, y1], -1), torch.stack([x2, y1], -1),
-                               torch.stack([x1, y2], -1), torch.stack([x2, y2], -1)], dim=-2)  # [G, 4, 2]
+        corners = torch.stack(
+            [
+                torch.stack([x1, y1], -1),
+                torch.stack([x2, y1], -1),
+                torch.stack([x1, y2], -1),
+                torch.stack([x2, y2], -1),
+            ],
+            dim=-2,
+        )  # [G, 4, 2]
         m = torch.as_tensor(matrix, dtype=torch.float64)
         # continuous coordinates are pixel index + 0.5; the matrix acts on pixel indices
         moved = (corners - 0.5) @ m[:, :2].T + m[:, 2] + 0.5
@@ -209,13 +217,25 @@ PRESETS = {
     "paper": AugmentConfig(),
     # fast CPU training: flip and a mild (about 0.9-1.1x on a 640x512 piece) multiscale resize
     "light": AugmentConfig(
-        scale_long=(576, 704), scale_short=(460, 563), affine_p=0.0, brightness_contrast_p=0.0,
-        colour_p=0.0, jpeg_p=0.0, channel_shuffle_p=0.0, blur_p=0.0,
+        scale_long=(576, 704),
+        scale_short=(460, 563),
+        affine_p=0.0,
+        brightness_contrast_p=0.0,
+        colour_p=0.0,
+        jpeg_p=0.0,
+        channel_shuffle_p=0.0,
+        blur_p=0.0,
     ),
     # nothing random
     "none": AugmentConfig(
-        scale_long=None, affine_p=0.0, brightness_contrast_p=0.0, colour_p=0.0, jpeg_p=0.0,
-        channel_shuffle_p=0.0, blur_p=0.0, hflip_p=0.0,
+        scale_long=None,
+        affine_p=0.0,
+        brightness_contrast_p=0.0,
+        colour_p=0.0,
+        jpeg_p=0.0,
+        channel_shuffle_p=0.0,
+        blur_p=0.0,
+        hflip_p=0.0,
     ),
 }
 

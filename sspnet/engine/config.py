@@ -170,12 +170,17 @@ def validate(config: TrainConfig) -> None:
             raise UsageError(f"{option} must be a positive integer, got {value!r}")
     if not (isinstance(config.lr, (int, float)) and 0 < config.lr < math.inf):
         raise UsageError(f"--lr must be a finite number > 0, got {config.lr!r}")
-    if config.clip_grad is not None and not (isinstance(config.clip_grad, (int, float)) and 0 < config.clip_grad < math.inf):
+    if config.clip_grad is not None and not (
+        isinstance(config.clip_grad, (int, float)) and 0 < config.clip_grad < math.inf
+    ):
         raise UsageError(f"--clip-grad must be a finite number > 0, got {config.clip_grad!r}")
     if not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
         raise UsageError(f"--seed must be an integer in [0, 2**32), got {config.seed!r}")
-    nonneg = {"--workers": config.workers, "--eval-every": config.eval_every,
-              "--checkpoint-every": config.checkpoint_every}
+    nonneg = {
+        "--workers": config.workers,
+        "--eval-every": config.eval_every,
+        "--checkpoint-every": config.checkpoint_every,
+    }
     for option, value in nonneg.items():
         if not isinstance(value, int) or value < 0:
             raise UsageError(f"{option} must be an integer >= 0, got {value!r}")

@@ -44,7 +44,11 @@ class RunLogger:
         if self._tensorboard is not None:
             step = record.get("iter", 0)
             for key, value in record.items():
-                if key not in ("iter", "epoch", "type") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if (
+                    key not in ("iter", "epoch", "type")
+                    and isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                ):
                     self._tensorboard.add_scalar(f"{record.get('type', 'misc')}/{key}", value, step)
 
     def close(self) -> None:

@@ -186,17 +186,21 @@ def decode_resume_state(path) -> dict[str, Any]:
         header = json.loads(metadata[_METADATA_KEY])
     except ValueError:
         raise InputError(f"{path}: damaged resume state (its {_METADATA_KEY!r} metadata is not JSON)") from None
-    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT or header.get("version") != STATE_FORMAT_VERSION:
+    if (
+        not isinstance(header, dict)
+        or header.get("format") != STATE_FORMAT
+        or header.get("version") != STATE_FORMAT_VERSION
+    ):
         header = header if isinstance(header, dict) else {}
         raise InputError(
             f"{path}: resume state format {header.get('format')!r} version {header.get('version')!r}, "
             f"expected {STATE_FORMAT!r} version {STATE_FORMAT_VERSION}"
         )
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     rng_states = []
     for rank, json_part in enumerate(header["rng"]):
         prefix = f"rng.{rank}."
-        rng_states.append((json_part, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}))
+        rng_states.append((json_part, {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}))
     return {
         "model_state": model_state,
         "optimizer_state": unflatten_from_tensors(header["optimizer"], tensors),

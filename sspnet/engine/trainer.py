@@ -133,8 +133,10 @@ class Trainer:
                 "pass --resume to continue it, or choose another --out"
             )
         if resume and not (self.run_dir / LAST_STATE).is_file():
-            raise UsageError(f"--resume: {self.run_dir / LAST_STATE} does not exist "
-                             f"(no complete checkpoint in {self.run_dir}); start the run without --resume")
+            raise UsageError(
+                f"--resume: {self.run_dir / LAST_STATE} does not exist "
+                f"(no complete checkpoint in {self.run_dir}); start the run without --resume"
+            )
         self.device = self._device()
 
         self.train_set = builders.build_train_dataset(config)
@@ -189,8 +191,9 @@ class Trainer:
             rolled_back = roll_back_log(self.run_dir / LOG_FILE, self.iteration) if resume else 0
             self.logger = RunLogger(self.run_dir, append=resume)
             if resume:
-                self.logger.write({"type": "resume", "iter": self.iteration, "epoch": self.epoch,
-                                   "rolled_back_records": rolled_back})
+                self.logger.write(
+                    {"type": "resume", "iter": self.iteration, "epoch": self.epoch, "rolled_back_records": rolled_back}
+                )
 
     # --- setup helpers -----------------------------------------------------------------------
 
@@ -281,11 +284,21 @@ class Trainer:
             # --resume reads, complete or absent), then last. A crash in between resumes from the
             # previous resume point and replays the same iterations exactly, rewriting the same files.
             if best:
-                save_checkpoint(self.run_dir / BEST_WEIGHTS, self.model, preset=self.config.preset,
-                                overrides=self.config.model_overrides, extra=extra)
+                save_checkpoint(
+                    self.run_dir / BEST_WEIGHTS,
+                    self.model,
+                    preset=self.config.preset,
+                    overrides=self.config.model_overrides,
+                    extra=extra,
+                )
             atomic_write_bytes(self.run_dir / LAST_STATE, payload)
-            save_checkpoint(self.run_dir / LAST_WEIGHTS, self.model, preset=self.config.preset,
-                            overrides=self.config.model_overrides, extra=extra)
+            save_checkpoint(
+                self.run_dir / LAST_WEIGHTS,
+                self.model,
+                preset=self.config.preset,
+                overrides=self.config.model_overrides,
+                extra=extra,
+            )
         dist_utils.barrier(self.dist)
 
     def _load_resume_state(self) -> None:
@@ -362,8 +375,12 @@ class Trainer:
                 run_done = self.iteration == config.total_iters
                 evaluated = False
                 is_best = False
-                if self.val_annotations is not None and config.eval_every and (
-                    run_done or (epoch_done and (self.iteration // config.iters_per_epoch) % config.eval_every == 0)
+                if (
+                    self.val_annotations is not None
+                    and config.eval_every
+                    and (
+                        run_done or (epoch_done and (self.iteration // config.iters_per_epoch) % config.eval_every == 0)
+                    )
                 ):
                     is_best = self._evaluate_and_track()
                     evaluated = True
@@ -378,8 +395,13 @@ class Trainer:
         lr = self.schedule.lr_at(self.iteration)
         set_lr(self.optimizer, lr)
         images = images.to(self.device, non_blocking=True)
-        targets = [{"boxes": t["boxes"].to(self.device, non_blocking=True),
-                    "labels": t["labels"].to(self.device, non_blocking=True)} for t in targets]
+        targets = [
+            {
+                "boxes": t["boxes"].to(self.device, non_blocking=True),
+                "labels": t["labels"].to(self.device, non_blocking=True),
+            }
+            for t in targets
+        ]
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=config.amp):
             losses = self.train_model(images, targets)
             loss = total_loss(losses)
@@ -418,8 +440,14 @@ class Trainer:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=self.config.total_iters, initial=self.iteration, desc="train", unit="it",
-                    dynamic_ncols=True, mininterval=1.0)
+        return tqdm(
+            total=self.config.total_iters,
+            initial=self.iteration,
+            desc="train",
+            unit="it",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
 
     # --- evaluation --------------------------------------------------------------------------
 
@@ -430,7 +458,10 @@ class Trainer:
                 torch.distributed.broadcast(buffer, src=0)
         with preserved_rng_state():
             metrics = builders.evaluate_model(
-                self.model, self.val_annotations, self.dist.rank, self.dist.world_size,
+                self.model,
+                self.val_annotations,
+                self.dist.rank,
+                self.dist.world_size,
                 gather=lambda obj: dist_utils.gather_objects(obj, self.dist),
             )
         improved = False
@@ -440,13 +471,17 @@ class Trainer:
             if improved:
                 self.best_metric = value
             self.last_metrics = metrics
-            self.logger.write({"type": "val", "iter": self.iteration, "epoch": self.last_epoch,
-                               **metrics, "best": improved})
-            print(f"\nval at iteration {self.iteration} (epoch {self.last_epoch + 1}): "
-                  f"{BEST_METRIC} {value:.2f} % (best {self.best_metric:.2f} %)")
+            self.logger.write(
+                {"type": "val", "iter": self.iteration, "epoch": self.last_epoch, **metrics, "best": improved}
+            )
+            print(
+                f"\nval at iteration {self.iteration} (epoch {self.last_epoch + 1}): "
+                f"{BEST_METRIC} {value:.2f} % (best {self.best_metric:.2f} %)"
+            )
             print_results_table(metrics)
         improved, self.best_metric, self.last_metrics = dist_utils.broadcast_object(
-            (improved, self.best_metric, self.last_metrics), self.dist)
+            (improved, self.best_metric, self.last_metrics), self.dist
+        )
         self.train_model.train()
         return improved
 
@@ -460,8 +495,13 @@ def check_run_folder(config: TrainConfig) -> None:
     inputs = [data.source] + [path for split in splits for path in (split.images, split.annotations)]
     guard = OutputGuard(inputs=inputs, verb="train")
     run_dir = guard.check_dir(config.out)
-    for name, kind in ((CONFIG_FILE, "yaml"), (LOG_FILE, "jsonl"), (LAST_STATE, "safetensors"),
-                       (LAST_WEIGHTS, "safetensors"), (BEST_WEIGHTS, "safetensors")):
+    for name, kind in (
+        (CONFIG_FILE, "yaml"),
+        (LOG_FILE, "jsonl"),
+        (LAST_STATE, "safetensors"),
+        (LAST_WEIGHTS, "safetensors"),
+        (BEST_WEIGHTS, "safetensors"),
+    ):
         guard.check_file(run_dir / name, kind)
 
 

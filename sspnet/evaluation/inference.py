@@ -67,7 +67,9 @@ def _unpack(result: dict, count: int) -> list[tuple[np.ndarray, np.ndarray, np.n
     ]
 
 
-def run_model(model, images_hwc: list[np.ndarray], batch_size: int = 8) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def run_model(
+    model, images_hwc: list[np.ndarray], batch_size: int = 8
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Run the model on uint8 [h, w, 3] arrays (batched; each batch zero-padded to a multiple of 32).
 
     Returns one (boxes float32 [D, 4], scores float32 [D], labels int64 [D]) per input image.
@@ -113,8 +115,15 @@ def keep_ratio_factor(height: int, width: int, scale: tuple[int, int]) -> float:
     return min(long_target / max(height, width), short_target / min(height, width))
 
 
-def detect_image(model, image: np.ndarray, tile=None, overlap: int = 30, scales=None, batch_size: int = 8,
-                 max_detections: int | None = 500):
+def detect_image(
+    model,
+    image: np.ndarray,
+    tile=None,
+    overlap: int = 30,
+    scales=None,
+    batch_size: int = 8,
+    max_detections: int | None = 500,
+):
     """Detections of one uint8 [H, W, 3] RGB image -> (boxes [D, 4] in image pixels, scores, labels)."""
     if scales and hasattr(model, "detect_multiscale"):
         return _detect_multiscale_in_model(model, image, tile, overlap, scales, batch_size, max_detections)
@@ -123,15 +132,19 @@ def detect_image(model, image: np.ndarray, tile=None, overlap: int = 30, scales=
         factor = 1.0 if scale is None else keep_ratio_factor(image.shape[0], image.shape[1], scale)
         scaled = image if factor == 1.0 else _resize(image, factor)
         if tile is None:
-            (boxes, scores, labels), = run_model(model, [scaled], batch_size)
+            ((boxes, scores, labels),) = run_model(model, [scaled], batch_size)
         else:
             tile_h, tile_w = tile
             grid = tile_grid(scaled.shape[0], scaled.shape[1], tile_h, tile_w, overlap)
             tiles = cut_tiles(scaled, grid, tile_h, tile_w)
             per_tile = run_model(model, list(tiles), batch_size)
             boxes, scores, labels = merge_tile_detections(
-                [p[0] for p in per_tile], [p[1] for p in per_tile], [p[2] for p in per_tile], grid,
-                iou_threshold=MERGE_IOU, plus_one=True,
+                [p[0] for p in per_tile],
+                [p[1] for p in per_tile],
+                [p[2] for p in per_tile],
+                grid,
+                iou_threshold=MERGE_IOU,
+                plus_one=True,
             )
         boxes_all.append(boxes / factor)
         scores_all.append(scores)
@@ -142,25 +155,41 @@ def detect_image(model, image: np.ndarray, tile=None, overlap: int = 30, scales=
         return boxes[order], scores[order], labels[order]
     # several scales: the same merge as tiles, with every "tile" at the frame origin
     origin = np.zeros((len(boxes_all), 4), np.int64)
-    return merge_tile_detections(boxes_all, scores_all, labels_all, origin, iou_threshold=MERGE_IOU,
-                                 max_detections=max_detections, plus_one=True)
+    return merge_tile_detections(
+        boxes_all, scores_all, labels_all, origin, iou_threshold=MERGE_IOU, max_detections=max_detections, plus_one=True
+    )
 
 
 def _detect_multiscale_in_model(model, image, tile, overlap, scales, batch_size, max_detections):
     """Whole image or native-scale tiles, each merged over the scales by the model itself."""
     if tile is None:
-        (boxes, scores, labels), = run_model_multiscale(model, [image], scales, batch_size)
+        ((boxes, scores, labels),) = run_model_multiscale(model, [image], scales, batch_size)
         order = np.argsort(-scores, kind="stable")[:max_detections]
         return boxes[order], scores[order], labels[order]
     tile_h, tile_w = tile
     grid = tile_grid(image.shape[0], image.shape[1], tile_h, tile_w, overlap)
     per_tile = run_model_multiscale(model, list(cut_tiles(image, grid, tile_h, tile_w)), scales, batch_size)
-    return merge_tile_detections([p[0] for p in per_tile], [p[1] for p in per_tile], [p[2] for p in per_tile], grid,
-                                 iou_threshold=MERGE_IOU, max_detections=max_detections, plus_one=True)
+    return merge_tile_detections(
+        [p[0] for p in per_tile],
+        [p[1] for p in per_tile],
+        [p[2] for p in per_tile],
+        grid,
+        iou_threshold=MERGE_IOU,
+        max_detections=max_detections,
+        plus_one=True,
+    )
 
 
-def detect_dataset(model, annotations, tile=None, overlap: int = 30, scales=None, batch_size: int = 8,
-                   max_detections: int | None = 500, progress: bool = True) -> dict:
+def detect_dataset(
+    model,
+    annotations,
+    tile=None,
+    overlap: int = 30,
+    scales=None,
+    batch_size: int = 8,
+    max_detections: int | None = 500,
+    progress: bool = True,
+) -> dict:
     """Run `detect_image` over every record of an AnnotationSet (images must be readable).
 
     Returns {image_id: {"boxes": float32 [D, 4] xyxy, "scores": [D], "labels": [D]}}, the input

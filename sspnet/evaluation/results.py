@@ -76,9 +76,12 @@ def read_results(source, gt: AnnotationSet, corners: AnnotationSet | None = None
     records = read_json_file(source, what="results file") if isinstance(source, (str, Path)) else source
     if not isinstance(records, list):
         looks_like = " (this is an annotation file)" if isinstance(records, dict) and "images" in records else ""
-        raise InputError(f"not a COCO results file{looks_like}", path=path,
-                         expected="a JSON list of {image_id, bbox, score, category_id} records",
-                         got=f"a JSON {type(records).__name__}")
+        raise InputError(
+            f"not a COCO results file{looks_like}",
+            path=path,
+            expected="a JSON list of {image_id, bbox, score, category_id} records",
+            got=f"a JSON {type(records).__name__}",
+        )
     images_of = corners if corners is not None else gt
     known = {record.image_id for record in images_of.records}
     single_class = len(gt.classes) == 1
@@ -86,36 +89,66 @@ def read_results(source, gt: AnnotationSet, corners: AnnotationSet | None = None
     unknown_ids: dict[int, int] = {}  # unknown image id -> first record index
     for k, record in enumerate(records):
         if not isinstance(record, dict):
-            raise InputError("bad result record", path=path, field=f"[{k}]",
-                             expected="an object {image_id, bbox, score, category_id}", got=_show(record))
+            raise InputError(
+                "bad result record",
+                path=path,
+                field=f"[{k}]",
+                expected="an object {image_id, bbox, score, category_id}",
+                got=_show(record),
+            )
         bad = _non_finite(record)
         if bad is not None:
             count = sum(1 for r in records if isinstance(r, dict) and _non_finite(r) is not None)
-            raise InputError(f"result record with a non-finite value: {count} of {len(records)} records hold NaN, "
-                             "inf or null, and such a file is refused, not partly scored",
-                             path=path, field=f"[{k}].{bad}", expected="finite numbers",
-                             got=_show(record.get(bad)))
+            raise InputError(
+                f"result record with a non-finite value: {count} of {len(records)} records hold NaN, "
+                "inf or null, and such a file is refused, not partly scored",
+                path=path,
+                field=f"[{k}].{bad}",
+                expected="finite numbers",
+                got=_show(record.get(bad)),
+            )
         image_id, bbox, score = record.get("image_id"), record.get("bbox"), record.get("score")
         if not isinstance(image_id, int) or isinstance(image_id, bool):
-            raise InputError("bad image_id", path=path, field=f"[{k}].image_id", expected="an int",
-                             got="nothing" if "image_id" not in record else _show(image_id))
+            raise InputError(
+                "bad image_id",
+                path=path,
+                field=f"[{k}].image_id",
+                expected="an int",
+                got="nothing" if "image_id" not in record else _show(image_id),
+            )
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-            raise InputError("bad bbox", path=path, field=f"[{k}].bbox", expected="[x, y, w, h] numbers",
-                             got="nothing" if "bbox" not in record else _show(bbox))
+            raise InputError(
+                "bad bbox",
+                path=path,
+                field=f"[{k}].bbox",
+                expected="[x, y, w, h] numbers",
+                got="nothing" if "bbox" not in record else _show(bbox),
+            )
         if not _is_number(score):
-            raise InputError("bad score", path=path, field=f"[{k}].score", expected="a number",
-                             got="nothing" if "score" not in record else _show(score))
+            raise InputError(
+                "bad score",
+                path=path,
+                field=f"[{k}].score",
+                expected="a number",
+                got="nothing" if "score" not in record else _show(score),
+            )
         x, y, w, h = (float(v) for v in bbox)
         if w < 0 or h < 0:
-            raise InputError("negative box size", path=path, field=f"[{k}].bbox", expected="w >= 0 and h >= 0",
-                             got=_show(bbox))
+            raise InputError(
+                "negative box size", path=path, field=f"[{k}].bbox", expected="w >= 0 and h >= 0", got=_show(bbox)
+            )
         if single_class:
             label = 0
         elif record.get("category_id") in gt.category_to_label and not isinstance(record.get("category_id"), bool):
             label = gt.category_to_label[record["category_id"]]
         else:
-            raise InputError("unknown category", path=path, field=f"[{k}].category_id",
-                             expected=f"one of {sorted(gt.category_to_label)}", got=_show(record.get("category_id")))
+            raise InputError(
+                "unknown category",
+                path=path,
+                field=f"[{k}].category_id",
+                expected=f"one of {sorted(gt.category_to_label)}",
+                got=_show(record.get("category_id")),
+            )
         if image_id not in known:
             unknown_ids.setdefault(image_id, k)
             continue
@@ -123,9 +156,14 @@ def read_results(source, gt: AnnotationSet, corners: AnnotationSet | None = None
     if unknown_ids:
         image_id, k = next(iter(unknown_ids.items()))
         hint = "" if images_of.is_corner_file else "; results of sub-images need their corner file (val --corners)"
-        raise InputError(f"result for an image that {Path(images_of.source).name} does not have: "
-                         f"{len(unknown_ids)} unknown image ids{hint}", path=path, field=f"[{k}].image_id",
-                         expected=f"an image id of {Path(images_of.source).name}", got=image_id)
+        raise InputError(
+            f"result for an image that {Path(images_of.source).name} does not have: "
+            f"{len(unknown_ids)} unknown image ids{hint}",
+            path=path,
+            field=f"[{k}].image_id",
+            expected=f"an image id of {Path(images_of.source).name}",
+            got=image_id,
+        )
     out = {}
     for image_id, r in rows.items():
         r = np.array(r, dtype=np.float64)
@@ -145,15 +183,26 @@ def check_detection_arrays(detections: dict, gt: AnnotationSet) -> dict[int, Det
         scores = np.asarray(found["scores"], dtype=np.float64).reshape(-1)
         labels = np.asarray(found.get("labels", np.zeros(len(scores))), dtype=np.int64).reshape(-1)
         if not len(boxes) == len(scores) == len(labels):
-            raise InputError("boxes, scores and labels differ in length", field=where,
-                             got=f"{len(boxes)}, {len(scores)}, {len(labels)}")
+            raise InputError(
+                "boxes, scores and labels differ in length",
+                field=where,
+                got=f"{len(boxes)}, {len(scores)}, {len(labels)}",
+            )
         for name, values in (("scores", scores), ("boxes", boxes)):
             if not np.isfinite(values).all():
-                raise InputError("non-finite detections are refused", field=f"{where}.{name}",
-                                 expected="finite numbers", got=f"{int((~np.isfinite(values)).sum())} NaN/inf")
+                raise InputError(
+                    "non-finite detections are refused",
+                    field=f"{where}.{name}",
+                    expected="finite numbers",
+                    got=f"{int((~np.isfinite(values)).sum())} NaN/inf",
+                )
         if int(image_id) not in known:
-            raise InputError("detections for an image the ground truth does not have", field=where,
-                             expected=f"an image id of {Path(gt.source).name}", got=image_id)
+            raise InputError(
+                "detections for an image the ground truth does not have",
+                field=where,
+                expected=f"an image id of {Path(gt.source).name}",
+                got=image_id,
+            )
         widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         if (widths < 0).any() or (heights < 0).any():
             raise InputError("boxes with x2 < x1 or y2 < y1", field=f"{where}.boxes", expected="x1 <= x2, y1 <= y2")
@@ -166,9 +215,13 @@ def load_corner_file(source) -> AnnotationSet:
     corners = source if isinstance(source, AnnotationSet) else load_annotations(source, evaluation=True)
     whole = [k for k, record in enumerate(corners.records) if record.corner is None]
     if whole:
-        raise InputError("not a corner (sub-image) annotation file", path=corners.source,
-                         field=f"images[{whole[0]}].corner", expected="[x1, y1, x2, y2] on every image record",
-                         got="nothing")
+        raise InputError(
+            "not a corner (sub-image) annotation file",
+            path=corners.source,
+            field=f"images[{whole[0]}].corner",
+            expected="[x1, y1, x2, y2] on every image record",
+            got="nothing",
+        )
     return corners
 
 
@@ -185,17 +238,24 @@ def merge_corner_results(results, corners: AnnotationSet, gt: AnnotationSet) -> 
     pieces: dict[int, list] = {record.image_id: [] for record in gt.records}
     for k, piece in enumerate(corners.records):
         if piece.file_name not in by_file:
-            raise InputError("sub-image of an image the ground truth does not have", path=corners.source,
-                             field=f"images[{k}].file_name", expected=f"a file_name of {Path(gt.source).name}",
-                             got=piece.file_name)
+            raise InputError(
+                "sub-image of an image the ground truth does not have",
+                path=corners.source,
+                field=f"images[{k}].file_name",
+                expected=f"a file_name of {Path(gt.source).name}",
+                got=piece.file_name,
+            )
         pieces[by_file[piece.file_name]].append(piece)
     without = [image_id for image_id, found in pieces.items() if not found]
     if without:
         record = gt.by_image_id()[without[0]]
-        raise InputError(f"{len(without)} images of the ground truth have no sub-image in the corner file",
-                         path=corners.source, field="images",
-                         expected=f"sub-images of every image of {Path(gt.source).name}",
-                         got=f"none for {record.file_name!r} (id {record.image_id})")
+        raise InputError(
+            f"{len(without)} images of the ground truth have no sub-image in the corner file",
+            path=corners.source,
+            field="images",
+            expected=f"sub-images of every image of {Path(gt.source).name}",
+            got=f"none for {record.file_name!r} (id {record.image_id})",
+        )
 
     per_piece = results if isinstance(results, dict) else read_results(results, gt, corners=corners)
     merged = {}
@@ -205,8 +265,14 @@ def merge_corner_results(results, corners: AnnotationSet, gt: AnnotationSet) -> 
             continue
         grid = np.array([piece.corner for piece in image_pieces], np.int64)
         boxes, _, labels, keep = merge_tile_detections(
-            [part[0] for part in parts], [part[1] for part in parts], [part[2] for part in parts], grid,
-            iou_threshold=MERGE_IOU, plus_one=True, return_indices=True)
+            [part[0] for part in parts],
+            [part[1] for part in parts],
+            [part[2] for part in parts],
+            grid,
+            iou_threshold=MERGE_IOU,
+            plus_one=True,
+            return_indices=True,
+        )
         scores = np.concatenate([part[1] for part in parts])[keep]  # the file's scores, not float32
         widths = (boxes[:, 2] - boxes[:, 0]).astype(np.float64)  # float32 differences, as TinyBenchmark
         heights = (boxes[:, 3] - boxes[:, 1]).astype(np.float64)

@@ -218,15 +218,17 @@ def prepare(gt: AnnotationSet, detections: dict, ignore_uncertain: bool = True) 
             )
             mine = labels == label
             order = np.argsort(-scores[mine], kind="mergesort")
-            images.append(ImageClassData(
-                gt_boxes=record.raw_boxes[in_class],
-                gt_areas=record.areas[in_class],
-                gt_flag_ignore=flags[in_class],
-                gt_crowd=record.iscrowd[in_class],
-                det_boxes=boxes[mine][order],
-                det_scores=scores[mine][order],
-                det_areas=areas[mine][order],
-            ))
+            images.append(
+                ImageClassData(
+                    gt_boxes=record.raw_boxes[in_class],
+                    gt_areas=record.areas[in_class],
+                    gt_flag_ignore=flags[in_class],
+                    gt_crowd=record.iscrowd[in_class],
+                    det_boxes=boxes[mine][order],
+                    det_scores=scores[mine][order],
+                    det_areas=areas[mine][order],
+                )
+            )
         per_class.append(images)
     return per_class
 
@@ -286,8 +288,10 @@ def average_precisions(
                     collected[(r, t)] = (s, tps, igs, n + num_regular)
         for key, (s, tps, igs, n) in collected.items():
             ap = _average_precision(
-                np.concatenate(s) if s else np.zeros(0), np.concatenate(tps) if tps else np.zeros(0, bool),
-                np.concatenate(igs) if igs else np.zeros(0, bool), n,
+                np.concatenate(s) if s else np.zeros(0),
+                np.concatenate(tps) if tps else np.zeros(0, bool),
+                np.concatenate(igs) if igs else np.zeros(0, bool),
+                n,
             )
             if not math.isnan(ap):
                 per_class_ap[key].append(ap)
@@ -315,7 +319,9 @@ def _log_average_miss_rate(scores, tp, fp, num_regular: int, num_images: int, of
         return float(np.exp(np.mean(np.log(1.0 - recall_at))))
 
 
-def _official_second_iod_pass(iod_ignored: np.ndarray, ignored_gt_areas: np.ndarray, det_areas: np.ndarray) -> np.ndarray:
+def _official_second_iod_pass(
+    iod_ignored: np.ndarray, ignored_gt_areas: np.ndarray, det_areas: np.ndarray
+) -> np.ndarray:
     """bool [D]: detections the official MR script ignores after they matched nothing (module
     docstring, MR mode "official" (1)). iod_ignored: [D, I] IoD with the ignored GTs."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -355,16 +361,18 @@ def miss_rates(
                     hit, tp = _hits(matched, gt_ignore)
                     fp = ~hit
                     if official and gt_ignore.any() and fp.any():
-                        fp &= ~_official_second_iod_pass(overlaps[:, gt_ignore], data.gt_areas[gt_ignore],
-                                                         det_areas[keep])
+                        fp &= ~_official_second_iod_pass(
+                            overlaps[:, gt_ignore], data.gt_areas[gt_ignore], det_areas[keep]
+                        )
                     s, tps, fps, n = collected[(r, t)]
                     s.append(scores[keep])
                     tps.append(tp)
                     fps.append(fp)
                     collected[(r, t)] = (s, tps, fps, n + num_regular)
         for key, (s, tps, fps, n) in collected.items():
-            mr = _log_average_miss_rate(np.concatenate(s), np.concatenate(tps), np.concatenate(fps), n, num_images,
-                                        official)
+            mr = _log_average_miss_rate(
+                np.concatenate(s), np.concatenate(tps), np.concatenate(fps), n, num_images, official
+            )
             if not math.isnan(mr):
                 per_class_mr[key].append(mr)
     return {key: (float(np.mean(v)) if v else math.nan) for key, v in per_class_mr.items()}
@@ -426,10 +434,13 @@ def evaluate(
         dense = dense_image_ids(gt)
         if dense:
             if len(dense) == len(gt.records):
-                raise InputError("no image to evaluate: every image is a dense image (boxes flagged "
-                                 "in_dense_image), which the protocol leaves out", path=gt.source,
-                                 expected="at least one image that is not dense (or keep them: --keep-dense)",
-                                 got=f"{len(dense)} dense of {len(gt.records)}")
+                raise InputError(
+                    "no image to evaluate: every image is a dense image (boxes flagged "
+                    "in_dense_image), which the protocol leaves out",
+                    path=gt.source,
+                    expected="at least one image that is not dense (or keep them: --keep-dense)",
+                    got=f"{len(dense)} dense of {len(gt.records)}",
+                )
             gt = dataclasses.replace(gt, records=[r for r in gt.records if r.image_id not in dense])
             detections = {image_id: d for image_id, d in detections.items() if image_id not in dense}
     per_class = prepare(gt, detections, ignore_uncertain)
@@ -480,12 +491,20 @@ def detections_to_coco_results(detections: dict, gt: AnnotationSet) -> list[dict
     results = []
     for image_id, det in detections.items():
         boxes = np.asarray(det["boxes"], dtype=np.float64).reshape(-1, 4)
-        for (x1, y1, x2, y2), score, label in zip(boxes, np.asarray(det["scores"]).reshape(-1),
-                                                  np.asarray(det["labels"]).reshape(-1)):
-            results.append({
-                "image_id": int(image_id),
-                "category_id": int(label_to_category[int(label)]),
-                "bbox": [round(float(x1), 3), round(float(y1), 3), round(float(x2 - x1), 3), round(float(y2 - y1), 3)],
-                "score": round(float(score), 5),
-            })
+        for (x1, y1, x2, y2), score, label in zip(
+            boxes, np.asarray(det["scores"]).reshape(-1), np.asarray(det["labels"]).reshape(-1)
+        ):
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(label_to_category[int(label)]),
+                    "bbox": [
+                        round(float(x1), 3),
+                        round(float(y1), 3),
+                        round(float(x2 - x1), 3),
+                        round(float(y2 - y1), 3),
+                    ],
+                    "score": round(float(score), 5),
+                }
+            )
     return results

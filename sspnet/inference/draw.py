@@ -159,5 +159,12 @@ def attention_panel(image: np.ndarray, level_maps: list[np.ndarray], titles: lis
     return panel
 
 
-__all__ = ["draw_detections", "draw_tracks", "track_color", "attention_to_frame", "heatmap_overlay", "attention_panel",
-           "box_thickness"]
+__all__ = [
+    "draw_detections",
+    "draw_tracks",
+    "track_color",
+    "attention_to_frame",
+    "heatmap_overlay",
+    "attention_panel",
+    "box_thickness",
+]

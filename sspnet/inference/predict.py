@@ -62,13 +62,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 import json
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,8 +161,10 @@ class PredictSummary:
             ("dropped frames", str(self.dropped)),
         ]
         if self.outages or self.link_lost:
-            rows += [("link outages", str(self.outages)),
-                     ("frames lost in link gaps (estimated)", str(self.lost_in_gaps))]
+            rows += [
+                ("link outages", str(self.outages)),
+                ("frames lost in link gaps (estimated)", str(self.lost_in_gaps)),
+            ]
         if self.link_lost:
             rows.append(("link lost", f"{self.link_problem}; outputs hold the frames processed before it"))
         if self.interrupted:
@@ -245,7 +247,8 @@ class _VideoOut:
             self.stack.callback(self.writer.release)  # runs before atomic_output renames the file
             if not self.writer.isOpened():
                 raise MissingDependencyError(
-                    f"cannot write video {self.path} with codec {codec} (an OpenCV build without it?)")
+                    f"cannot write video {self.path} with codec {codec} (an OpenCV build without it?)"
+                )
         self.writer.write(image)
 
 
@@ -287,8 +290,9 @@ def _check_options(detector, options: PredictOptions) -> None:
     if detector.color_order != "bgr":
         raise UsageError("predict reads frames with OpenCV (BGR): build the Detector with color_order='bgr'")
     if options.attention and not getattr(detector.backend, "record_attention", False):
-        raise UsageError("attention overlays need the torch backend recording attention "
-                         "(TorchBackend(record_attention=True))")
+        raise UsageError(
+            "attention overlays need the torch backend recording attention (TorchBackend(record_attention=True))"
+        )
     if options.attention and detector.fit != "tile":
         raise UsageError(f"attention overlays need fit='tile', got fit={detector.fit!r}")
 
@@ -318,8 +322,9 @@ class _RunWriter:
         if hook is not None:  # frame hook: draws its own (e.g. track ids and trails)
             drawn = hook.draw(frame.image, frame)
         else:
-            drawn = draw_detections(frame.image, found.boxes, found.scores, found.labels, self.classes,
-                                    show_labels=self.options.show_labels)
+            drawn = draw_detections(
+                frame.image, found.boxes, found.scores, found.labels, self.classes, show_labels=self.options.show_labels
+            )
         panel = None
         if self.options.attention:
             panel = attention_panel(frame.image, frame_attention(detector, frame.image.shape))
@@ -338,8 +343,13 @@ class _RunWriter:
             self.plan.jsonl.parent.mkdir(parents=True, exist_ok=True)
             self.jsonl = self.stack.enter_context(open(self.plan.jsonl, "w", encoding="utf-8"))
         height, width = frame.image.shape[:2]
-        record = {"image_id": frame.index + 1, "file_name": frame.name, "width": int(width), "height": int(height),
-                  "detections": rows}
+        record = {
+            "image_id": frame.index + 1,
+            "file_name": frame.name,
+            "width": int(width),
+            "height": int(height),
+            "detections": rows,
+        }
         if frame.warning:
             record["warning"] = frame.warning
         self.jsonl.write(json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n")
@@ -399,8 +409,9 @@ class _InOrderWorker:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def predict(detector, source: FrameSource, options: PredictOptions | None = None,
-            plan: OutputPlan | None = None) -> PredictSummary:
+def predict(
+    detector, source: FrameSource, options: PredictOptions | None = None, plan: OutputPlan | None = None
+) -> PredictSummary:
     """Run `detector` (a runtime Detector with color_order="bgr") over every frame of `source`.
 
     `plan`: the run's checked output paths (plan_outputs); made here when not given. The CLI makes
@@ -437,8 +448,9 @@ def predict(detector, source: FrameSource, options: PredictOptions | None = None
             frame.prepared = detector.prepare(frame.image)
         return frame
 
-    queue = FrameQueue(source, maxsize=options.queue_size, drop_when_full=getattr(source, "live", False),
-                       prepare=prepare)
+    queue = FrameQueue(
+        source, maxsize=options.queue_size, drop_when_full=getattr(source, "live", False), prepare=prepare
+    )
     stage_sums = dict.fromkeys(STAGES, 0.0)
     writer = None
 
@@ -469,8 +481,10 @@ def predict(detector, source: FrameSource, options: PredictOptions | None = None
         finite = _finite_rows(rows)
         if len(finite) < len(rows):
             summary.non_finite += len(rows) - len(finite)
-            warn(f"{where}: dropped {len(rows) - len(finite)} detections with non-finite boxes or "
-                 "scores (NaN / inf: is the model broken?)")
+            warn(
+                f"{where}: dropped {len(rows) - len(finite)} detections with non-finite boxes or "
+                "scores (NaN / inf: is the model broken?)"
+            )
             rows = finite
         if hook is not None:  # frame hook: e.g. a tracker adds "track_id" to each row
             rows = hook.on_frame(frame, found, rows)
@@ -519,8 +533,10 @@ def predict(detector, source: FrameSource, options: PredictOptions | None = None
     summary.seconds = time.perf_counter() - start
     summary.dropped = queue.dropped
     if summary.frames == 0 and summary.skipped > 0 and not summary.interrupted:
-        raise InputError(f"no frame could be processed: all {summary.skipped} input frame(s) could not be read "
-                         f"(the first: {summary.first_problem})")
+        raise InputError(
+            f"no frame could be processed: all {summary.skipped} input frame(s) could not be read "
+            f"(the first: {summary.first_problem})"
+        )
     if summary.frames:
         summary.stage_ms = {stage: value / summary.frames for stage, value in stage_sums.items()}
     if writer is not None:
@@ -537,5 +553,13 @@ def _rows_of_jsonl(path: Path):
             yield from json.loads(line)["detections"]
 
 
-__all__ = ["PredictOptions", "PredictSummary", "OutputPlan", "plan_outputs", "predict", "frame_attention",
-           "JSON_NAME", "JSONL_NAME"]
+__all__ = [
+    "PredictOptions",
+    "PredictSummary",
+    "OutputPlan",
+    "plan_outputs",
+    "predict",
+    "frame_attention",
+    "JSON_NAME",
+    "JSONL_NAME",
+]

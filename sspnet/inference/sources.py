@@ -96,8 +96,10 @@ class ReconnectPolicy:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise UsageError(f"reconnect: {name} must be a finite number of seconds >= 0", got=value)
         if self.read_timeout_s <= 0 or self.open_timeout_s <= 0:
-            raise UsageError("reconnect: read_timeout_s and open_timeout_s must be > 0",
-                             got=(self.read_timeout_s, self.open_timeout_s))
+            raise UsageError(
+                "reconnect: read_timeout_s and open_timeout_s must be > 0",
+                got=(self.read_timeout_s, self.open_timeout_s),
+            )
 
     def waits(self):
         """The waits before each reconnect attempt: first_wait_s, doubling, capped at max_wait_s."""
@@ -158,12 +160,16 @@ def read_image_file(path: Path) -> tuple[np.ndarray | None, str | None, str | No
         return None, f"cannot read the file ({error.strerror or error})", None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        why = ("a truncated JPEG that cannot be decoded" if truncated
-               else "not an image, or a format OpenCV cannot decode")
+        why = (
+            "a truncated JPEG that cannot be decoded" if truncated else "not an image, or a format OpenCV cannot decode"
+        )
         return None, why, None
     if truncated:
-        return image, None, ("truncated JPEG (no end-of-image marker): decoded with its missing rows grey, "
-                             "detections there are lost")
+        return (
+            image,
+            None,
+            ("truncated JPEG (no end-of-image marker): decoded with its missing rows grey, detections there are lost"),
+        )
     return image, None, None
 
 
@@ -195,8 +201,9 @@ class VideoCapture(FrameSource):
     of a stream or pipeline whose link drops (see the module docstring); files and cameras ignore it.
     """
 
-    def __init__(self, target: str | int, kind: str, stem: str, vid_stride: int = 1,
-                 reconnect: ReconnectPolicy | None = None):
+    def __init__(
+        self, target: str | int, kind: str, stem: str, vid_stride: int = 1, reconnect: ReconnectPolicy | None = None
+    ):
         import cv2
 
         self.kind = kind
@@ -210,10 +217,12 @@ class VideoCapture(FrameSource):
         self._stop = threading.Event()
         self.capture = self._open()
         if not self.capture.isOpened():
-            hint = {"camera": "is a camera attached at that index?",
-                    "stream": "is the URL reachable, and does OpenCV's FFmpeg support its protocol?",
-                    "gstreamer": "does the pipeline run with gst-launch-1.0, and end in appsink?",
-                    "video": "is it a video OpenCV's FFmpeg can decode?"}[kind]
+            hint = {
+                "camera": "is a camera attached at that index?",
+                "stream": "is the URL reachable, and does OpenCV's FFmpeg support its protocol?",
+                "gstreamer": "does the pipeline run with gst-launch-1.0, and end in appsink?",
+                "video": "is it a video OpenCV's FFmpeg can decode?",
+            }[kind]
             raise InputError(f"cannot open {kind} {target!r} ({hint})")
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.source_total = count if count > 0 and not self.live else None  # frames in the file
@@ -229,9 +238,16 @@ class VideoCapture(FrameSource):
         if self.kind == "gstreamer":
             return cv2.VideoCapture(self.target, cv2.CAP_GSTREAMER)
         if self.kind == "stream":  # bounded opens and reads: a hung link must count as dropped
-            return cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(1000 * self.reconnect.open_timeout_s),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(1000 * self.reconnect.read_timeout_s)])
+            return cv2.VideoCapture(
+                self.target,
+                cv2.CAP_FFMPEG,
+                [
+                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                    int(1000 * self.reconnect.open_timeout_s),
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                    int(1000 * self.reconnect.read_timeout_s),
+                ],
+            )
         return cv2.VideoCapture(self.target)
 
     @property
@@ -257,8 +273,13 @@ class VideoCapture(FrameSource):
                 if ok:
                     last_frame_at = time.monotonic()
                     for bad in failed:
-                        yield Frame(bad, self._name(bad), None, error="the frame could not be decoded",
-                                    where=f"{self.target} frame {bad}")
+                        yield Frame(
+                            bad,
+                            self._name(bad),
+                            None,
+                            error="the frame could not be decoded",
+                            where=f"{self.target} frame {bad}",
+                        )
                     failed = []
                     if image is not None:
                         yield Frame(index, self._name(index), image)
@@ -269,8 +290,15 @@ class VideoCapture(FrameSource):
                     last_frame_at = time.monotonic()
                     continue  # the reopened stream's first frame is read next
                 elif self.kind in ("stream", "gstreamer"):  # reconnecting is off: the run ends, and says why
-                    yield Frame(index, self._name(index), None, link="gave-up", lost=0, where=str(self.target),
-                                error=f"link dropped after {index} frames (reconnecting is off: --reconnect-timeout 0)")
+                    yield Frame(
+                        index,
+                        self._name(index),
+                        None,
+                        link="gave-up",
+                        lost=0,
+                        where=str(self.target),
+                        error=f"link dropped after {index} frames (reconnecting is off: --reconnect-timeout 0)",
+                    )
                     break
                 elif self.live or self.source_total is None or index >= self.source_total:
                     break
@@ -282,10 +310,15 @@ class VideoCapture(FrameSource):
             if failed:  # the file ended early: one report for every declared frame not decoded
                 first, missing = failed[0], max(self.source_total - failed[0], len(failed))
                 kept = len(range(first + (-first) % self.vid_stride, first + missing, self.vid_stride))
-                yield Frame(first, self._name(first), None, lost=kept,
-                            error=f"frames {first}-{first + missing - 1} of the {self.source_total} its header "
-                                  "declares could not be decoded (a truncated file?)",
-                            where=str(self.target))
+                yield Frame(
+                    first,
+                    self._name(first),
+                    None,
+                    lost=kept,
+                    error=f"frames {first}-{first + missing - 1} of the {self.source_total} its header "
+                    "declares could not be decoded (a truncated file?)",
+                    where=str(self.target),
+                )
         finally:
             self.close()
 
@@ -294,9 +327,16 @@ class VideoCapture(FrameSource):
         frame again (-> the index to go on from, past the frames lost in the gap) or the policy
         gives up (-> None). Yields the link Frames that report it."""
         policy, where = self.reconnect, str(self.target)
-        yield Frame(index, self._name(index), None, link="down", lost=0, where=where,
-                    error=f"link dropped after {index} frames; reconnecting (giving up after "
-                          f"{policy.give_up_after_s:g} s without frames)")
+        yield Frame(
+            index,
+            self._name(index),
+            None,
+            link="down",
+            lost=0,
+            where=where,
+            error=f"link dropped after {index} frames; reconnecting (giving up after "
+            f"{policy.give_up_after_s:g} s without frames)",
+        )
         attempts = 0
         for wait in policy.waits():
             remaining = last_frame_at + policy.give_up_after_s - time.monotonic()
@@ -312,10 +352,20 @@ class VideoCapture(FrameSource):
                     gap = time.monotonic() - last_frame_at
                     lost = round(gap * self.fps) if self.fps else 0
                     lost_kept = -(-lost // self.vid_stride) if lost else 0
-                    yield Frame(index, self._name(index), None, link="back", lost=lost_kept, where=where,
-                                error=f"link back after {gap:.1f} s ({attempts} reconnect attempt(s)); "
-                                      + (f"~{lost_kept} frames lost in the gap" if self.fps
-                                         else "frames lost in the gap unknown (the stream states no frame rate)"))
+                    yield Frame(
+                        index,
+                        self._name(index),
+                        None,
+                        link="back",
+                        lost=lost_kept,
+                        where=where,
+                        error=f"link back after {gap:.1f} s ({attempts} reconnect attempt(s)); "
+                        + (
+                            f"~{lost_kept} frames lost in the gap"
+                            if self.fps
+                            else "frames lost in the gap unknown (the stream states no frame rate)"
+                        ),
+                    )
                     index += lost
                     if self.vid_stride > 1:  # the first frame after the gap is always kept
                         index += (-index) % self.vid_stride
@@ -323,9 +373,16 @@ class VideoCapture(FrameSource):
                     return index + 1
         if self._stop.is_set():
             return None
-        yield Frame(index, self._name(index), None, link="gave-up", lost=0, where=where,
-                    error=f"link down for {time.monotonic() - last_frame_at:.1f} s ({attempts} reconnect "
-                          f"attempt(s)): the stream did not come back within {policy.give_up_after_s:g} s")
+        yield Frame(
+            index,
+            self._name(index),
+            None,
+            link="gave-up",
+            lost=0,
+            where=where,
+            error=f"link down for {time.monotonic() - last_frame_at:.1f} s ({attempts} reconnect "
+            f"attempt(s)): the stream did not come back within {policy.give_up_after_s:g} s",
+        )
         return None
 
     def _name(self, index: int) -> str:
@@ -408,11 +465,15 @@ def check_gstreamer_pipeline(text: str) -> None:
         raise MissingDependencyError(
             f"source is a GStreamer pipeline, but this OpenCV {cv2.__version__} ({Path(cv2.__file__).parent}) was "
             "built without GStreamer (see `sspnet doctor`); on a Jetson use JetPack's OpenCV (python3-opencv) "
-            "and uninstall pip's opencv-python(-headless) from this environment")
+            "and uninstall pip's opencv-python(-headless) from this environment"
+        )
     last = text.rsplit(GSTREAMER_LINK, 1)[-1].strip()
     if not last.startswith("appsink"):
-        raise UsageError("a GStreamer pipeline for OpenCV must end in appsink, e.g. '... ! videoconvert ! "
-                         "video/x-raw,format=BGR ! appsink drop=true max-buffers=2'", got=last)
+        raise UsageError(
+            "a GStreamer pipeline for OpenCV must end in appsink, e.g. '... ! videoconvert ! "
+            "video/x-raw,format=BGR ! appsink drop=true max-buffers=2'",
+            got=last,
+        )
 
 
 class FrameQueue:
@@ -429,8 +490,9 @@ class FrameQueue:
     a frame into model tiles), so that work overlaps with the consumer's inference.
     """
 
-    def __init__(self, frames: Iterable, maxsize: int = 4, drop_when_full: bool = False,
-                 prepare: Callable | None = None):
+    def __init__(
+        self, frames: Iterable, maxsize: int = 4, drop_when_full: bool = False, prepare: Callable | None = None
+    ):
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError(f"maxsize must be a positive integer, got {maxsize!r}")
         self.frames = frames
@@ -514,6 +576,17 @@ class FrameQueue:
             close()
 
 
-__all__ = ["Frame", "FrameSource", "FrameQueue", "ImageFiles", "ReconnectPolicy", "VideoCapture", "open_source",
-           "opencv_backends", "check_gstreamer_pipeline",
-           "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "STREAM_PREFIXES"]
+__all__ = [
+    "Frame",
+    "FrameSource",
+    "FrameQueue",
+    "ImageFiles",
+    "ReconnectPolicy",
+    "VideoCapture",
+    "open_source",
+    "opencv_backends",
+    "check_gstreamer_pipeline",
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "STREAM_PREFIXES",
+]

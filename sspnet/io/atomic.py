@@ -23,8 +23,9 @@ import math
 import os
 import re
 import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _TEMP_MARK = ".sspnet-tmp"
 _TEMP_PATTERN = re.compile(r"^\..+\.(\d+)-[0-9a-f]+" + re.escape(_TEMP_MARK) + r"(\.[^.]*)?$")

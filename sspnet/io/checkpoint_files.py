@@ -23,8 +23,9 @@ import json
 import os
 import pickle
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from sspnet.errors import InputError
 from sspnet.io.atomic import atomic_write, atomic_write_bytes
@@ -90,8 +91,10 @@ def checkpoint_format(path: str | os.PathLike) -> str:
         return TORCH
     what = _KIND_WORDS.get(sniff_kind(path), "unrecognised data")
     raise InputError(
-        f"not a {_expected_format(path)}", path=path,
-        expected="a .safetensors file or a PyTorch .pth (zip or pickle)", got=what,
+        f"not a {_expected_format(path)}",
+        path=path,
+        expected="a .safetensors file or a PyTorch .pth (zip or pickle)",
+        got=what,
     )
 
 
@@ -128,13 +131,19 @@ def _check_safetensors_layout(path: Path) -> dict:
             got = _KIND_WORDS.get(sniff_kind(path), "unrecognised data")
             if head.startswith(_ZIP_START) or head.startswith(_PICKLE_STARTS):
                 got = "a PyTorch .pth checkpoint (pickle)"
-            raise InputError("not a safetensors file", path=path,
-                             expected="an 8-byte header length followed by a JSON header", got=got)
+            raise InputError(
+                "not a safetensors file",
+                path=path,
+                expected="an 8-byte header length followed by a JSON header",
+                got=got,
+            )
         header_bytes = int.from_bytes(head[:8], "little")
         if header_bytes > _MAX_SAFETENSORS_HEADER or 8 + header_bytes > size:
             raise InputError(
-                "truncated or corrupt safetensors file: its header is longer than the file", path=path,
-                expected=f"{header_bytes} header bytes", got=f"a {size}-byte file",
+                "truncated or corrupt safetensors file: its header is longer than the file",
+                path=path,
+                expected=f"{header_bytes} header bytes",
+                got=f"a {size}-byte file",
             )
         f.seek(8)
         raw_header = f.read(header_bytes)
@@ -150,16 +159,23 @@ def _check_safetensors_layout(path: Path) -> dict:
             continue
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise InputError("corrupt safetensors file: a tensor entry without data_offsets", path=path,
-                             field=name)
+            raise InputError("corrupt safetensors file: a tensor entry without data_offsets", path=path, field=name)
         data_end = max(data_end, offsets[1])
     expected_size = 8 + header_bytes + data_end
     if expected_size > size:
-        raise InputError("truncated safetensors file (an interrupted copy or download?)", path=path,
-                         expected=f"{expected_size} bytes", got=f"{size} bytes")
+        raise InputError(
+            "truncated safetensors file (an interrupted copy or download?)",
+            path=path,
+            expected=f"{expected_size} bytes",
+            got=f"{size} bytes",
+        )
     if expected_size < size:
-        raise InputError("corrupt safetensors file: bytes after the last tensor", path=path,
-                         expected=f"{expected_size} bytes", got=f"{size} bytes")
+        raise InputError(
+            "corrupt safetensors file: bytes after the last tensor",
+            path=path,
+            expected=f"{expected_size} bytes",
+            got=f"{size} bytes",
+        )
     return header
 
 
@@ -184,7 +200,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     if checkpoint_format(path) == TORCH:
         raise InputError(
             "a PyTorch .pth checkpoint, not sspnet's .safetensors format: load it with "
-            "sspnet.checkpoint.load_model or convert it with `sspnet convert`", path=path,
+            "sspnet.checkpoint.load_model or convert it with `sspnet convert`",
+            path=path,
         )
     state, metadata = read_safetensors(path)
     if METADATA_KEY not in metadata:
@@ -197,8 +214,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
         raise InputError(f"sspnet metadata lacks format {FORMAT_NAME!r} / a preset name", path=path)
     version = info.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise InputError("checkpoint format is newer than this sspnet; upgrade sspnet", path=path,
-                         field="format_version", expected=f"<= {FORMAT_VERSION}", got=version)
+        raise InputError(
+            "checkpoint format is newer than this sspnet; upgrade sspnet",
+            path=path,
+            field="format_version",
+            expected=f"<= {FORMAT_VERSION}",
+            got=version,
+        )
     return state, info
 
 
@@ -234,8 +256,9 @@ def torch_load_restricted(path: str | os.PathLike):
         what = _KIND_WORDS.get(sniff_kind(path), "unrecognised data")
         if is_safetensors_file(path):
             what = "a safetensors file"
-        raise InputError("not a torch checkpoint", path=path,
-                         expected="a torch.save file (zip archive or pickle)", got=what)
+        raise InputError(
+            "not a torch checkpoint", path=path, expected="a torch.save file (zip archive or pickle)", got=what
+        )
     try:
         # A file object, not the path: torch picks a loader from the suffix (a `.safetensors` name
         # would go to safetensors), but this file was already recognised as a torch pickle.
@@ -244,12 +267,14 @@ def torch_load_restricted(path: str | os.PathLike):
     except pickle.UnpicklingError as error:
         match = re.search(r"GLOBAL ([\w.<>]+)", str(error))
         if match is None:
-            raise InputError(f"not a torch checkpoint: corrupt pickle data ({_first_sentence(error)})",
-                             path=path) from None
+            raise InputError(
+                f"not a torch checkpoint: corrupt pickle data ({_first_sentence(error)})", path=path
+            ) from None
         raise InputError(
             f"refusing to unpickle {match.group(1)}: only tensors and plain containers (dict, list, "
             f"str, numbers) are loaded, so no code from the file can run. If you trust the file, "
-            f"re-save its state dict with plain torch.save(state_dict)", path=path,
+            f"re-save its state dict with plain torch.save(state_dict)",
+            path=path,
         ) from None
     except (RuntimeError, EOFError, ValueError) as error:
         raise InputError(f"truncated or corrupt torch checkpoint ({_first_sentence(error)})", path=path) from None
@@ -299,8 +324,7 @@ def read_mmdet_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
 
     raw = torch_load_restricted(path)
     if not isinstance(raw, dict):
-        raise InputError("not a checkpoint: expected a dict (state_dict / meta)", path=path,
-                         got=type(raw).__name__)
+        raise InputError("not a checkpoint: expected a dict (state_dict / meta)", path=path, got=type(raw).__name__)
     state = raw["state_dict"] if isinstance(raw.get("state_dict"), dict) else raw
     not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:

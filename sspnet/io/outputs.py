@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from sspnet.errors import OutputConflictError
 
@@ -113,7 +113,7 @@ class OutputGuard:
 
     def __init__(self, inputs: Iterable[str | os.PathLike | None], verb: str = ""):
         self.verb = verb
-        self._input_files: dict[Path, Path] = {}   # resolved -> as given
+        self._input_files: dict[Path, Path] = {}  # resolved -> as given
         self._input_dirs: dict[Path, Path] = {}
         self._inodes: dict[tuple[int, int], Path] = {}
         for given in inputs:
@@ -155,8 +155,11 @@ class OutputGuard:
                 raise self._refuse(path, "it is a folder, expected a file path")
             existing = sniff_kind(resolved)
             if existing != "empty" and existing not in _REPLACEABLE.get(kind, {kind}):
-                raise self._refuse(path, f"it already holds a {existing} file and this command writes {kind}; "
-                                         "delete it first if it is no longer needed")
+                raise self._refuse(
+                    path,
+                    f"it already holds a {existing} file and this command writes {kind}; "
+                    "delete it first if it is no longer needed",
+                )
         for folder, given in self._input_dirs.items():
             if resolved.is_relative_to(folder):
                 raise self._refuse(path, "it lies inside the input folder", given)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -47,9 +47,7 @@ class AnchorGenerator:
     def grid_anchors(self, feature_sizes: Sequence[tuple[int, int]], device=None) -> list[Tensor]:
         """Per level, [H_l * W_l * A, 4] anchors in input pixels, for feature maps of (H_l, W_l)."""
         if len(feature_sizes) != len(self.strides):
-            raise ValueError(
-                f"got {len(feature_sizes)} feature maps for {len(self.strides)} anchor strides"
-            )
+            raise ValueError(f"got {len(feature_sizes)} feature maps for {len(self.strides)} anchor strides")
         anchors = []
         for (height, width), stride in zip(feature_sizes, self.strides):
             base = self.base_anchors(stride).to(device)

@@ -13,7 +13,7 @@ Two generations of the original code are available:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -162,7 +162,7 @@ class AttentionSupervision:
         if len(gt_boxes) != attention[0].shape[0]:
             raise ValueError(f"got {len(gt_boxes)} box lists for a batch of {attention[0].shape[0]} attention maps")
         device = attention[0].device
-        scale = 2 ** self.nb_downsample
+        scale = 2**self.nb_downsample
         height, width = attention[0].shape[-2] * scale, attention[0].shape[-1] * scale
         boxes, valid = pad_boxes(gt_boxes, device)
         rects = box_pixel_rects(boxes, height, width)

@@ -56,7 +56,7 @@ class ResNetBackbone(nn.Module):
         stages += [getattr(self, f"layer{i}") for i in range(1, self.frozen_stages + 1)]
         return stages
 
-    def train(self, mode: bool = True) -> "ResNetBackbone":
+    def train(self, mode: bool = True) -> ResNetBackbone:
         super().train(mode)
         if mode:
             for module in self._frozen_modules():

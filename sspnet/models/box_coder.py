@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -46,9 +46,7 @@ class DeltaXYWHCoder:
         gh = gt_boxes[..., 3] - gt_boxes[..., 1]
         gx = (gt_boxes[..., 0] + gt_boxes[..., 2]) * 0.5
         gy = (gt_boxes[..., 1] + gt_boxes[..., 3]) * 0.5
-        deltas = torch.stack(
-            [(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], dim=-1
-        )
+        deltas = torch.stack([(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], dim=-1)
         means = deltas.new_tensor(self.means)
         stds = deltas.new_tensor(self.stds)
         return (deltas - means) / stds

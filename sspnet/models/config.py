@@ -8,7 +8,6 @@ One flat namespace so that overrides are plain keyword arguments:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 VARIANTS = ("faster_rcnn", "fovea")
 NECKS = ("ssfpn", "fpn", "fpn_cam")  # fpn_cam: plain FPN + CAM maps that only feed the attention loss
@@ -34,13 +33,13 @@ class ModelConfig:
     depth: int = 50
     frozen_stages: int = 1
     norm_eval: bool = True
-    pretrained: Optional[str] = None  # None: from scratch; "imagenet" (torchvision's, cached) or a local .pth
+    pretrained: str | None = None  # None: from scratch; "imagenet" (torchvision's, cached) or a local .pth
     # neck
     neck: str = "ssfpn"
     neck_channels: int = 256
     # attention supervision (docs/model.md): v1, v2 or none; lambda None = the version's default
     attention_loss: str = "v1"
-    attention_lambda: Optional[float] = None
+    attention_lambda: float | None = None
     # test-time detection output
     score_thr: float = 0.05
     nms_method: str = "linear"
@@ -95,33 +94,77 @@ class ModelConfig:
 # Expected kind of each key: bool, int, float, str, "str?" (str or null), "float?", "floats" (list
 # of numbers), "pairs" (list of [lo, hi] number pairs).
 _KINDS = {
-    "name": str, "description": str, "variant": str, "num_classes": int,
-    "depth": int, "frozen_stages": int, "norm_eval": bool, "pretrained": "str?",
-    "neck": str, "neck_channels": int, "attention_loss": str, "attention_lambda": "float?",
-    "score_thr": float, "nms_method": str, "nms_iou_thr": float, "nms_sigma": float,
-    "nms_min_score": float, "max_detections": int,
-    "anchor_scales": "floats", "anchor_ratios": "floats",
-    "rpn_pos_iou_thr": float, "rpn_neg_iou_thr": float, "rpn_min_pos_iou": float, "rpn_sampler": str,
-    "rpn_num_samples": int, "rpn_pos_fraction": float, "rpn_nms_iou_thr": float,
-    "rpn_train_nms_pre": int, "rpn_train_max_proposals": int, "rpn_test_nms_pre": int,
+    "name": str,
+    "description": str,
+    "variant": str,
+    "num_classes": int,
+    "depth": int,
+    "frozen_stages": int,
+    "norm_eval": bool,
+    "pretrained": "str?",
+    "neck": str,
+    "neck_channels": int,
+    "attention_loss": str,
+    "attention_lambda": "float?",
+    "score_thr": float,
+    "nms_method": str,
+    "nms_iou_thr": float,
+    "nms_sigma": float,
+    "nms_min_score": float,
+    "max_detections": int,
+    "anchor_scales": "floats",
+    "anchor_ratios": "floats",
+    "rpn_pos_iou_thr": float,
+    "rpn_neg_iou_thr": float,
+    "rpn_min_pos_iou": float,
+    "rpn_sampler": str,
+    "rpn_num_samples": int,
+    "rpn_pos_fraction": float,
+    "rpn_nms_iou_thr": float,
+    "rpn_train_nms_pre": int,
+    "rpn_train_max_proposals": int,
+    "rpn_test_nms_pre": int,
     "rpn_test_max_proposals": int,
-    "roi_output_size": int, "roi_sampling_ratio": int, "roi_finest_scale": float, "roi_fc_channels": int,
-    "roi_pos_iou_thr": float, "roi_neg_iou_thr": float, "roi_min_pos_iou": float,
-    "roi_num_samples": int, "roi_pos_fraction": float, "roi_bbox_stds": "floats",
-    "fovea_stacked_convs": int, "fovea_feat_channels": int, "fovea_base_edges": "floats",
-    "fovea_scale_ranges": "pairs", "fovea_sigma": float, "fovea_focal_gamma": float,
-    "fovea_focal_alpha": float, "fovea_smooth_l1_beta": float, "fovea_nms_pre": int,
+    "roi_output_size": int,
+    "roi_sampling_ratio": int,
+    "roi_finest_scale": float,
+    "roi_fc_channels": int,
+    "roi_pos_iou_thr": float,
+    "roi_neg_iou_thr": float,
+    "roi_min_pos_iou": float,
+    "roi_num_samples": int,
+    "roi_pos_fraction": float,
+    "roi_bbox_stds": "floats",
+    "fovea_stacked_convs": int,
+    "fovea_feat_channels": int,
+    "fovea_base_edges": "floats",
+    "fovea_scale_ranges": "pairs",
+    "fovea_sigma": float,
+    "fovea_focal_gamma": float,
+    "fovea_focal_alpha": float,
+    "fovea_smooth_l1_beta": float,
+    "fovea_nms_pre": int,
     "fovea_centre_positive": bool,
 }
 
 _CHOICES = {
-    "variant": VARIANTS, "neck": NECKS, "attention_loss": ATTENTION_LOSSES,
-    "nms_method": NMS_METHODS, "rpn_sampler": RPN_SAMPLERS, "depth": DEPTHS,
+    "variant": VARIANTS,
+    "neck": NECKS,
+    "attention_loss": ATTENTION_LOSSES,
+    "nms_method": NMS_METHODS,
+    "rpn_sampler": RPN_SAMPLERS,
+    "depth": DEPTHS,
 }
 
 _KIND_NAMES = {
-    bool: "bool", int: "int", float: "float (or int)", str: "str", "str?": "str or null",
-    "float?": "float or null", "floats": "list of numbers", "pairs": "list of [low, high] number pairs",
+    bool: "bool",
+    int: "int",
+    float: "float (or int)",
+    str: "str",
+    "str?": "str or null",
+    "float?": "float or null",
+    "floats": "list of numbers",
+    "pairs": "list of [low, high] number pairs",
 }
 
 
@@ -141,9 +184,7 @@ def _coerce(key: str, value, source: str):
     kind = _KINDS[key]
 
     def fail():
-        raise TypeError(
-            f"{source}: key {key!r} expects {_KIND_NAMES[kind]}, got {type(value).__name__} {value!r}"
-        )
+        raise TypeError(f"{source}: key {key!r} expects {_KIND_NAMES[kind]}, got {type(value).__name__} {value!r}")
 
     if kind is bool:
         if not isinstance(value, bool):
@@ -217,16 +258,30 @@ def _check_ranges(c: ModelConfig, source: str) -> None:
     require(c.max_detections >= 1, "max_detections", ">= 1")
     require(0 <= c.score_thr < 1, "score_thr", "in [0, 1)")
     require(c.nms_sigma > 0, "nms_sigma", "> 0")
-    require(c.neck != "fpn" or c.attention_loss == "none", "attention_loss",
-            "'none' with neck 'fpn' (a plain FPN has no attention maps)")
-    require(c.neck != "fpn_cam" or c.attention_loss != "none", "attention_loss",
-            "'v1' or 'v2' with neck 'fpn_cam' (its CAM only feeds the attention loss)")
+    require(
+        c.neck != "fpn" or c.attention_loss == "none",
+        "attention_loss",
+        "'none' with neck 'fpn' (a plain FPN has no attention maps)",
+    )
+    require(
+        c.neck != "fpn_cam" or c.attention_loss != "none",
+        "attention_loss",
+        "'v1' or 'v2' with neck 'fpn_cam' (its CAM only feeds the attention loss)",
+    )
     if c.variant == "faster_rcnn":
         require(len(c.anchor_scales) >= 1 and min(c.anchor_scales) > 0, "anchor_scales", "non-empty and > 0")
         require(len(c.anchor_ratios) >= 1 and min(c.anchor_ratios) > 0, "anchor_ratios", "non-empty and > 0")
         require(len(c.roi_bbox_stds) == 4, "roi_bbox_stds", "4 numbers")
-        for key in ("rpn_num_samples", "rpn_train_nms_pre", "rpn_train_max_proposals", "rpn_test_nms_pre",
-                    "rpn_test_max_proposals", "roi_output_size", "roi_fc_channels", "roi_num_samples"):
+        for key in (
+            "rpn_num_samples",
+            "rpn_train_nms_pre",
+            "rpn_train_max_proposals",
+            "rpn_test_nms_pre",
+            "rpn_test_max_proposals",
+            "roi_output_size",
+            "roi_fc_channels",
+            "roi_num_samples",
+        ):
             require(getattr(c, key) >= 1, key, ">= 1")
     else:
         require(len(c.fovea_base_edges) == 5, "fovea_base_edges", "5 numbers (one per level P2..P6)")

@@ -14,7 +14,7 @@ the padded input, so boxes are clipped to the input size (the original clipped t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -158,7 +158,9 @@ class SSPNetDetector(nn.Module):
         if self.training:
             raise RuntimeError("detect_multiscale is for inference: call model.eval() first")
         if not images or len(images) != len(factors):
-            raise ValueError(f"need one scale factor per image batch, got {len(images)} batches, {len(factors)} factors")
+            raise ValueError(
+                f"need one scale factor per image batch, got {len(images)} batches, {len(factors)} factors"
+            )
         if len({int(batch.shape[0]) for batch in images}) != 1:
             raise ValueError(f"every scale needs the same images, got batch sizes {[int(b.shape[0]) for b in images]}")
         scaled = []
@@ -250,8 +252,13 @@ class FasterSSPNet(SSPNetDetector):
             all_scores.append(scores)  # padding rows score 0 and never survive the NMS below
         proposals = torch.cat(all_proposals, dim=1)
         keep, _, _ = batched_nms(
-            proposals, torch.cat(all_scores, dim=1), torch.zeros_like(proposals[..., 0], dtype=torch.long),
-            iou_threshold=c.rpn_nms_iou_thr, method="hard", score_threshold=0.0, max_output=c.rpn_test_max_proposals,
+            proposals,
+            torch.cat(all_scores, dim=1),
+            torch.zeros_like(proposals[..., 0], dtype=torch.long),
+            iou_threshold=c.rpn_nms_iou_thr,
+            method="hard",
+            score_threshold=0.0,
+            max_output=c.rpn_test_max_proposals,
         )
         valid = keep >= 0
         proposals = proposals.gather(1, keep.clamp(min=0)[..., None].expand(-1, -1, 4))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -137,7 +137,9 @@ class FoveaHead(nn.Module):
             n = boxes.shape[0]
             winner = winner.reshape(n, -1)
             point_labels = labels.gather(1, winner)
-            point_labels = torch.where(positive.reshape(n, -1), point_labels, torch.full_like(point_labels, self.num_classes))
+            point_labels = torch.where(
+                positive.reshape(n, -1), point_labels, torch.full_like(point_labels, self.num_classes)
+            )
             x, y = cell_centres(height, width, stride, boxes.device)
             x, y = x.reshape(1, -1), y.reshape(1, -1)
             box = boxes.gather(1, winner[..., None].expand(-1, -1, 4))  # [N, H*W, 4]

@@ -6,7 +6,7 @@ import functools
 import importlib
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load():
     """Import `sspnet._C` once and return it; ImportError with a rebuild hint if it is missing."""
     import torch  # noqa: F401  (the extension links against libtorch: import it first)

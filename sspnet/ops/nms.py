@@ -24,9 +24,7 @@ except ImportError as error:  # raised again on the first call, so `import sspne
 if _LOAD_ERROR is None:
 
     @torch.library.register_fake("sspnet::batched_nms")
-    def _batched_nms_fake(
-        boxes, scores, labels, iou_threshold, method, sigma, score_threshold, min_score, max_output
-    ):
+    def _batched_nms_fake(boxes, scores, labels, iou_threshold, method, sigma, score_threshold, min_score, max_output):
         """Shapes only: keep int64 [N, K], scores [N, K], num_valid int64 [N], K = max_output."""
         batch = boxes.shape[0]
         keep = boxes.new_empty((batch, max_output), dtype=torch.int64)
@@ -113,9 +111,7 @@ def _check_inputs(boxes, scores, labels) -> bool:
     """Validates tensors; returns True for the single-image form ([M, 4] boxes)."""
     for name, value in (("boxes", boxes), ("scores", scores)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(
-                f"batched_nms: {name} must be a torch.Tensor, got {type(value).__name__}"
-            )
+            raise TypeError(f"batched_nms: {name} must be a torch.Tensor, got {type(value).__name__}")
     if boxes.dim() not in (2, 3):
         raise ValueError(
             f"batched_nms: boxes must have shape [N, M, 4] or [M, 4], got rank {boxes.dim()} "
@@ -123,8 +119,7 @@ def _check_inputs(boxes, scores, labels) -> bool:
         )
     if boxes.shape[-1] != 4:
         raise ValueError(
-            f"batched_nms: boxes must have a last dimension of 4 (x1, y1, x2, y2), "
-            f"got shape {tuple(boxes.shape)}"
+            f"batched_nms: boxes must have a last dimension of 4 (x1, y1, x2, y2), got shape {tuple(boxes.shape)}"
         )
     expected = tuple(boxes.shape[:-1])
     if tuple(scores.shape) != expected:
@@ -135,19 +130,12 @@ def _check_inputs(boxes, scores, labels) -> bool:
     if not boxes.dtype.is_floating_point:
         raise TypeError(f"batched_nms: boxes must be a floating-point tensor, got {boxes.dtype}")
     if scores.dtype != boxes.dtype:
-        raise TypeError(
-            f"batched_nms: scores must have the dtype of boxes ({boxes.dtype}), got {scores.dtype}"
-        )
+        raise TypeError(f"batched_nms: scores must have the dtype of boxes ({boxes.dtype}), got {scores.dtype}")
     if scores.device != boxes.device:
-        raise ValueError(
-            f"batched_nms: scores must be on the device of boxes ({boxes.device}), "
-            f"got {scores.device}"
-        )
+        raise ValueError(f"batched_nms: scores must be on the device of boxes ({boxes.device}), got {scores.device}")
     if labels is not None:
         if not isinstance(labels, torch.Tensor):
-            raise TypeError(
-                f"batched_nms: labels must be a torch.Tensor or None, got {type(labels).__name__}"
-            )
+            raise TypeError(f"batched_nms: labels must be a torch.Tensor or None, got {type(labels).__name__}")
         if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
             raise TypeError(f"batched_nms: labels must be an integer tensor, got {labels.dtype}")
         if tuple(labels.shape) != expected:
@@ -157,8 +145,7 @@ def _check_inputs(boxes, scores, labels) -> bool:
             )
         if labels.device != boxes.device:
             raise ValueError(
-                f"batched_nms: labels must be on the device of boxes ({boxes.device}), "
-                f"got {labels.device}"
+                f"batched_nms: labels must be on the device of boxes ({boxes.device}), got {labels.device}"
             )
     return boxes.dim() == 2
 
@@ -179,9 +166,7 @@ def _check_options(iou_threshold, method, sigma, score_threshold, min_score, max
             raise TypeError
         max_output = operator.index(max_output)  # int, numpy integer, ... but not 2.0
     except TypeError:
-        raise TypeError(
-            f"batched_nms: max_output must be an int, got {type(max_output).__name__}"
-        ) from None
+        raise TypeError(f"batched_nms: max_output must be an int, got {type(max_output).__name__}") from None
     if not 1 <= max_output <= 2**31 - 1:
         raise ValueError(f"batched_nms: max_output must be in [1, 2^31 - 1], got {max_output}")
     return METHODS[method]

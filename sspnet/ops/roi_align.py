@@ -128,25 +128,16 @@ def roi_levels(rois: Tensor, num_levels: int, finest_scale: float = 56.0) -> Ten
 
 def _check_features(features) -> list[Tensor]:
     if isinstance(features, Tensor) or not isinstance(features, Sequence):
-        raise TypeError(
-            "features must be a list or tuple of [N, C, H, W] tensors, "
-            f"got {type(features).__name__}"
-        )
+        raise TypeError(f"features must be a list or tuple of [N, C, H, W] tensors, got {type(features).__name__}")
     if not 1 <= len(features) <= MAX_LEVELS:
         raise ValueError(f"features must hold 1 to {MAX_LEVELS} levels, got {len(features)}")
     for level, feature in enumerate(features):
         if not isinstance(feature, Tensor):
-            raise TypeError(
-                f"features[{level}] must be a torch.Tensor, got {type(feature).__name__}"
-            )
+            raise TypeError(f"features[{level}] must be a torch.Tensor, got {type(feature).__name__}")
         if feature.dim() != 4:
-            raise ValueError(
-                f"features[{level}] must be [N, C, H, W] (4-D), got shape {tuple(feature.shape)}"
-            )
+            raise ValueError(f"features[{level}] must be [N, C, H, W] (4-D), got shape {tuple(feature.shape)}")
         if feature.shape[2] < 1 or feature.shape[3] < 1:
-            raise ValueError(
-                f"features[{level}] must have H, W >= 1, got shape {tuple(feature.shape)}"
-            )
+            raise ValueError(f"features[{level}] must have H, W >= 1, got shape {tuple(feature.shape)}")
     first = features[0]
     for level, feature in enumerate(features[1:], start=1):
         if feature.shape[:2] != first.shape[:2]:
@@ -155,10 +146,7 @@ def _check_features(features) -> list[Tensor]:
                 f"{tuple(first.shape[:2])} like features[0]"
             )
         if feature.device != first.device:
-            raise ValueError(
-                f"features[{level}] is on {feature.device}, "
-                f"expected {first.device} like features[0]"
-            )
+            raise ValueError(f"features[{level}] is on {feature.device}, expected {first.device} like features[0]")
     return list(features)
 
 
@@ -170,34 +158,23 @@ def _check_feature_dtypes(features: list[Tensor]) -> None:
         raise TypeError(f"float16 features are supported on CUDA only, got them on {first.device}")
     for level, feature in enumerate(features[1:], start=1):
         if feature.dtype != first.dtype:
-            raise TypeError(
-                f"features[{level}] is {feature.dtype}, expected {first.dtype} like features[0]"
-            )
+            raise TypeError(f"features[{level}] is {feature.dtype}, expected {first.dtype} like features[0]")
 
 
 def _check_rois(rois: Tensor, first_feature: Tensor) -> None:
     if rois.dim() != 2 or rois.shape[1] != 5:
-        raise ValueError(
-            f"rois must be [R, 5] (batch_index, x1, y1, x2, y2), got shape {tuple(rois.shape)}"
-        )
+        raise ValueError(f"rois must be [R, 5] (batch_index, x1, y1, x2, y2), got shape {tuple(rois.shape)}")
     if rois.dtype != first_feature.dtype:
-        raise TypeError(
-            f"rois must have the features' dtype {first_feature.dtype}, got {rois.dtype}"
-        )
+        raise TypeError(f"rois must have the features' dtype {first_feature.dtype}, got {rois.dtype}")
     if rois.device != first_feature.device:
-        raise ValueError(
-            f"rois must be on the features' device {first_feature.device}, got {rois.device}"
-        )
+        raise ValueError(f"rois must be on the features' device {first_feature.device}, got {rois.device}")
 
 
 def _spatial_scales(strides, num_levels: int) -> list[float]:
     if isinstance(strides, (str, bytes)) or not isinstance(strides, Sequence):
         raise TypeError(f"strides must be a list of numbers, got {type(strides).__name__}")
     if len(strides) != num_levels:
-        raise ValueError(
-            "strides must have one entry per feature level: "
-            f"expected {num_levels}, got {len(strides)}"
-        )
+        raise ValueError(f"strides must have one entry per feature level: expected {num_levels}, got {len(strides)}")
     return [1.0 / _positive_number(stride, f"strides[{i}]") for i, stride in enumerate(strides)]
 
 
@@ -224,15 +201,15 @@ def _positive_number(value, name: str) -> float:
 
 
 @torch.library.register_fake(_FORWARD)
-def _forward_fake(features, rois, spatial_scales, output_height, output_width, sampling_ratio,
-                  aligned, finest_scale):
+def _forward_fake(features, rois, spatial_scales, output_height, output_width, sampling_ratio, aligned, finest_scale):
     channels = features[0].shape[1]
     return features[0].new_empty((rois.shape[0], channels, output_height, output_width))
 
 
 @torch.library.register_fake(_BACKWARD)
-def _backward_fake(grad_output, rois, spatial_scales, batch_size, heights, widths, sampling_ratio,
-                   aligned, finest_scale):
+def _backward_fake(
+    grad_output, rois, spatial_scales, batch_size, heights, widths, sampling_ratio, aligned, finest_scale
+):
     channels = grad_output.shape[1]
     return [grad_output.new_empty((batch_size, channels, h, w)) for h, w in zip(heights, widths)]
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from cli_markers import K, TILE, build_marker_model, marker_frame, write_rgb
+from cli_markers import TILE, K, build_marker_model, marker_frame, write_rgb
 
 PRESET = "fovea_r18_sspnet_small"
 PYTHON = sys.executable
@@ -53,8 +53,10 @@ def build_inputs(folder: Path) -> dict[str, Path]:
 
     # A valid COCO results file for the data set's val split: one detection per val image.
     val = json.loads(paths["val_json"].read_text())
-    results = [{"image_id": image["id"], "category_id": 1, "bbox": [10.0, 10.0, 8.0, 16.0], "score": 0.9}
-               for image in val["images"]]
+    results = [
+        {"image_id": image["id"], "category_id": 1, "bbox": [10.0, 10.0, 8.0, 16.0], "score": 0.9}
+        for image in val["images"]
+    ]
     paths["results"] = folder / "results.json"
     paths["results"].write_text(json.dumps(results))
     paths["bad_json"] = folder / "bad.json"
@@ -73,8 +75,9 @@ def build_inputs(folder: Path) -> dict[str, Path]:
     model = build_model(PRESET)
     paths["ckpt"] = save_checkpoint(folder / "model.safetensors", model, preset=PRESET)
     paths["pth"] = folder / "model.pth"
-    torch.save({"meta": {"CLASSES": ("person",), "mmdet_version": "2.19.0"}, "state_dict": model.state_dict()},
-               paths["pth"])
+    torch.save(
+        {"meta": {"CLASSES": ("person",), "mmdet_version": "2.19.0"}, "state_dict": model.state_dict()}, paths["pth"]
+    )
     del model
     paths["empty_ckpt"] = folder / "empty.safetensors"
     paths["empty_ckpt"].write_bytes(b"")
@@ -122,7 +125,8 @@ def build_inputs(folder: Path) -> dict[str, Path]:
         (folder / name / "gt" / "gt.txt").write_text(gt_rows)
         if seqinfo:
             (folder / name / "seqinfo.ini").write_text(
-                "[Sequence]\nname=seq\nimDir=img1\nframeRate=30\nseqLength=3\nimWidth=64\nimHeight=64\nimExt=.jpg\n")
+                "[Sequence]\nname=seq\nimDir=img1\nframeRate=30\nseqLength=3\nimWidth=64\nimHeight=64\nimExt=.jpg\n"
+            )
         paths[name] = folder / name
     tracks_files = {
         "tracks": "1,1,10,10,4,8,0.9,-1,-1,-1\n",
@@ -158,8 +162,15 @@ def run_sspnet(argv: list[str], cwd: Path, timeout: float) -> subprocess.Complet
     """`python -m sspnet ARGV` in a subprocess: one torch thread, no debug tracebacks, no GPU."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSPNET_DEBUG", "PYTHONWARNINGS")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([PYTHON, "-m", "sspnet", *argv], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [PYTHON, "-m", "sspnet", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def normalise(text: str) -> str:
@@ -170,8 +181,7 @@ def normalise(text: str) -> str:
 def names_missing(line: str, names: tuple[str, ...]) -> list[str]:
     """The names (file or field names) that do not occur as whole words in `line`."""
     text = normalise(line)
-    return [name for name in names
-            if not re.search(rf"(?<![a-z0-9]){re.escape(normalise(name))}(?![a-z0-9])", text)]
+    return [name for name in names if not re.search(rf"(?<![a-z0-9]){re.escape(normalise(name))}(?![a-z0-9])", text)]
 
 
 def error_line(stderr: str, verb: str) -> str | None:

@@ -14,7 +14,7 @@ RUNTIME_TESTS = Path(__file__).resolve().parent.parent / "runtime"
 if str(RUNTIME_TESTS) not in sys.path:
     sys.path.insert(0, str(RUNTIME_TESTS))
 
-from runtime_models import MARKER_RADIUS, build_marker_model, paint_markers  # noqa: E402
+from runtime_models import MARKER_RADIUS, paint_markers  # noqa: E402
 
 TILE = (96, 128)  # (H, W) of the marker models here
 K = 16
@@ -64,7 +64,14 @@ class TorchMarker:
         from sspnet.runtime.backend import ModelMetadata
 
         return ModelMetadata(
-            sspnet_version="0.1.0", preset="torch_marker", variant="faster_rcnn", classes=("person",),
-            input_size=tuple(input_size), max_detections=k, score_threshold=0.0,
-            nms={"method": "hard", "iou_threshold": 0.5}, flavor="torch", batch=None,
+            sspnet_version="0.1.0",
+            preset="torch_marker",
+            variant="faster_rcnn",
+            classes=("person",),
+            input_size=tuple(input_size),
+            max_detections=k,
+            score_threshold=0.0,
+            nms={"method": "hard", "iou_threshold": 0.5},
+            flavor="torch",
+            batch=None,
         )

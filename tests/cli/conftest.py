@@ -7,7 +7,7 @@ name resolves to whichever was imported first.)
 from pathlib import Path
 
 import pytest
-from cli_markers import K, TILE, build_marker_model
+from cli_markers import TILE, K, build_marker_model
 
 
 @pytest.fixture

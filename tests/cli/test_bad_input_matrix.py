@@ -36,55 +36,112 @@ CASES = [
     ("synth-size-0", "synth {out}/synth --images 4 --size 0 0", ("size",)),
     ("synth-val-fraction-1.5", "synth {out}/synth --images 4 --size 64 64 --val-fraction 1.5", ("val-fraction",)),
     # ---- train (every case would otherwise train for one iteration only)
-    ("train-missing-data", "train --preset fovea_r18_sspnet_small --data {out}/nodata --out {out}/run "
-     "--max-iters 1 --device cpu --workers 0", ("nodata",)),
-    ("train-unknown-preset", "train --preset no_such_preset --data {data} --out {out}/run --max-iters 1 "
-     "--device cpu --workers 0", ("no_such_preset",)),
-    ("train-max-iters-0", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 0 "
-     "--device cpu --workers 0", ("max-iters",)),
-    ("train-batch-size-0", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 1 "
-     "--batch-size 0 --device cpu --workers 0", ("batch-size",)),
-    ("train-lr-negative", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 1 "
-     "--lr -0.1 --device cpu --workers 0", ("lr",)),
-    ("train-out-is-an-existing-file", "train --preset fovea_r18_sspnet_small --data {data} --out {picture} "
-     "--max-iters 1 --device cpu --workers 0", ("picture.png",)),
-    ("train-out-inside-the-data-folder", "train --preset fovea_r18_sspnet_small --data {data} --out {data}/run "
-     "--max-iters 1 --device cpu --workers 0", ("run", "data")),
-    ("train-annotations-bad-json", "train --preset fovea_r18_sspnet_small --data {broken_data} --out {out}/run "
-     "--max-iters 1 --device cpu --workers 0", ("train.json",)),
-    ("train-set-unknown-key", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 1 "
-     "--device cpu --workers 0 --set no_such_key=1", ("no_such_key",)),
-    ("train-resume-without-a-run", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/fresh_run "
-     "--resume --max-iters 1 --device cpu --workers 0", ("fresh_run",)),
-    ("train-pretrained-file-missing", "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run "
-     "--max-iters 1 --device cpu --workers 0 --pretrained {out}/resnet18.pth", ("resnet18.pth", "pretrained")),
+    (
+        "train-missing-data",
+        "train --preset fovea_r18_sspnet_small --data {out}/nodata --out {out}/run "
+        "--max-iters 1 --device cpu --workers 0",
+        ("nodata",),
+    ),
+    (
+        "train-unknown-preset",
+        "train --preset no_such_preset --data {data} --out {out}/run --max-iters 1 --device cpu --workers 0",
+        ("no_such_preset",),
+    ),
+    (
+        "train-max-iters-0",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 0 --device cpu --workers 0",
+        ("max-iters",),
+    ),
+    (
+        "train-batch-size-0",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 1 "
+        "--batch-size 0 --device cpu --workers 0",
+        ("batch-size",),
+    ),
+    (
+        "train-lr-negative",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 1 "
+        "--lr -0.1 --device cpu --workers 0",
+        ("lr",),
+    ),
+    (
+        "train-out-is-an-existing-file",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {picture} --max-iters 1 --device cpu --workers 0",
+        ("picture.png",),
+    ),
+    (
+        "train-out-inside-the-data-folder",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {data}/run --max-iters 1 --device cpu --workers 0",
+        ("run", "data"),
+    ),
+    (
+        "train-annotations-bad-json",
+        "train --preset fovea_r18_sspnet_small --data {broken_data} --out {out}/run "
+        "--max-iters 1 --device cpu --workers 0",
+        ("train.json",),
+    ),
+    (
+        "train-set-unknown-key",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run --max-iters 1 "
+        "--device cpu --workers 0 --set no_such_key=1",
+        ("no_such_key",),
+    ),
+    (
+        "train-resume-without-a-run",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {out}/fresh_run "
+        "--resume --max-iters 1 --device cpu --workers 0",
+        ("fresh_run",),
+    ),
+    (
+        "train-pretrained-file-missing",
+        "train --preset fovea_r18_sspnet_small --data {data} --out {out}/run "
+        "--max-iters 1 --device cpu --workers 0 --pretrained {out}/resnet18.pth",
+        ("resnet18.pth", "pretrained"),
+    ),
     # ---- data
     ("data-tinyperson-root-missing", "data tinyperson {out}/nowhere --out {out}/prepared", ("nowhere",)),
     ("data-tinyperson-not-the-download", "data tinyperson {data} --out {out}/prepared", ("tiny_set_train.json",)),
-    ("data-tinyperson-out-inside-the-download", "data tinyperson {tiny_set} --out {tiny_set}/prepared",
-     ("prepared", "tiny_set")),
+    (
+        "data-tinyperson-out-inside-the-download",
+        "data tinyperson {tiny_set} --out {tiny_set}/prepared",
+        ("prepared", "tiny_set"),
+    ),
     # ---- val
-    ("val-save-results-is-the-annotations", "val --checkpoint {ckpt} --data {data} --device cpu "
-     "--save-results {val_json}", ("val.json",)),
+    (
+        "val-save-results-is-the-annotations",
+        "val --checkpoint {ckpt} --data {data} --device cpu --save-results {val_json}",
+        ("val.json",),
+    ),
     ("val-json-is-the-annotations", "val --results {results} --data {data} --json {val_json}", ("val.json",)),
     ("val-json-is-the-results", "val --results {results} --data {data} --json {results}", ("results.json",)),
     ("val-json-is-a-folder", "val --results {results} --data {data} --json {folder}", ("existing_folder",)),
     ("val-missing-annotations", "val --results {results} --annotations {out}/missing.json", ("missing.json",)),
     ("val-annotations-bad-json", "val --results {results} --annotations {bad_json}", ("bad.json",)),
-    ("val-annotations-without-images", "val --results {results} --annotations {no_images_json}",
-     ("no_images.json", "images")),
+    (
+        "val-annotations-without-images",
+        "val --results {results} --annotations {no_images_json}",
+        ("no_images.json", "images"),
+    ),
     ("val-results-bad-json", "val --results {bad_json} --data {data}", ("bad.json",)),
-    ("val-checkpoint-of-an-unknown-preset", "val --checkpoint {future_ckpt} --data {data} --device cpu",
-     ("future.safetensors", "preset", "sspnet_v9_r50")),
+    (
+        "val-checkpoint-of-an-unknown-preset",
+        "val --checkpoint {future_ckpt} --data {data} --device cpu",
+        ("future.safetensors", "preset", "sspnet_v9_r50"),
+    ),
     ("val-results-is-a-folder", "val --results {frames} --data {data}", ("frames",)),
-    ("val-annotations-bbox-of-2-numbers", "val --results {results} --annotations {bad_bbox_json}",
-     ("bad_bbox.json", "bbox")),
+    (
+        "val-annotations-bbox-of-2-numbers",
+        "val --results {results} --annotations {bad_bbox_json}",
+        ("bad_bbox.json", "bbox"),
+    ),
     ("val-results-for-an-unknown-image", "val --results {foreign_results} --data {data}", ("foreign_results.json",)),
-    ("val-no-image-can-be-evaluated", "val --checkpoint {ckpt} --data {data_without_images} --device cpu",
-     ("data_without_images",)),
+    (
+        "val-no-image-can-be-evaluated",
+        "val --checkpoint {ckpt} --data {data_without_images} --device cpu",
+        ("data_without_images",),
+    ),
     ("val-missing-split", "val --results {results} --data {data} --split no_such_split", ("no_such_split",)),
-    ("val-corrupt-checkpoint", "val --checkpoint {corrupt_ckpt} --data {data} --device cpu",
-     ("corrupt.safetensors",)),
+    ("val-corrupt-checkpoint", "val --checkpoint {corrupt_ckpt} --data {data} --device cpu", ("corrupt.safetensors",)),
     ("val-batch-0", "val --checkpoint {ckpt} --data {data} --device cpu --batch 0", ("batch",)),
     # ---- convert
     ("convert-in-in", "convert {pth} {pth} --preset fovea_r18_sspnet_small", ("model.pth",)),
@@ -112,63 +169,105 @@ CASES = [
     ("build-engine-batch-0", "build-engine {onnx} --out {out}/m.engine --batch 0", ("batch",)),
     # ---- predict
     ("predict-out-is-the-source-folder", "predict {frames} --model {onnx} --out {frames} --quiet", ("frames",)),
-    ("predict-out-inside-the-source-folder", "predict {frames} --model {onnx} --out {frames}/annotated --quiet",
-     ("frames", "annotated")),
-    ("predict-out-is-an-existing-file", "predict {frames} --model {onnx} --out {picture} --quiet",
-     ("picture.png",)),
+    (
+        "predict-out-inside-the-source-folder",
+        "predict {frames} --model {onnx} --out {frames}/annotated --quiet",
+        ("frames", "annotated"),
+    ),
+    ("predict-out-is-an-existing-file", "predict {frames} --model {onnx} --out {picture} --quiet", ("picture.png",)),
     ("predict-missing-source", "predict {out}/missing.jpg --model {onnx} --out {out}/p --quiet", ("missing.jpg",)),
     ("predict-broken-image", "predict {broken_image} --model {onnx} --out {out}/p --quiet", ("broken.jpg",)),
     ("predict-broken-video", "predict {broken_video} --model {onnx} --out {out}/p --quiet", ("broken.mp4",)),
     ("predict-glob-matches-nothing", "predict {out}/*.jpg --model {onnx} --out {out}/p --quiet", ("*.jpg",)),
     ("predict-empty-image", "predict {empty_image} --model {onnx} --out {out}/p --quiet", ("empty.png",)),
-    ("predict-missing-model", "predict {frames} --model {out}/missing.onnx --out {out}/p --quiet",
-     ("missing.onnx",)),
+    ("predict-missing-model", "predict {frames} --model {out}/missing.onnx --out {out}/p --quiet", ("missing.onnx",)),
     ("predict-corrupt-onnx", "predict {frames} --model {corrupt_onnx} --out {out}/p --quiet", ("corrupt.onnx",)),
-    ("predict-empty-checkpoint", "predict {frames} --model {empty_ckpt} --out {out}/p --quiet",
-     ("empty.safetensors",)),
+    ("predict-empty-checkpoint", "predict {frames} --model {empty_ckpt} --out {out}/p --quiet", ("empty.safetensors",)),
     ("predict-model-is-a-folder", "predict {picture} --model {frames} --out {out}/p --quiet", ("frames",)),
     ("predict-conf-2", "predict {frames} --model {onnx} --out {out}/p --conf 2 --quiet", ("conf",)),
     ("predict-conf-nan", "predict {frames} --model {onnx} --out {out}/p --conf nan --quiet", ("conf",)),
-    ("predict-max-tiles-per-batch-0", "predict {frames} --model {onnx} --out {out}/p --max-tiles-per-batch 0 "
-     "--quiet", ("max-tiles-per-batch",)),
-    ("predict-imgsz-100-torch", "predict {frames} --model {ckpt} --imgsz 100 100 --device cpu --out {out}/p "
-     "--quiet", ("imgsz",)),
+    (
+        "predict-max-tiles-per-batch-0",
+        "predict {frames} --model {onnx} --out {out}/p --max-tiles-per-batch 0 --quiet",
+        ("max-tiles-per-batch",),
+    ),
+    (
+        "predict-imgsz-100-torch",
+        "predict {frames} --model {ckpt} --imgsz 100 100 --device cpu --out {out}/p --quiet",
+        ("imgsz",),
+    ),
     ("predict-vid-stride-0", "predict {frames} --model {onnx} --out {out}/p --vid-stride 0 --quiet", ("vid-stride",)),
-    ("predict-vid-stride-on-still-images", "predict {frames} --model {onnx} --out {out}/p --vid-stride 2 --quiet",
-     ("vid-stride", "frames")),
-    ("predict-reconnect-timeout-negative", "predict {frames} --model {onnx} --out {out}/p --reconnect-timeout -1 "
-     "--quiet", ("reconnect-timeout",)),
-    ("predict-read-timeout-0", "predict {frames} --model {onnx} --out {out}/p --read-timeout 0 --quiet",
-     ("read-timeout",)),
+    (
+        "predict-vid-stride-on-still-images",
+        "predict {frames} --model {onnx} --out {out}/p --vid-stride 2 --quiet",
+        ("vid-stride", "frames"),
+    ),
+    (
+        "predict-reconnect-timeout-negative",
+        "predict {frames} --model {onnx} --out {out}/p --reconnect-timeout -1 --quiet",
+        ("reconnect-timeout",),
+    ),
+    (
+        "predict-read-timeout-0",
+        "predict {frames} --model {onnx} --out {out}/p --read-timeout 0 --quiet",
+        ("read-timeout",),
+    ),
     # without GStreamer in OpenCV: refused as such; with it: refused for not ending in appsink
-    ("predict-gstreamer-pipeline", "predict videotestsrc!fakesink --model {onnx} --out {out}/p --quiet",
-     ("GStreamer",)),
+    (
+        "predict-gstreamer-pipeline",
+        "predict videotestsrc!fakesink --model {onnx} --out {out}/p --quiet",
+        ("GStreamer",),
+    ),
     # ---- track (predict's source / model / output checks apply too: the cases above)
     ("track-out-is-the-source-folder", "track {frames} --model {onnx} --out {frames} --quiet", ("frames",)),
     ("track-unknown-tracker", "track {frames} --model {onnx} --out {out}/t --tracker deepsort --quiet", ("tracker",)),
-    ("track-buffer-ratio-negative", "track {frames} --model {onnx} --out {out}/t --buffer-ratio -1 --quiet",
-     ("buffer-ratio",)),
+    (
+        "track-buffer-ratio-negative",
+        "track {frames} --model {onnx} --out {out}/t --buffer-ratio -1 --quiet",
+        ("buffer-ratio",),
+    ),
     ("track-track-high-2", "track {frames} --model {onnx} --out {out}/t --track-high 2 --quiet", ("track-high",)),
     ("track-min-hits-0", "track {frames} --model {onnx} --out {out}/t --min-hits 0 --quiet", ("min-hits",)),
-    ("track-cmc-downscale-0", "track {frames} --model {onnx} --out {out}/t --cmc-downscale 0 --quiet",
-     ("cmc-downscale",)),
-    ("track-ocsort-with-cmc", "track {frames} --model {onnx} --out {out}/t --tracker ocsort --association iou "
-     "--cmc orb --quiet", ("cmc",)),
+    (
+        "track-cmc-downscale-0",
+        "track {frames} --model {onnx} --out {out}/t --cmc-downscale 0 --quiet",
+        ("cmc-downscale",),
+    ),
+    (
+        "track-ocsort-with-cmc",
+        "track {frames} --model {onnx} --out {out}/t --tracker ocsort --association iou --cmc orb --quiet",
+        ("cmc",),
+    ),
     ("track-attention", "track {frames} --model {onnx} --out {out}/t --attention --quiet", ("attention",)),
     ("track-missing-model", "track {frames} --model {out}/missing.onnx --out {out}/t --quiet", ("missing.onnx",)),
     # ---- val --tracks
-    ("val-tracks-missing-columns", "val --tracks {tracks_missing_columns} --gt {seq}",
-     ("tracks_missing_columns.txt", "line 1")),
+    (
+        "val-tracks-missing-columns",
+        "val --tracks {tracks_missing_columns} --gt {seq}",
+        ("tracks_missing_columns.txt", "line 1"),
+    ),
     ("val-tracks-not-a-number", "val --tracks {tracks_not_a_number} --gt {seq}", ("tracks_not_a_number.txt", "x")),
     ("val-tracks-negative-size", "val --tracks {tracks_negative_size} --gt {seq}", ("tracks_negative_size.txt", "w")),
-    ("val-tracks-id-repeated-in-a-frame", "val --tracks {tracks_repeated_id} --gt {seq}",
-     ("tracks_repeated_id.txt", "line 2", "id")),
-    ("val-tracks-frame-out-of-range", "val --tracks {tracks_frame_out_of_range} --gt {seq}",
-     ("tracks_frame_out_of_range.txt", "line 2", "frame")),
-    ("val-tracks-gt-without-seqinfo", "val --tracks {tracks} --gt {seq_without_seqinfo}",
-     ("seq_without_seqinfo", "seqinfo.ini")),
-    ("val-tracks-gt-is-a-tracks-file-with-bad-rows", "val --tracks {tracks} --gt {tracks_not_a_number}",
-     ("tracks_not_a_number.txt",)),
+    (
+        "val-tracks-id-repeated-in-a-frame",
+        "val --tracks {tracks_repeated_id} --gt {seq}",
+        ("tracks_repeated_id.txt", "line 2", "id"),
+    ),
+    (
+        "val-tracks-frame-out-of-range",
+        "val --tracks {tracks_frame_out_of_range} --gt {seq}",
+        ("tracks_frame_out_of_range.txt", "line 2", "frame"),
+    ),
+    (
+        "val-tracks-gt-without-seqinfo",
+        "val --tracks {tracks} --gt {seq_without_seqinfo}",
+        ("seq_without_seqinfo", "seqinfo.ini"),
+    ),
+    (
+        "val-tracks-gt-is-a-tracks-file-with-bad-rows",
+        "val --tracks {tracks} --gt {tracks_not_a_number}",
+        ("tracks_not_a_number.txt",),
+    ),
     ("val-tracks-without-gt", "val --tracks {tracks}", ("gt",)),
     ("val-tracks-json-is-the-tracks", "val --tracks {tracks} --gt {seq} --json {tracks}", ("tracks.txt",)),
     # ---- synth --video
@@ -176,18 +275,29 @@ CASES = [
     ("synth-video-frames-1", "synth {out}/mot --video 1 --frames 1", ("frames",)),
     ("synth-video-size-100", "synth {out}/mot --video 1 --frames 2 --size 100 100", ("size",)),
     # ---- benchmark
-    ("benchmark-missing-model", "benchmark --model {out}/missing.onnx --iters 1 --warmup 0 --quiet",
-     ("missing.onnx",)),
+    ("benchmark-missing-model", "benchmark --model {out}/missing.onnx --iters 1 --warmup 0 --quiet", ("missing.onnx",)),
     ("benchmark-batch-0", "benchmark --model {onnx} --batch 0 --iters 1 --warmup 0 --quiet", ("batch",)),
     ("benchmark-iters-0", "benchmark --model {onnx} --iters 0 --warmup 0 --quiet", ("iters",)),
-    ("benchmark-json-is-the-model", "benchmark --model {onnx} --iters 1 --warmup 0 --json {onnx} --quiet",
-     ("marker.onnx",)),
-    ("benchmark-plot-is-an-input-image", "benchmark --model {onnx} --iters 1 --warmup 0 --data {data} "
-     "--plot {first_image} --quiet", ("{first_image_name}",)),
-    ("benchmark-json-is-a-folder", "benchmark --model {onnx} --iters 1 --warmup 0 --json {folder} --quiet",
-     ("existing_folder",)),
-    ("benchmark-missing-data", "benchmark --model {onnx} --iters 1 --warmup 0 --data {out}/nodata --quiet",
-     ("nodata",)),
+    (
+        "benchmark-json-is-the-model",
+        "benchmark --model {onnx} --iters 1 --warmup 0 --json {onnx} --quiet",
+        ("marker.onnx",),
+    ),
+    (
+        "benchmark-plot-is-an-input-image",
+        "benchmark --model {onnx} --iters 1 --warmup 0 --data {data} --plot {first_image} --quiet",
+        ("{first_image_name}",),
+    ),
+    (
+        "benchmark-json-is-a-folder",
+        "benchmark --model {onnx} --iters 1 --warmup 0 --json {folder} --quiet",
+        ("existing_folder",),
+    ),
+    (
+        "benchmark-missing-data",
+        "benchmark --model {onnx} --iters 1 --warmup 0 --data {out}/nodata --quiet",
+        ("nodata",),
+    ),
     # ---- doctor
     ("doctor-missing-onnx", "doctor --onnx {out}/missing.onnx", ("missing.onnx",)),
     ("doctor-images-0", "doctor --images 0", ("images",)),

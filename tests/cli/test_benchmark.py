@@ -48,9 +48,12 @@ def test_plan_rows_on_cpu(tmp_path):
     rows = plan_rows(["best.safetensors", "model.onnx"], [1, 2], [(500, 640)], device="cpu", providers=["cpu"])
     names = [(r.model, r.backend, r.mode, r.precision, r.batch) for r in rows]
     assert names == [
-        ("best.safetensors", "torch", "eager", "fp32", 1), ("best.safetensors", "torch", "eager", "fp32", 2),
-        ("model.onnx", "onnxruntime", "cpu", "model", 1), ("model.onnx", "onnxruntime", "cpu", "model", 2),
-        (REFERENCE, "torch", "eager", "fp32", 1), (REFERENCE, "torch", "eager", "fp32", 2),
+        ("best.safetensors", "torch", "eager", "fp32", 1),
+        ("best.safetensors", "torch", "eager", "fp32", 2),
+        ("model.onnx", "onnxruntime", "cpu", "model", 1),
+        ("model.onnx", "onnxruntime", "cpu", "model", 2),
+        (REFERENCE, "torch", "eager", "fp32", 1),
+        (REFERENCE, "torch", "eager", "fp32", 2),
     ]
     assert rows[0].input_size == (512, 640)  # the frame size rounded up to a multiple of 32
     assert plan_rows(["model.onnx"], [1], [(512, 640)], device="cpu", providers=["cpu"])[-1].model == "model.onnx"
@@ -65,21 +68,53 @@ def test_plan_rows_on_cpu(tmp_path):
 def test_plan_rows_on_cuda_add_graph_and_fp16_rows():
     rows = plan_rows(["best.safetensors"], [1], [(512, 640)], ["fp32", "fp16"], device="cuda", reference=False)
     assert [(r.mode, r.precision) for r in rows] == [
-        ("eager", "fp32"), ("eager", "fp16"), ("cuda-graph", "fp32"), ("cuda-graph", "fp16")]
+        ("eager", "fp32"),
+        ("eager", "fp16"),
+        ("cuda-graph", "fp32"),
+        ("cuda-graph", "fp16"),
+    ]
 
 
 def test_marker_model_rows_json_plot_and_table(marker_onnx, tmp_path):
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
-    code = main(["benchmark", "--model", str(marker_onnx), "--batch", "1", "3", "--imgsz", "96", "128",
-                 "--imgsz", "150", "300", "--iters", "4", "--warmup", "1", "--providers", "cpu",
-                 "--json", str(out_json), "--plot", str(out_png), "--quiet"])
+    code = main(
+        [
+            "benchmark",
+            "--model",
+            str(marker_onnx),
+            "--batch",
+            "1",
+            "3",
+            "--imgsz",
+            "96",
+            "128",
+            "--imgsz",
+            "150",
+            "300",
+            "--iters",
+            "4",
+            "--warmup",
+            "1",
+            "--providers",
+            "cpu",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+            "--quiet",
+        ]
+    )
     assert code == 0
     document = json.loads(out_json.read_text())
     assert document["schema"] == "sspnet-benchmark/1"
     assert {"machine", "settings", "rows", "created"} <= set(document)
     rows = document["rows"]
-    assert [(r["batch"], r["frame_size"]) for r in rows] == [(1, [96, 128]), (3, [96, 128]), (1, [150, 300]),
-                                                               (3, [150, 300])]
+    assert [(r["batch"], r["frame_size"]) for r in rows] == [
+        (1, [96, 128]),
+        (3, [96, 128]),
+        (1, [150, 300]),
+        (3, [150, 300]),
+    ]
     for row in rows:
         assert row["error"] is None and row["backend"] == "onnxruntime" and row["input_size"] == [96, 128]
         assert len(row["latencies_ms"]) == 4
@@ -96,8 +131,9 @@ def test_marker_model_rows_json_plot_and_table(marker_onnx, tmp_path):
 
 
 def test_failed_rows_are_reported_not_fatal(marker_onnx, tmp_path, capsys):
-    specs = plan_rows([str(marker_onnx), str(tmp_path / "missing.onnx")], [1], [(96, 128)], device="cpu",
-                      providers=["cpu"])
+    specs = plan_rows(
+        [str(marker_onnx), str(tmp_path / "missing.onnx")], [1], [(96, 128)], device="cpu", providers=["cpu"]
+    )
     rows = add_speedups(run_benchmark(specs, BenchSettings(iters=2, warmup=0, progress=False), log=lambda *_: None))
     assert rows[0]["error"] is None and "does not exist" in rows[1]["error"]
     assert rows[1]["speedup_vs_first"] is None
@@ -106,8 +142,9 @@ def test_failed_rows_are_reported_not_fatal(marker_onnx, tmp_path, capsys):
     assert cells[1][7].startswith("failed: FileNotFoundError")
     assert plot(rows, tmp_path / "p.png").read_bytes()[:8] == PNG_SIGNATURE
     # the command checks its model files up front: a missing one is a user mistake (exit 2, one line)
-    code = main(["benchmark", "--model", str(tmp_path / "missing.onnx"), "--iters", "1", "--quiet",
-                 "--providers", "cpu"])
+    code = main(
+        ["benchmark", "--model", str(tmp_path / "missing.onnx"), "--iters", "1", "--quiet", "--providers", "cpu"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == f"sspnet benchmark: model file not found: {tmp_path / 'missing.onnx'}"
 
@@ -116,9 +153,9 @@ def test_accuracy_of_the_marker_model_on_a_data_folder(marker_onnx, tmp_path):
     # Ground truth = exactly the marker boxes (closed form), so AP50 on every range with GT is 100 %.
     from cli_markers import marker_frame, write_rgb
     from runtime_models import expected_detections
+    from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     from sspnet.benchmark.harness import accuracy
-    from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     (tmp_path / "data" / "images").mkdir(parents=True)
     (tmp_path / "data" / "annotations").mkdir()
@@ -128,8 +165,16 @@ def test_accuracy_of_the_marker_model_on_a_data_folder(marker_onnx, tmp_path):
         images.append({"id": k + 1, "file_name": f"{k}.png", "width": 128, "height": 96})
         boxes, _, _ = expected_detections(markers, 96, 128)
         for x1, y1, x2, y2 in boxes.tolist():
-            annotations.append({"id": len(annotations) + 1, "image_id": k + 1, "category_id": 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": k + 1,
+                    "category_id": 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
     gt = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
     (tmp_path / "data" / "annotations" / "val.json").write_text(json.dumps(gt))
     assert accuracy(OnnxRuntimeBackend(marker_onnx), str(tmp_path / "data")) == pytest.approx(100.0)
@@ -137,18 +182,21 @@ def test_accuracy_of_the_marker_model_on_a_data_folder(marker_onnx, tmp_path):
 
 def test_torchvision_reference_row_runs():
     specs = [s for s in plan_rows(["x.safetensors"], [1], [(64, 96)], device="cpu") if s.model == REFERENCE]
-    rows = run_benchmark(specs, BenchSettings(iters=1, warmup=0, progress=False, tegrastats=False),
-                         log=lambda *_: None)
+    rows = run_benchmark(specs, BenchSettings(iters=1, warmup=0, progress=False, tegrastats=False), log=lambda *_: None)
     assert rows[0]["error"] is None, rows[0]["error"]
     assert rows[0]["model_label"].startswith("torchvision") and rows[0]["input_size"] == [64, 96]
 
 
-ORIN = ("RAM 2345/30536MB (lfb 6655x4MB) SWAP 0/15268MB (cached 0MB) CPU [20%@729,10%@1190,off,off] "
-        "EMC_FREQ 3%@3199 GR3D_FREQ 45%@[305,305] VIC_FREQ 729 APE 174 CPU@46.5C GPU@44C "
-        "VDD_GPU_SOC 2392mW/2392mW VDD_CPU_CV 399mW/399mW VIN_SYS_5V0 3124mW/3000mW")
-NANO = ("RAM 1637/3964MB (lfb 239x4MB) SWAP 0/1982MB (cached 0MB) CPU [3%@102,2%@102,0%@102,0%@102] "
-        "EMC_FREQ 0%@1600 GR3D_FREQ 7%@76 APE 25 PLL@23C CPU@25.5C thermal@24.75C POM_5V_IN 1364/1364 "
-        "POM_5V_GPU 0/0 POM_5V_CPU 124/124")
+ORIN = (
+    "RAM 2345/30536MB (lfb 6655x4MB) SWAP 0/15268MB (cached 0MB) CPU [20%@729,10%@1190,off,off] "
+    "EMC_FREQ 3%@3199 GR3D_FREQ 45%@[305,305] VIC_FREQ 729 APE 174 CPU@46.5C GPU@44C "
+    "VDD_GPU_SOC 2392mW/2392mW VDD_CPU_CV 399mW/399mW VIN_SYS_5V0 3124mW/3000mW"
+)
+NANO = (
+    "RAM 1637/3964MB (lfb 239x4MB) SWAP 0/1982MB (cached 0MB) CPU [3%@102,2%@102,0%@102,0%@102] "
+    "EMC_FREQ 0%@1600 GR3D_FREQ 7%@76 APE 25 PLL@23C CPU@25.5C thermal@24.75C POM_5V_IN 1364/1364 "
+    "POM_5V_GPU 0/0 POM_5V_CPU 124/124"
+)
 
 
 def test_tegrastats_lines_parse():

@@ -65,7 +65,15 @@ def test_boxes_are_thin_and_enclose_the_object():
 
 def test_coco_results_convert_to_xywh():
     rows = coco_results(3, "a.jpg", [[1.0, 2.0, 4.5, 8.0]], [0.5], [0], ("person",))
-    assert rows == [{"image_id": 3, "file_name": "a.jpg", "category_id": 1, "bbox": [1.0, 2.0, 3.5, 6.0],
-                     "score": 0.5, "category": "person"}]
+    assert rows == [
+        {
+            "image_id": 3,
+            "file_name": "a.jpg",
+            "category_id": 1,
+            "bbox": [1.0, 2.0, 3.5, 6.0],
+            "score": 0.5,
+            "category": "person",
+        }
+    ]
     with pytest.raises(ValueError, match="differ in length"):
         coco_results(1, "a.jpg", [[0, 0, 1, 1]], [0.5, 0.6], [0])

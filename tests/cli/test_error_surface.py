@@ -17,16 +17,24 @@ from sspnet.errors import InputError, UsageError
 def _verb(error: BaseException):
     def run(args):
         raise error
+
     return SimpleNamespace(run=run)
 
 
 def test_user_error_is_one_line_and_exit_2(capsys):
-    error = InputError("box outside the image", path="gt.json", field="annotations[3].bbox",
-                       expected="inside 640x512", got="[600, 10, 80, 20]")
+    error = InputError(
+        "box outside the image",
+        path="gt.json",
+        field="annotations[3].bbox",
+        expected="inside 640x512",
+        got="[600, 10, 80, 20]",
+    )
     assert run_verb("val", _verb(error), None, debug=False) == 2
     err = capsys.readouterr().err
-    assert err == ("sspnet val: box outside the image (gt.json: annotations[3].bbox: expected inside 640x512, "
-                   "got [600, 10, 80, 20])\n")
+    assert err == (
+        "sspnet val: box outside the image (gt.json: annotations[3].bbox: expected inside 640x512, "
+        "got [600, 10, 80, 20])\n"
+    )
 
 
 def test_debug_shows_the_traceback_of_a_user_error(capsys):
@@ -35,11 +43,14 @@ def test_debug_shows_the_traceback_of_a_user_error(capsys):
     assert "Traceback" in err and err.rstrip().endswith("sspnet val: bad")
 
 
-@pytest.mark.parametrize("error, code", [
-    (FileNotFoundError(errno.ENOENT, "No such file or directory", "missing.json"), 2),
-    (PermissionError(errno.EACCES, "Permission denied", "/root/x"), 2),
-    (OSError(errno.ENOSPC, "No space left on device", "model.onnx"), 1),
-])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "missing.json"), 2),
+        (PermissionError(errno.EACCES, "Permission denied", "/root/x"), 2),
+        (OSError(errno.ENOSPC, "No space left on device", "model.onnx"), 1),
+    ],
+)
 def test_os_errors_about_a_file_are_one_line(capsys, error, code):
     assert run_verb("export", _verb(error), None, debug=False) == code
     err = capsys.readouterr().err
@@ -58,7 +69,14 @@ def test_interrupt_exits_130(capsys):
 
 def test_debug_flag_and_environment_variable_reach_the_handler(tmp_path):
     """End to end: a user mistake without --debug is one line; with SSPNET_DEBUG=1 the traceback shows."""
-    command = [sys.executable, "-m", "sspnet", "convert", str(tmp_path / "missing.pth"), str(tmp_path / "o.safetensors")]
+    command = [
+        sys.executable,
+        "-m",
+        "sspnet",
+        "convert",
+        str(tmp_path / "missing.pth"),
+        str(tmp_path / "o.safetensors"),
+    ]
     quiet = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
     assert "missing.pth" in quiet.stderr and quiet.stderr.strip().count("\n") == 0

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 from cli_markers import marker_frame
+from sspnet.runtime.backend import Backend
+from sspnet.runtime.detector import Detector
 
 from sspnet.inference.predict import PredictOptions, predict
 from sspnet.inference.sources import Frame, FrameQueue, FrameSource
-from sspnet.runtime.backend import Backend
-from sspnet.runtime.detector import Detector
 
 
 def numbered(count, done: threading.Event | None = None):

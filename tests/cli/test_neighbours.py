@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 from cli_markers import TILE
 
-from sspnet.benchmark.contention import (ContentionRow, ContentionSettings, evaluate_goals, run_row, table_rows,
-                                         time_phase)
+from sspnet.benchmark.contention import (
+    ContentionRow,
+    ContentionSettings,
+    evaluate_goals,
+    run_row,
+    table_rows,
+    time_phase,
+)
 from sspnet.benchmark.neighbours import BusyNeighbours
 from sspnet.cli import main
 
@@ -66,13 +72,21 @@ def test_neighbours_stop_when_the_block_raises():
 
 def test_neighbours_exit_when_their_starter_is_killed(tmp_path):
     # SIGKILL leaves no chance to clean up: the neighbour must notice its parent is gone by itself.
-    starter = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
         import sys, time
         from sspnet.benchmark.neighbours import BusyNeighbours
         n = BusyNeighbours(1, settle_s=0.0).start()
         print(n.pids[0], flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     pid = int(starter.stdout.readline())
     assert _state(pid) not in (None, "Z")
     starter.send_signal(signal.SIGKILL)
@@ -97,8 +111,12 @@ def test_time_phase_counts_and_time_limit():
 
 
 def test_row_times_quiet_and_loaded_with_its_own_environment(marker_onnx):
-    row = ContentionRow(label="marker", model=str(marker_onnx), frame_size=TILE,
-                        env={"GOMP_SPINCOUNT": "123", "SSPNET_ORT_SPINNING": "1", "OMP_WAIT_POLICY": None})
+    row = ContentionRow(
+        label="marker",
+        model=str(marker_onnx),
+        frame_size=TILE,
+        env={"GOMP_SPINCOUNT": "123", "SSPNET_ORT_SPINNING": "1", "OMP_WAIT_POLICY": None},
+    )
     result = run_row(row, TINY)
     assert result["error"] is None, result["error"]
     for phase in ("quiet", "loaded"):
@@ -112,7 +130,12 @@ def test_row_times_quiet_and_loaded_with_its_own_environment(marker_onnx):
 
 def test_worker_applies_the_sspnet_defaults_unless_told_not_to(marker_onnx):
     base = dict(label="m", model=str(marker_onnx), frame_size=TILE)
-    plain = {"GOMP_SPINCOUNT": None, "OMP_WAIT_POLICY": None, "SSPNET_OPENMP_DEFAULTS": None, "SSPNET_ORT_SPINNING": None}
+    plain = {
+        "GOMP_SPINCOUNT": None,
+        "OMP_WAIT_POLICY": None,
+        "SSPNET_OPENMP_DEFAULTS": None,
+        "SSPNET_ORT_SPINNING": None,
+    }
     defaults = run_row(ContentionRow(**base, env=plain), TINY)["worker_settings"]
     assert defaults["openmp"]["GOMP_SPINCOUNT"] == "4000" and defaults["onnxruntime_spinning"] is False
     untouched = run_row(ContentionRow(**base, env={**plain, "SSPNET_OPENMP_DEFAULTS": "0"}), TINY)["worker_settings"]
@@ -127,24 +150,52 @@ def test_a_failing_row_reports_its_error(tmp_path):
 
 def test_goals_against_the_baseline():
     def row(label, quiet, loaded, **extra):
-        return {"label": label, "quiet": {"p50": quiet}, "loaded": {"p50": loaded}, "slowdown_p50": loaded / quiet,
-                **extra}
+        return {
+            "label": label,
+            "quiet": {"p50": quiet},
+            "loaded": {"p50": loaded},
+            "slowdown_p50": loaded / quiet,
+            **extra,
+        }
 
-    rows = evaluate_goals([
-        row("before", 100.0, 1000.0),
-        row("good", 105.0, 220.0, baseline="before", goal_slowdown=2.2),  # 2.10x, quiet +5 %
-        row("slow quiet", 120.0, 150.0, baseline="before", goal_slowdown=2.2),  # quiet +20 %
-        row("collapses", 100.0, 300.0, baseline="before", goal_slowdown=2.2),  # 3.0x
-    ])
+    rows = evaluate_goals(
+        [
+            row("before", 100.0, 1000.0),
+            row("good", 105.0, 220.0, baseline="before", goal_slowdown=2.2),  # 2.10x, quiet +5 %
+            row("slow quiet", 120.0, 150.0, baseline="before", goal_slowdown=2.2),  # quiet +20 %
+            row("collapses", 100.0, 300.0, baseline="before", goal_slowdown=2.2),  # 3.0x
+        ]
+    )
     assert [r["meets_goal"] for r in rows] == [None, True, False, False]
     assert rows[2]["quiet_vs_baseline"] == pytest.approx(1.2)
 
 
 def test_cli_neighbours_writes_json_and_plot(marker_onnx, tmp_path, capsys):
     out_json, out_png = tmp_path / "busy.json", tmp_path / "busy.png"
-    code = main(["benchmark", "--model", str(marker_onnx), "--imgsz", str(TILE[0]), str(TILE[1]), "--neighbours", "1",
-                 "--iters", "3", "--warmup", "0", "--max-seconds", "5", "--providers", "cpu",
-                 "--json", str(out_json), "--plot", str(out_png)])
+    code = main(
+        [
+            "benchmark",
+            "--model",
+            str(marker_onnx),
+            "--imgsz",
+            str(TILE[0]),
+            str(TILE[1]),
+            "--neighbours",
+            "1",
+            "--iters",
+            "3",
+            "--warmup",
+            "0",
+            "--max-seconds",
+            "5",
+            "--providers",
+            "cpu",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ]
+    )
     assert code == 0
     document = json.loads(out_json.read_text())
     assert document["schema"] == "sspnet-contention/1" and document["settings"]["neighbours"] == 1

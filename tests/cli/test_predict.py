@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 from cli_markers import marker_frame, write_rgb
 from runtime_models import expected_detections
+from sspnet.runtime.backend import Backend, backend_for_path, load_backend
+from sspnet.runtime.detector import Detector
 
 from sspnet.cli import main
 from sspnet.errors import InputError
-from sspnet.runtime.backend import backend_for_path, load_backend
 from sspnet.inference.predict import PredictOptions, predict
 from sspnet.inference.sources import FrameQueue, open_source
-from sspnet.runtime.backend import Backend
-from sspnet.runtime.detector import Detector
 
 FRAME_H, FRAME_W = 150, 300  # 2 x 3 tiles of 96 x 128 with 30 px overlap
 # (x, y, red, label) per image; markers in tile overlaps and near the frame edges included
@@ -34,8 +33,14 @@ def coco_expected(image_id, file_name, markers, conf):
     boxes, scores, _ = expected_detections(markers, FRAME_H, FRAME_W)
     keep = scores >= conf
     return [
-        {"image_id": image_id, "file_name": file_name, "category_id": 1, "category": "person",
-         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s}
+        {
+            "image_id": image_id,
+            "file_name": file_name,
+            "category_id": 1,
+            "category": "person",
+            "bbox": [x1, y1, x2 - x1, y2 - y1],
+            "score": s,
+        }
         for (x1, y1, x2, y2), s in zip(boxes[keep].tolist(), scores[keep].tolist())
     ]
 
@@ -62,8 +67,9 @@ def assert_results_match(results, expected):
 @pytest.mark.parametrize("conf", [0.0, 0.3])
 def test_folder_with_onnx_writes_coco_json_and_annotated_images(marker_onnx, image_folder, tmp_path, conf):
     out = tmp_path / "out"
-    code = main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out),
-                 "--conf", str(conf), "--quiet"])
+    code = main(
+        ["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--conf", str(conf), "--quiet"]
+    )
     assert code == 0
     results = json.loads((out / "detections.json").read_text())
     expected = []
@@ -85,8 +91,23 @@ def test_folder_with_onnx_writes_coco_json_and_annotated_images(marker_onnx, ima
 
 def test_labels_off_draws_only_boxes(marker_onnx, image_folder, tmp_path):
     out = tmp_path / "out"
-    assert main(["predict", str(image_folder / "frame_2.png"), "--model", str(marker_onnx), "--out", str(out),
-                 "--no-labels", "--conf", "0.1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(image_folder / "frame_2.png"),
+                "--model",
+                str(marker_onnx),
+                "--out",
+                str(out),
+                "--no-labels",
+                "--conf",
+                "0.1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     drawn = cv2.imread(str(out / "frame_2.png"))
     green = np.argwhere((drawn == (0, 255, 0)).all(axis=-1))
     # marker (5, 145): box (3, 143, 8, 148) -> outline pixels only, nothing else drawn
@@ -198,8 +219,9 @@ def test_predict_goes_on_past_a_corrupt_and_a_truncated_jpeg(marker_onnx, image_
     whole = jpeg_bytes(np.random.default_rng(0).integers(0, 256, (FRAME_H, FRAME_W, 3), dtype=np.uint8))
     (image_folder / "z_truncated.jpg").write_bytes(whole[: len(whole) * 2 // 3])
     out = tmp_path / "out"
-    code = main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--conf", "0",
-                 "--quiet"])
+    code = main(
+        ["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--conf", "0", "--quiet"]
+    )
     captured = capfd.readouterr()
     assert code == 0, captured.err
     assert "Traceback" not in captured.err
@@ -219,7 +241,11 @@ def test_predict_goes_on_past_a_corrupt_and_a_truncated_jpeg(marker_onnx, image_
         expected += coco_expected(k + 2, f"frame_{k}.png", markers, 0.0)  # image ids count the corrupt file
     assert_results_match(good, expected)
     assert sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".jpg")) == [
-        "frame_0.png", "frame_1.png", "frame_2.png", "z_truncated.jpg"]
+        "frame_0.png",
+        "frame_1.png",
+        "frame_2.png",
+        "z_truncated.jpg",
+    ]
     records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert [r["file_name"] for r in records] == ["frame_0.png", "frame_1.png", "frame_2.png", "z_truncated.jpg"]
     assert "warning" in records[3] and all("warning" not in r for r in records[:3])
@@ -284,8 +310,10 @@ def test_rerun_into_its_own_output_is_allowed(marker_onnx, image_folder, tmp_pat
 
 def test_jsonl_has_one_line_per_processed_frame(marker_onnx, image_folder, tmp_path):
     out = tmp_path / "out"
-    assert main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--conf", "0.3",
-                 "--quiet"]) == 0
+    assert (
+        main(["predict", str(image_folder), "--model", str(marker_onnx), "--out", str(out), "--conf", "0.3", "--quiet"])
+        == 0
+    )
     lines = (out / "detections.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["image_id"] for r in records] == [1, 2, 3]
@@ -362,7 +390,7 @@ def mjpeg_video(path, count):
         writer.write(np.ascontiguousarray(marker_frame(FRAME_H, FRAME_W, [(20 + 10 * k, 30, 250, 0)])[..., ::-1]))
     writer.release()
     data = path.read_bytes()
-    return data, [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
+    return data, [i for i in range(len(data) - 2) if data[i : i + 3] == b"\xff\xd8\xff"]
 
 
 def test_an_undecodable_video_frame_is_skipped(marker_onnx, tmp_path, capsys):
@@ -370,7 +398,7 @@ def test_an_undecodable_video_frame_is_skipped(marker_onnx, tmp_path, capsys):
     data, starts = mjpeg_video(path, 12)
     assert len(starts) == 12
     garbled = bytearray(data)
-    garbled[starts[5] + 2: starts[5] + 300] = b"\x5a" * 298  # frame 5's JPEG header destroyed
+    garbled[starts[5] + 2 : starts[5] + 300] = b"\x5a" * 298  # frame 5's JPEG header destroyed
     path.write_bytes(bytes(garbled))
     out = tmp_path / "out"
     assert main(["predict", str(path), "--model", str(marker_onnx), "--out", str(out), "--no-media", "--quiet"]) == 0
@@ -426,9 +454,22 @@ def test_predict_with_onnxruntime_needs_no_torch(marker_onnx, image_folder, tmp_
 
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-c", NO_TORCH, "predict", str(image_folder), "--model", str(marker_onnx),
-         "--out", str(out), "--quiet"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH,
+            "predict",
+            str(image_folder),
+            "--model",
+            str(marker_onnx),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0 and "NO_TORCH_OK 0" in result.stdout, result.stdout + result.stderr
     assert len(json.loads((out / "detections.json").read_text())) == sum(len(m) for m in MARKERS) - 1  # conf 0.25

@@ -9,14 +9,19 @@ import pytest
 import torch
 from cli_markers import TILE, TorchMarker, marker_frame, write_rgb
 from runtime_models import expected_detections
-
-from sspnet.cli import main
-from sspnet.inference.torch_backend import TorchBackend
 from sspnet.runtime.detector import Detector
 from sspnet.runtime.tiling import tile_grid
 
-SMALL = {"neck_channels": 16, "fovea_feat_channels": 16, "fovea_stacked_convs": 1, "fovea_nms_pre": 50,
-         "max_detections": 20}
+from sspnet.cli import main
+from sspnet.inference.torch_backend import TorchBackend
+
+SMALL = {
+    "neck_channels": 16,
+    "fovea_feat_channels": 16,
+    "fovea_stacked_convs": 1,
+    "fovea_nms_pre": 50,
+    "max_detections": 20,
+}
 PRESET = "fovea_r18_sspnet_small"
 
 
@@ -98,8 +103,25 @@ def test_predict_cli_with_checkpoint_and_attention(sspnet_model, tmp_path):
     for k in range(2):
         write_rgb(folder / f"im{k}.png", rng.integers(0, 256, (90, 130, 3), dtype=np.uint8))
     out = tmp_path / "out"
-    code = main(["predict", str(folder), "--model", str(checkpoint), "--imgsz", "64", "96", "--device", "cpu",
-                 "--attention", "--conf", "0", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "predict",
+            str(folder),
+            "--model",
+            str(checkpoint),
+            "--imgsz",
+            "64",
+            "96",
+            "--device",
+            "cpu",
+            "--attention",
+            "--conf",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     for k in range(2):
         assert cv2.imread(str(out / f"im{k}.png")).shape == (90, 130, 3)

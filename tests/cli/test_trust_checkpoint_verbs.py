@@ -19,13 +19,17 @@ REPO = Path(__file__).resolve().parents[2]
 def sspnet(*args, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("SSPNET_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "sspnet", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sspnet", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def refused(run: subprocess.CompletedProcess, verb: str, *named: str) -> str:
@@ -42,8 +46,10 @@ def refused(run: subprocess.CompletedProcess, verb: str, *named: str) -> str:
 @pytest.fixture
 def files(tmp_path) -> Path:
     """A folder of inputs: an original-style .pth, an sspnet checkpoint, a JPEG, an image folder."""
-    torch.save({"meta": {"CLASSES": "person"}, "state_dict": {"bbox_head.conv_reg.weight": torch.zeros(4)}},
-               tmp_path / "original.pth")
+    torch.save(
+        {"meta": {"CLASSES": "person"}, "state_dict": {"bbox_head.conv_reg.weight": torch.zeros(4)}},
+        tmp_path / "original.pth",
+    )
     info = {"format": "sspnet-checkpoint", "format_version": 1, "preset": "fovea_r18_sspnet_small"}
     save_file({"w": torch.zeros(8)}, str(tmp_path / "best.safetensors"), metadata={"sspnet": json.dumps(info)})
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
@@ -168,30 +174,43 @@ def test_export_missing_checkpoint_names_it(files):
 
 
 def test_build_engine_missing_onnx_is_a_missing_file_not_a_tensorrt_problem(files):
-    line = refused(sspnet("build-engine", "absent_trt.onnx", "--out", "m.engine", cwd=files),
-                   "build-engine", "absent_trt.onnx", "No such file")
+    line = refused(
+        sspnet("build-engine", "absent_trt.onnx", "--out", "m.engine", cwd=files),
+        "build-engine",
+        "absent_trt.onnx",
+        "No such file",
+    )
     assert "TensorRT" not in line and "tensorrt" not in line
 
 
 def test_build_engine_refuses_to_overwrite_its_onnx(files):
     from onnx import TensorProto, helper
-
     from sspnet.export.onnx_export import save_onnx
 
     metadata = {
-        "sspnet_version": "0.1.0", "preset": "fovea_r18_sspnet_small", "variant": "fovea",
-        "classes": json.dumps(["person"]), "input_size": json.dumps([32, 32]), "max_detections": "4",
-        "score_threshold": "0.05", "nms": json.dumps({"method": "hard", "iou_threshold": 0.5}),
-        "flavor": "tensorrt", "batch": "dynamic",
+        "sspnet_version": "0.1.0",
+        "preset": "fovea_r18_sspnet_small",
+        "variant": "fovea",
+        "classes": json.dumps(["person"]),
+        "input_size": json.dumps([32, 32]),
+        "max_detections": "4",
+        "score_threshold": "0.05",
+        "nms": json.dumps({"method": "hard", "iou_threshold": 0.5}),
+        "flavor": "tensorrt",
+        "batch": "dynamic",
     }
     images = helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", 3, 32, 32])
     out = helper.make_tensor_value_info("out", TensorProto.UINT8, ["N", 3, 32, 32])
-    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["images"], ["out"])], "g", [images], [out]))
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["images"], ["out"])], "g", [images], [out])
+    )
     helper.set_model_props(model, metadata)
     save_onnx(model, files / "m_trt.onnx")
     before = hashes(files)
     for flag in ("--out", "--engine"):  # --engine is the old name of --out
-        line = refused(sspnet("build-engine", "m_trt.onnx", flag, "m_trt.onnx", cwd=files), "build-engine", "m_trt.onnx")
+        line = refused(
+            sspnet("build-engine", "m_trt.onnx", flag, "m_trt.onnx", cwd=files), "build-engine", "m_trt.onnx"
+        )
         assert "input" in line
     refused(sspnet("build-engine", "m_trt.onnx", "--timing-cache", "photo.jpg", cwd=files), "build-engine", "photo.jpg")
     assert hashes(files) == before

@@ -4,20 +4,28 @@ import json
 
 import numpy as np
 import pytest
+from sspnet.runtime.tiling import tile_grid
 
 from sspnet.cli import main as sspnet_main
 from sspnet.data.cutting import cut_annotation_file, cut_annotations
 from sspnet.data.synth import write_dataset
 from sspnet.data.tinyperson import load_annotations
-from sspnet.runtime.tiling import tile_grid
 
 
 def whole_image_json(width, height, boxes):
     return {
         "images": [{"id": 1, "file_name": "big.jpg", "width": width, "height": height}],
         "annotations": [
-            {"id": k + 1, "image_id": 1, "bbox": list(b), "area": b[2] * b[3], "category_id": 2,
-             "ignore": k == 3, "uncertain": False, "iscrowd": 0}
+            {
+                "id": k + 1,
+                "image_id": 1,
+                "bbox": list(b),
+                "area": b[2] * b[3],
+                "category_id": 2,
+                "ignore": k == 3,
+                "uncertain": False,
+                "iscrowd": 0,
+            }
             for k, b in enumerate(boxes)
         ],
         "categories": [{"id": 1, "name": "sea_person"}, {"id": 2, "name": "earth_person"}],
@@ -68,9 +76,16 @@ def test_synth_is_deterministic_and_tinyperson_like(tmp_path):
     a = write_dataset(tmp_path / "a", images=6, seed=11, val_fraction=0.34, progress=False)
     write_dataset(tmp_path / "b", images=6, seed=11, val_fraction=0.34, progress=False)
     write_dataset(tmp_path / "c", images=2, seed=12, val_fraction=0.5, progress=False)
-    for name in ("annotations/train.json", "annotations/val.json", "images/synth_000000.jpg", "images/synth_000005.jpg"):
+    for name in (
+        "annotations/train.json",
+        "annotations/val.json",
+        "images/synth_000000.jpg",
+        "images/synth_000005.jpg",
+    ):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    assert (tmp_path / "a/images/synth_000000.jpg").read_bytes() != (tmp_path / "c/images/synth_000000.jpg").read_bytes()
+    assert (tmp_path / "a/images/synth_000000.jpg").read_bytes() != (
+        tmp_path / "c/images/synth_000000.jpg"
+    ).read_bytes()
     assert a["train"]["images"] == 4 and a["val"]["images"] == 2
 
     boxes, flags = [], {"ignore": 0, "uncertain": 0}
@@ -83,7 +98,9 @@ def test_synth_is_deterministic_and_tinyperson_like(tmp_path):
             flags["uncertain"] += annotation["uncertain"]
             if not annotation["ignore"]:
                 boxes.append(annotation["bbox"])
-        loaded = load_annotations(tmp_path / "a" / "annotations" / f"{split}.json", image_root=tmp_path / "a" / "images")
+        loaded = load_annotations(
+            tmp_path / "a" / "annotations" / f"{split}.json", image_root=tmp_path / "a" / "images"
+        )
         assert loaded.report.ok, str(loaded.report)
         assert all((r.width, r.height) == (640, 512) for r in loaded.records)
     sizes = np.sqrt([w * h for _, _, w, h in boxes])
@@ -94,7 +111,10 @@ def test_synth_is_deterministic_and_tinyperson_like(tmp_path):
 
 
 def test_synth_command(tmp_path, capsys):
-    assert sspnet_main(["synth", str(tmp_path / "s"), "--images", "2", "--seed", "1", "--size", "320", "256", "--quiet"]) == 0
+    assert (
+        sspnet_main(["synth", str(tmp_path / "s"), "--images", "2", "--seed", "1", "--size", "320", "256", "--quiet"])
+        == 0
+    )
     data = json.loads((tmp_path / "s/annotations/train.json").read_text())
     assert data["images"][0]["width"] == 320 and data["images"][0]["height"] == 256
     assert "images/s" in capsys.readouterr().out
@@ -114,17 +134,20 @@ def _synth(capsys, *argv):
     return code, err
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--images", "0"], "--images: expected an integer from 2"),
-    (["--images", "-3"], "--images: expected an integer from 2"),
-    (["--images", "1"], "--images: expected an integer from 2"),
-    (["--size", "10", "10"], "--size: expected W and H each between 64 and 8192 pixels, got 10 10"),
-    (["--size", "9000", "64"], "--size: expected W and H each between 64 and 8192 pixels, got 9000 64"),
-    (["--val-fraction", "2"], "--val-fraction: expected a number between 0 and 1 (exclusive), got 2.0"),
-    (["--val-fraction", "0"], "--val-fraction: expected a number between 0 and 1"),
-    (["--val-fraction", "nan"], "--val-fraction: expected a number between 0 and 1"),
-    (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--images", "0"], "--images: expected an integer from 2"),
+        (["--images", "-3"], "--images: expected an integer from 2"),
+        (["--images", "1"], "--images: expected an integer from 2"),
+        (["--size", "10", "10"], "--size: expected W and H each between 64 and 8192 pixels, got 10 10"),
+        (["--size", "9000", "64"], "--size: expected W and H each between 64 and 8192 pixels, got 9000 64"),
+        (["--val-fraction", "2"], "--val-fraction: expected a number between 0 and 1 (exclusive), got 2.0"),
+        (["--val-fraction", "0"], "--val-fraction: expected a number between 0 and 1"),
+        (["--val-fraction", "nan"], "--val-fraction: expected a number between 0 and 1"),
+        (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+    ],
+)
 def test_synth_bad_settings_are_one_line_and_write_nothing(tmp_path, capsys, argv, fragment):
     code, err = _synth(capsys, tmp_path / "s", *argv)
     assert code == 2 and err.startswith("sspnet synth: ") and len(err.strip().splitlines()) == 1
@@ -162,7 +185,9 @@ def test_synth_refuses_a_real_data_set_and_rewrites_its_own_output(tmp_path, cap
     (real / "images" / "big.jpg").write_bytes(b"\xff\xd8\xff user photo")
     before = _snapshot(real)
     code, err = _synth(capsys, real, "--images", "2", "--size", "64", "64")
-    assert code == 2 and f"{real / 'annotations' / 'tiny_set_train.json'} is an annotation file synth did not write" in err
+    assert (
+        code == 2 and f"{real / 'annotations' / 'tiny_set_train.json'} is an annotation file synth did not write" in err
+    )
     assert _snapshot(real) == before
 
     out = tmp_path / "s"

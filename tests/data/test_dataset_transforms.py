@@ -93,7 +93,9 @@ def test_collate_pads_to_multiple_of_32():
 def sample(height=512, width=640, boxes=((100, 100, 110, 120), (630, 500, 639, 511))):
     image = tv_tensors.Image(torch.randint(0, 256, (3, height, width), dtype=torch.uint8))
     target = {
-        "boxes": tv_tensors.BoundingBoxes(torch.tensor(boxes, dtype=torch.float32), format="XYXY", canvas_size=(height, width)),
+        "boxes": tv_tensors.BoundingBoxes(
+            torch.tensor(boxes, dtype=torch.float32), format="XYXY", canvas_size=(height, width)
+        ),
         "labels": torch.arange(len(boxes)),
     }
     return image, target
@@ -107,7 +109,9 @@ def test_resize_range_follows_the_mmdet_rule():
         factor = width / 640
         assert 1.0 - 1e-9 <= factor <= 1.5 + 1e-9
         assert abs(height - 512 * factor) <= 1  # keep-ratio
-        np.testing.assert_allclose(target["boxes"][0].numpy(), np.array([100, 100, 110, 120]) * ([width / 640, height / 512] * 2), rtol=1e-5)
+        np.testing.assert_allclose(
+            target["boxes"][0].numpy(), np.array([100, 100, 110, 120]) * ([width / 640, height / 512] * 2), rtol=1e-5
+        )
     # a fixed target: factor min(1280 / 640, 1536 / 512) = 2
     image, target = RandomResizeRange((1280, 1280), (1536, 1536))(*sample())
     assert image.shape[1:] == (1024, 1280)
@@ -115,8 +119,16 @@ def test_resize_range_follows_the_mmdet_rule():
 
 
 def test_horizontal_flip_moves_boxes():
-    config = AugmentConfig(scale_long=None, affine_p=0, brightness_contrast_p=0, colour_p=0, jpeg_p=0,
-                           channel_shuffle_p=0, blur_p=0, hflip_p=1.0)
+    config = AugmentConfig(
+        scale_long=None,
+        affine_p=0,
+        brightness_contrast_p=0,
+        colour_p=0,
+        jpeg_p=0,
+        channel_shuffle_p=0,
+        blur_p=0,
+        hflip_p=1.0,
+    )
     image, target = sample()
     flipped, out = build_train_transforms(config)(image, target)
     assert torch.equal(flipped, image.flip(-1))
@@ -139,8 +151,13 @@ def test_boxes_that_leave_the_image_are_dropped():
     # translate far to the right: the box at the right edge leaves, its label goes with it
     from torchvision.transforms import v2
 
-    transform = v2.Compose([v2.RandomAffine(degrees=0, translate=(0.5, 0)), v2.ClampBoundingBoxes(),
-                            v2.SanitizeBoundingBoxes(min_size=1.0)])
+    transform = v2.Compose(
+        [
+            v2.RandomAffine(degrees=0, translate=(0.5, 0)),
+            v2.ClampBoundingBoxes(),
+            v2.SanitizeBoundingBoxes(min_size=1.0),
+        ]
+    )
     dropped = 0
     for seed in range(20):
         _, target = apply_seeded(transform, *sample(64, 80, boxes=((10, 10, 20, 20), (70, 50, 79, 63))), seed)
@@ -201,8 +218,12 @@ def test_shift_rotate_boxes_enclose_the_moved_pixels():
     image = torch.zeros((3, 512, 640), dtype=torch.uint8)
     for k, (x1, y1, x2, y2) in enumerate(rectangles):
         image[k, y1:y2, x1:x2] = 255  # one colour channel per rectangle
-    target = {"boxes": tv_tensors.BoundingBoxes(torch.tensor(rectangles, dtype=torch.float32), format="XYXY",
-                                                canvas_size=(512, 640)), "labels": torch.arange(3)}
+    target = {
+        "boxes": tv_tensors.BoundingBoxes(
+            torch.tensor(rectangles, dtype=torch.float32), format="XYXY", canvas_size=(512, 640)
+        ),
+        "labels": torch.arange(3),
+    }
     for seed in range(8):
         out, out_target = apply_seeded(RandomShiftRotate(45, 0.0625), tv_tensors.Image(image), target, seed)
         for k, box in enumerate(out_target["boxes"].tolist()):

@@ -13,8 +13,14 @@ TINYPERSON_CATEGORIES = [{"id": 1, "name": "sea_person"}, {"id": 2, "name": "ear
 
 
 def annotation(k, image_id, bbox, category_id=1, **flags):
-    a = {"id": k, "image_id": image_id, "bbox": bbox, "category_id": category_id, "iscrowd": 0,
-         "area": bbox[2] * bbox[3] if all(isinstance(v, (int, float)) for v in bbox) else 0}
+    a = {
+        "id": k,
+        "image_id": image_id,
+        "bbox": bbox,
+        "category_id": category_id,
+        "iscrowd": 0,
+        "area": bbox[2] * bbox[3] if all(isinstance(v, (int, float)) for v in bbox) else 0,
+    }
     a.update(flags)
     return a
 
@@ -124,7 +130,7 @@ def test_report_counts_every_problem(tmp_path):
     "content, message",
     [
         ("", "empty"),
-        ("{\"images\": [", "not valid JSON.*line 1 column"),
+        ('{"images": [', "not valid JSON.*line 1 column"),
         ("[1, 2]", "expected a JSON object"),
         (json.dumps({"images": [], "annotations": [], "categories": TINYPERSON_CATEGORIES}), "no images"),
         (json.dumps({"images": [{"id": 1}], "annotations": []}), "categories"),

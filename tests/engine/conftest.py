@@ -49,8 +49,16 @@ def same_boxes_data(tmp_path_factory):
         cv2.imwrite(str(out / "images" / f"im{k}.png"), pixels)
         images.append({"id": k + 1, "file_name": f"im{k}.png", "width": 128, "height": 128})
         for j, (x, y, w, h) in enumerate(boxes):
-            annotations.append({"id": 10 * k + j + 1, "image_id": k + 1, "bbox": [x, y, w, h], "area": w * h,
-                                "category_id": 1, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": 10 * k + j + 1,
+                    "image_id": k + 1,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                }
+            )
     coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
     (out / "annotations" / "train.json").write_text(json.dumps(coco))
     (out / "annotations" / "val.json").write_text(json.dumps(coco))

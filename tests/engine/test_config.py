@@ -6,7 +6,6 @@ import json
 import pytest
 import yaml
 
-from sspnet.errors import InputError, UsageError
 from sspnet.cli import train as train_cli
 from sspnet.engine.config import (
     TrainConfig,
@@ -17,6 +16,7 @@ from sspnet.engine.config import (
     save_config,
     validate,
 )
+from sspnet.errors import InputError, UsageError
 
 
 def _write_split(root, name):
@@ -72,8 +72,14 @@ def test_yaml_relative_paths_resolve_against_the_yaml(tmp_path):
     _write_split(tmp_path, "tr")
     _write_split(tmp_path, "va")
     spec = tmp_path / "data.yaml"
-    spec.write_text(yaml.safe_dump({"train": {"images": "imgs", "annotations": "tr.json"},
-                                    "val": {"images": str(tmp_path / "imgs"), "annotations": "va.json"}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "train": {"images": "imgs", "annotations": "tr.json"},
+                "val": {"images": str(tmp_path / "imgs"), "annotations": "va.json"},
+            }
+        )
+    )
     data = resolve_data(spec)
     assert data.train.images == str((tmp_path / "imgs").resolve())
     assert data.train.annotations == str((tmp_path / "tr.json").resolve())
@@ -113,42 +119,57 @@ def test_data_argument_errors(tmp_path):
 
 
 def test_cli_defaults_follow_the_spec_recipe(synth_layout):
-    config = train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout,
-                                              out=synth_layout / "run", device="cpu"))
+    config = train_cli.config_from_args(
+        _args(preset="fovea_r18_sspnet_small", data=synth_layout, out=synth_layout / "run", device="cpu")
+    )
     assert (config.lr, config.momentum, config.weight_decay) == (0.002, 0.9, 1e-4)
     assert config.epochs == 12 and config.max_iters is None
     assert config.batch_size == 4  # FoveaBox: 4 images per GPU
     assert config.clip_grad is None and config.amp is False and config.augment == "full"
-    faster = train_cli.config_from_args(_args(preset="faster_rcnn_r18_sspnet_small", data=synth_layout,
-                                              out=synth_layout / "run", device="cpu"))
+    faster = train_cli.config_from_args(
+        _args(preset="faster_rcnn_r18_sspnet_small", data=synth_layout, out=synth_layout / "run", device="cpu")
+    )
     assert faster.batch_size == 1  # Faster R-CNN: 1 image per GPU
 
 
 def test_cli_recipe_fills_preset_overrides_and_optimiser_and_explicit_flags_win(synth_layout):
     from sspnet.engine.recipes import SYNTHETIC_CPU
 
-    config = train_cli.config_from_args(_args(recipe="synthetic-cpu", data=synth_layout, out="r", device="cpu",
-                                              max_iters=10))
+    config = train_cli.config_from_args(
+        _args(recipe="synthetic-cpu", data=synth_layout, out="r", device="cpu", max_iters=10)
+    )
     assert config.preset == SYNTHETIC_CPU.preset and config.model_overrides == SYNTHETIC_CPU.overrides
     assert (config.batch_size, config.lr, config.clip_grad, config.augment) == (2, 0.02, 5.0, "none")
-    mine = train_cli.config_from_args(_args(recipe="synthetic-cpu", data=synth_layout, out="r", device="cpu",
-                                            lr=0.01, set=["score_thr=0.1"]))
+    mine = train_cli.config_from_args(
+        _args(recipe="synthetic-cpu", data=synth_layout, out="r", device="cpu", lr=0.01, set=["score_thr=0.1"])
+    )
     assert mine.lr == 0.01 and mine.batch_size == 2
     assert mine.model_overrides == {**SYNTHETIC_CPU.overrides, "score_thr": 0.1}
     with pytest.raises(UsageError, match="unknown; choose from"):
         train_cli.config_from_args(_args(recipe="nope", data=synth_layout, out="r", device="cpu"))
     with pytest.raises(UsageError, match="not --preset"):
-        train_cli.config_from_args(_args(recipe="synthetic-cpu", preset="faster_rcnn_r18_sspnet_small",
-                                         data=synth_layout, out="r", device="cpu"))
+        train_cli.config_from_args(
+            _args(
+                recipe="synthetic-cpu", preset="faster_rcnn_r18_sspnet_small", data=synth_layout, out="r", device="cpu"
+            )
+        )
 
 
 def test_cli_overrides_are_validated_by_the_model_config(synth_layout):
-    config = train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r",
-                                              device="cpu", set=["score_thr=0.1", "neck=fpn", "attention_loss=none"]))
+    config = train_cli.config_from_args(
+        _args(
+            preset="fovea_r18_sspnet_small",
+            data=synth_layout,
+            out="r",
+            device="cpu",
+            set=["score_thr=0.1", "neck=fpn", "attention_loss=none"],
+        )
+    )
     assert config.model_overrides == {"score_thr": 0.1, "neck": "fpn", "attention_loss": "none"}
     with pytest.raises(UsageError, match="no_such_key"):
-        train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r",
-                                         device="cpu", set=["no_such_key=1"]))
+        train_cli.config_from_args(
+            _args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r", device="cpu", set=["no_such_key=1"])
+        )
     with pytest.raises(UsageError, match="KEY=VALUE"):
         train_cli.parse_overrides(["score_thr"])
 
@@ -183,8 +204,9 @@ def test_validation_errors_name_the_option(synth_layout, changes, message):
 
 def test_cli_rejects_amp_on_cpu_and_unknown_preset(synth_layout):
     with pytest.raises(UsageError, match="--amp needs --device cuda"):
-        train_cli.config_from_args(_args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r",
-                                         device="cpu", amp=True))
+        train_cli.config_from_args(
+            _args(preset="fovea_r18_sspnet_small", data=synth_layout, out="r", device="cpu", amp=True)
+        )
     with pytest.raises(UsageError, match="unknown preset"):
         train_cli.config_from_args(_args(preset="nope", data=synth_layout, out="r", device="cpu"))
 
@@ -201,8 +223,13 @@ def test_schedule_is_scaled_to_the_run(synth_layout):
 
 
 def test_config_yaml_round_trip_and_errors(synth_layout, tmp_path):
-    config = TrainConfig(preset="fovea_r18_sspnet_small", data=resolve_data(synth_layout), out="r", max_iters=7,
-                         model_overrides={"neck": "fpn"})
+    config = TrainConfig(
+        preset="fovea_r18_sspnet_small",
+        data=resolve_data(synth_layout),
+        out="r",
+        max_iters=7,
+        model_overrides={"neck": "fpn"},
+    )
     finalize_schedule(config, dataset_size=5, world_size=1)
     path = tmp_path / "config.yaml"
     save_config(config, path)

@@ -20,8 +20,8 @@ import pytest
 import torch
 from train_settings import TINY_FOVEA
 
-from sspnet.io.checkpoint_files import read_checkpoint
 from sspnet.engine.runlog import read_log
+from sspnet.io.checkpoint_files import read_checkpoint
 
 PLAIN_FPN = {**TINY_FOVEA, "neck": "fpn", "attention_loss": "none"}
 ITERATIONS = 5
@@ -29,9 +29,32 @@ ITERATIONS = 5
 
 def _train_argv(data, out, batch_size):
     sets = [item for key, value in PLAIN_FPN.items() for item in ("--set", f"{key}={value}")]
-    return ["-m", "sspnet", "train", "--preset", "fovea_r18_sspnet_small", "--data", str(data), "--out", str(out),
-            "--max-iters", str(ITERATIONS), "--batch-size", str(batch_size), "--workers", "0", "--device", "cpu",
-            "--augment", "none", "--log-every", "1", "--eval-every", "1", *sets]
+    return [
+        "-m",
+        "sspnet",
+        "train",
+        "--preset",
+        "fovea_r18_sspnet_small",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--max-iters",
+        str(ITERATIONS),
+        "--batch-size",
+        str(batch_size),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--augment",
+        "none",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "1",
+        *sets,
+    ]
 
 
 def _run(argv, timeout=150):
@@ -44,8 +67,16 @@ def _run(argv, timeout=150):
 def test_two_processes_match_one_process_with_the_same_global_batch(same_boxes_data, tmp_path):
     single, multi = tmp_path / "single", tmp_path / "ddp"
     _run(_train_argv(same_boxes_data, single, batch_size=2))
-    _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-          *_train_argv(same_boxes_data, multi, batch_size=1)])
+    _run(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            *_train_argv(same_boxes_data, multi, batch_size=1),
+        ]
+    )
 
     single_log = read_log(single / "log.jsonl", "train")
     multi_log = read_log(multi / "log.jsonl", "train")

@@ -15,7 +15,9 @@ def test_every_recipe_names_a_valid_preset_and_overrides():
 
 def test_lookup_and_unknown_names():
     assert get_recipe("synthetic-cpu") is SYNTHETIC_CPU
-    with pytest.raises(ValueError, match="'nope' unknown; choose from \\['synthetic-cpu', 'synthetic-cpu-faster-rcnn'\\]"):
+    with pytest.raises(
+        ValueError, match="'nope' unknown; choose from \\['synthetic-cpu', 'synthetic-cpu-faster-rcnn'\\]"
+    ):
         get_recipe("nope")
 
 
@@ -31,7 +33,11 @@ def test_with_overrides_changes_only_the_model_settings():
     fpn = SYNTHETIC_CPU.with_overrides("x", neck="fpn", attention_loss="none")
     assert fpn.overrides == {**SYNTHETIC_CPU.overrides, "neck": "fpn", "attention_loss": "none"}
     assert (fpn.batch_size, fpn.lr, fpn.clip_grad, fpn.augment) == (
-        SYNTHETIC_CPU.batch_size, SYNTHETIC_CPU.lr, SYNTHETIC_CPU.clip_grad, SYNTHETIC_CPU.augment)
+        SYNTHETIC_CPU.batch_size,
+        SYNTHETIC_CPU.lr,
+        SYNTHETIC_CPU.clip_grad,
+        SYNTHETIC_CPU.augment,
+    )
     assert "neck" not in SYNTHETIC_CPU.overrides  # the original is untouched
 
 

@@ -48,11 +48,14 @@ def test_start_iter_yields_the_tail_of_the_epoch():
         sampler.set_epoch(2, start_iter=len(full) + 1)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(dataset_size=0, batch_size=1, seed=0), "empty"),
-    (dict(dataset_size=3, batch_size=0, seed=0), "batch_size"),
-    (dict(dataset_size=3, batch_size=1, seed=0, rank=2, world_size=2), "rank"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(dataset_size=0, batch_size=1, seed=0), "empty"),
+        (dict(dataset_size=3, batch_size=0, seed=0), "batch_size"),
+        (dict(dataset_size=3, batch_size=1, seed=0, rank=2, world_size=2), "rank"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ResumableBatchSampler(**kwargs)

@@ -35,8 +35,10 @@ def _step(net, optimizer, seed):
 
 
 def test_flatten_round_trip_keeps_types():
-    nested = {"state": {0: {"momentum_buffer": torch.arange(3.0)}, 7: {"m": None}},
-              "groups": [{"lr": 0.1, "betas": (0.9, 0.99), "params": [0, 7], "name": "x", "flag": True}]}
+    nested = {
+        "state": {0: {"momentum_buffer": torch.arange(3.0)}, 7: {"m": None}},
+        "groups": [{"lr": 0.1, "betas": (0.9, 0.99), "params": [0, 7], "name": "x", "flag": True}],
+    }
     tensors = {}
     encoded = flatten_to_tensors(nested, "optim", tensors)
     decoded = unflatten_from_tensors(json.loads(json.dumps(encoded)), tensors)
@@ -65,8 +67,14 @@ def test_restored_optimizer_continues_like_an_uninterrupted_one(tmp_path):
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     losses = [_step(net, optimizer, s) for s in range(3)]
     path = tmp_path / "state.safetensors"
-    path.write_bytes(encode_resume_state(model_state=net.state_dict(), optimizer_state=optimizer.state_dict(),
-                                         rng_states=[capture_rng_state()], progress={"iteration": 3}))
+    path.write_bytes(
+        encode_resume_state(
+            model_state=net.state_dict(),
+            optimizer_state=optimizer.state_dict(),
+            rng_states=[capture_rng_state()],
+            progress={"iteration": 3},
+        )
+    )
     state = decode_resume_state(path)
     assert state["progress"] == {"iteration": 3}
     net = _net()
@@ -85,8 +93,14 @@ def test_state_file_is_plain_safetensors_with_json_header(tmp_path):
 
     net = _net()
     path = tmp_path / "state.safetensors"
-    path.write_bytes(encode_resume_state(model_state=net.state_dict(), optimizer_state={"state": {}, "param_groups": []},
-                                         rng_states=[capture_rng_state()], progress={"iteration": 0}))
+    path.write_bytes(
+        encode_resume_state(
+            model_state=net.state_dict(),
+            optimizer_state={"state": {}, "param_groups": []},
+            rng_states=[capture_rng_state()],
+            progress={"iteration": 0},
+        )
+    )
     with safe_open(str(path), framework="pt") as f:
         names = set(f.keys())
         header = json.loads(f.metadata()["sspnet_resume_state"])

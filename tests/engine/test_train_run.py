@@ -8,7 +8,6 @@ import torch
 from train_settings import TINY_FASTER, TINY_FOVEA
 
 from sspnet.checkpoint import load_model
-from sspnet.io.checkpoint_files import read_checkpoint
 from sspnet.cli import main as sspnet_main
 from sspnet.cli import train as train_cli
 from sspnet.engine.config import load_config
@@ -16,6 +15,7 @@ from sspnet.engine.runlog import read_log
 from sspnet.engine.state import decode_resume_state
 from sspnet.engine.trainer import train
 from sspnet.errors import UsageError
+from sspnet.io.checkpoint_files import read_checkpoint
 
 
 def _sets(overrides):
@@ -38,9 +38,30 @@ def _weights(path):
 
 def test_cli_run_writes_config_log_and_checkpoints(synth_data, tmp_path, capsys):
     out = tmp_path / "run"
-    code = sspnet_main(["train", "--preset", "fovea_r18_sspnet_small", "--data", str(synth_data), "--out", str(out),
-                        "--epochs", "2", "--batch-size", "3", "--workers", "1", "--device", "cpu",
-                        "--augment", "none", "--log-every", "1", *_sets(TINY_FOVEA)])
+    code = sspnet_main(
+        [
+            "train",
+            "--preset",
+            "fovea_r18_sspnet_small",
+            "--data",
+            str(synth_data),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "3",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "--augment",
+            "none",
+            "--log-every",
+            "1",
+            *_sets(TINY_FOVEA),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "AP50" in printed and "tiny" in printed  # the TinyPerson table after each evaluation
@@ -69,8 +90,21 @@ def test_cli_run_writes_config_log_and_checkpoints(synth_data, tmp_path, capsys)
 
 
 def test_cli_reports_bad_arguments(tmp_path, capsys):
-    code = sspnet_main(["train", "--preset", "fovea_r18_sspnet_small", "--data", str(tmp_path / "missing"),
-                        "--out", str(tmp_path / "run"), "--max-iters", "2", "--device", "cpu"])
+    code = sspnet_main(
+        [
+            "train",
+            "--preset",
+            "fovea_r18_sspnet_small",
+            "--data",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-iters",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("sspnet train: --data:") and "does not exist" in err and "Traceback" not in err
@@ -89,8 +123,10 @@ def test_resume_equals_an_uninterrupted_run_and_drops_the_rolled_back_log(synth_
     assert decode_resume_state(tmp_path / "split" / "last_state.safetensors")["progress"]["iteration"] == 2
     # as if the run had gone on to iteration 4 and been killed mid-line before its next checkpoint
     with open(tmp_path / "split" / "log.jsonl", "a") as log:
-        log.write('{"type": "train", "iter": 3, "loss": 9.0}\n{"type": "val", "iter": 3, "AP50_tiny": 1.0}\n'
-                  '{"type": "train", "iter": 4, "lo')
+        log.write(
+            '{"type": "train", "iter": 3, "loss": 9.0}\n{"type": "val", "iter": 3, "AP50_tiny": 1.0}\n'
+            '{"type": "train", "iter": 4, "lo'
+        )
     second = train(load_config(tmp_path / "split" / "config.yaml"), resume=True)
     assert second.iteration == 5
 
@@ -150,8 +186,9 @@ def test_crash_during_a_save_keeps_the_previous_checkpoint(synth_data, tmp_path,
 
 
 def test_resume_without_checkpoint_is_a_clear_error(synth_data, tmp_path):
-    config = _config(synth_data, tmp_path / "run", "fovea_r18_sspnet_small", TINY_FOVEA, max_iters=2,
-                     workers=0, augment="none")
+    config = _config(
+        synth_data, tmp_path / "run", "fovea_r18_sspnet_small", TINY_FOVEA, max_iters=2, workers=0, augment="none"
+    )
     from sspnet.engine.config import finalize_schedule, save_config
 
     (tmp_path / "run").mkdir()

@@ -29,8 +29,21 @@ from sspnet.io.run_lock import acquire_run_lock
 
 PRESET = "fovea_r18_sspnet_small"
 SETS = [item for key, value in TINY_FOVEA.items() for item in ("--set", f"{key}={value}")]
-QUICK = ["--batch-size", "2", "--workers", "0", "--device", "cpu", "--augment", "none", "--eval-every", "0",
-         "--log-every", "1", *SETS]
+QUICK = [
+    "--batch-size",
+    "2",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--augment",
+    "none",
+    "--eval-every",
+    "0",
+    "--log-every",
+    "1",
+    *SETS,
+]
 
 HOLDER = """
 import sys, time
@@ -43,8 +56,11 @@ time.sleep(600)
 
 def snapshot(folder) -> dict[str, str]:
     """Relative path -> sha256 of every file below `folder`."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def train_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -63,8 +79,17 @@ def assert_one_line_user_error(code: int, err: str, fragment: str) -> None:
 
 def fabricated_run(synth_data, run):
     """A run folder as a live run has it: config, a checkpoint stand-in, a log."""
-    config = TrainConfig(preset=PRESET, data=resolve_data(synth_data), out=str(run), max_iters=4, batch_size=2,
-                         workers=0, augment="none", eval_every=0, model_overrides=dict(TINY_FOVEA))
+    config = TrainConfig(
+        preset=PRESET,
+        data=resolve_data(synth_data),
+        out=str(run),
+        max_iters=4,
+        batch_size=2,
+        workers=0,
+        augment="none",
+        eval_every=0,
+        model_overrides=dict(TINY_FOVEA),
+    )
     run.mkdir()
     finalize_schedule(config, 6, 1)
     save_config(config, run / "config.yaml")
@@ -83,7 +108,9 @@ def test_a_locked_run_folder_refuses_a_second_train_and_a_resume_and_nothing_cha
         assert holder.stdout.readline().strip() == "locked"
         before = snapshot(run)
         busy = f"{run} is in use by another sspnet train process"
-        code, _, err = train_cli(capsys, "--preset", PRESET, "--data", synth_data, "--out", run, "--max-iters", 2, *QUICK)
+        code, _, err = train_cli(
+            capsys, "--preset", PRESET, "--data", synth_data, "--out", run, "--max-iters", 2, *QUICK
+        )
         assert_one_line_user_error(code, err, busy)
         code, _, err = train_cli(capsys, "--out", run, "--resume")
         assert_one_line_user_error(code, err, busy)
@@ -98,14 +125,30 @@ def test_a_locked_run_folder_refuses_a_second_train_and_a_resume_and_nothing_cha
 
 def test_a_killed_train_leaves_no_stale_lock_and_its_resume_drops_the_rolled_back_log_records(synth_data, tmp_path):
     run = tmp_path / "run"
-    argv = [sys.executable, "-m", "sspnet", "train", "--preset", PRESET, "--data", str(synth_data), "--out", str(run),
-            "--max-iters", "1000", *QUICK]  # 3 iterations per epoch: a checkpoint every 3
+    argv = [
+        sys.executable,
+        "-m",
+        "sspnet",
+        "train",
+        "--preset",
+        PRESET,
+        "--data",
+        str(synth_data),
+        "--out",
+        str(run),
+        "--max-iters",
+        "1000",
+        *QUICK,
+    ]  # 3 iterations per epoch: a checkpoint every 3
     with open(tmp_path / "train.out", "w") as out:
         live = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
         try:
             deadline = time.monotonic() + 300
-            while not ((run / "last_state.safetensors").exists() and (run / "log.jsonl").exists()
-                       and len((run / "log.jsonl").read_text().splitlines()) >= 5):
+            while not (
+                (run / "last_state.safetensors").exists()
+                and (run / "log.jsonl").exists()
+                and len((run / "log.jsonl").read_text().splitlines()) >= 5
+            ):
                 assert live.poll() is None, (tmp_path / "train.out").read_text()[-3000:]
                 assert time.monotonic() < deadline, "the training run did not get going"
                 time.sleep(0.05)
@@ -155,7 +198,10 @@ BAD_INPUT = {
     "data folder without annotations": (lambda d, t: ["--data", _empty_folder(t), "--out", t / "run"], "missing:"),
     "unknown preset": (lambda d, t: ["--preset", "nope", "--data", d, "--out", t / "run"], "unknown preset 'nope'"),
     "unknown recipe": (lambda d, t: ["--recipe", "nope", "--data", d, "--out", t / "run"], "--recipe:"),
-    "zero epochs": (lambda d, t: ["--data", d, "--out", t / "run", "--epochs", 0], "--epochs must be a positive integer"),
+    "zero epochs": (
+        lambda d, t: ["--data", d, "--out", t / "run", "--epochs", 0],
+        "--epochs must be a positive integer",
+    ),
     "negative max-iters": (lambda d, t: ["--data", d, "--out", t / "run", "--max-iters", -5], "--max-iters must be"),
     "negative lr": (lambda d, t: ["--data", d, "--out", t / "run", "--lr", -0.1], "--lr must be a finite number > 0"),
     "zero batch": (lambda d, t: ["--data", d, "--out", t / "run", "--batch-size", 0], "--batch-size must be"),
@@ -164,8 +210,10 @@ BAD_INPUT = {
     "set unknown key": (lambda d, t: ["--data", d, "--out", t / "run", "--set", "no_such_key=1"], "no_such_key"),
     "out is a file": (lambda d, t: ["--data", d, "--out", _existing_file(t)], "it is an existing text file"),
     "out is the data folder": (lambda d, t: ["--data", d, "--out", d], "it is the input folder"),
-    "out inside the data folder": (lambda d, t: ["--data", d, "--out", d / "images" / "run"],
-                                   "lies inside the input folder"),
+    "out inside the data folder": (
+        lambda d, t: ["--data", d, "--out", d / "images" / "run"],
+        "lies inside the input folder",
+    ),
     "resume with nothing to resume": (lambda d, t: ["--out", t / "run", "--resume"], "nothing to resume"),
 }
 
@@ -195,8 +243,9 @@ def test_resume_without_a_checkpoint_and_a_damaged_annotation_file_are_one_line(
 
     data = _copy_data(synth_data, tmp_path)
     (data / "annotations" / "train.json").write_text('{"images": [')
-    code, _, err = train_cli(capsys, "--preset", PRESET, "--data", data, "--out", tmp_path / "run2", "--max-iters", 2,
-                             *QUICK)
+    code, _, err = train_cli(
+        capsys, "--preset", PRESET, "--data", data, "--out", tmp_path / "run2", "--max-iters", 2, *QUICK
+    )
     assert_one_line_user_error(code, err, "train.json")
     assert not (tmp_path / "run2" / "config.yaml").exists()
 
@@ -205,7 +254,9 @@ def test_out_holding_the_data_yaml_is_refused(synth_data, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     spec = out / "config.yaml"  # would be replaced by the run's own config.yaml
-    spec.write_text(f"train: {{images: {synth_data / 'images'}, annotations: {synth_data / 'annotations/train.json'}}}\n")
+    spec.write_text(
+        f"train: {{images: {synth_data / 'images'}, annotations: {synth_data / 'annotations/train.json'}}}\n"
+    )
     before = spec.read_bytes()
     code, _, err = train_cli(capsys, "--preset", PRESET, "--data", spec, "--out", out, "--max-iters", 2, *QUICK)
     assert_one_line_user_error(code, err, "it is the folder of the input")
@@ -214,8 +265,19 @@ def test_out_holding_the_data_yaml_is_refused(synth_data, tmp_path, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_requested_without_a_device(synth_data, tmp_path, capsys):
-    code, _, err = train_cli(capsys, "--preset", PRESET, "--data", synth_data, "--out", tmp_path / "run",
-                             "--max-iters", 2, "--device", "cuda")
+    code, _, err = train_cli(
+        capsys,
+        "--preset",
+        PRESET,
+        "--data",
+        synth_data,
+        "--out",
+        tmp_path / "run",
+        "--max-iters",
+        2,
+        "--device",
+        "cuda",
+    )
     assert_one_line_user_error(code, err, "no CUDA device")
     assert not (tmp_path / "run" / "config.yaml").exists()
 
@@ -230,8 +292,9 @@ def test_train_prints_what_the_loader_kept_and_dropped(synth_data, tmp_path, cap
     first = coco["images"][0]
     coco["images"].append({**first, "id": 9001, "file_name": "not_there.jpg"})  # a missing image
     coco["images"].append({**coco["images"][1], "id": 9002})  # same file, only an ignore region
-    coco["annotations"].append({"id": 9001, "image_id": 9002, "bbox": [5, 5, 20, 20], "category_id": 1,
-                                "ignore": True, "iscrowd": 0})
+    coco["annotations"].append(
+        {"id": 9001, "image_id": 9002, "bbox": [5, 5, 20, 20], "category_id": 1, "ignore": True, "iscrowd": 0}
+    )
     coco["annotations"].append({"id": 9002, "image_id": first["id"], "bbox": [3, 3, 0, 9], "category_id": 1})  # no area
     train_json.write_text(json.dumps(coco))
     expected = load_annotations(train_json, image_root=data / "images")
@@ -239,11 +302,13 @@ def test_train_prints_what_the_loader_kept_and_dropped(synth_data, tmp_path, cap
     assert without_person >= 1
     expected_val = load_annotations(data / "annotations" / "val.json", image_root=data / "images").report
 
-    code, out, err = train_cli(capsys, "--preset", PRESET, "--data", data, "--out", tmp_path / "run",
-                               "--max-iters", 1, *QUICK)
+    code, out, err = train_cli(
+        capsys, "--preset", PRESET, "--data", data, "--out", tmp_path / "run", "--max-iters", 1, *QUICK
+    )
     assert code == 0, err
     train_line = next(line for line in out.splitlines() if line.startswith("train data: "))
-    assert train_line == (f"train data: {expected.report}; {without_person} image(s) without a person box "
-                          "not used for training")
+    assert train_line == (
+        f"train data: {expected.report}; {without_person} image(s) without a person box not used for training"
+    )
     assert "not_there.jpg" in train_line  # the missing image is named
     assert f"val data: {expected_val}" in out.splitlines()

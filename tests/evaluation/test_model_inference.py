@@ -85,12 +85,26 @@ def square_dataset(tmp_path):
     images_dir = tmp_path / "images"
     images_dir.mkdir()
     squares = {1: (40, 60, 52, 84), 2: (300, 200, 310, 215), 3: (500, 400, 530, 430)}
-    gt = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "sea_person"}, {"id": 2, "name": "earth_person"}]}
+    gt = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "sea_person"}, {"id": 2, "name": "earth_person"}],
+    }
     for image_id, (x1, y1, x2, y2) in squares.items():
         Image.fromarray(image_with_square(480, 640, x1, y1, x2, y2)).save(images_dir / f"{image_id}.png")
         gt["images"].append({"id": image_id, "file_name": f"{image_id}.png", "width": 640, "height": 480})
-        gt["annotations"].append({"id": image_id, "image_id": image_id, "category_id": 2, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                  "area": (x2 - x1) * (y2 - y1), "iscrowd": 0, "ignore": False, "uncertain": False})
+        gt["annotations"].append(
+            {
+                "id": image_id,
+                "image_id": image_id,
+                "category_id": 2,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "area": (x2 - x1) * (y2 - y1),
+                "iscrowd": 0,
+                "ignore": False,
+                "uncertain": False,
+            }
+        )
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "val.json").write_text(json.dumps(gt))
     return tmp_path, squares
@@ -112,12 +126,23 @@ def test_detect_dataset_then_evaluate(square_dataset):
 
 def test_val_command_with_results_file(square_dataset, tmp_path, capsys):
     data_dir, squares = square_dataset
-    results = [{"image_id": i, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.8, "category_id": 1}
-               for i, (x1, y1, x2, y2) in squares.items()]
+    results = [
+        {"image_id": i, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.8, "category_id": 1}
+        for i, (x1, y1, x2, y2) in squares.items()
+    ]
     results_path, metrics_path = tmp_path / "results.json", tmp_path / "metrics.json"
     results_path.write_text(json.dumps(results))
-    code = sspnet_main(["val", "--results", str(results_path), "--annotations", str(data_dir / "annotations" / "val.json"),
-                        "--json", str(metrics_path)])
+    code = sspnet_main(
+        [
+            "val",
+            "--results",
+            str(results_path),
+            "--annotations",
+            str(data_dir / "annotations" / "val.json"),
+            "--json",
+            str(metrics_path),
+        ]
+    )
     assert code == 0
     metrics = json.loads(metrics_path.read_text())
     assert metrics["AP50_all"] == pytest.approx(100.0)
@@ -132,8 +157,11 @@ def test_val_command_leaves_dense_images_out_unless_asked(square_dataset, tmp_pa
     gt = json.loads(gt_path.read_text())
     gt["annotations"][2]["in_dense_image"] = True  # image 3 is dense, and left undetected below
     gt_path.write_text(json.dumps(gt))
-    results = [{"image_id": i, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.8, "category_id": 1}
-               for i, (x1, y1, x2, y2) in squares.items() if i != 3]
+    results = [
+        {"image_id": i, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.8, "category_id": 1}
+        for i, (x1, y1, x2, y2) in squares.items()
+        if i != 3
+    ]
     results_path, metrics_path = tmp_path / "results.json", tmp_path / "metrics.json"
     results_path.write_text(json.dumps(results))
     args = ["val", "--results", str(results_path), "--annotations", str(gt_path), "--json", str(metrics_path)]
@@ -148,14 +176,31 @@ def test_val_command_with_checkpoint(square_dataset, tmp_path, monkeypatch):
     data_dir, _ = square_dataset
     fake = types.ModuleType("sspnet.checkpoint")
     detector = RedSquareDetector()
-    detector.config = types.SimpleNamespace(nms_method="linear", nms_iou_thr=0.3, nms_min_score=0.05, score_thr=0.05,
-                                            max_detections=500)
+    detector.config = types.SimpleNamespace(
+        nms_method="linear", nms_iou_thr=0.3, nms_min_score=0.05, score_thr=0.05, max_detections=500
+    )
     fake.load_model = lambda path, preset=None, **overrides: detector
     monkeypatch.setitem(sys.modules, "sspnet.checkpoint", fake)
     metrics_path, saved = tmp_path / "metrics.json", tmp_path / "dets.json"
     (tmp_path / "fake.ckpt").write_bytes(b"")  # val checks that the file exists; the fake loader ignores it
-    code = sspnet_main(["val", "--checkpoint", str(tmp_path / "fake.ckpt"), "--data", str(data_dir), "--tile", "256", "320",
-                        "--json", str(metrics_path), "--save-results", str(saved), "--device", "cpu"])
+    code = sspnet_main(
+        [
+            "val",
+            "--checkpoint",
+            str(tmp_path / "fake.ckpt"),
+            "--data",
+            str(data_dir),
+            "--tile",
+            "256",
+            "320",
+            "--json",
+            str(metrics_path),
+            "--save-results",
+            str(saved),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     assert json.loads(metrics_path.read_text())["AP50_all"] == pytest.approx(100.0)
     # the saved detections are a COCO results file that evaluates the same
@@ -163,6 +208,7 @@ def test_val_command_with_checkpoint(square_dataset, tmp_path, monkeypatch):
 
 
 # ---- multi-scale inside an SSPNet model (the original's aug test) -------------------------------
+
 
 def _tiny_model(preset, **overrides):
     from sspnet.models import build_model
@@ -177,8 +223,13 @@ def _random_scene(height=64, width=96, seed=0):
     return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("preset,extra", [("fovea_r18_sspnet_small", {"fovea_feat_channels": 16}),
-                                          ("faster_rcnn_r18_sspnet_small", {"roi_fc_channels": 32})])
+@pytest.mark.parametrize(
+    "preset,extra",
+    [
+        ("fovea_r18_sspnet_small", {"fovea_feat_channels": 16}),
+        ("faster_rcnn_r18_sspnet_small", {"roi_fc_channels": 32}),
+    ],
+)
 def test_multiscale_of_one_scale_at_twice_the_size_is_the_native_detection(preset, extra):
     # An image upsampled 2x (nearest) and seen at factor 0.5 (linear) is exactly the original image,
     # so the in-model multi-scale path must return its native-size result at twice the coordinates.
@@ -186,9 +237,9 @@ def test_multiscale_of_one_scale_at_twice_the_size_is_the_native_detection(prese
     image = _random_scene()
     big = image.repeat(2, axis=0).repeat(2, axis=1)
     tensor = torch.from_numpy(image).permute(2, 0, 1)[None]
-    native, = _unpack(model.detect_multiscale([tensor], [1.0]), 1)
+    (native,) = _unpack(model.detect_multiscale([tensor], [1.0]), 1)
     if preset.startswith("fovea"):  # one scale through the aug path = the plain forward
-        plain, = run_model(model, [image])
+        (plain,) = run_model(model, [image])
         for got, want in zip(native, plain):
             np.testing.assert_array_equal(got, want)
     boxes, scores, labels = detect_image(model, big, scales=[(96, 64)], max_detections=None)

@@ -20,34 +20,50 @@ from sspnet.evaluation.tinyperson import evaluate
 # pieces (x1, y1, x2, y2): p1 (0, 0, 128, 96), p2 (72, 0, 200, 96), p3 (0, 54, 128, 150), p4 (72, 54, 200, 150)
 TILE_WH, OVERLAP = (128, 96), 30
 PERSONS = {  # name: (bbox x, y, w, h, score of its perfect detection)
-    "A": ([10, 10, 8, 12], 0.9),    # x 10..18,  y 10..22:  p1 only
+    "A": ([10, 10, 8, 12], 0.9),  # x 10..18,  y 10..22:  p1 only
     "B": ([150, 120, 10, 10], 0.8),  # x 150..160, y 120..130: p4 only
-    "C": ([90, 60, 10, 20], 0.7),   # x 90..100, y 60..80: inside the overlap of all four pieces
-    "D": ([60, 20, 20, 10], 0.6),   # x 60..80, y 20..30: whole in p1; in p2 clipped to x 72..80, keeps
-                                    # sqrt(80 / 200) = 0.63 < 0.7 of its size -> not in p2
+    "C": ([90, 60, 10, 20], 0.7),  # x 90..100, y 60..80: inside the overlap of all four pieces
+    "D": ([60, 20, 20, 10], 0.6),  # x 60..80, y 20..30: whole in p1; in p2 clipped to x 72..80, keeps
+    # sqrt(80 / 200) = 0.63 < 0.7 of its size -> not in p2
 }
 
 
 def whole_gt():
     return {
         "images": [{"id": 1, "file_name": "big.jpg", "width": 200, "height": 150}],
-        "annotations": [{"id": k + 1, "image_id": 1, "bbox": bbox, "area": bbox[2] * bbox[3], "category_id": 1,
-                         "iscrowd": 0, "person": name} for k, (name, (bbox, _)) in enumerate(PERSONS.items())],
+        "annotations": [
+            {
+                "id": k + 1,
+                "image_id": 1,
+                "bbox": bbox,
+                "area": bbox[2] * bbox[3],
+                "category_id": 1,
+                "iscrowd": 0,
+                "person": name,
+            }
+            for k, (name, (bbox, _)) in enumerate(PERSONS.items())
+        ],
         "categories": [{"id": 1, "name": "person"}],
     }
 
 
 def perfect_sub_image_results(corner_gt):
     """Every piece's own GT boxes as detections (piece coordinates), scored by person."""
-    return [{"image_id": a["image_id"], "bbox": a["bbox"], "score": PERSONS[a["person"]][1], "category_id": 1}
-            for a in corner_gt["annotations"]]
+    return [
+        {"image_id": a["image_id"], "bbox": a["bbox"], "score": PERSONS[a["person"]][1], "category_id": 1}
+        for a in corner_gt["annotations"]
+    ]
 
 
 def test_cut_detect_perfectly_merge_gives_the_whole_image_result():
     whole = whole_gt()
     corner = cut_annotations(whole, tile_size=TILE_WH, overlap=OVERLAP)
-    assert [image["corner"] for image in corner["images"]] == [[0, 0, 128, 96], [72, 0, 200, 96],
-                                                              [0, 54, 128, 150], [72, 54, 200, 150]]
+    assert [image["corner"] for image in corner["images"]] == [
+        [0, 0, 128, 96],
+        [72, 0, 200, 96],
+        [0, 54, 128, 150],
+        [72, 54, 200, 150],
+    ]
     # p1: A, C, D; p2: C; p3: C; p4: B, C  -> 7 sub-image detections, C four times
     assert sorted(a["person"] for a in corner["annotations"]) == ["A", "B", "C", "C", "C", "C", "D"]
     results = perfect_sub_image_results(corner)
@@ -65,8 +81,9 @@ def test_cut_detect_perfectly_merge_gives_the_whole_image_result():
     results_merged = evaluate(whole, results, corners=corner)
     assert results_merged["AP50_all"] == pytest.approx(100.0) and results_merged["AP75_all"] == pytest.approx(100.0)
     assert results_merged["MR50_all"] == 0.0
-    whole_image = evaluate(whole, [{"image_id": 1, "bbox": bbox, "score": score, "category_id": 1}
-                                   for bbox, score in PERSONS.values()])
+    whole_image = evaluate(
+        whole, [{"image_id": 1, "bbox": bbox, "score": score, "category_id": 1} for bbox, score in PERSONS.values()]
+    )
     assert list(results_merged) == list(whole_image)
     np.testing.assert_array_equal(list(results_merged.values()), list(whole_image.values()))  # NaN == NaN
     # without the corner file the sub-image ids 2..4 are not images of the whole-image GT
@@ -81,10 +98,13 @@ def test_merge_uses_the_legacy_plus_one_pixel_nms():
     # +1 px:     intersection 11*11 = 121, union 121 + 11*21 - 121 = 231 -> 0.5238 > 0.5: d2 removed
     whole = whole_gt()
     corner = cut_annotations(whole, tile_size=TILE_WH, overlap=OVERLAP)
-    results = [{"image_id": 1, "bbox": [80, 10, 10, 10], "score": 0.9, "category_id": 1},
-               {"image_id": 2, "bbox": [80 - 72, 10, 10, 20], "score": 0.8, "category_id": 1}]
-    merged = merge_corner_results(results, load_annotations(corner, evaluation=True),
-                                  load_annotations(whole, evaluation=True))
+    results = [
+        {"image_id": 1, "bbox": [80, 10, 10, 10], "score": 0.9, "category_id": 1},
+        {"image_id": 2, "bbox": [80 - 72, 10, 10, 20], "score": 0.8, "category_id": 1},
+    ]
+    merged = merge_corner_results(
+        results, load_annotations(corner, evaluation=True), load_annotations(whole, evaluation=True)
+    )
     np.testing.assert_array_equal(merged[1][0], [[80, 10, 90, 20]])
     assert merged[1][1].tolist() == [0.9]
 

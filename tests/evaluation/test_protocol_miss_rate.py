@@ -15,8 +15,18 @@ def gt_json(num_images, boxes):
     """boxes: [(image_id, x, y, w, h, extra)]"""
     return {
         "images": [{"id": i, "file_name": f"{i}.jpg", "width": 400, "height": 300} for i in range(1, num_images + 1)],
-        "annotations": [{"id": k + 1, "image_id": image_id, "bbox": [x, y, w, h], "area": w * h, "category_id": 1,
-                         "iscrowd": 0, **extra} for k, (image_id, x, y, w, h, extra) in enumerate(boxes)],
+        "annotations": [
+            {
+                "id": k + 1,
+                "image_id": image_id,
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "category_id": 1,
+                "iscrowd": 0,
+                **extra,
+            }
+            for k, (image_id, x, y, w, h, extra) in enumerate(boxes)
+        ],
         "categories": [{"id": 1, "name": "person"}],
     }
 

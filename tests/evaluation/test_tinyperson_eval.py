@@ -22,8 +22,14 @@ def gt_json(images, boxes, categories=(("person", 1),)):
     """images: [(id, w, h)]; boxes: [(image_id, x, y, w, h, extra dict)] -> COCO dict (ids from 1)."""
     annotations = []
     for k, (image_id, x, y, w, h, *extra) in enumerate(boxes):
-        annotation = {"id": k + 1, "image_id": image_id, "bbox": [x, y, w, h], "area": w * h,
-                      "category_id": 1, "iscrowd": 0}
+        annotation = {
+            "id": k + 1,
+            "image_id": image_id,
+            "bbox": [x, y, w, h],
+            "area": w * h,
+            "category_id": 1,
+            "iscrowd": 0,
+        }
         annotation.update(extra[0] if extra else {})
         annotations.append(annotation)
     return {
@@ -50,11 +56,22 @@ def random_case(rng, num_images, num_categories, sub_pixel_fraction=0.0):
             boxes.append((image_id, x, y, w, h, {"category_id": category}))
             for _ in range(rng.integers(0, 3)):  # near-duplicates, jittered
                 jx, jy, jw, jh = rng.normal(0, rng.uniform(0.02, 0.3), 4) * [w, h, w, h]
-                dets.append(det(image_id, x + jx, y + jy, max(w + jw, 1), max(h + jh, 1), float(rng.random()), category))
+                dets.append(
+                    det(image_id, x + jx, y + jy, max(w + jw, 1), max(h + jh, 1), float(rng.random()), category)
+                )
         for _ in range(rng.integers(0, 6)):  # false positives
             w, h = rng.uniform(2, 80, 2)
-            dets.append(det(image_id, rng.uniform(0, 700), rng.uniform(0, 500), w, h, float(rng.random()),
-                            int(rng.integers(1, num_categories + 1))))
+            dets.append(
+                det(
+                    image_id,
+                    rng.uniform(0, 700),
+                    rng.uniform(0, 500),
+                    w,
+                    h,
+                    float(rng.random()),
+                    int(rng.integers(1, num_categories + 1)),
+                )
+            )
     if not dets:
         dets.append(det(1, 1, 1, 5, 5, 0.5))
     categories = [(f"class{c}", c) for c in range(1, num_categories + 1)]
@@ -113,7 +130,9 @@ def assert_matches_pycocotools(gt, dets, use_iod_for_ignore):
 def test_max_detections_200_matches_pycocotools():
     rng = np.random.default_rng(7)
     gt, _ = random_case(rng, 2, 1)
-    gt["annotations"] = gt["annotations"] or [{"id": 1, "image_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "category_id": 1, "iscrowd": 0}]
+    gt["annotations"] = gt["annotations"] or [
+        {"id": 1, "image_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "category_id": 1, "iscrowd": 0}
+    ]
     dets = [det(1, *rng.uniform(0, 500, 2), 20, 20, float(rng.random())) for _ in range(260)]
     for a in gt["annotations"]:
         dets.append(det(a["image_id"], *a["bbox"], float(rng.random())))
@@ -141,8 +160,12 @@ def test_ignore_region_absorbs_detections_by_iod():
     # a regular person and a big ignore region; three detections inside the region (IoU < 0.5,
     # IoD = 1) score above the true positive
     gt = gt_json(IMAGE, [(1, 10, 10, 10, 20), (1, 100, 100, 100, 100, {"ignore": True})])
-    dets = [det(1, 110, 110, 10, 20, 0.9), det(1, 150, 150, 10, 20, 0.85), det(1, 120, 170, 12, 20, 0.8),
-            det(1, 10, 10, 10, 20, 0.7)]
+    dets = [
+        det(1, 110, 110, 10, 20, 0.9),
+        det(1, 150, 150, 10, 20, 0.85),
+        det(1, 120, 170, 12, 20, 0.8),
+        det(1, 10, 10, 10, 20, 0.7),
+    ]
     assert evaluate(gt, dets)["AP50_all"] == pytest.approx(100.0)
     # without the IoD rule the three are false positives before the only true positive: precision 1/4
     no_iod = evaluate(gt, dets, use_iod_for_ignore=False)["AP50_all"]

@@ -19,16 +19,20 @@ from PIL import Image
 from sspnet.cli import main
 
 OK_GT = {
-    "images": [{"id": 1, "file_name": "1.jpg", "width": 96, "height": 64},
-               {"id": 2, "file_name": "2.jpg", "width": 96, "height": 64}],
+    "images": [
+        {"id": 1, "file_name": "1.jpg", "width": 96, "height": 64},
+        {"id": 2, "file_name": "2.jpg", "width": 96, "height": 64},
+    ],
     "annotations": [
         {"id": 1, "image_id": 1, "bbox": [10, 10, 8, 12], "area": 96, "category_id": 1, "iscrowd": 0},
         {"id": 2, "image_id": 2, "bbox": [30, 20, 10, 10], "area": 100, "category_id": 1, "iscrowd": 0},
     ],
     "categories": [{"id": 1, "name": "person"}],
 }
-OK_RESULTS = [{"image_id": 1, "bbox": [10, 10, 8, 12], "score": 0.9, "category_id": 1},
-              {"image_id": 2, "bbox": [30, 20, 10, 10], "score": 0.8, "category_id": 1}]
+OK_RESULTS = [
+    {"image_id": 1, "bbox": [10, 10, 8, 12], "score": 0.9, "category_id": 1},
+    {"image_id": 2, "bbox": [30, 20, 10, 10], "score": 0.8, "category_id": 1},
+]
 
 
 def gt_with(**changes) -> dict:
@@ -116,19 +120,32 @@ GT_CASES = {
     "a list": (R, "[1, 2]", ["gt.json", "not an annotation file"]),
     "no images key": (R, {"annotations": [], "categories": OK_GT["categories"]}, ["gt.json", "images"]),
     "no images": (R, gt_with(images=[]), ["gt.json", "no images"]),
-    "no annotations key": (R, {"images": OK_GT["images"], "categories": OK_GT["categories"]},
-                           ["gt.json", "annotations"]),
+    "no annotations key": (
+        R,
+        {"images": OK_GT["images"], "categories": OK_GT["categories"]},
+        ["gt.json", "annotations"],
+    ),
     "no categories": (R, gt_with(categories=[]), ["gt.json", "categories"]),
     "bbox missing": (R, gt_with(drop_annotation_key="bbox"), ["gt.json", "annotations[0].bbox"]),
     "bbox of strings": (R, gt_with(annotation={"bbox": ["10", 10, 8, 12]}), ["gt.json", "annotations[0].bbox"]),
-    "bbox NaN": (R, '{"images": [{"id": 1, "file_name": "1.jpg", "width": 96, "height": 64}], "annotations": '
-                    '[{"id": 1, "image_id": 1, "bbox": [NaN, 1, 2, 3], "category_id": 1}], '
-                    '"categories": [{"id": 1, "name": "person"}]}', ["gt.json", "annotations[0].bbox"]),
+    "bbox NaN": (
+        R,
+        '{"images": [{"id": 1, "file_name": "1.jpg", "width": 96, "height": 64}], "annotations": '
+        '[{"id": 1, "image_id": 1, "bbox": [NaN, 1, 2, 3], "category_id": 1}], '
+        '"categories": [{"id": 1, "name": "person"}]}',
+        ["gt.json", "annotations[0].bbox"],
+    ),
     "image_id a string": (R, gt_with(annotation={"image_id": "1"}), ["gt.json", "annotations[0].image_id"]),
-    "negative width": (R, gt_with(annotation={"bbox": [10, 10, -8, 12]}), ["gt.json", "annotations[0].bbox",
-                                                                            "negative"]),
-    "box outside the image": (R, gt_with(annotation={"bbox": [200, 10, 8, 12]}),
-                              ["gt.json", "annotations[0].bbox", "outside"]),
+    "negative width": (
+        R,
+        gt_with(annotation={"bbox": [10, 10, -8, 12]}),
+        ["gt.json", "annotations[0].bbox", "negative"],
+    ),
+    "box outside the image": (
+        R,
+        gt_with(annotation={"bbox": [200, 10, 8, 12]}),
+        ["gt.json", "annotations[0].bbox", "outside"],
+    ),
     "unknown image id": (R, gt_with(annotation={"image_id": 9}), ["gt.json", "annotations[0].image_id"]),
     "unknown category": (R, gt_with(annotation={"category_id": 5}), ["gt.json", "annotations[0].category_id"]),
     "bad flag": (R, gt_with(annotation={"ignore": "yes"}), ["gt.json", "annotations[0].ignore"]),
@@ -179,14 +196,22 @@ RESULT_CASES = {
     "score a string": (R, [{"image_id": 1, "bbox": [1, 1, 2, 2], "score": "high"}], ["res.json", "[0].score"]),
     "bbox of three": (R, [{"image_id": 1, "bbox": [1, 1, 2], "score": 0.5}], ["res.json", "[0].bbox"]),
     "negative height": (R, [{"image_id": 1, "bbox": [1, 1, 2, -2], "score": 0.5}], ["res.json", "[0].bbox"]),
-    "NaN score": (R, '[{"image_id": 1, "bbox": [1, 1, 2, 2], "score": 0.5}, '
-                     '{"image_id": 1, "bbox": [1, 1, 2, 2], "score": NaN}]',
-                  ["res.json", "[1].score", "got NaN", "1 of 2 records"]),
-    "inf in a box": (R, '[{"image_id": 1, "bbox": [1, 1, Infinity, 2], "score": 0.5}]',
-                     ["res.json", "[0].bbox", "inf"]),
+    "NaN score": (
+        R,
+        '[{"image_id": 1, "bbox": [1, 1, 2, 2], "score": 0.5}, {"image_id": 1, "bbox": [1, 1, 2, 2], "score": NaN}]',
+        ["res.json", "[1].score", "got NaN", "1 of 2 records"],
+    ),
+    "inf in a box": (
+        R,
+        '[{"image_id": 1, "bbox": [1, 1, Infinity, 2], "score": 0.5}]',
+        ["res.json", "[0].bbox", "inf"],
+    ),
     "null score": (R, [{"image_id": 1, "bbox": [1, 1, 2, 2], "score": None}], ["res.json", "[0].score", "null"]),
-    "unknown image id": (R, OK_RESULTS + [{"image_id": 7, "bbox": [1, 1, 2, 2], "score": 0.5}],
-                         ["res.json", "[2].image_id", "got 7", "--corners"]),
+    "unknown image id": (
+        R,
+        OK_RESULTS + [{"image_id": 7, "bbox": [1, 1, 2, 2], "score": 0.5}],
+        ["res.json", "[2].image_id", "got 7", "--corners"],
+    ),
     "a folder": (["--results", "data", "--annotations", "gt.json"], None, ["data", "folder"]),
 }
 
@@ -201,27 +226,41 @@ def test_bad_results(workdir, capsys, case):
 
 ARGUMENT_CASES = {
     "neither source": (["--annotations", "gt.json"], ["--results", "--checkpoint"]),
-    "both sources": (["--results", "res.json", "--checkpoint", "m.safetensors", "--annotations", "gt.json"],
-                     ["exactly one"]),
+    "both sources": (
+        ["--results", "res.json", "--checkpoint", "m.safetensors", "--annotations", "gt.json"],
+        ["exactly one"],
+    ),
     "no ground truth": (["--results", "res.json"], ["--annotations"]),
     "model option with results": (R + ["--tile", "512", "640"], ["--tile", "--checkpoint"]),
     "published with results": (R + ["--published"], ["--published"]),
     "checkpoint without images": (["--checkpoint", "m.safetensors", "--annotations", "gt.json"], ["--data"]),
-    "tile not a multiple of 32": (["--checkpoint", "m.safetensors", "--data", "data", "--tile", "100", "100"],
-                                  ["--tile", "multiples of 32", "100 100"]),
-    "overlap too large": (["--checkpoint", "m.safetensors", "--data", "data", "--tile", "64", "64", "--overlap", "64"],
-                          ["--overlap", "64"]),
+    "tile not a multiple of 32": (
+        ["--checkpoint", "m.safetensors", "--data", "data", "--tile", "100", "100"],
+        ["--tile", "multiples of 32", "100 100"],
+    ),
+    "overlap too large": (
+        ["--checkpoint", "m.safetensors", "--data", "data", "--tile", "64", "64", "--overlap", "64"],
+        ["--overlap", "64"],
+    ),
     "overlap without tiles": (["--checkpoint", "m.safetensors", "--data", "data", "--overlap", "8"], ["--overlap"]),
     "batch 0": (["--checkpoint", "m.safetensors", "--data", "data", "--batch", "0"], ["--batch"]),
-    "published with tiles": (["--checkpoint", "m.safetensors", "--data", "data", "--published", "--tile", "64", "64"],
-                             ["--published"]),
-    "corners with a checkpoint": (["--checkpoint", "m.safetensors", "--data", "data", "--corners", "gt.json"],
-                                  ["--corners"]),
-    "data folder without annotations": (["--checkpoint", "m.safetensors", "--data", "data", "--split", "test"],
-                                        ["data", "annotations/test.json"]),
+    "published with tiles": (
+        ["--checkpoint", "m.safetensors", "--data", "data", "--published", "--tile", "64", "64"],
+        ["--published"],
+    ),
+    "corners with a checkpoint": (
+        ["--checkpoint", "m.safetensors", "--data", "data", "--corners", "gt.json"],
+        ["--corners"],
+    ),
+    "data folder without annotations": (
+        ["--checkpoint", "m.safetensors", "--data", "data", "--split", "test"],
+        ["data", "annotations/test.json"],
+    ),
     "data folder missing": (["--checkpoint", "m.safetensors", "--data", "nowhere"], ["nowhere", "not found"]),
-    "json and save-results the same": (["--checkpoint", "m.safetensors", "--data", "data", "--json", "o.json",
-                                        "--save-results", "o.json"], ["same file", "o.json"]),
+    "json and save-results the same": (
+        ["--checkpoint", "m.safetensors", "--data", "data", "--json", "o.json", "--save-results", "o.json"],
+        ["same file", "o.json"],
+    ),
 }
 
 
@@ -240,8 +279,13 @@ def test_json_naming_the_annotation_file_is_refused_and_gt_unchanged(workdir, ca
 
 
 def test_save_results_naming_the_annotation_file_is_refused(workdir, capsys, checkpoint):
-    assert_refused(workdir, capsys, ["--checkpoint", str(checkpoint), "--data", "data",
-                                     "--save-results", "data/annotations/val.json"], "val.json", "refusing")
+    assert_refused(
+        workdir,
+        capsys,
+        ["--checkpoint", str(checkpoint), "--data", "data", "--save-results", "data/annotations/val.json"],
+        "val.json",
+        "refusing",
+    )
 
 
 def test_outputs_that_would_replace_another_kind_of_file(workdir, capsys):
@@ -255,25 +299,52 @@ def test_outputs_that_would_replace_another_kind_of_file(workdir, capsys):
 def test_checkpoint_missing_empty_or_corrupt(workdir, capsys):
     base = ["--data", "data"]
     assert_refused(workdir, capsys, ["--checkpoint", "none.safetensors", *base], "none.safetensors")
-    assert_refused(workdir, capsys, ["--checkpoint", "empty.safetensors", *base], "empty.safetensors",
-                   write={"empty.safetensors": ""})
+    assert_refused(
+        workdir,
+        capsys,
+        ["--checkpoint", "empty.safetensors", *base],
+        "empty.safetensors",
+        write={"empty.safetensors": ""},
+    )
     (workdir / "random.safetensors").write_bytes(os.urandom(256))
     assert_refused(workdir, capsys, ["--checkpoint", "random.safetensors", *base], "random.safetensors")
 
 
 def test_images_missing_or_unreadable_on_disk(workdir, capsys, checkpoint):
     (workdir / "data" / "images" / "2.jpg").unlink()
-    assert_refused(workdir, capsys, ["--checkpoint", str(checkpoint), "--data", "data"],
-                   "val.json", "images[1].file_name", "2.jpg")
+    assert_refused(
+        workdir, capsys, ["--checkpoint", str(checkpoint), "--data", "data"], "val.json", "images[1].file_name", "2.jpg"
+    )
     (workdir / "data" / "images" / "2.jpg").write_bytes(b"not a jpeg")
-    assert_refused(workdir, capsys, ["--checkpoint", str(checkpoint), "--data", "data"],
-                   "val.json", "images[1].file_name", "cannot read")
+    assert_refused(
+        workdir,
+        capsys,
+        ["--checkpoint", str(checkpoint), "--data", "data"],
+        "val.json",
+        "images[1].file_name",
+        "cannot read",
+    )
 
 
 def test_checkpoint_evaluation_writes_results_and_metrics(workdir, capsys, checkpoint):
-    code, out, err = run_val(["--checkpoint", str(checkpoint), "--data", "data", "--tile", "32", "64",
-                              "--overlap", "8", "--json", "out/metrics.json", "--save-results", "out/dets.json"],
-                             capsys)
+    code, out, err = run_val(
+        [
+            "--checkpoint",
+            str(checkpoint),
+            "--data",
+            "data",
+            "--tile",
+            "32",
+            "64",
+            "--overlap",
+            "8",
+            "--json",
+            "out/metrics.json",
+            "--save-results",
+            "out/dets.json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "test setting: 32x64 tiles (H x W), overlap 8 px" in out and "--published" in out
     metrics = json.loads((workdir / "out" / "metrics.json").read_text())
@@ -296,18 +367,22 @@ def test_results_evaluation_prints_the_setting(workdir, capsys):
 # ------------------------------------------------------------------------------- real processes
 
 
-@pytest.mark.parametrize("argv, write, needle", [
-    (R, {"res.json": '[{"image_id": 1, "bbox": [1, 1, 2, 2], "score": NaN}]'}, "[0].score"),
-    (R, {"gt.json": gt_with(annotation={"bbox": [10, 10, -8, 12]})}, "annotations[0].bbox"),
-    (R + ["--json", "gt.json"], {}, "refusing to write gt.json"),
-    (["--checkpoint", "m.safetensors", "--data", "data", "--tile", "100", "96"], {}, "--tile"),
-])
+@pytest.mark.parametrize(
+    "argv, write, needle",
+    [
+        (R, {"res.json": '[{"image_id": 1, "bbox": [1, 1, 2, 2], "score": NaN}]'}, "[0].score"),
+        (R, {"gt.json": gt_with(annotation={"bbox": [10, 10, -8, 12]})}, "annotations[0].bbox"),
+        (R + ["--json", "gt.json"], {}, "refusing to write gt.json"),
+        (["--checkpoint", "m.safetensors", "--data", "data", "--tile", "100", "96"], {}, "--tile"),
+    ],
+)
 def test_exit_codes_in_a_real_process(workdir, argv, write, needle):
     for name, text in write.items():
         (workdir / name).write_text(text if isinstance(text, str) else json.dumps(text))
     before = hashes(workdir)
-    done = subprocess.run([sys.executable, "-m", "sspnet", "val", *argv], capture_output=True, text=True,
-                          timeout=300, cwd=workdir)
+    done = subprocess.run(
+        [sys.executable, "-m", "sspnet", "val", *argv], capture_output=True, text=True, timeout=300, cwd=workdir
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and needle in done.stderr and done.stderr.count("\n") == 1
     assert hashes(workdir) == before

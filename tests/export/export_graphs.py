@@ -11,7 +11,6 @@ import functools
 import numpy as np
 import pytest
 import torch
-
 from sspnet.export.onnx_export import export_module
 
 STRIDES = (4, 8, 16, 32)
@@ -62,7 +61,7 @@ ROI_INPUTS = ["p2", "p3", "p4", "p5", "rois"]
 NMS_INPUTS = ["boxes", "scores", "labels"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def roi_align_graph(flavor: str, output_size=7, sampling_ratio=0, aligned=True, finest_scale=56.0):
     """(module, ModelProto) with a dynamic number of RoIs."""
     module = RoIAlignModule(output_size, sampling_ratio, aligned, finest_scale).eval()
@@ -78,9 +77,17 @@ def roi_align_graph(flavor: str, output_size=7, sampling_ratio=0, aligned=True, 
     return module, model
 
 
-@functools.lru_cache(maxsize=None)
-def nms_graph(flavor: str, iou_threshold=0.5, method=0, sigma=0.5, score_threshold=0.0, min_score=0.0,
-              max_output=1000, class_aware=True):
+@functools.cache
+def nms_graph(
+    flavor: str,
+    iou_threshold=0.5,
+    method=0,
+    sigma=0.5,
+    score_threshold=0.0,
+    min_score=0.0,
+    max_output=1000,
+    class_aware=True,
+):
     """(module, ModelProto) with dynamic N and M."""
     module = NMSModule(iou_threshold, method, sigma, score_threshold, min_score, max_output, class_aware).eval()
     generator = torch.Generator().manual_seed(0)
@@ -100,7 +107,7 @@ def nms_graph(flavor: str, iou_threshold=0.5, method=0, sigma=0.5, score_thresho
     return module, model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ort_session(model_bytes: bytes):
     import onnxruntime
 

@@ -14,7 +14,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from export_graphs import requires_ops
 from sspnet.runtime.contract import INPUT_NAME, METADATA_KEYS, OUTPUT_NAMES
 
@@ -29,6 +28,7 @@ MIN_MATCHED_PCT = 97.0  # random weights: many near-equal scores, so a rare NMS 
 def exports(tmp_path_factory):
     """(preset, flavor, batch) -> (model, path); each exported once per test module."""
     from sspnet.export.onnx_export import export_onnx
+
     from sspnet.models import build_model
 
     cache = {}
@@ -166,12 +166,27 @@ def test_cli_export_fixed_batch_with_verify(tmp_path, capsys):
     torch.manual_seed(0)
     overrides = dict(OVERRIDES, nms_method="hard")
     model = build_model("fovea_r18_sspnet_small", **overrides)
-    checkpoint = save_checkpoint(tmp_path / "fovea.safetensors", model, preset="fovea_r18_sspnet_small", overrides=overrides)
+    checkpoint = save_checkpoint(
+        tmp_path / "fovea.safetensors", model, preset="fovea_r18_sspnet_small", overrides=overrides
+    )
     out = tmp_path / "fovea.onnx"
-    code = main([
-        "export", str(checkpoint), "--flavor", "portable", "--imgsz", *map(str, IMGSZ), "--batch", "2",
-        "--out", str(out), "--verify", "--verify-images", "2",
-    ])
+    code = main(
+        [
+            "export",
+            str(checkpoint),
+            "--flavor",
+            "portable",
+            "--imgsz",
+            *map(str, IMGSZ),
+            "--batch",
+            "2",
+            "--out",
+            str(out),
+            "--verify",
+            "--verify-images",
+            "2",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert out.is_file()
@@ -182,8 +197,9 @@ def test_cli_export_fixed_batch_with_verify(tmp_path, capsys):
 
 
 def test_export_argument_errors(tmp_path, capsys):
-    from sspnet.cli import main
     from sspnet.export.onnx_export import export_onnx
+
+    from sspnet.cli import main
     from sspnet.models import build_model
 
     model = build_model("fovea_r18_sspnet_small")

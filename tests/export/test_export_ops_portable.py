@@ -8,9 +8,6 @@ import onnx
 import pytest
 import torch
 import torchvision
-from hypothesis import given
-from hypothesis import strategies as st
-
 from export_graphs import (
     BATCH,
     IMAGE_HW,
@@ -22,6 +19,8 @@ from export_graphs import (
     roi_align_graph,
     run_ort,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytestmark = requires_ops
 
@@ -90,7 +89,9 @@ def test_portable_roi_align_matches_torchvision_and_sspnet_op(config, rois):
         return
     feeds = dict(zip(ROI_INPUTS, [f.numpy() for f in features] + [rois]))
     (pooled,) = run_ort(model, feeds)
-    expected = torchvision_multi_level(features, rois, config["output_size"], config["sampling_ratio"], config["aligned"])
+    expected = torchvision_multi_level(
+        features, rois, config["output_size"], config["sampling_ratio"], config["aligned"]
+    )
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-5)
     op_output = module(*features, torch.from_numpy(rois)).numpy()
     np.testing.assert_allclose(pooled, op_output, rtol=1e-5, atol=1e-5)
@@ -162,8 +163,12 @@ def check_nms_outputs(outputs, boxes, scores, labels, config):
     assert num_valid.shape == (n,)
     for i in range(n):
         expected = torchvision_nms(
-            boxes[i], scores[i], labels[i] if config["class_aware"] else None,
-            config["iou_threshold"], config["score_threshold"], config["max_output"],
+            boxes[i],
+            scores[i],
+            labels[i] if config["class_aware"] else None,
+            config["iou_threshold"],
+            config["score_threshold"],
+            config["max_output"],
         )
         count = int(num_valid[i])
         assert count == len(expected)
@@ -189,7 +194,9 @@ def test_portable_nms_hand_cases():
     inverted box has zero area (suppresses nothing), as in the sspnet kernel."""
     config = NMS_CONFIGS[2]  # class-aware, iou 0.7, score > 0.05, top 20
     module, model = nms_graph("portable", **config)
-    boxes = np.array([[[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10], [10, 10, 0, 0], [50, 50, 60, 60]]], np.float32)
+    boxes = np.array(
+        [[[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10], [10, 10, 0, 0], [50, 50, 60, 60]]], np.float32
+    )
     scores = np.array([[0.5, 0.5, 0.9, 0.8, 0.95, 0.05]], np.float32)  # the last is not > 0.05
     labels = np.array([[0, 0, 1, 0, 0, 0]], np.int64)
     keep, keep_scores, num_valid = run_ort(model, dict(boxes=boxes, scores=scores, labels=labels))

@@ -11,8 +11,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import AttributeProto
-
 from export_graphs import (
     ROI_INPUTS,
     SPATIAL_SCALES,
@@ -23,6 +21,7 @@ from export_graphs import (
     run_ort,
     run_reference,
 )
+from onnx import AttributeProto
 
 pytestmark = requires_ops
 
@@ -68,8 +67,14 @@ def test_roi_align_node_matches_plugin_fields():
     assert node.op_type == "SSPNetMultiLevelRoIAlign"
     check_node_against_json(
         node,
-        dict(output_height=5, output_width=5, sampling_ratio=2, aligned=0, finest_scale=40.0,
-             spatial_scales=list(SPATIAL_SCALES)),
+        dict(
+            output_height=5,
+            output_width=5,
+            sampling_ratio=2,
+            aligned=0,
+            finest_scale=40.0,
+            spatial_scales=list(SPATIAL_SCALES),
+        ),
     )
     # inputs in JSON order: rois, then the pyramid levels finest first
     assert [i for i in node.input] == ["rois", "p2", "p3", "p4", "p5"]
@@ -78,14 +83,29 @@ def test_roi_align_node_matches_plugin_fields():
 
 @pytest.mark.parametrize("class_aware", [True, False])
 def test_nms_node_matches_plugin_fields(class_aware):
-    _, model = nms_graph("tensorrt", iou_threshold=0.3, method=1, sigma=0.25, score_threshold=0.05,
-                         min_score=0.01, max_output=7, class_aware=class_aware)
+    _, model = nms_graph(
+        "tensorrt",
+        iou_threshold=0.3,
+        method=1,
+        sigma=0.25,
+        score_threshold=0.05,
+        min_score=0.01,
+        max_output=7,
+        class_aware=class_aware,
+    )
     (node,) = custom_nodes(model)
     assert node.op_type == "SSPNetBatchedNMS"
     check_node_against_json(
         node,
-        dict(method=1, iou_threshold=0.3, sigma=0.25, score_threshold=0.05, min_score=0.01, max_output=7,
-             class_aware=int(class_aware)),
+        dict(
+            method=1,
+            iou_threshold=0.3,
+            sigma=0.25,
+            score_threshold=0.05,
+            min_score=0.01,
+            max_output=7,
+            class_aware=int(class_aware),
+        ),
     )
     # inputs in JSON order; labels (int32, as the plugin takes them) only when class-aware
     assert list(node.input[:2]) == ["boxes", "scores"]

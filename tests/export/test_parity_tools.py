@@ -2,16 +2,20 @@
 
 import numpy as np
 import pytest
+from sspnet.export.parity import compare_detections, dataset_images, outputs_to_detections
 
 from sspnet.evaluation import evaluate
-from sspnet.export.parity import compare_detections, dataset_images, outputs_to_detections
 
 
 def contract(per_image, capacity=6):
     """[(boxes [d, 4], scores [d], labels [d])] -> padded contract outputs."""
     n = len(per_image)
-    out = {"num_dets": np.zeros((n, 1), np.int32), "boxes": np.zeros((n, capacity, 4), np.float32),
-           "scores": np.zeros((n, capacity), np.float32), "labels": np.full((n, capacity), -1, np.int32)}
+    out = {
+        "num_dets": np.zeros((n, 1), np.int32),
+        "boxes": np.zeros((n, capacity, 4), np.float32),
+        "scores": np.zeros((n, capacity), np.float32),
+        "labels": np.full((n, capacity), -1, np.int32),
+    }
     for i, (boxes, scores, labels) in enumerate(per_image):
         d = len(scores)
         out["num_dets"][i, 0] = d
@@ -48,8 +52,9 @@ def test_ground_truth_as_outputs_scores_perfect_ap(synth):
     assert evaluate(annotations, detections, compute_mr=False)["AP50_all"] == pytest.approx(100.0)
     # half of each image's people missed: recall at most ~1/2
     halves = contract([(b[::2], s[::2], l[::2]) for b, s, l in per_image], capacity=outputs["boxes"].shape[1])
-    partial = evaluate(annotations, outputs_to_detections(halves, [r.image_id for r in annotations.records]),
-                       compute_mr=False)["AP50_all"]
+    partial = evaluate(
+        annotations, outputs_to_detections(halves, [r.image_id for r in annotations.records]), compute_mr=False
+    )["AP50_all"]
     assert 30.0 < partial < 70.0
 
 

@@ -19,9 +19,17 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
-
-from sspnet.export.quantize import (FLOAT_GROUPS, QuantizeSettings, _spread, calibration_images, calibration_tiles,
-                                    plan_body, qdq_summary, quantize_onnx, read_quantization)
+from sspnet.export.quantize import (
+    FLOAT_GROUPS,
+    QuantizeSettings,
+    _spread,
+    calibration_images,
+    calibration_tiles,
+    plan_body,
+    qdq_summary,
+    quantize_onnx,
+    read_quantization,
+)
 
 SIZE = 32  # the blob detector's input H = W
 K = 64  # > the 50 pixels of two squares: every square pixel is a detection in fp32 and INT8
@@ -40,7 +48,7 @@ def blob_images(count, seed):
             if all(abs(x - px) > BLOB + 2 or abs(y - py) > BLOB + 2 for px, py in points):
                 points.append((int(x), int(y)))
         for x, y in points:
-            image[y - 2:y + 3, x - 2:x + 3] = rng.integers(200, 256, 3)
+            image[y - 2 : y + 3, x - 2 : x + 3] = rng.integers(200, 256, 3)
         centres.append(points)
     return images, centres
 
@@ -75,7 +83,7 @@ def train_blob_detector(steps=60):
     targets = np.zeros((32, 1, SIZE, SIZE), np.float32)
     for k, points in enumerate(centres):
         for x, y in points:
-            targets[k, 0, y - 2:y + 3, x - 2:x + 3] = 1.0
+            targets[k, 0, y - 2 : y + 3, x - 2 : x + 3] = 1.0
     batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     target = torch.from_numpy(targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -91,19 +99,32 @@ def train_blob_detector(steps=60):
 def blob_model(tmp_path_factory):
     """(float .onnx of the trained blob detector with sspnet metadata, folder of calibration images)."""
     from PIL import Image
-
     from sspnet.export.onnx_export import export_module
     from sspnet.runtime.backend import ModelMetadata
 
     folder = tmp_path_factory.mktemp("blob")
     model = train_blob_detector()
     example = torch.zeros(2, 3, SIZE, SIZE, dtype=torch.uint8)
-    proto = export_module(model, (example,), flavor="portable", input_names=["images"],
-                          output_names=["num_dets", "boxes", "scores", "labels"],
-                          dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=64)}})
-    metadata = ModelMetadata(sspnet_version="0.1.0", preset="blob", variant="fovea", classes=("person",),
-                             input_size=(SIZE, SIZE), max_detections=K, score_threshold=0.05,
-                             nms={"method": "hard", "iou_threshold": 0.5}, flavor="portable", batch=None)
+    proto = export_module(
+        model,
+        (example,),
+        flavor="portable",
+        input_names=["images"],
+        output_names=["num_dets", "boxes", "scores", "labels"],
+        dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=64)}},
+    )
+    metadata = ModelMetadata(
+        sspnet_version="0.1.0",
+        preset="blob",
+        variant="fovea",
+        classes=("person",),
+        input_size=(SIZE, SIZE),
+        max_detections=K,
+        score_threshold=0.05,
+        nms={"method": "hard", "iou_threshold": 0.5},
+        flavor="portable",
+        batch=None,
+    )
     onnx.helper.set_model_props(proto, metadata.to_props())
     path = folder / "blob.onnx"
     onnx.save(proto, str(path))
@@ -129,16 +150,24 @@ def box_iou(a, b):
     return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
-@pytest.mark.parametrize("activations, float_groups, tolerance", [
-    ("symmetric", ("score",), 0.05),  # the default: the score layer's logits stay float
-    ("asymmetric", ("score",), 0.05),
-    ("symmetric", (), 0.05),  # the logits in int8 too
-])
+@pytest.mark.parametrize(
+    "activations, float_groups, tolerance",
+    [
+        ("symmetric", ("score",), 0.05),  # the default: the score layer's logits stay float
+        ("asymmetric", ("score",), 0.05),
+        ("symmetric", (), 0.05),  # the logits in int8 too
+    ],
+)
 def test_int8_detections_match_fp32(blob_model, tmp_path, activations, float_groups, tolerance):
     path, calib = blob_model
     out = tmp_path / "blob_int8.onnx"
-    quantize_onnx(path, out, calib, QuantizeSettings(method="minmax", activations=activations,
-                                                     float_groups=float_groups, progress=False), log=lambda *_: None)
+    quantize_onnx(
+        path,
+        out,
+        calib,
+        QuantizeSettings(method="minmax", activations=activations, float_groups=float_groups, progress=False),
+        log=lambda *_: None,
+    )
     images, centres = blob_images(16, seed=3)  # unseen images
     fp32, int8 = run_model(path, images), run_model(out, images)
     checked, worst = 0, 0.0
@@ -163,8 +192,13 @@ def _initializer(model, name):
 def test_symmetric_graph_is_int8_qdq_with_zero_points_0_and_per_channel_weights(blob_model, tmp_path):
     path, calib = blob_model
     out = tmp_path / "q.onnx"
-    report = quantize_onnx(path, out, calib, QuantizeSettings(method="entropy", float_groups=("score",),
-                                                              progress=False), log=lambda *_: None)
+    report = quantize_onnx(
+        path,
+        out,
+        calib,
+        QuantizeSettings(method="entropy", float_groups=("score",), progress=False),
+        log=lambda *_: None,
+    )
     model = onnx.load(str(out))
     summary = qdq_summary(model)
     assert summary["quantize_linear"] > 0 and summary["dequantize_linear"] > summary["quantize_linear"]
@@ -203,9 +237,14 @@ def test_placement_rewrite_is_exact_where_it_keeps_the_float_path(blob_model, tm
     outs = {}
     for placement in ("onnxruntime", "tensorrt"):
         outs[placement] = tmp_path / f"{placement}.onnx"
-        quantize_onnx(path, outs[placement], calib, QuantizeSettings(method="minmax", placement=placement,
-                                                                     float_type="fp32", progress=False),
-                      calibration_cache=ranges, log=lambda *_: None)
+        quantize_onnx(
+            path,
+            outs[placement],
+            calib,
+            QuantizeSettings(method="minmax", placement=placement, float_type="fp32", progress=False),
+            calibration_cache=ranges,
+            log=lambda *_: None,
+        )
     models = {name: onnx.load(str(out)) for name, out in outs.items()}
     blockers = {name: sum(fusion_blockers(lint_graph(model)).values()) for name, model in models.items()}
     assert blockers["tensorrt"] == 0 < blockers["onnxruntime"], blockers
@@ -220,15 +259,23 @@ def test_placement_rewrite_is_exact_where_it_keeps_the_float_path(blob_model, tm
 
 def test_asymmetric_graph_has_uint8_activations_and_int32_biases(blob_model, tmp_path):
     path, calib = blob_model
-    quantize_onnx(path, tmp_path / "q.onnx", calib, QuantizeSettings(method="percentile", activations="asymmetric",
-                                                                     float_groups=(), progress=False),
-                  log=lambda *_: None)
+    quantize_onnx(
+        path,
+        tmp_path / "q.onnx",
+        calib,
+        QuantizeSettings(method="percentile", activations="asymmetric", float_groups=(), progress=False),
+        log=lambda *_: None,
+    )
     model = onnx.load(str(tmp_path / "q.onnx"))
     summary = qdq_summary(model)
     # uint8 activations, int8 weights, int32 biases (their zero points too)
     assert summary["zero_point_types"] == ["INT32", "INT8", "UINT8"] and summary["per_channel_weight_layers"] == 3
-    biases = [init for init in model.graph.initializer if init.data_type == onnx.TensorProto.INT32
-              and any(n.op_type == "DequantizeLinear" and n.input[0] == init.name for n in model.graph.node)]
+    biases = [
+        init
+        for init in model.graph.initializer
+        if init.data_type == onnx.TensorProto.INT32
+        and any(n.op_type == "DequantizeLinear" and n.input[0] == init.name for n in model.graph.node)
+    ]
     assert len(biases) == 3
     assert read_quantization(tmp_path / "q.onnx")["tensorrt_compatible"] is False
 
@@ -251,8 +298,12 @@ def test_calibration_inputs(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "sspnet", "quantize", *map(str, args), "--quiet"],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sspnet", "quantize", *map(str, args), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_bad_calibration_input_gets_one_clear_line(blob_model, tmp_path):
@@ -265,8 +316,9 @@ def test_bad_calibration_input_gets_one_clear_line(blob_model, tmp_path):
     no_metadata = tmp_path / "plain.onnx"
     onnx.save(plain, str(no_metadata))
     quantized = tmp_path / "q.onnx"
-    quantize_onnx(path, quantized, calib, QuantizeSettings(method="minmax", max_tiles=2, progress=False),
-                  log=lambda *_: None)
+    quantize_onnx(
+        path, quantized, calib, QuantizeSettings(method="minmax", max_tiles=2, progress=False), log=lambda *_: None
+    )
     cases = [
         ((path, "--calib", tmp_path / "empty"), "no calibration images"),
         ((path, "--calib", tmp_path / "broken"), "calibration image cannot be read"),
@@ -274,8 +326,10 @@ def test_bad_calibration_input_gets_one_clear_line(blob_model, tmp_path):
         ((no_metadata, "--calib", calib), "missing sspnet metadata"),
         ((quantized, "--calib", calib), "already quantized"),
         ((path, "--calib", calib, "--max-tiles", "0"), "at least one tile"),
-        ((path, "--calib", calib, "--activations", "asymmetric", "--float-type", "fp16"),
-         "keeps its float layers in fp32"),
+        (
+            (path, "--calib", calib, "--activations", "asymmetric", "--float-type", "fp16"),
+            "keeps its float layers in fp32",
+        ),
     ]
     for args, message in cases:
         result = _cli(*args, "--out", tmp_path / "out.onnx")
@@ -296,9 +350,10 @@ def test_bad_calibration_input_gets_one_clear_line(blob_model, tmp_path):
 def test_the_demo_detector_body_plan_and_qdq_model(tmp_path):
     """The real graph (demo recipe, random weights, 128 x 128): what is quantized, what stays float,
     and the Q/DQ model running through load_backend with the contract outputs."""
+    from sspnet.export.onnx_export import export_onnx
+
     from sspnet.data.synth import write_dataset
     from sspnet.engine.recipes import SYNTHETIC_CPU
-    from sspnet.export.onnx_export import export_onnx
     from sspnet.models import build_model
 
     torch.manual_seed(0)
@@ -314,12 +369,16 @@ def test_the_demo_detector_body_plan_and_qdq_model(tmp_path):
     assert {"Conv", "Sigmoid", "Mul"} <= attention
     write_dataset(tmp_path / "data", 4, seed=0, val_fraction=0.5, size=(128, 128), progress=False)
     out = tmp_path / "demo_int8.onnx"
-    report = quantize_onnx(path, out, tmp_path / "data", QuantizeSettings(method="minmax", max_tiles=2,
-                                                                          progress=False), log=lambda *_: None)
+    report = quantize_onnx(
+        path,
+        out,
+        tmp_path / "data",
+        QuantizeSettings(method="minmax", max_tiles=2, progress=False),
+        log=lambda *_: None,
+    )
     assert report.qdq["zero_point_types"] == ["INT8"] and report.qdq["nonzero_zero_points"] == 0
     assert report.qdq["float_weight_layers"] == []  # the default quantizes every layer of the body
-    assert report.qdq["per_channel_weight_layers"] == sum(
-        1 for node in exported.graph.node if node.op_type == "Conv")
+    assert report.qdq["per_channel_weight_layers"] == sum(1 for node in exported.graph.node if node.op_type == "Conv")
     outputs = run_model(out, np.zeros((2, 128, 128, 3), np.uint8))
     assert outputs["boxes"].shape == (2, 200, 4) and outputs["num_dets"].shape == (2, 1)
     assert json.loads(json.dumps(read_quantization(out)))["float_groups"] == []
@@ -340,7 +399,9 @@ def check_tensorrt_placement(model, source):
             readers.setdefault(name, []).append(node)
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear" and node.input[0] not in {i.name for i in model.graph.initializer}:
-            assert {r.op_type for r in readers[node.output[0]]} <= {"Conv", "Gemm", "MaxPool", "Add", "Concat"}, node.name
+            assert {r.op_type for r in readers[node.output[0]]} <= {"Conv", "Gemm", "MaxPool", "Add", "Concat"}, (
+                node.name
+            )
         if node.op_type == "Conv":
             assert producers[node.input[0]].op_type == "DequantizeLinear", node.name  # int8 input
             assert producers[node.input[1]].op_type == "DequantizeLinear", node.name  # int8 weights
@@ -348,7 +409,8 @@ def check_tensorrt_placement(model, source):
             assert [producers[name].op_type for name in node.input].count("DequantizeLinear") <= 1, node.name
         if node.op_type == "QuantizeLinear":
             assert producers[node.input[0]].op_type != "Conv" or not any(
-                r.op_type == "Relu" for dq in readers[node.output[0]] for r in readers.get(dq.output[0], [])), node.name
+                r.op_type == "Relu" for dq in readers[node.output[0]] for r in readers.get(dq.output[0], [])
+            ), node.name
     findings = lint_graph(model)
     assert [f for f in findings if f.severity == "error"] == []
     assert set(fusion_blockers(findings).values()) == {0}
@@ -374,9 +436,10 @@ def _modelopt_python():
 @pytest.fixture(scope="module")
 def demo_detector(tmp_path_factory):
     """(portable .onnx of the demo recipe's detector, random weights, 128 x 128; a data folder)."""
+    from sspnet.export.onnx_export import export_onnx
+
     from sspnet.data.synth import write_dataset
     from sspnet.engine.recipes import SYNTHETIC_CPU
-    from sspnet.export.onnx_export import export_onnx
     from sspnet.models import build_model
 
     folder = tmp_path_factory.mktemp("demo_detector")
@@ -387,8 +450,10 @@ def demo_detector(tmp_path_factory):
     return path, folder / "data"
 
 
-@pytest.mark.skipif(_modelopt_python() is None, reason="NVIDIA Model Optimizer is not installed "
-                                                       "(set SSPNET_MODELOPT_PYTHON to an interpreter that has it)")
+@pytest.mark.skipif(
+    _modelopt_python() is None,
+    reason="NVIDIA Model Optimizer is not installed (set SSPNET_MODELOPT_PYTHON to an interpreter that has it)",
+)
 def test_no_fusion_blocker_that_model_optimizer_placement_does_not_have(demo_detector, tmp_path):
     """The reference: Model Optimizer's INT8 placement of the same model (benchmarks/modelopt_reference.py)."""
     from pathlib import Path
@@ -399,8 +464,21 @@ def test_no_fusion_blocker_that_model_optimizer_placement_does_not_have(demo_det
     tiles = tmp_path / "tiles.npy"
     np.save(tiles, np.concatenate(list(calibration_tiles(calibration_images(data), (128, 128), 4))))
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "modelopt_reference.py"
-    run = subprocess.run([_modelopt_python(), str(script), "--model", str(path), "--calib", str(tiles),
-                          "--out", str(tmp_path / "mo.onnx")], capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [
+            _modelopt_python(),
+            str(script),
+            "--model",
+            str(path),
+            "--calib",
+            str(tiles),
+            "--out",
+            str(tmp_path / "mo.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     reference_model = onnx.load(str(tmp_path / "mo.onnx"))
     assert sum(n.op_type == "QuantizeLinear" for n in reference_model.graph.node) > 50  # it did quantize the body
@@ -423,13 +501,19 @@ def test_tensorrt_form_is_scored_with_qdq_computed_as_written(blob_model, tmp_pa
     path, calib = blob_model
     out = tmp_path / "q.onnx"
     # ONNX Runtime's placement: DQ -> Conv -> Q, which its default session fuses into int8 kernels
-    quantize_onnx(path, out, calib, QuantizeSettings(method="minmax", float_type="fp32", placement="onnxruntime",
-                                                     progress=False), log=lambda *_: None)
+    quantize_onnx(
+        path,
+        out,
+        calib,
+        QuantizeSettings(method="minmax", float_type="fp32", placement="onnxruntime", progress=False),
+        log=lambda *_: None,
+    )
     images = np.ascontiguousarray(blob_images(2, seed=5)[0].transpose(0, 3, 1, 2))
     graph = onnx.load(str(out))
     graph.opset_import[0].version = 19  # onnx.reference implements Q/DQ from opset 19 (same int8 semantics)
-    reference = dict(zip(["num_dets", "boxes", "scores", "labels"],
-                         ReferenceEvaluator(graph).run(None, {"images": images})))
+    reference = dict(
+        zip(["num_dets", "boxes", "scores", "labels"], ReferenceEvaluator(graph).run(None, {"images": images}))
+    )
     exact = open_onnx(str(out), exact_qdq=True).infer(images)
     np.testing.assert_allclose(exact["scores"], reference["scores"], atol=1e-5)
     np.testing.assert_array_equal(exact["boxes"], reference["boxes"])

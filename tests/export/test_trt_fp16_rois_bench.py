@@ -21,8 +21,12 @@ def bench():
 def contract(per_image, capacity=4):
     """[(boxes [d, 4], scores [d])] -> padded contract outputs (label 0)."""
     n = len(per_image)
-    out = {"num_dets": np.zeros((n, 1), np.int32), "boxes": np.zeros((n, capacity, 4), np.float32),
-           "scores": np.zeros((n, capacity), np.float32), "labels": np.full((n, capacity), -1, np.int32)}
+    out = {
+        "num_dets": np.zeros((n, 1), np.int32),
+        "boxes": np.zeros((n, capacity, 4), np.float32),
+        "scores": np.zeros((n, capacity), np.float32),
+        "labels": np.full((n, capacity), -1, np.int32),
+    }
     for i, (boxes, scores) in enumerate(per_image):
         d = len(scores)
         out["num_dets"][i, 0] = d
@@ -52,11 +56,17 @@ def test_mosaic_layout_row_major_with_black_padding(bench):
 
 def test_split_mosaic_assigns_by_centre_shifts_clips_and_drops_blank_tiles(bench):
     tile = (100, 200)  # H, W
-    frame0 = (np.array([[10, 10, 30, 40],        # image 0
-                        [250, 20, 260, 30],      # image 1 (col 1)
-                        [190, 150, 230, 170],    # centre x 210 -> image 3 (row 1, col 1), clipped at x 0
-                        [20, 120, 40, 140]]),    # image 2 (row 1, col 0)
-              np.array([0.9, 0.8, 0.7, 0.6]))
+    frame0 = (
+        np.array(
+            [
+                [10, 10, 30, 40],  # image 0
+                [250, 20, 260, 30],  # image 1 (col 1)
+                [190, 150, 230, 170],  # centre x 210 -> image 3 (row 1, col 1), clipped at x 0
+                [20, 120, 40, 140],
+            ]
+        ),  # image 2 (row 1, col 0)
+        np.array([0.9, 0.8, 0.7, 0.6]),
+    )
     frame1 = (np.array([[5, 5, 15, 15], [300, 150, 320, 170]]), np.array([0.5, 0.4]))  # image 4; blank tile
     outputs = contract([frame0, frame1])
     split = bench.split_mosaic(outputs, 2, tile, num_images=5)
@@ -72,8 +82,9 @@ def test_split_mosaic_assigns_by_centre_shifts_clips_and_drops_blank_tiles(bench
 
 def test_mosaic_round_trip_keeps_ground_truth_ap(bench, tmp_path):
     """Ground truth as detections, placed in mosaics and split back: AP50 100 on the real protocol."""
-    from sspnet.data.synth import write_dataset
     from sspnet.export.parity import dataset_images
+
+    from sspnet.data.synth import write_dataset
 
     write_dataset(tmp_path / "data", 6, seed=1, val_fraction=0.5, size=(128, 96), progress=False)
     images, annotations = dataset_images(tmp_path / "data", "val")
@@ -82,7 +93,7 @@ def test_mosaic_round_trip_keeps_ground_truth_ap(bench, tmp_path):
     frames = []
     for start in range(0, len(annotations.records), per_frame):
         boxes, scores = [], []
-        for cell, record in enumerate(annotations.records[start:start + per_frame]):
+        for cell, record in enumerate(annotations.records[start : start + per_frame]):
             row, col = divmod(cell, grid)
             keep = record.boxes[~(record.ignore | record.uncertain)]
             boxes.append(keep + [col * width, row * height] * 2)

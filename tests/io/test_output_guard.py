@@ -27,12 +27,31 @@ def files(tmp_path):
 
 
 def test_sniffed_kinds(files):
-    kinds = {name: sniff_kind(files / name) for name in
-             ("imgs", "imgs/a.jpg", "gt.json", "results.json", "metrics.json", "w.safetensors", "model.onnx",
-              "notes.txt", "empty.json")}
-    assert kinds == {"imgs": "folder", "imgs/a.jpg": "image", "gt.json": "coco-annotations",
-                     "results.json": "coco-results", "metrics.json": "json", "w.safetensors": "safetensors",
-                     "model.onnx": "onnx", "notes.txt": "text", "empty.json": "empty"}
+    kinds = {
+        name: sniff_kind(files / name)
+        for name in (
+            "imgs",
+            "imgs/a.jpg",
+            "gt.json",
+            "results.json",
+            "metrics.json",
+            "w.safetensors",
+            "model.onnx",
+            "notes.txt",
+            "empty.json",
+        )
+    }
+    assert kinds == {
+        "imgs": "folder",
+        "imgs/a.jpg": "image",
+        "gt.json": "coco-annotations",
+        "results.json": "coco-results",
+        "metrics.json": "json",
+        "w.safetensors": "safetensors",
+        "model.onnx": "onnx",
+        "notes.txt": "text",
+        "empty.json": "empty",
+    }
 
 
 def test_an_input_is_never_an_output(files):

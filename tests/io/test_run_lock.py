@@ -60,7 +60,6 @@ def test_the_same_process_cannot_lock_twice_and_release_frees_it(tmp_path):
     acquire_run_lock(tmp_path / "run").release()
 
 
-
 def test_a_forked_child_releasing_its_copy_keeps_the_parents_lock(tmp_path):
     lock = acquire_run_lock(tmp_path / "run")
     pid = os.fork()

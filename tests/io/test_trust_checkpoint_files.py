@@ -93,7 +93,11 @@ def test_truncated_safetensors_says_truncated_with_both_sizes(good_checkpoint):
     data = good_checkpoint.read_bytes()
     good_checkpoint.write_bytes(data[:-100])  # an interrupted copy
     message = _message(read_checkpoint, good_checkpoint)
-    assert "truncated" in message and f"expected {len(data)} bytes" in message and f"got {len(data) - 100} bytes" in message
+    assert (
+        "truncated" in message
+        and f"expected {len(data)} bytes" in message
+        and f"got {len(data) - 100} bytes" in message
+    )
     assert "truncated" in _message(check_checkpoint_file, good_checkpoint)
 
 

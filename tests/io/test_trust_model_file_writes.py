@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-
-from sspnet.errors import OutputConflictError, UsageError
 from sspnet.export.onnx_export import save_onnx
 from sspnet.runtime import engine_builder as eb
 from sspnet.runtime.sidecar import write_sidecar
+
+from sspnet.errors import OutputConflictError, UsageError
 
 
 def tiny_onnx(doc: str) -> onnx.ModelProto:

@@ -81,12 +81,14 @@ def fovea_head_table():
         for i in range(4):
             table[f"bbox_head.{branch}.{i}.conv.weight"] = [256, 256, 3, 3]
             table[f"bbox_head.{branch}.{i}.conv.bias"] = [256]
-    table.update({
-        "bbox_head.conv_cls.weight": [1, 256, 3, 3],
-        "bbox_head.conv_cls.bias": [1],
-        "bbox_head.conv_reg.weight": [4, 256, 3, 3],
-        "bbox_head.conv_reg.bias": [4],
-    })
+    table.update(
+        {
+            "bbox_head.conv_cls.weight": [1, 256, 3, 3],
+            "bbox_head.conv_cls.bias": [1],
+            "bbox_head.conv_reg.weight": [4, 256, 3, 3],
+            "bbox_head.conv_reg.bias": [4],
+        }
+    )
     return table
 
 

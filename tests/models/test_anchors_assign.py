@@ -17,9 +17,18 @@ SPEC_GENERATOR = AnchorGenerator([4, 8, 16, 32, 64], [1.5, 2.5, 3.7, 8], [0.4, 0
 
 # The original config's stride-4 anchors (w x h), ratio-major.
 SPEC_STRIDE4_WH = [
-    (9.5, 3.8), (15.8, 6.3), (23.4, 9.4), (50.6, 20.2),
-    (6.7, 5.4), (11.2, 8.9), (16.5, 13.2), (35.8, 28.6),
-    (5.1, 7.1), (8.5, 11.8), (12.5, 17.5), (27.0, 37.9),
+    (9.5, 3.8),
+    (15.8, 6.3),
+    (23.4, 9.4),
+    (50.6, 20.2),
+    (6.7, 5.4),
+    (11.2, 8.9),
+    (16.5, 13.2),
+    (35.8, 28.6),
+    (5.1, 7.1),
+    (8.5, 11.8),
+    (12.5, 17.5),
+    (27.0, 37.9),
 ]
 
 
@@ -41,7 +50,9 @@ def test_grid_order_is_location_major_then_anchor():
     y, x, a = 2, 3, 7
     centre = torch.tensor([x * 4.0, y * 4.0, x * 4.0, y * 4.0])
     assert torch.allclose(level[y, x, a], base[a] + centre)
-    assert torch.allclose(anchors[1].reshape(2, 3, 12, 4)[1, 2, 0], SPEC_GENERATOR.base_anchors(8)[0] + torch.tensor([16.0, 8, 16, 8]))
+    assert torch.allclose(
+        anchors[1].reshape(2, 3, 12, 4)[1, 2, 0], SPEC_GENERATOR.base_anchors(8)[0] + torch.tensor([16.0, 8, 16, 8])
+    )
 
 
 def test_grid_needs_one_size_per_stride():
@@ -50,9 +61,9 @@ def test_grid_needs_one_size_per_stride():
 
 
 # ---- delta coder --------------------------------------------------------------------------
-box_strategy = st.tuples(
-    st.floats(0, 500), st.floats(0, 500), st.floats(1, 300), st.floats(1, 300)
-).map(lambda t: [t[0], t[1], t[0] + t[2], t[1] + t[3]])
+box_strategy = st.tuples(st.floats(0, 500), st.floats(0, 500), st.floats(1, 300), st.floats(1, 300)).map(
+    lambda t: [t[0], t[1], t[0] + t[2], t[1] + t[3]]
+)
 
 
 @given(reference=box_strategy, target=box_strategy)
@@ -85,6 +96,7 @@ def test_coder_clamps_log_scale_and_clips_to_the_image():
 # ---- MaxIoUAssigner -----------------------------------------------------------------------
 def reference_assign(boxes, gts, pos, neg, min_pos, low_quality):
     """mmdet 2.19 MaxIoUAssigner written as loops (gt_max_assign_all=True)."""
+
     def iou(a, b):
         iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -112,12 +124,14 @@ def reference_assign(boxes, gts, pos, neg, min_pos, low_quality):
 
 def test_assigner_hand_case():
     gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
-    boxes = torch.tensor([
-        [0.0, 0.0, 10.0, 10.0],  # IoU 1 -> positive
-        [0.0, 0.0, 10.0, 5.0],  # IoU 0.5 -> ignore
-        [0.0, 0.0, 10.0, 2.0],  # IoU 0.2 -> negative
-        [20.0, 20.0, 30.0, 30.0],  # IoU 0 -> negative
-    ])
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 10.0],  # IoU 1 -> positive
+            [0.0, 0.0, 10.0, 5.0],  # IoU 0.5 -> ignore
+            [0.0, 0.0, 10.0, 2.0],  # IoU 0.2 -> negative
+            [20.0, 20.0, 30.0, 30.0],  # IoU 0 -> negative
+        ]
+    )
     result = MaxIoUAssigner(0.7, 0.3, 0.3, match_low_quality=True).assign(boxes, gt, torch.tensor([0]))
     assert result.gt_inds.tolist() == [1, -1, 0, 0]
     assert result.labels.tolist() == [0, -1, -1, -1]
@@ -126,11 +140,13 @@ def test_assigner_hand_case():
 
 def test_low_quality_matches_claim_every_tied_best_box_and_later_gts_win():
     gts = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [100.0, 100.0, 110.0, 110.0]])
-    boxes = torch.tensor([
-        [0.0, 0.0, 10.0, 5.0],  # IoU 0.5 with GT 0 and GT 1 (tie) -> claimed by the later GT 1
-        [0.0, 5.0, 10.0, 10.0],  # also IoU 0.5 -> claimed too (gt_max_assign_all)
-        [100.0, 100.0, 110.0, 101.0],  # IoU 0.1 with GT 2 < min_pos_iou -> stays negative
-    ])
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 5.0],  # IoU 0.5 with GT 0 and GT 1 (tie) -> claimed by the later GT 1
+            [0.0, 5.0, 10.0, 10.0],  # also IoU 0.5 -> claimed too (gt_max_assign_all)
+            [100.0, 100.0, 110.0, 101.0],  # IoU 0.1 with GT 2 < min_pos_iou -> stays negative
+        ]
+    )
     labels = torch.tensor([0, 0, 0])
     result = MaxIoUAssigner(0.7, 0.3, 0.3, match_low_quality=True).assign(boxes, gts, labels)
     assert result.gt_inds.tolist() == [2, 2, 0]
@@ -146,7 +162,8 @@ def test_low_quality_matches_claim_every_tied_best_box_and_later_gts_win():
 def test_assigner_matches_loop_reference(boxes, gts, low_quality):
     boxes = [[round(v) for v in b] for b in boxes]  # integer boxes make IoU ties exact
     result = MaxIoUAssigner(0.5, 0.4, 0.3, low_quality).assign(
-        torch.tensor(boxes, dtype=torch.float64), torch.tensor(gts, dtype=torch.float64).reshape(-1, 4),
+        torch.tensor(boxes, dtype=torch.float64),
+        torch.tensor(gts, dtype=torch.float64).reshape(-1, 4),
         torch.zeros(len(gts), dtype=torch.long),
     )
     assert result.gt_inds.tolist() == reference_assign(boxes, gts, 0.5, 0.4, 0.3, low_quality)
@@ -171,7 +188,9 @@ def test_random_sampler_fractions_and_gt_as_proposals():
     boxes = grid_boxes(300)
     gts = boxes[[5, 50, 100]].clone()
     assign = MaxIoUAssigner(0.5, 0.5, 0.5, False).assign(boxes, gts, torch.zeros(3, dtype=torch.long))
-    sample = RandomSampler(num=64, pos_fraction=0.25, add_gt_as_proposals=True).sample(assign, boxes, gts, torch.zeros(3, dtype=torch.long))
+    sample = RandomSampler(num=64, pos_fraction=0.25, add_gt_as_proposals=True).sample(
+        assign, boxes, gts, torch.zeros(3, dtype=torch.long)
+    )
     assert sample.boxes.shape[0] == 303  # GT prepended
     assert sorted(sample.pos_inds.tolist()) == [0, 1, 2, 8, 53, 103]  # GT rows + the 3 matching boxes
     assert torch.equal(sample.pos_boxes[sample.pos_inds < 3], gts[sample.pos_gt_inds[sample.pos_inds < 3]])
@@ -182,7 +201,9 @@ def test_random_sampler_fractions_and_gt_as_proposals():
 def test_random_sampler_caps_positives():
     boxes = grid_boxes(10)
     assign = MaxIoUAssigner(0.5, 0.5, 0.5, False).assign(boxes, boxes.clone(), torch.zeros(10, dtype=torch.long))
-    sample = RandomSampler(num=8, pos_fraction=0.25, add_gt_as_proposals=False).sample(assign, boxes, boxes, torch.zeros(10, dtype=torch.long))
+    sample = RandomSampler(num=8, pos_fraction=0.25, add_gt_as_proposals=False).sample(
+        assign, boxes, boxes, torch.zeros(10, dtype=torch.long)
+    )
     assert sample.pos_inds.numel() == 2 and sample.neg_inds.numel() == 0
 
 
@@ -220,9 +241,13 @@ def test_icneg_sampler_prefers_negatives_that_cover_a_person():
 def test_icneg_sampler_takes_the_whole_small_pool_and_survives_zero_gt():
     boxes = grid_boxes(20)
     assign = MaxIoUAssigner(0.7, 0.3, 0.3, True).assign(boxes, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
-    sample = ICNegSampler(num=256, pos_fraction=0.5).sample(assign, boxes, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    sample = ICNegSampler(num=256, pos_fraction=0.5).sample(
+        assign, boxes, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+    )
     assert sample.pos_inds.numel() == 0 and sorted(sample.neg_inds.tolist()) == list(range(20))
     big = grid_boxes(1000)
     assign = MaxIoUAssigner(0.7, 0.3, 0.3, True).assign(big, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
-    sample = ICNegSampler(num=256, pos_fraction=0.5).sample(assign, big, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    sample = ICNegSampler(num=256, pos_fraction=0.5).sample(
+        assign, big, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+    )
     assert sample.neg_inds.numel() == 256 and len(set(sample.neg_inds.tolist())) == 256

@@ -264,8 +264,13 @@ def test_losses_combine_levels_as_the_original(version, lamda):
     supervision = AttentionSupervision(version)
     assert supervision.lamda == lamda
     att = [a.requires_grad_() for a in attention_maps(5, 64, 64, seed=1)]
-    boxes = [torch.tensor([[4.0, 4.0, 20.0, 28.0]]), torch.zeros(0, 4), torch.tensor([[30.0, 2.0, 33.0, 6.0]]),
-             torch.tensor([[0.0, 0.0, 63.0, 63.0]]), torch.tensor([[10.0, 10.0, 50.0, 12.0]])]
+    boxes = [
+        torch.tensor([[4.0, 4.0, 20.0, 28.0]]),
+        torch.zeros(0, 4),
+        torch.tensor([[30.0, 2.0, 33.0, 6.0]]),
+        torch.tensor([[0.0, 0.0, 63.0, 63.0]]),
+        torch.tensor([[10.0, 10.0, 50.0, 12.0]]),
+    ]
     targets = supervision.targets(att, boxes)
     losses = supervision.losses(att, targets)
     expected_reg, expected_seg = 0.0, 0.0

@@ -23,11 +23,16 @@ def test_backbone_outputs_c2_to_c5(depth, channels):
 def test_backbone_matches_torchvision_resnet_features():
     backbone = ResNetBackbone(18, frozen_stages=-1).eval()
     reference = torchvision.models.resnet18(weights=None).eval()
-    reference.load_state_dict({**backbone.state_dict(), **{k: v for k, v in reference.state_dict().items() if k.startswith("fc.")}})
+    reference.load_state_dict(
+        {**backbone.state_dict(), **{k: v for k, v in reference.state_dict().items() if k.startswith("fc.")}}
+    )
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        expected = reference.layer4(reference.layer3(reference.layer2(reference.layer1(
-            reference.maxpool(reference.relu(reference.bn1(reference.conv1(x))))))))
+        expected = reference.layer4(
+            reference.layer3(
+                reference.layer2(reference.layer1(reference.maxpool(reference.relu(reference.bn1(reference.conv1(x))))))
+            )
+        )
         assert torch.allclose(backbone(x)[3], expected)
 
 

@@ -4,14 +4,14 @@ import os
 
 import pytest
 import torch
+from spec_tables import backbone_table, fovea_head_table, neck_table, random_state_dict, spec_table
 
 import sspnet
 from sspnet.checkpoint import load_model, save_checkpoint
+from sspnet.cli import main as cli_main
 from sspnet.io.atomic import atomic_write, atomic_write_bytes
 from sspnet.io.checkpoint_files import check_state_dict, detect_variant, read_checkpoint
-from sspnet.cli import main as cli_main
 from sspnet.models import build_model
-from spec_tables import backbone_table, fovea_head_table, neck_table, random_state_dict, spec_table
 
 SMALL = "faster_rcnn_r18_sspnet_small"
 
@@ -38,12 +38,18 @@ def test_spec_key_table_loads_strictly_and_bad_keys_are_named(variant, preset):
 
     renamed = dict(state)
     renamed["neck.CAM.attention_conv.0.weight"] = renamed.pop("neck.CAM.att_conv.0.weight")
-    with pytest.raises(ValueError, match=r"missing keys: neck\.CAM\.att_conv\.0\.weight.*unexpected keys: neck\.CAM\.attention_conv\.0\.weight"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing keys: neck\.CAM\.att_conv\.0\.weight.*unexpected keys: neck\.CAM\.attention_conv\.0\.weight",
+    ):
         check_state_dict(model, renamed)
     reshaped = dict(state)
     reshaped["backbone.layer3.0.conv2.weight"] = torch.zeros(256, 256, 1, 1)
-    with pytest.raises(ValueError, match=r"shape mismatch: backbone\.layer3\.0\.conv2\.weight "
-                       r"\(checkpoint \[256, 256, 1, 1\], model \[256, 256, 3, 3\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"shape mismatch: backbone\.layer3\.0\.conv2\.weight "
+        r"\(checkpoint \[256, 256, 1, 1\], model \[256, 256, 3, 3\]\)",
+    ):
         check_state_dict(model, reshaped)
 
 
@@ -54,7 +60,10 @@ def test_fake_mmdet_pth_loads_through_load_model(tmp_path):
         {
             "meta": {"mmdet_version": "2.19.0+abc", "CLASSES": "person", "epoch": 12, "config": "model = dict(...)"},
             "state_dict": {f"module.{k}": v for k, v in state.items()},  # DDP prefix is stripped
-            "optimizer": {"state": {0: {"momentum_buffer": torch.zeros(3)}}, "param_groups": [{"lr": 0.002, "params": [0]}]},
+            "optimizer": {
+                "state": {0: {"momentum_buffer": torch.zeros(3)}},
+                "param_groups": [{"lr": 0.002, "params": [0]}],
+            },
         },
         path,
     )
@@ -97,8 +106,14 @@ def test_safetensors_round_trip(tmp_path):
     torch.manual_seed(0)
     model = build_model(SMALL, score_thr=0.2)
     path = tmp_path / "ckpt" / "model.safetensors"
-    save_checkpoint(path, model, preset=SMALL, overrides={"score_thr": 0.2, "pretrained": "/x/resnet18.pth"},
-                    classes=("person",), extra={"epoch": 3, "ap50": 0.5})
+    save_checkpoint(
+        path,
+        model,
+        preset=SMALL,
+        overrides={"score_thr": 0.2, "pretrained": "/x/resnet18.pth"},
+        classes=("person",),
+        extra={"epoch": 3, "ap50": 0.5},
+    )
     state, info = read_checkpoint(path)
     assert info["preset"] == SMALL and info["overrides"] == {"score_thr": 0.2}  # pretrained is not stored
     assert info["classes"] == ["person"] and info["extra"] == {"epoch": 3, "ap50": 0.5}
@@ -152,7 +167,9 @@ def test_convert_cli_writes_our_format(tmp_path, capsys):
     torch.manual_seed(0)
     source_model = build_model(SMALL)
     source = tmp_path / "original.pth"
-    torch.save({"meta": {"CLASSES": "person", "mmdet_version": "2.19.0"}, "state_dict": source_model.state_dict()}, source)
+    torch.save(
+        {"meta": {"CLASSES": "person", "mmdet_version": "2.19.0"}, "state_dict": source_model.state_dict()}, source
+    )
     out = tmp_path / "converted.safetensors"
     assert cli_main(["convert", str(source), str(out), "--preset", SMALL]) == 0
     printed = capsys.readouterr().out

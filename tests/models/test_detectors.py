@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from sspnet.runtime.contract import DEFAULT_MAX_DETECTIONS, OUTPUT_NAMES
+
 from sspnet.models import build_model, describe_model
 from sspnet.models.presets import count_macs
 

@@ -37,7 +37,9 @@ def test_proposals_top_k_per_level_drop_empty_boxes_and_nms_per_level():
     # with IoU 0.82 > 0.7; the identical level-1 box survives because NMS runs per level.
     assert num_valid.tolist() == [2]
     assert boxes[0].tolist() == [[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 0, 0], [0, 0, 0, 0]]
-    assert scores[0].tolist() == pytest.approx([torch.sigmoid(torch.tensor(3.0)).item(), torch.sigmoid(torch.tensor(0.5)).item(), 0, 0])
+    assert scores[0].tolist() == pytest.approx(
+        [torch.sigmoid(torch.tensor(3.0)).item(), torch.sigmoid(torch.tensor(0.5)).item(), 0, 0]
+    )
 
 
 def test_proposals_are_decoded_and_clipped():
@@ -141,8 +143,17 @@ def test_select_detections_fixed_size_soft_nms():
     boxes = torch.tensor([[[0.0, 0, 10, 10], [0, 0, 10, 20], [0, 0, 10, 20], [50, 50, 60, 60]]])
     scores = torch.tensor([[0.9, 0.8, 0.7, 0.04]])
     labels = torch.tensor([[0, 0, 1, 0]])
-    out = select_detections(boxes, scores, labels, score_thr=0.05, nms_method="linear", iou_thr=0.3,
-                            sigma=0.5, min_score=0.05, max_detections=5)
+    out = select_detections(
+        boxes,
+        scores,
+        labels,
+        score_thr=0.05,
+        nms_method="linear",
+        iou_thr=0.3,
+        sigma=0.5,
+        min_score=0.05,
+        max_detections=5,
+    )
     # box 1 overlaps box 0 (same class) with IoU 0.5 -> 0.8 * 0.5; box 2 has another class; box 3 is below 0.05
     assert out["num_dets"].tolist() == [[3]]
     assert out["scores"][0].tolist() == pytest.approx([0.9, 0.7, 0.4, 0.0, 0.0])

@@ -64,7 +64,7 @@ def test_targets_hand_case():
     expected = torch.ones(16, 16, dtype=torch.long)
     expected[3:5, 3:5] = 0  # columns ceil(2 + 1.2 - 0.5) = 3 .. floor(2 + 2.8 - 0.5) = 4
     assert torch.equal(level0, expected)
-    assert (labels[0, 16 * 16:] == 1).all()  # empty fovea at levels 1 and 2, no hit at 3, 4
+    assert (labels[0, 16 * 16 :] == 1).all()  # empty fovea at levels 1 and 2, no hit at 3, 4
     point = targets[0, 3 * 16 + 3]  # cell (3, 3): centre (14, 14)
     assert point.tolist() == pytest.approx([math.log(0.75), math.log(0.75), math.log(1.25), math.log(1.25)])
     assert (targets[0, labels[0] == 1] == 0).all()  # log(1) elsewhere
@@ -109,8 +109,9 @@ def test_targets_match_loop_reference_on_random_boxes(centre_positive):
         [torch.from_numpy(l) for l in batch_labels],
     )
     for i, (b, l) in enumerate(zip(batch_boxes, batch_labels)):
-        ref_labels, ref_targets = reference_targets(b.tolist(), l.tolist(), sizes_for(height, width), 2,
-                                                    centre_positive=centre_positive)
+        ref_labels, ref_targets = reference_targets(
+            b.tolist(), l.tolist(), sizes_for(height, width), 2, centre_positive=centre_positive
+        )
         assert np.array_equal(labels[i].numpy(), ref_labels), i
         np.testing.assert_allclose(targets[i].numpy(), ref_targets, atol=1e-5)
 
@@ -121,7 +122,9 @@ def test_focal_loss_matches_torchvision():
     labels = torch.randint(0, 4, (50,))  # 3 = background
     one_hot = F.one_hot(labels, 4)[:, :3].float()
     expected = torchvision.ops.sigmoid_focal_loss(logits, one_hot, alpha=0.4, gamma=1.5, reduction="sum")
-    assert sigmoid_focal_loss_sum(logits, labels, 3, gamma=1.5, alpha=0.4).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert sigmoid_focal_loss_sum(logits, labels, 3, gamma=1.5, alpha=0.4).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
 
 
 def test_smooth_l1_matches_torch():

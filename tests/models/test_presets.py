@@ -9,8 +9,14 @@ from sspnet.models import presets as presets_module
 
 def test_list_presets_rows():
     rows = {r[0]: r for r in list_presets()}
-    assert set(rows) >= {"faster_rcnn_r50_sspnet", "fovea_r50_sspnet", "fovea_r50_sspnet_v1", "fovea_r50_sspnet_v2",
-                         "faster_rcnn_r18_sspnet_small", "fovea_r18_sspnet_small"}
+    assert set(rows) >= {
+        "faster_rcnn_r50_sspnet",
+        "fovea_r50_sspnet",
+        "fovea_r50_sspnet_v1",
+        "fovea_r50_sspnet_v2",
+        "faster_rcnn_r18_sspnet_small",
+        "fovea_r18_sspnet_small",
+    }
     assert rows["fovea_r50_sspnet"][1:3] == ("fovea", "ResNet-50")
     assert rows["faster_rcnn_r18_sspnet_small"][1:3] == ("faster_rcnn", "ResNet-18")
     assert all(len(r) == 5 and r[4] for r in rows.values())
@@ -25,19 +31,50 @@ def test_published_faster_preset_is_the_spec_config():
     assert c.anchor_scales == [1.5, 2.5, 3.7, 8.0] and c.anchor_ratios == [0.4, 0.8, 1.4]
     assert (c.rpn_pos_iou_thr, c.rpn_neg_iou_thr, c.rpn_min_pos_iou, c.rpn_sampler) == (0.7, 0.3, 0.3, "icneg")
     assert (c.rpn_num_samples, c.rpn_pos_fraction) == (256, 0.5)
-    assert (c.rpn_train_nms_pre, c.rpn_train_max_proposals, c.rpn_test_nms_pre, c.rpn_test_max_proposals) == (2000, 1000, 1000, 1000)
-    assert (c.roi_num_samples, c.roi_pos_fraction, c.roi_fc_channels, c.roi_bbox_stds) == (512, 0.25, 1024, [0.1, 0.1, 0.2, 0.2])
-    assert (c.score_thr, c.nms_method, c.nms_iou_thr, c.nms_min_score, c.max_detections) == (0.05, "linear", 0.3, 0.05, 500)
+    assert (c.rpn_train_nms_pre, c.rpn_train_max_proposals, c.rpn_test_nms_pre, c.rpn_test_max_proposals) == (
+        2000,
+        1000,
+        1000,
+        1000,
+    )
+    assert (c.roi_num_samples, c.roi_pos_fraction, c.roi_fc_channels, c.roi_bbox_stds) == (
+        512,
+        0.25,
+        1024,
+        [0.1, 0.1, 0.2, 0.2],
+    )
+    assert (c.score_thr, c.nms_method, c.nms_iou_thr, c.nms_min_score, c.max_detections) == (
+        0.05,
+        "linear",
+        0.3,
+        0.05,
+        500,
+    )
 
 
 # the FoveaBox config fovea_r50_sspnet_4x4_1x_coco of the original code, written out here by hand
 SPEC_FOVEA = {
-    "depth": 50, "frozen_stages": 1, "norm_eval": True, "neck": "ssfpn", "neck_channels": 256,
-    "fovea_stacked_convs": 4, "fovea_feat_channels": 256, "fovea_base_edges": [8, 16, 32, 64, 128],
-    "fovea_scale_ranges": [[1, 32], [8, 64], [16, 128], [32, 256], [64, 512]], "fovea_sigma": 0.4,
-    "fovea_focal_gamma": 1.5, "fovea_focal_alpha": 0.4, "fovea_smooth_l1_beta": 0.11, "fovea_nms_pre": 1000,
-    "score_thr": 0.05, "nms_method": "linear", "nms_iou_thr": 0.3, "nms_min_score": 0.05, "max_detections": 500,
-    "fovea_centre_positive": False, "attention_lambda": None,
+    "depth": 50,
+    "frozen_stages": 1,
+    "norm_eval": True,
+    "neck": "ssfpn",
+    "neck_channels": 256,
+    "fovea_stacked_convs": 4,
+    "fovea_feat_channels": 256,
+    "fovea_base_edges": [8, 16, 32, 64, 128],
+    "fovea_scale_ranges": [[1, 32], [8, 64], [16, 128], [32, 256], [64, 512]],
+    "fovea_sigma": 0.4,
+    "fovea_focal_gamma": 1.5,
+    "fovea_focal_alpha": 0.4,
+    "fovea_smooth_l1_beta": 0.11,
+    "fovea_nms_pre": 1000,
+    "score_thr": 0.05,
+    "nms_method": "linear",
+    "nms_iou_thr": 0.3,
+    "nms_min_score": 0.05,
+    "max_detections": 500,
+    "fovea_centre_positive": False,
+    "attention_lambda": None,
 }
 
 
@@ -48,10 +85,15 @@ def test_fovea_presets_are_the_original_configs(name, attention):
     assert c.variant == "fovea" and c.attention_loss == attention
     # attention_lambda None = the version's default: v1 0.01 (root tree), v2 1e-4 (latest_version)
     from sspnet.models.attention import DEFAULT_LAMBDA
+
     assert DEFAULT_LAMBDA == {"v1": 0.01, "v2": 1e-4}
     text = (presets_module.PRESET_DIR / f"{name}.yaml").read_text()
     assert "fovea_r50_sspnet_4x4_1x_coco" in text  # names the original config it reproduces
-    assert ("root" in text and "Deviations: none" in text) if attention == "v1" else ("TinyHead" in text and "Deviation" in text)
+    assert (
+        ("root" in text and "Deviations: none" in text)
+        if attention == "v1"
+        else ("TinyHead" in text and "Deviation" in text)
+    )
 
 
 def test_default_fovea_preset_is_one_of_the_original_configs():

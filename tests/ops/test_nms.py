@@ -23,8 +23,8 @@ import torchvision
 from devices import CUDA_AVAILABLE, DEVICES
 from hypothesis import given
 from hypothesis import strategies as st
-
 from ops import nms_reference as ref
+
 from sspnet.ops import batched_nms
 
 
@@ -83,9 +83,7 @@ def test_hard_class_aware_matches_torchvision_batched_nms(device, label_dtype):
     keep, _ = valid_part(keep, kept_scores, num_valid)
     assert torch.equal(keep.cpu(), expected)
     # class-agnostic keeps fewer: different classes do suppress each other there
-    agnostic = batched_nms(
-        boxes.to(device), scores.to(device), None, iou_threshold=0.4, max_output=800
-    )[2]
+    agnostic = batched_nms(boxes.to(device), scores.to(device), None, iou_threshold=0.4, max_output=800)[2]
     assert int(agnostic) == len(torchvision.ops.nms(boxes, scores, 0.4)) < len(expected)
 
 
@@ -208,9 +206,7 @@ def test_soft_linear_hand_case():
     """Two boxes with IoU 1/3 > 0.3 and a far box: closed-form decayed scores."""
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [50.0, 50, 60, 60]])
     scores = torch.tensor([0.9, 0.8, 0.6])
-    keep, kept_scores, num_valid = batched_nms(
-        boxes, scores, iou_threshold=0.3, method="linear", max_output=4
-    )
+    keep, kept_scores, num_valid = batched_nms(boxes, scores, iou_threshold=0.3, method="linear", max_output=4)
     # IoU(0, 1) = 50 / 150 = 1/3 -> 0.8 * (1 - 1/3) = 0.5333 < 0.6; box 2 untouched
     assert keep.tolist() == [0, 2, 1, -1] and int(num_valid) == 3
     torch.testing.assert_close(kept_scores, torch.tensor([0.9, 0.6, 0.8 * 2 / 3, 0.0]))
@@ -252,9 +248,7 @@ def test_soft_selection_follows_decayed_scores():
 def test_score_threshold_is_strict(device, method):
     boxes = torch.tensor([[0.0, 0, 1, 1], [10.0, 0, 11, 1], [20.0, 0, 21, 1]], device=device)
     scores = torch.tensor([0.5, 0.25, 0.75], device=device)
-    keep, kept_scores, num_valid = batched_nms(
-        boxes, scores, method=method, score_threshold=0.5, max_output=3
-    )
+    keep, kept_scores, num_valid = batched_nms(boxes, scores, method=method, score_threshold=0.5, max_output=3)
     assert keep.tolist() == [2, -1, -1] and int(num_valid) == 1  # 0.5 itself is not > 0.5
     assert kept_scores.tolist() == [0.75, 0.0, 0.0]
 
@@ -264,9 +258,7 @@ def test_max_output_truncates_and_pads(device):
     boxes, scores = random_boxes(300, seed=12)
     full = torchvision.ops.nms(boxes, scores, 0.5)
     for max_output in (1, 5, len(full), len(full) + 17):
-        keep, kept_scores, num_valid = batched_nms(
-            boxes.to(device), scores.to(device), max_output=max_output
-        )
+        keep, kept_scores, num_valid = batched_nms(boxes.to(device), scores.to(device), max_output=max_output)
         assert keep.shape == (max_output,) and kept_scores.shape == (max_output,)
         assert num_valid.shape == () and int(num_valid) == min(max_output, len(full))
         assert torch.equal(keep[: int(num_valid)].cpu(), full[:max_output])
@@ -408,9 +400,7 @@ def test_half_and_bfloat16_on_cpu_run_in_float32():
 
 coordinate = st.integers(min_value=0, max_value=30)
 extent = st.integers(min_value=-3, max_value=15)  # includes zero and negative sizes
-box_strategy = st.tuples(coordinate, coordinate, extent, extent).map(
-    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
-)
+box_strategy = st.tuples(coordinate, coordinate, extent, extent).map(lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3]))
 score_strategy = st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.625, 0.75, 0.875, 1.0])
 threshold_strategy = st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])
 
@@ -456,9 +446,7 @@ def test_hard_equals_reference_property(data, iou_threshold, score_threshold, ma
         score_threshold=score_threshold,
         max_output=max_output,
     )
-    ref_keep, ref_scores = ref.hard_nms(
-        boxes, scores, iou_threshold, labels, score_threshold, max_output
-    )
+    ref_keep, ref_scores = ref.hard_nms(boxes, scores, iou_threshold, labels, score_threshold, max_output)
     np.testing.assert_array_equal(keep, ref_keep)
     np.testing.assert_array_equal(kept_scores, ref_scores)
     # properties: scores non-increasing; kept boxes of one class overlap by at most the threshold
@@ -499,9 +487,7 @@ def test_soft_linear_equals_reference_property(data, iou_threshold, min_score, m
 @given(data=detections(), sigma=st.sampled_from([0.125, 0.5, 2.0]))  # exact in float32
 def test_soft_gaussian_properties(data, sigma):
     boxes, scores, labels = data
-    keep, kept_scores = run_ours(
-        boxes, scores, labels, method="gaussian", sigma=sigma, min_score=0.05, max_output=50
-    )
+    keep, kept_scores = run_ours(boxes, scores, labels, method="gaussian", sigma=sigma, min_score=0.05, max_output=50)
     ref_keep, ref_scores = ref.soft_nms(boxes, scores, 0.5, "gaussian", sigma, 0.05, labels)
     assert len(keep) == len(ref_keep)
     np.testing.assert_allclose(kept_scores, ref_scores, rtol=0, atol=1e-9)
@@ -599,12 +585,13 @@ def test_cuda_hard_equals_cpu(dtype, class_aware):
     scores[2, ::2] = 0.0
     labels = torch.randint(0, 5, (3, 5000), generator=torch.Generator().manual_seed(20))
     labels = labels if class_aware else None
-    cuda = batched_nms(
-        boxes.cuda(), scores.cuda(), None if labels is None else labels.cuda(), max_output=3000
+    cuda = batched_nms(boxes.cuda(), scores.cuda(), None if labels is None else labels.cuda(), max_output=3000)
+    cpu = batched_nms(
+        boxes.float() if dtype == torch.float16 else boxes,
+        scores.float() if dtype == torch.float16 else scores,
+        labels,
+        max_output=3000,
     )
-    cpu = batched_nms(boxes.float() if dtype == torch.float16 else boxes,
-                      scores.float() if dtype == torch.float16 else scores,
-                      labels, max_output=3000)
     assert torch.equal(cuda[0].cpu(), cpu[0])
     assert torch.equal(cuda[1].cpu().to(cpu[1].dtype), cpu[1])
     assert torch.equal(cuda[2].cpu(), cpu[2])
@@ -620,16 +607,15 @@ def test_cuda_soft_equals_cpu(method, class_aware):
     labels = torch.randint(0, 3, (2, 3000), generator=torch.Generator().manual_seed(22))
     labels = labels if class_aware else None
     kwargs = dict(iou_threshold=0.3, method=method, min_score=0.05, max_output=2000)
-    cuda = batched_nms(
-        boxes.cuda(), scores.cuda(), None if labels is None else labels.cuda(), **kwargs
-    )
+    cuda = batched_nms(boxes.cuda(), scores.cuda(), None if labels is None else labels.cuda(), **kwargs)
     cpu = batched_nms(boxes, scores, labels, **kwargs)
     assert torch.equal(cuda[0].cpu(), cpu[0])
     torch.testing.assert_close(cuda[1].cpu(), cpu[1], rtol=0, atol=1e-9)
     assert torch.equal(cuda[2].cpu(), cpu[2])
     # float32: same up to rounding of the decayed scores
-    cuda32 = batched_nms(boxes.float().cuda(), scores.float().cuda(),
-                         None if labels is None else labels.cuda(), **kwargs)
+    cuda32 = batched_nms(
+        boxes.float().cuda(), scores.float().cuda(), None if labels is None else labels.cuda(), **kwargs
+    )
     assert torch.equal(cuda32[2].cpu(), cpu[2])
     torch.testing.assert_close(cuda32[1].cpu().double(), cpu[1], rtol=0, atol=1e-5)
 

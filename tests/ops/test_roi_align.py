@@ -35,9 +35,7 @@ def torchvision_levels(rois: torch.Tensor, num_levels: int, finest_scale: float 
     floor(log2(s / f + 1e-6)) up to where the epsilon sits. LevelMapper takes sqrt of a negative
     area (NaN); the documented rule maps negative areas to level 0, so those are set explicitly.
     """
-    mapper = LevelMapper(
-        k_min=2, k_max=2 + num_levels - 1, canonical_scale=4 * finest_scale, canonical_level=4
-    )
+    mapper = LevelMapper(k_min=2, k_max=2 + num_levels - 1, canonical_scale=4 * finest_scale, canonical_level=4)
     boxes = rois[:, 1:].double()
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     levels = mapper([boxes])
@@ -49,15 +47,11 @@ def reference_pool(features, rois, strides, output_size, sampling_ratio, aligned
     if levels is None:
         levels = torchvision_levels(rois, len(features))
     channels = features[0].shape[1]
-    parts = torch.zeros(
-        (rois.shape[0], channels, *output_size), dtype=features[0].dtype, device=rois.device
-    )
+    parts = torch.zeros((rois.shape[0], channels, *output_size), dtype=features[0].dtype, device=rois.device)
     for level, (feature, stride) in enumerate(zip(features, strides)):
         index = torch.nonzero(levels == level).flatten()
         if index.numel():
-            pooled = tv_roi_align(
-                feature, rois[index], output_size, 1.0 / stride, sampling_ratio, aligned
-            )
+            pooled = tv_roi_align(feature, rois[index], output_size, 1.0 / stride, sampling_ratio, aligned)
             parts = parts.index_put((index.to(rois.device),), pooled)
     return parts
 
@@ -65,8 +59,9 @@ def reference_pool(features, rois, strides, output_size, sampling_ratio, aligned
 # ---- inputs -------------------------------------------------------------------------------------
 
 
-def make_pyramid(num_levels, batch, channels, height, width, dtype=torch.float32, device="cpu",
-                 seed=0, requires_grad=False):
+def make_pyramid(
+    num_levels, batch, channels, height, width, dtype=torch.float32, device="cpu", seed=0, requires_grad=False
+):
     """Levels of an input of height x width pixels at strides 4, 8, 16, ... (finest first)."""
     generator = torch.Generator().manual_seed(seed)
     features = []
@@ -77,11 +72,10 @@ def make_pyramid(num_levels, batch, channels, height, width, dtype=torch.float32
     return features
 
 
-def make_rois(count, batch, height, width, min_side=2.0, max_side=600.0, dtype=torch.float32,
-              device="cpu", seed=0):
+def make_rois(count, batch, height, width, min_side=2.0, max_side=600.0, dtype=torch.float32, device="cpu", seed=0):
     """Random boxes: centres over the image and a margin around it, log-uniform sides."""
     generator = torch.Generator().manual_seed(seed)
-    centres = (torch.rand(count, 2, generator=generator, dtype=torch.float64) * 1.4 - 0.2)
+    centres = torch.rand(count, 2, generator=generator, dtype=torch.float64) * 1.4 - 0.2
     centres = centres * torch.tensor([width, height], dtype=torch.float64)
     log_sides = torch.rand(count, 2, generator=generator, dtype=torch.float64)
     sides = torch.exp(math.log(min_side) + log_sides * (math.log(max_side) - math.log(min_side)))
@@ -90,8 +84,7 @@ def make_rois(count, batch, height, width, min_side=2.0, max_side=600.0, dtype=t
     return rois.to(dtype=dtype, device=device)
 
 
-def assert_matches_torchvision(out, features, rois, strides, output_size, sampling_ratio,
-                               aligned, atol=1e-5):
+def assert_matches_torchvision(out, features, rois, strides, output_size, sampling_ratio, aligned, atol=1e-5):
     """out against reference_pool; RoIs torchvision cannot pool are checked to be zero instead.
 
     Aligned mode with adaptive sampling and a negative RoI size gives ceil(negative / bins)
@@ -103,9 +96,7 @@ def assert_matches_torchvision(out, features, rois, strides, output_size, sampli
         negative = (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
         assert (out[negative] == 0).all()
         compared = ~negative
-    expected = reference_pool(
-        features, rois[compared], strides, output_size, sampling_ratio, aligned
-    )
+    expected = reference_pool(features, rois[compared], strides, output_size, sampling_ratio, aligned)
     assert_close(out[compared], expected, atol)
 
 
@@ -143,9 +134,12 @@ def test_levelmapper_equals_the_finest_scale_rule_on_boundary_sizes():
 
 
 @given(
-    x=st.floats(-1e4, 1e4), y=st.floats(-1e4, 1e4),
-    w=st.floats(0, 3e3), h=st.floats(0, 3e3),
-    num_levels=st.integers(1, 8), finest_scale=st.sampled_from([14.0, 56.0, 100.0]),
+    x=st.floats(-1e4, 1e4),
+    y=st.floats(-1e4, 1e4),
+    w=st.floats(0, 3e3),
+    h=st.floats(0, 3e3),
+    num_levels=st.integers(1, 8),
+    finest_scale=st.sampled_from([14.0, 56.0, 100.0]),
 )
 def test_roi_levels_matches_levelmapper(x, y, w, h, num_levels, finest_scale):
     rois = torch.tensor([[0.0, x, y, x + w, y + h]], dtype=torch.float64)
@@ -346,8 +340,9 @@ def test_non_contiguous_inputs(device):
     sampling_ratio=st.sampled_from([0, 1, 2, 3]),
     output_size=st.sampled_from([1, 2, 7, (3, 5)]),
 )
-def test_forward_property_random_pyramids(num_levels, batch, channels, height, width, boxes,
-                                          aligned, sampling_ratio, output_size):
+def test_forward_property_random_pyramids(
+    num_levels, batch, channels, height, width, boxes, aligned, sampling_ratio, output_size
+):
     features = make_pyramid(num_levels, batch, channels, height, width, seed=height * width)
     rois = torch.tensor(
         [[min(b, batch - 1), x, y, x + w, y + h] for b, x, y, w, h in boxes], dtype=torch.float32
@@ -401,8 +396,7 @@ def test_backward_is_deterministic_across_thread_counts():
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("aligned", [True, False])
 def test_gradcheck_float64(device, aligned):
-    features = make_pyramid(2, 2, 2, 32, 32, dtype=torch.float64, device=device, seed=19,
-                            requires_grad=True)
+    features = make_pyramid(2, 2, 2, 32, 32, dtype=torch.float64, device=device, seed=19, requires_grad=True)
     rois = torch.tensor(
         [
             [0, 3.0, 4.0, 20.0, 18.0],
@@ -415,8 +409,7 @@ def test_gradcheck_float64(device, aligned):
     )
 
     def pool(*levels):
-        return multi_level_roi_align(list(levels), rois, [4, 8], (3, 2), 2, aligned,
-                                     finest_scale=16.0)
+        return multi_level_roi_align(list(levels), rois, [4, 8], (3, 2), 2, aligned, finest_scale=16.0)
 
     assert set(roi_levels(rois, 2, 16.0).tolist()) == {0, 1}
     # nondet_tol: CUDA adds gradients with atomics, so two backward passes may round differently
@@ -445,12 +438,8 @@ def test_cuda_float16_and_agreement_with_cpu():
     cuda = multi_level_roi_align([f.cuda() for f in features], rois.cuda(), STRIDES[:4], 7, 2)
     assert_close(cuda.cpu(), cpu, 1e-5)
     # float16 storage, float32 arithmetic: rounding of inputs and outputs only
-    half = multi_level_roi_align(
-        [f.cuda().half() for f in features], rois.cuda().half(), STRIDES[:4], 7, 2
-    )
-    expected = reference_pool(
-        [f.half().float() for f in features], rois.half().float(), STRIDES[:4], (7, 7), 2, True
-    )
+    half = multi_level_roi_align([f.cuda().half() for f in features], rois.cuda().half(), STRIDES[:4], 7, 2)
+    expected = reference_pool([f.half().float() for f in features], rois.half().float(), STRIDES[:4], (7, 7), 2, True)
     assert half.dtype == torch.float16
     assert_close(half.float().cpu(), expected, 1e-2)
 
@@ -473,54 +462,85 @@ def _replace(name, make):
 
 
 BAD_INPUTS = [
-    ("features is a tensor", _replace("features", lambda a: a["features"][0]), TypeError,
-     "features must be a list"),
+    ("features is a tensor", _replace("features", lambda a: a["features"][0]), TypeError, "features must be a list"),
     ("no levels", _replace("features", lambda a: []), ValueError, "1 to 8 levels"),
-    ("nine levels", _replace("features", lambda a: [a["features"][0]] * 9), ValueError,
-     "1 to 8 levels, got 9"),
-    ("3-D level", _replace("features", lambda a: [a["features"][0], a["features"][1][0]]),
-     ValueError, "features[1] must be [N, C, H, W]"),
-    ("empty map", _replace("features", lambda a: [a["features"][0], torch.zeros(2, 3, 0, 4)]),
-     ValueError, "features[1] must have H, W >= 1"),
-    ("channel mismatch",
-     _replace("features", lambda a: [a["features"][0], torch.zeros(2, 4, 4, 4)]), ValueError,
-     "features[1] has N, C = (2, 4), expected (2, 3)"),
-    ("batch mismatch", _replace("features", lambda a: [a["features"][0], torch.zeros(1, 3, 4, 4)]),
-     ValueError, "features[1] has N, C = (1, 3)"),
-    ("dtype mismatch",
-     _replace("features", lambda a: [a["features"][0], a["features"][1].double()]), TypeError,
-     "features[1] is torch.float64, expected torch.float32"),
-    ("integer features", _replace("features", lambda a: [f.int() for f in a["features"]]),
-     TypeError, "features must be float32, float64 or float16 (CUDA), got torch.int32"),
-    ("float16 on cpu", _replace("features", lambda a: [f.half() for f in a["features"]]),
-     TypeError, "float16 features are supported on CUDA only"),
-    ("not a level", _replace("features", lambda a: [a["features"][0], "p3"]), TypeError,
-     "features[1] must be a torch.Tensor"),
-    ("rois [R, 4]", _replace("rois", lambda a: a["rois"][:, 1:]), ValueError,
-     "rois must be [R, 5]"),
+    ("nine levels", _replace("features", lambda a: [a["features"][0]] * 9), ValueError, "1 to 8 levels, got 9"),
+    (
+        "3-D level",
+        _replace("features", lambda a: [a["features"][0], a["features"][1][0]]),
+        ValueError,
+        "features[1] must be [N, C, H, W]",
+    ),
+    (
+        "empty map",
+        _replace("features", lambda a: [a["features"][0], torch.zeros(2, 3, 0, 4)]),
+        ValueError,
+        "features[1] must have H, W >= 1",
+    ),
+    (
+        "channel mismatch",
+        _replace("features", lambda a: [a["features"][0], torch.zeros(2, 4, 4, 4)]),
+        ValueError,
+        "features[1] has N, C = (2, 4), expected (2, 3)",
+    ),
+    (
+        "batch mismatch",
+        _replace("features", lambda a: [a["features"][0], torch.zeros(1, 3, 4, 4)]),
+        ValueError,
+        "features[1] has N, C = (1, 3)",
+    ),
+    (
+        "dtype mismatch",
+        _replace("features", lambda a: [a["features"][0], a["features"][1].double()]),
+        TypeError,
+        "features[1] is torch.float64, expected torch.float32",
+    ),
+    (
+        "integer features",
+        _replace("features", lambda a: [f.int() for f in a["features"]]),
+        TypeError,
+        "features must be float32, float64 or float16 (CUDA), got torch.int32",
+    ),
+    (
+        "float16 on cpu",
+        _replace("features", lambda a: [f.half() for f in a["features"]]),
+        TypeError,
+        "float16 features are supported on CUDA only",
+    ),
+    (
+        "not a level",
+        _replace("features", lambda a: [a["features"][0], "p3"]),
+        TypeError,
+        "features[1] must be a torch.Tensor",
+    ),
+    ("rois [R, 4]", _replace("rois", lambda a: a["rois"][:, 1:]), ValueError, "rois must be [R, 5]"),
     ("rois 1-D", _replace("rois", lambda a: a["rois"][0]), ValueError, "rois must be [R, 5]"),
-    ("rois float64", _replace("rois", lambda a: a["rois"].double()), TypeError,
-     "rois must have the features' dtype torch.float32, got torch.float64"),
+    (
+        "rois float64",
+        _replace("rois", lambda a: a["rois"].double()),
+        TypeError,
+        "rois must have the features' dtype torch.float32, got torch.float64",
+    ),
     ("rois integer", _replace("rois", lambda a: a["rois"].long()), TypeError, "rois must have"),
-    ("rois a list", _replace("rois", lambda a: [[0, 1, 2, 3, 4]]), TypeError,
-     "rois must be a torch.Tensor"),
-    ("too few strides", _replace("strides", lambda a: [4]), ValueError,
-     "strides must have one entry per feature level: expected 2, got 1"),
+    ("rois a list", _replace("rois", lambda a: [[0, 1, 2, 3, 4]]), TypeError, "rois must be a torch.Tensor"),
+    (
+        "too few strides",
+        _replace("strides", lambda a: [4]),
+        ValueError,
+        "strides must have one entry per feature level: expected 2, got 1",
+    ),
     ("zero stride", _replace("strides", lambda a: [4, 0]), ValueError, "strides[1] must be"),
     ("stride string", _replace("strides", lambda a: "48"), TypeError, "strides must be a list"),
     ("output 0", _replace("output_size", lambda a: 0), ValueError, "output_size must be"),
     ("output 1-tuple", _replace("output_size", lambda a: (7,)), ValueError, "output_size must be"),
-    ("sampling float", _replace("sampling_ratio", lambda a: 2.0), TypeError,
-     "sampling_ratio must be an int"),
+    ("sampling float", _replace("sampling_ratio", lambda a: 2.0), TypeError, "sampling_ratio must be an int"),
     ("aligned int", _replace("aligned", lambda a: 1), TypeError, "aligned must be a bool"),
     ("finest 0", _replace("finest_scale", lambda a: 0.0), ValueError, "finest_scale must be"),
-    ("finest nan", _replace("finest_scale", lambda a: math.nan), ValueError,
-     "finest_scale must be"),
+    ("finest nan", _replace("finest_scale", lambda a: math.nan), ValueError, "finest_scale must be"),
 ]
 
 
-@pytest.mark.parametrize("change, error, message", [b[1:] for b in BAD_INPUTS],
-                         ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize("change, error, message", [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
 def test_bad_inputs_name_the_argument(change, error, message):
     with pytest.raises(error) as info:
         multi_level_roi_align(**change(_valid_arguments()))
@@ -577,13 +597,8 @@ def test_torch_export_with_dynamic_roi_count():
     features = make_pyramid(2, 1, 4, 64, 64, seed=31)
     rois = make_rois(10, 1, 64, 64, max_side=200.0, seed=31)
     rois_dim = torch.export.Dim("num_rois", min=0, max=100000)
-    exported = torch.export.export(
-        _TwoLevelExtractor(), (*features, rois), dynamic_shapes=(None, None, {0: rois_dim})
-    )
-    assert any(
-        node.target == torch.ops.sspnet.multi_level_roi_align.default
-        for node in exported.graph.nodes
-    )
+    exported = torch.export.export(_TwoLevelExtractor(), (*features, rois), dynamic_shapes=(None, None, {0: rois_dim}))
+    assert any(node.target == torch.ops.sspnet.multi_level_roi_align.default for node in exported.graph.nodes)
     more_rois = make_rois(25, 1, 64, 64, max_side=200.0, seed=32)
     out = exported.module()(*features, more_rois)
     expected = reference_pool(features, more_rois, [4, 8], (7, 7), 2, True)

@@ -139,9 +139,7 @@ def build_marker_model(
     return _save(graph, path, props)
 
 
-def build_constant_model(
-    path, input_size, outputs: dict[str, np.ndarray], props: dict[str, str]
-) -> str:
+def build_constant_model(path, input_size, outputs: dict[str, np.ndarray], props: dict[str, str]) -> str:
     """A batch-1 model ignoring its input and returning the given arrays (to break the contract)."""
     height, width = input_size
     nodes = [
@@ -170,9 +168,7 @@ def expected_detections(markers, frame_h, frame_w):
     """Closed-form detections of the marker model in frame pixels, clipped, sorted by score."""
     r = MARKER_RADIUS
     rows = sorted(markers, key=lambda m: -m[2])
-    boxes = np.array(
-        [[x - r, y - r, x + r + 1, y + r + 1] for x, y, _, _ in rows], dtype=np.float32
-    ).reshape(-1, 4)
+    boxes = np.array([[x - r, y - r, x + r + 1, y + r + 1] for x, y, _, _ in rows], dtype=np.float32).reshape(-1, 4)
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, frame_w)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, frame_h)
     scores = np.array([v / 255.0 for _, _, v, _ in rows], dtype=np.float32)

@@ -5,9 +5,10 @@ import json
 
 import pytest
 from runtime_models import VALID_PROPS
-from sspnet.errors import UsageError
 from sspnet.runtime import MetadataError, ModelMetadata, load_backend
 from sspnet.runtime.contract import METADATA_KEYS
+
+from sspnet.errors import UsageError
 
 
 def test_valid_metadata_parses_to_typed_values():
@@ -27,9 +28,7 @@ def test_valid_metadata_parses_to_typed_values():
 def test_sidecar_style_decoded_values_parse_the_same():
     # an engine's JSON sidecar holds decoded values rather than metadata_props strings
     sidecar = {
-        key: json.loads(value)
-        if key not in ("sspnet_version", "preset", "variant", "flavor", "batch")
-        else value
+        key: json.loads(value) if key not in ("sspnet_version", "preset", "variant", "flavor", "batch") else value
         for key, value in VALID_PROPS.items()
     }
     sidecar["batch"] = 4

@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_models import MARKER_RADIUS, expected_detections, paint_markers
-from sspnet.errors import UsageError
 from sspnet.runtime import Detections, Detector, load_backend
 from sspnet.runtime.backend import Backend
 from sspnet.runtime.detector import DEFAULT_MAX_TILES_PER_BATCH
+
+from sspnet.errors import UsageError
 
 R = MARKER_RADIUS
 EXPORT_H, EXPORT_W = 96, 128
@@ -90,9 +91,7 @@ def test_4k_frame_is_tiled_and_overlap_duplicates_merge(marker_model):
 
 @settings(max_examples=10)
 @given(
-    cells=st.lists(
-        st.tuples(st.integers(0, 29), st.integers(0, 19)), min_size=1, max_size=12, unique=True
-    ),
+    cells=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 19)), min_size=1, max_size=12, unique=True),
     seed=st.integers(0, 2**16),
 )
 def test_tiled_frame_finds_each_marker_once(marker_model_module, cells, seed):
@@ -116,18 +115,14 @@ def test_tiled_frame_finds_each_marker_once(marker_model_module, cells, seed):
 def marker_model_module(tmp_path_factory):
     from runtime_models import build_marker_model
 
-    path = build_marker_model(
-        tmp_path_factory.mktemp("m") / "m.onnx", input_size=(EXPORT_H, EXPORT_W), k=16
-    )
+    path = build_marker_model(tmp_path_factory.mktemp("m") / "m.onnx", input_size=(EXPORT_H, EXPORT_W), k=16)
     return load_backend(path)
 
 
 def test_merge_keeps_duplicates_when_disabled(backend):
     # merge_iou = 1.0 suppresses nothing (IoU must exceed it): the overlap marker then shows twice,
     # which proves the default merge is what removes it
-    markers = [
-        (100, 20, 200, 0)
-    ]  # tiles of width 128, overlap 30: starts 0 and 98 (x = 100 in both)
+    markers = [(100, 20, 200, 0)]  # tiles of width 128, overlap 30: starts 0 and 98 (x = 100 in both)
     frame = frame_with(markers, EXPORT_H, 226)
     assert len(Detector(backend, tile_overlap=30).detect(frame)) == 1
     assert len(Detector(backend, tile_overlap=30, merge_iou=1.0).detect(frame)) == 2
@@ -170,9 +165,7 @@ def test_stretch_maps_boxes_back_to_frame(backend):
     frame[40:42, 400:404, 0] = 255
     found = Detector(backend, fit="stretch").detect(frame)
     assert len(found) == 1
-    np.testing.assert_allclose(
-        found.boxes[0], [(100 - R) * 4, (20 - R) * 2, (101 + R) * 4, (21 + R) * 2]
-    )
+    np.testing.assert_allclose(found.boxes[0], [(100 - R) * 4, (20 - R) * 2, (101 + R) * 4, (21 + R) * 2])
 
 
 def test_detect_batch_of_mixed_sizes(backend):
@@ -266,8 +259,10 @@ def lattice_markers(height, width, count, seed):
     rng = np.random.default_rng(seed)
     cells = rng.choice((height // 10) * (width // 10), size=count, replace=False)
     values = rng.choice(np.arange(1, 256), size=count, replace=False)
-    return [(10 * int(c % (width // 10)) + 3, 10 * int(c // (width // 10)) + 3, int(v), int(v % 3))
-            for c, v in zip(cells, values)]
+    return [
+        (10 * int(c % (width // 10)) + 3, 10 * int(c // (width // 10)) + 3, int(v), int(v % 3))
+        for c, v in zip(cells, values)
+    ]
 
 
 @pytest.mark.parametrize("limit", [1, 3, 8])
@@ -329,9 +324,17 @@ def test_score_threshold_outside_unit_interval_is_a_usage_error(backend, value):
         Detector(backend, score_threshold=value)
 
 
-@pytest.mark.parametrize("kwargs", [{"merge_iou": float("nan")}, {"max_tiles_per_batch": 0},
-                                    {"max_tiles_per_batch": -2}, {"max_tiles_per_batch": 2.5},
-                                    {"max_detections": 1.5}, {"tile_overlap": True}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"merge_iou": float("nan")},
+        {"max_tiles_per_batch": 0},
+        {"max_tiles_per_batch": -2},
+        {"max_tiles_per_batch": 2.5},
+        {"max_detections": 1.5},
+        {"tile_overlap": True},
+    ],
+)
 def test_other_bad_options_are_usage_errors(backend, kwargs):
     with pytest.raises(UsageError, match=next(iter(kwargs))):
         Detector(backend, **kwargs)
@@ -341,7 +344,9 @@ def test_detector_opens_a_model_path(marker_model):
     path = marker_model(input_size=(EXPORT_H, EXPORT_W), k=16)
     markers = [(20, 10, 200, 0)]
     for model_file in (path, str(path)):
-        assert_detections(Detector(model_file).detect(frame_with(markers, EXPORT_H, EXPORT_W)), markers, EXPORT_H, EXPORT_W)
+        assert_detections(
+            Detector(model_file).detect(frame_with(markers, EXPORT_H, EXPORT_W)), markers, EXPORT_H, EXPORT_W
+        )
     with pytest.raises(UsageError, match="Backend .*load_backend.* or a model file path.*got int"):
         Detector(42)
 
@@ -360,8 +365,11 @@ def test_tiles_are_cut_only_when_the_model_asks_for_them(marker_model_module, mo
 
     cut = []
     real_cut_tiles = detector_module.cut_tiles
-    monkeypatch.setattr(detector_module, "cut_tiles",
-                        lambda image, grid, h, w: cut.append(len(grid)) or real_cut_tiles(image, grid, h, w))
+    monkeypatch.setattr(
+        detector_module,
+        "cut_tiles",
+        lambda image, grid, h, w: cut.append(len(grid)) or real_cut_tiles(image, grid, h, w),
+    )
     backend = RecordingBackend(marker_model_module)
     seen_at_call = []
     real_run = backend._run

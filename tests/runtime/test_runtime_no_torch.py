@@ -95,7 +95,10 @@ def test_accuracy_on_a_dataset_needs_no_torch(tmp_path):
     write_dataset(tmp_path / "data", 4, seed=0, val_fraction=0.5, size=(160, 128), progress=False)
     result = subprocess.run(
         [sys.executable, "-c", ACCURACY_SCRIPT, model, str(tmp_path / "data")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ACCURACY_NO_TORCH_OK" in result.stdout

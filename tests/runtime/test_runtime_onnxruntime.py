@@ -11,8 +11,9 @@ from runtime_models import (
     metadata_props,
 )
 from sspnet.runtime import MetadataError, load_backend
-from sspnet.errors import UsageError
 from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+from sspnet.errors import UsageError
 
 R = MARKER_RADIUS
 
@@ -33,12 +34,8 @@ def check_image_outputs(outputs, n, markers):
     assert count == len(markers)
     expected = sorted(markers, key=lambda m: -m[2])
     boxes = [[x - R, y - R, x + R + 1, y + R + 1] for x, y, _, _ in expected]
-    np.testing.assert_array_equal(
-        outputs["boxes"][n, :count], np.array(boxes, np.float32).reshape(-1, 4)
-    )
-    np.testing.assert_allclose(
-        outputs["scores"][n, :count], [v / 255 for _, _, v, _ in expected], rtol=1e-6
-    )
+    np.testing.assert_array_equal(outputs["boxes"][n, :count], np.array(boxes, np.float32).reshape(-1, 4))
+    np.testing.assert_allclose(outputs["scores"][n, :count], [v / 255 for _, _, v, _ in expected], rtol=1e-6)
     np.testing.assert_array_equal(outputs["labels"][n, :count], [label for *_, label in expected])
 
 
@@ -109,15 +106,11 @@ def test_cpu_provider_spellings(marker_model, providers):
 
 
 def test_unknown_provider_lists_the_available_ones(marker_model):
-    with pytest.raises(
-        ValueError, match=r"'NoSuchExecutionProvider' is not available.*CPUExecutionProvider"
-    ):
+    with pytest.raises(ValueError, match=r"'NoSuchExecutionProvider' is not available.*CPUExecutionProvider"):
         load_backend(marker_model(), providers=["NoSuchExecutionProvider"])
 
 
-@pytest.mark.parametrize(
-    "alias, full", [("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")]
-)
+@pytest.mark.parametrize("alias, full", [("cuda", "CUDAExecutionProvider"), ("tensorrt", "TensorrtExecutionProvider")])
 def test_unavailable_gpu_provider_is_a_clear_error(marker_model, alias, full):
     if full in onnxruntime.get_available_providers():
         pytest.skip(f"{full} is available in this onnxruntime")
@@ -181,9 +174,7 @@ def test_truncated_model_file(tmp_path, marker_model):
 
 
 def test_model_without_metadata_names_the_missing_keys(marker_model):
-    with pytest.raises(
-        MetadataError, match=r"plain\.onnx.*missing sspnet metadata.*'preset'.*'input_size'"
-    ):
+    with pytest.raises(MetadataError, match=r"plain\.onnx.*missing sspnet metadata.*'preset'.*'input_size'"):
         load_backend(marker_model("plain.onnx", props=None))
 
 
@@ -240,9 +231,7 @@ def test_output_shape_breaking_the_contract_is_a_runtime_error(tmp_path):
     outputs = contract_outputs(k=4)
     outputs["scores"] = np.zeros((1, 3), np.float32)
     path = build_constant_model(tmp_path / "c.onnx", (8, 8), outputs, metadata_props((8, 8), 4, 1))
-    with pytest.raises(
-        RuntimeError, match=r"output 'scores' has shape \(1, 3\), the contract says \(1, 4\)"
-    ):
+    with pytest.raises(RuntimeError, match=r"output 'scores' has shape \(1, 3\), the contract says \(1, 4\)"):
         load_backend(path).infer(np.zeros((1, 3, 8, 8), np.uint8))
 
 

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sspnet.runtime import preprocess
-from sspnet.errors import UsageError
 from sspnet.runtime.preprocess import (
     FrameMapping,
     frames_to_batch,
@@ -15,6 +14,8 @@ from sspnet.runtime.preprocess import (
     resize,
     stretch,
 )
+
+from sspnet.errors import UsageError
 
 
 def bilinear_reference(image, out_h, out_w):
@@ -162,9 +163,7 @@ def test_box_round_trip_through_the_mapping(case, fit):
     ],
 )
 @pytest.mark.parametrize("fit", [letterbox, stretch])
-def test_box_found_in_the_resized_input_maps_back_within_one_pixel(
-    frame_size, input_size, rect, fit
-):
+def test_box_found_in_the_resized_input_maps_back_within_one_pixel(frame_size, input_size, rect, fit):
     # paint a white rectangle, resize, find its extent in the input, map that back to the frame
     x1, y1, x2, y2 = rect
     frame = np.zeros((*frame_size, 3), np.uint8)

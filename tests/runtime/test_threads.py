@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from sspnet.runtime import threads
 
 
@@ -56,15 +55,18 @@ def test_dynamic_block_base_only_when_asked(monkeypatch):
 
 def test_the_onnxruntime_backend_does_not_spin(tmp_path, monkeypatch):
     from runtime_models import build_marker_model
-
     from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     monkeypatch.delenv("SSPNET_ORT_SPINNING", raising=False)
     seen = []
     original = threads.configure_onnxruntime_session
-    monkeypatch.setattr("sspnet.runtime.onnxruntime_backend.configure_onnxruntime_session",
-                        lambda options: (original(options), seen.append(
-                            options.get_session_config_entry("session.intra_op.allow_spinning"))))
+    monkeypatch.setattr(
+        "sspnet.runtime.onnxruntime_backend.configure_onnxruntime_session",
+        lambda options: (
+            original(options),
+            seen.append(options.get_session_config_entry("session.intra_op.allow_spinning")),
+        ),
+    )
     OnnxRuntimeBackend(build_marker_model(tmp_path / "m.onnx"))
     assert seen and set(seen) == {"0"}  # every session of the backend (adaptive threads: two)
 
@@ -72,13 +74,18 @@ def test_the_onnxruntime_backend_does_not_spin(tmp_path, monkeypatch):
 def test_the_command_sets_openmp_variables_before_torch_loads():
     # A fresh interpreter: the CLI entry must put GOMP_SPINCOUNT into the environment before the
     # verb module (here `info`, which imports torch) loads libgomp.
-    code = ("import os, sys\n"
-            "from sspnet.cli import main\n"
-            "main(['--help'])\n"
-            "from sspnet.runtime.threads import openmp_runtime_loaded\n"
-            "print('RESULT', os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules, openmp_runtime_loaded())\n")
-    env = {k: v for k, v in __import__("os").environ.items()
-           if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "SSPNET_OPENMP_DEFAULTS")}
+    code = (
+        "import os, sys\n"
+        "from sspnet.cli import main\n"
+        "main(['--help'])\n"
+        "from sspnet.runtime.threads import openmp_runtime_loaded\n"
+        "print('RESULT', os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules, openmp_runtime_loaded())\n"
+    )
+    env = {
+        k: v
+        for k, v in __import__("os").environ.items()
+        if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "SSPNET_OPENMP_DEFAULTS")
+    }
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
     assert line == "RESULT 4000 False False"  # set, and no OpenMP runtime was loaded yet
@@ -137,14 +144,17 @@ class ScriptedLoad:
         return self.values.pop(0) if self.values else None
 
 
-@pytest.mark.parametrize("cores, others, expected", [
-    # 2 cores: a busy neighbour takes one (1 thread left); a half-busy core changes nothing
-    # (hysteresis: taken at >= 0.6, freed below 0.4); a neighbour gone gives both back.
-    (2, [0.0, 1.0, 0.5, 0.45, 0.3, 0.5, 0.7, 1.9], [2, 1, 1, 1, 2, 2, 1, 1]),
-    # 8 cores: others at 2.7 cores take 3 (5 left), never more than cores - 1; a taken core is
-    # given back only when others' use of it falls below 0.4 (6.5 keeps 7 taken, 6.3 frees one).
-    (8, [2.7, 9.0, 6.5, 6.3, 0.1], [5, 1, 1, 2, 8]),
-])
+@pytest.mark.parametrize(
+    "cores, others, expected",
+    [
+        # 2 cores: a busy neighbour takes one (1 thread left); a half-busy core changes nothing
+        # (hysteresis: taken at >= 0.6, freed below 0.4); a neighbour gone gives both back.
+        (2, [0.0, 1.0, 0.5, 0.45, 0.3, 0.5, 0.7, 1.9], [2, 1, 1, 1, 2, 2, 1, 1]),
+        # 8 cores: others at 2.7 cores take 3 (5 left), never more than cores - 1; a taken core is
+        # given back only when others' use of it falls below 0.4 (6.5 keeps 7 taken, 6.3 frees one).
+        (8, [2.7, 9.0, 6.5, 6.3, 0.1], [5, 1, 1, 2, 8]),
+    ],
+)
 def test_governor_runs_on_the_cores_others_leave_free(cores, others, expected):
     calls = []
     load = ScriptedLoad([None, *others])  # the constructor's reference sample
@@ -208,6 +218,7 @@ def test_busy_neighbour_is_seen_and_our_own_spinning_is_not():
 def test_torch_backend_adapts_threads_on_cpu_unless_told_not_to(monkeypatch, tmp_path):
     torch = pytest.importorskip("torch")
     from sspnet.runtime.backend import load_backend
+
     from sspnet.inference.torch_backend import TorchBackend
     from sspnet.models import build_model
 
@@ -297,7 +308,6 @@ def wait_for_session(backend, count, seconds=30.0):
 def test_onnxruntime_backend_runs_each_call_on_the_session_the_governor_picks(tmp_path, monkeypatch):
     import numpy as np
     from runtime_models import build_marker_model
-
     from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     if not threads.OtherLoad().available() or threads.usable_cores() < 2:
@@ -321,13 +331,13 @@ def test_onnxruntime_backend_runs_each_call_on_the_session_the_governor_picks(tm
     # both sessions compute the same model
     images = np.zeros((1, 3, *backend.input_size), np.uint8)
     images[0, 0, 10, 20] = 200
-    np.testing.assert_array_equal(one.run(["boxes"], {"images": images})[0],
-                                  backend.session.run(["boxes"], {"images": images})[0])
+    np.testing.assert_array_equal(
+        one.run(["boxes"], {"images": images})[0], backend.session.run(["boxes"], {"images": images})[0]
+    )
 
 
 def test_onnxruntime_backend_off_switches(tmp_path, monkeypatch):
     from runtime_models import build_marker_model
-
     from sspnet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     model = build_marker_model(tmp_path / "m.onnx")

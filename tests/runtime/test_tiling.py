@@ -12,7 +12,6 @@ import torch
 import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
-
 from sspnet.runtime.nms import batched_nms, nms
 from sspnet.runtime.tiling import cut_tiles, merge_tile_detections, tile_grid
 
@@ -45,7 +44,7 @@ def test_grid_covers_image_and_count_formula(case):
     for intervals, length in ((xs, image_w), (ys, image_h)):
         covered = np.zeros(length, dtype=bool)
         for start, end in intervals:
-            covered[start:min(end, length)] = True
+            covered[start : min(end, length)] = True
         assert covered.all()
 
 

@@ -39,6 +39,7 @@ def exported_detector(tmp_path_factory):
             torch = pytest.importorskip("torch")
             try:
                 from sspnet.export.onnx_export import export_onnx
+
                 from sspnet.models import build_model
             except ImportError as error:  # the exporter's optional dependencies
                 pytest.skip(f"the ONNX exporter cannot be imported here: {error}")

@@ -51,11 +51,19 @@ REGRESSIONS = CORPUS / "regressions"
 CLANG = "clang++"
 SANITIZE = "-fsanitize=address,undefined"
 COMPILE_FLAGS = [
-    "-std=c++17", "-g", "-O1", "-fno-omit-frame-pointer", SANITIZE, "-fno-sanitize-recover=undefined",
-    "-fsanitize=fuzzer-no-link", "-DSSPNET_WITH_CUDA=1",
+    "-std=c++17",
+    "-g",
+    "-O1",
+    "-fno-omit-frame-pointer",
+    SANITIZE,
+    "-fno-sanitize-recover=undefined",
+    "-fsanitize=fuzzer-no-link",
+    "-DSSPNET_WITH_CUDA=1",
     # TensorRT's deprecated V1 plugin classes in the fake registry; the kernels' OpenMP pragmas
     # (OpenMP is off here: only validate() runs).
-    "-Wno-deprecated-declarations", "-Wno-inconsistent-missing-override", "-Wno-unknown-pragmas",
+    "-Wno-deprecated-declarations",
+    "-Wno-inconsistent-missing-override",
+    "-Wno-unknown-pragmas",
 ]
 LINK_FLAGS = [SANITIZE, "-fsanitize=fuzzer"]
 
@@ -69,10 +77,13 @@ def missing_fuzzer() -> str | None:
     probe = Path(tempfile.mkdtemp(prefix="sspnet-fuzz-probe-"))
     try:
         source = probe / "probe.cpp"
-        source.write_text('#include <cstdint>\n#include <cstddef>\n'
-                          'extern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n')
-        result = subprocess.run([CLANG, *LINK_FLAGS, str(source), "-o", str(probe / "probe")],
-                                capture_output=True, text=True, timeout=300)
+        source.write_text(
+            "#include <cstdint>\n#include <cstddef>\n"
+            'extern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n'
+        )
+        result = subprocess.run(
+            [CLANG, *LINK_FLAGS, str(source), "-o", str(probe / "probe")], capture_output=True, text=True, timeout=300
+        )
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or [""])[-1]
             return f"clang++ cannot link -fsanitize=fuzzer (Debian: apt-get install libclang-rt-14-dev): {last}"
@@ -84,8 +95,13 @@ def missing_fuzzer() -> str | None:
 def fuzz_sources() -> list[Path]:
     # Of the kernels only the validate() functions are reached (batched_nms_cpu.cpp holds NMS's).
     kernels = [KERNELS / "batched_nms_cpu.cpp", KERNELS / "multi_level_roi_align.cpp"]
-    return [*plugin_sources(), *kernels, CPP / "fake_nvinfer.cpp", FUZZ / "no_device.cpp",
-            FUZZ / "plugin_fields_fuzzer.cpp"]
+    return [
+        *plugin_sources(),
+        *kernels,
+        CPP / "fake_nvinfer.cpp",
+        FUZZ / "no_device.cpp",
+        FUZZ / "plugin_fields_fuzzer.cpp",
+    ]
 
 
 def _clang_version() -> str:
@@ -93,15 +109,25 @@ def _clang_version() -> str:
 
 
 def _include_flags(headers: HeaderSet) -> list[str]:
-    return [f"-I{TENSORRT_SOURCES}", f"-I{KERNELS}", f"-I{CPP}", "-isystem", str(headers.include),
-            "-isystem", str(cuda_root() / "include")]
+    return [
+        f"-I{TENSORRT_SOURCES}",
+        f"-I{KERNELS}",
+        f"-I{CPP}",
+        "-isystem",
+        str(headers.include),
+        "-isystem",
+        str(cuda_root() / "include"),
+    ]
 
 
 def _includes_tensorrt(source: Path) -> bool:
     """False for the sources that compile without TensorRT (the field tables, the kernels, the CUDA
     stand-ins): one object of each serves every header set."""
-    tensorrt_free = source.parent == KERNELS or source.name == "no_device.cpp" or source.name.endswith(
-        ("Fields.cpp", "fieldBinding.cpp"))
+    tensorrt_free = (
+        source.parent == KERNELS
+        or source.name == "no_device.cpp"
+        or source.name.endswith(("Fields.cpp", "fieldBinding.cpp"))
+    )
     return not tensorrt_free
 
 
@@ -109,8 +135,17 @@ def _compile(source: Path, text: str | None, headers: HeaderSet) -> Path:
     """One object, cached; `text` replaces the file's contents (a planted bug), same includes."""
     # Every header the source may include is part of the key (our folders; TensorRT's by version).
     tensorrt = (headers.include.resolve(), headers.version) if _includes_tensorrt(source) else ()
-    key = content_key("fuzz-object", source.name, text if text is not None else source, TENSORRT_SOURCES, KERNELS,
-                      CPP / "fake_tensorrt.h", *tensorrt, COMPILE_FLAGS, _clang_version())
+    key = content_key(
+        "fuzz-object",
+        source.name,
+        text if text is not None else source,
+        TENSORRT_SOURCES,
+        KERNELS,
+        CPP / "fake_tensorrt.h",
+        *tensorrt,
+        COMPILE_FLAGS,
+        _clang_version(),
+    )
     folder, ready = cached_folder("fuzz-object", key)
     target = folder / f"{source.stem}.o"
     if not ready:
@@ -119,8 +154,10 @@ def _compile(source: Path, text: str | None, headers: HeaderSet) -> Path:
         if text is not None:
             compiled = folder / source.name
             compiled.write_text(text)
-        check_run([CLANG, *COMPILE_FLAGS, *_include_flags(headers), "-c", str(compiled), "-o", str(target)],
-                  f"compiling {source.name} for the fuzzer")
+        check_run(
+            [CLANG, *COMPILE_FLAGS, *_include_flags(headers), "-c", str(compiled), "-o", str(target)],
+            f"compiling {source.name} for the fuzzer",
+        )
         mark_done(folder)
     return target
 
@@ -163,8 +200,14 @@ def outcomes(result: subprocess.CompletedProcess) -> dict[str, str]:
     return found
 
 
-def fuzz(binary: Path, workdir: Path, seconds: int, start_from: list[Path], seed: int | None = None,
-         extra: list[str] | None = None) -> subprocess.CompletedProcess:
+def fuzz(
+    binary: Path,
+    workdir: Path,
+    seconds: int,
+    start_from: list[Path],
+    seed: int | None = None,
+    extra: list[str] | None = None,
+) -> subprocess.CompletedProcess:
     """A time-boxed libFuzzer run: new inputs go to workdir/corpus, a crash to workdir/crash-*.
 
     One process, one job; -max_len bounds inputs at 4 KiB (a field collection is far smaller).
@@ -173,8 +216,16 @@ def fuzz(binary: Path, workdir: Path, seconds: int, start_from: list[Path], seed
     corpus.mkdir(parents=True, exist_ok=True)
     for path in start_from:
         shutil.copy(path, corpus / path.name)
-    command = [str(binary), f"-max_total_time={seconds}", "-max_len=4096", "-timeout=10", "-rss_limit_mb=2048",
-               f"-artifact_prefix={workdir}/", "-print_final_stats=1", *(extra or [])]
+    command = [
+        str(binary),
+        f"-max_total_time={seconds}",
+        "-max_len=4096",
+        "-timeout=10",
+        "-rss_limit_mb=2048",
+        f"-artifact_prefix={workdir}/",
+        "-print_final_stats=1",
+        *(extra or []),
+    ]
     if seed is not None:
         command.append(f"-seed={seed}")
     command.append(str(corpus))
@@ -190,8 +241,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--headers", default="10.3", help="TensorRT header version prefix (10.3, 10.16, 11.)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")
-    parser.add_argument("--merge-into-coverage", action="store_true",
-                        help="afterwards, minimise coverage/ + the new inputs back into coverage/")
+    parser.add_argument(
+        "--merge-into-coverage",
+        action="store_true",
+        help="afterwards, minimise coverage/ + the new inputs back into coverage/",
+    )
     args = parser.parse_args()
     reason = missing_fuzzer()
     headers = header_set(args.headers)
@@ -209,8 +263,9 @@ def main() -> int:
     if args.merge_into_coverage and not crashes:
         merged = workdir / "merged"
         merged.mkdir(exist_ok=True)
-        check_run([str(binary), "-merge=1", str(merged), str(COVERAGE), str(workdir / "corpus")], "merging",
-                  timeout=600)
+        check_run(
+            [str(binary), "-merge=1", str(merged), str(COVERAGE), str(workdir / "corpus")], "merging", timeout=600
+        )
         for old in COVERAGE.glob("*"):
             old.unlink()
         for new in merged.iterdir():

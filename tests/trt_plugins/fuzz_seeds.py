@@ -20,8 +20,14 @@ HERE = Path(__file__).resolve().parent
 PLUGIN_FIELDS = HERE.parents[1] / "runtime" / "plugin_fields.json"
 SEEDS = HERE / "fuzz_corpus" / "seeds"
 
-MODES = {("nms", "build"): 0, ("nms", "runtime"): 1, ("roi", "build"): 2, ("roi", "runtime"): 3,
-         ("nms", "reader"): 4, ("roi", "reader"): 5}
+MODES = {
+    ("nms", "build"): 0,
+    ("nms", "runtime"): 1,
+    ("roi", "build"): 2,
+    ("roi", "runtime"): 3,
+    ("nms", "reader"): 4,
+    ("roi", "reader"): 5,
+}
 PLUGINS = {"nms": "SSPNetBatchedNMS", "roi": "SSPNetMultiLevelRoIAlign"}
 # nvinfer1::PluginFieldType values and their element formats.
 TYPES = {"int32": (5, "<i"), "float32": (1, "<f"), "int64": (10, "<q")}
@@ -60,22 +66,27 @@ def seeds() -> dict[str, bytes]:
     return {
         "accepted-nms-build-defaults": collection("nms", "build", default_fields("nms")),
         "accepted-nms-build-gaussian-class-aware": collection(
-            "nms", "build", default_fields("nms", method=2, class_aware=1, sigma=0.3, min_score=0.001)),
+            "nms", "build", default_fields("nms", method=2, class_aware=1, sigma=0.3, min_score=0.001)
+        ),
         "accepted-nms-runtime-with-workspace": collection("nms", "runtime", default_fields("nms") + [workspace]),
         "accepted-nms-build-no-fields": collection("nms", "build", []),
         "accepted-roi-build-defaults": collection("roi", "build", default_fields("roi")),
         "accepted-roi-runtime-three-levels": collection(
-            "roi", "runtime", default_fields("roi", spatial_scales=[0.125, 0.0625, 0.03125], sampling_ratio=2)),
+            "roi", "runtime", default_fields("roi", spatial_scales=[0.125, 0.0625, 0.03125], sampling_ratio=2)
+        ),
         "refused-nms-build-workspace-field": collection("nms", "build", default_fields("nms") + [workspace]),
         "refused-nms-runtime-method-3": collection("nms", "runtime", default_fields("nms", method=3)),
         "refused-roi-build-nine-levels": collection("roi", "build", [field("spatial_scales", "float32", [0.5] * 9)]),
         "refused-roi-runtime-float-output-height": collection(
-            "roi", "runtime", [field("output_height", "float32", 7.0)]),
+            "roi", "runtime", [field("output_height", "float32", 7.0)]
+        ),
         # The two plugin bugs the fuzzer found, as readable cases (regressions/ keeps the raw inputs).
-        "refused-nms-runtime-null-field-array": collection("nms", "runtime", default_fields("nms"),
-                                                           flags=NULL_FIELD_ARRAY),
+        "refused-nms-runtime-null-field-array": collection(
+            "nms", "runtime", default_fields("nms"), flags=NULL_FIELD_ARRAY
+        ),
         "refused-roi-build-zero-spatial-scales": collection(
-            "roi", "build", [field("spatial_scales", "float32", [0.0] * 7)]),
+            "roi", "build", [field("spatial_scales", "float32", [0.0] * 7)]
+        ),
         "refused-roi-runtime-output-width-0": collection("roi", "runtime", default_fields("roi", output_width=0)),
         "read-nms-reader-defaults": collection("nms", "reader", default_fields("nms")),
         "read-roi-reader-defaults": collection("roi", "reader", default_fields("roi")),

@@ -69,15 +69,30 @@ def reference(node, inputs, label: str, device: str) -> list[np.ndarray]:
         if label == "mixed":
             features = [f.half().float() for f in features]
         pooled = torch.ops.sspnet.multi_level_roi_align(
-            features, rois, list(attrs["spatial_scales"]), attrs["output_height"], attrs["output_width"],
-            attrs["sampling_ratio"], bool(attrs["aligned"]), attrs["finest_scale"])
+            features,
+            rois,
+            list(attrs["spatial_scales"]),
+            attrs["output_height"],
+            attrs["output_width"],
+            attrs["sampling_ratio"],
+            bool(attrs["aligned"]),
+            attrs["finest_scale"],
+        )
         return [(pooled.half() if fp16_on_cpu else pooled).float().cpu().numpy()]
     boxes = torch.from_numpy(inputs[0]).to(device, dtype)
     scores = torch.from_numpy(inputs[1]).to(device, dtype)
     labels = torch.from_numpy(inputs[2]).to(device) if attrs["class_aware"] else None
     keep, keep_scores, num_valid = torch.ops.sspnet.batched_nms(
-        boxes, scores, labels, attrs["iou_threshold"], attrs["method"], attrs["sigma"],
-        attrs["score_threshold"], attrs["min_score"], attrs["max_output"])
+        boxes,
+        scores,
+        labels,
+        attrs["iou_threshold"],
+        attrs["method"],
+        attrs["sigma"],
+        attrs["score_threshold"],
+        attrs["min_score"],
+        attrs["max_output"],
+    )
     return [keep.int().cpu().numpy(), keep_scores.float().cpu().numpy(), num_valid.int().cpu().numpy()[:, None]]
 
 

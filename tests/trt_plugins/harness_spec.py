@@ -154,9 +154,7 @@ def symbol_profiles(nodes: list[PluginNode]) -> dict[str, tuple[int, int, int]]:
         bases |= set(_IDENTIFIER.findall(expression))
     profiles = {}
     for expression in sorted(expressions):
-        values = [
-            {base: BASE_PROFILES.get(base, DEFAULT_PROFILE)[k] for base in bases} for k in range(3)
-        ]
+        values = [{base: BASE_PROFILES.get(base, DEFAULT_PROFILE)[k] for base in bases} for k in range(3)]
         profiles[expression] = tuple(evaluate_size(expression, v) for v in values)
     return profiles
 

@@ -4,7 +4,6 @@ last partial batch. Pure NumPy; expected values are written out by hand."""
 import numpy as np
 import pytest
 from PIL import Image
-
 from sspnet.runtime.calibration import CalibrationBatches
 from sspnet.runtime.engine_builder import save_calibration_array
 

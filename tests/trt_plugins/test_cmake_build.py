@@ -60,8 +60,9 @@ def test_tensorrt_symbols_imported(build):
     undefined = dynamic_symbols(build["library"], "--undefined-only")
     from_nowhere = {name for name, kind in undefined.items() if kind == "U"}
     # everything else comes with a version (glibc, libstdc++, libcudart, libgomp)
-    out = subprocess.run(["nm", "-D", "--undefined-only", str(build["library"])], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["nm", "-D", "--undefined-only", str(build["library"])], capture_output=True, text=True, check=True
+    ).stdout
     unversioned = {line.split()[-1] for line in out.splitlines() if "@" not in line and line.split()[-2] == "U"}
     assert unversioned == TENSORRT_IMPORTS, sorted(unversioned)
     assert TENSORRT_IMPORTS <= from_nowhere

@@ -9,13 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from sspnet.cli import main
 from trt_files import REPO, tensorrt_installed
 
-no_tensorrt = pytest.mark.skipif(
-    tensorrt_installed(), reason="checks the behaviour where TensorRT is NOT installed"
-)
+from sspnet.cli import main
+
+no_tensorrt = pytest.mark.skipif(tensorrt_installed(), reason="checks the behaviour where TensorRT is NOT installed")
 
 
 def row(output: str, check: str) -> list[str]:
@@ -142,17 +140,13 @@ def test_setup_skips_the_plugins_with_one_line(tmp_path, monkeypatch, capsys):
     target = tmp_path / "sspnet" / "lib"
     functions["build_tensorrt_plugins"]([target])
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "sspnet: no TensorRT headers (set TENSORRT_ROOT) -> skipping the TensorRT plugins (csrc/tensorrt)"
-    ]
+    assert err == ["sspnet: no TensorRT headers (set TENSORRT_ROOT) -> skipping the TensorRT plugins (csrc/tensorrt)"]
     assert not target.exists()
 
 
 def test_setup_finds_headers_under_tensorrt_root(tmp_path, monkeypatch):
     (tmp_path / "include").mkdir()
-    (tmp_path / "include" / "NvInferRuntime.h").write_text(
-        "// placeholder file: only its presence is checked\n"
-    )
+    (tmp_path / "include" / "NvInferRuntime.h").write_text("// placeholder file: only its presence is checked\n")
     monkeypatch.setenv("TENSORRT_ROOT", str(tmp_path))
     assert setup_functions(CUDA_HOME=None)["find_tensorrt_headers"]() == tmp_path / "include"
 

@@ -46,8 +46,10 @@ def test_unknown_arguments_are_refused():
     assert "unknown argument '--fast'" in run.stderr
 
 
-@pytest.mark.skipif(subprocess.run(["sh", "-c", "command -v nvidia-smi"], capture_output=True).returncode == 0,
-                    reason="a GPU driver is present")
+@pytest.mark.skipif(
+    subprocess.run(["sh", "-c", "command -v nvidia-smi"], capture_output=True).returncode == 0,
+    reason="a GPU driver is present",
+)
 def test_without_a_gpu_only_the_dry_run_is_allowed(tmp_path):
     run = run_script("--out", str(tmp_path))
     assert run.returncode == 2
@@ -58,8 +60,18 @@ def test_dry_run_plans_the_int8_vs_fp16_trtexec_step(tmp_path):
     """Step 7: fp16 and INT8 engines of one export, profiled layer by layer, summarised into JSON."""
     run = run_script("--dry-run", "--out", str(tmp_path))
     assert run.returncode == 0, run.stdout + run.stderr
-    command = {s["step"]: s["command"] for s in json.loads((tmp_path / "summary.json").read_text())["steps"]}["trt_int8"]
-    for piece in ("--profilingVerbosity=detailed", "--dumpLayerInfo", "--dumpProfile", "sspnet quantize",
-                  "--exportLayerInfo=", "--exportTimes=", "sspnet.benchmark.trt_layers", "trt_int8_layers.json"):
+    command = {s["step"]: s["command"] for s in json.loads((tmp_path / "summary.json").read_text())["steps"]}[
+        "trt_int8"
+    ]
+    for piece in (
+        "--profilingVerbosity=detailed",
+        "--dumpLayerInfo",
+        "--dumpProfile",
+        "sspnet quantize",
+        "--exportLayerInfo=",
+        "--exportTimes=",
+        "sspnet.benchmark.trt_layers",
+        "trt_int8_layers.json",
+    ):
         assert piece in command, piece
     assert command.count("build-engine") == 2 and "fp16.layers.json" in command and "int8.layers.json" in command

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from trt_files import PLUGIN_FIELDS, REPO, TENSORRT_SOURCES
 
 PLUGIN_DIRS = {"SSPNetMultiLevelRoIAlign": "multiLevelRoIAlign", "SSPNetBatchedNMS": "batchedNms"}
@@ -89,9 +88,7 @@ def test_output_count_and_registration_in_sources(plugin):
     source = (folder / f"{PLUGIN_DIRS[plugin]}Plugin.cpp").read_text()
     outputs = int(re.search(r"kNbOutputs = (\d+);", header).group(1))
     assert outputs == len(json_plugins()[plugin]["outputs"])
-    creator = re.search(
-        r"class (\w+PluginCreator) final : public nvinfer1::IPluginCreatorV3One", header
-    ).group(1)
+    creator = re.search(r"class (\w+PluginCreator) final : public nvinfer1::IPluginCreatorV3One", header).group(1)
     # One creator instance, in common/pluginLibrary.cpp: registered while the library loads
     # (gCreators) and returned by getCreators() (gCreatorList).
     library = (TENSORRT_SOURCES / "common" / "pluginLibrary.cpp").read_text()
@@ -106,9 +103,7 @@ def test_output_count_and_registration_in_sources(plugin):
     # Both creator and plugin report the name / version / namespace constants the dump printed,
     # and every phase reads fields through the one table (bindFields).
     for owner in (plugin_class, creator):
-        assert re.search(
-            rf"{owner}::getPluginNamespace\(\) const noexcept {{ return kPluginNamespace; }}", source
-        )
+        assert re.search(rf"{owner}::getPluginNamespace\(\) const noexcept {{ return kPluginNamespace; }}", source)
     assert "fieldSignatures(bindFields(" in source  # getFieldNames
     assert "fieldValues(bindFields(" in source  # getFieldsToSerialize
     assert re.search(r"readPluginFields\(&?\w+, bindFields\(", source)  # createPlugin, build and runtime phase
@@ -128,9 +123,7 @@ def test_field_reading_behaviour(tmp_path):
     assert run.stdout.strip().endswith("0 failures")
 
 
-@pytest.mark.skipif(
-    shutil.which("nvcc") is None, reason="no nvcc on PATH (CUDA toolkit) for the compile check"
-)
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc on PATH (CUDA toolkit) for the compile check")
 def test_field_sources_compile_as_cuda_with_the_kernel_cuda_declarations(tmp_path):
     unity = tmp_path / "fields_unity.cu"
     unity.write_text("".join(f'#include "{source}"\n' for source in FIELD_SOURCES))

@@ -93,18 +93,25 @@ def test_time_boxed_fuzz_run_finds_nothing(tmp_path):
     found = "\n".join(f"{c.name}: base64 {base64.b64encode(c.read_bytes()).decode()}" for c in crashes)
     assert result.returncode == 0 and not crashes, (
         f"the fuzzer found an input that crashes or breaks a property; add it to {REGRESSIONS} and fix the "
-        f"plugin:\n{found}\n{_report(result)}")
+        f"plugin:\n{found}\n{_report(result)}"
+    )
     assert "Done" in result.stderr and "stat::number_of_executed_units" in result.stderr
 
 
 # (file, text taken out, what replaces it, where the report must point)
 PLANTED_BUGS = {
-    "array-bound": (TENSORRT_SOURCES / "common" / "fieldBinding.cpp",
-                    "(value.length < 1 || value.length > binding.capacity)", "(value.length < 1)",
-                    ("buffer-overflow", "fieldBinding.cpp")),
-    "null-field-array": (TENSORRT_SOURCES / "common" / "pluginSupport.cpp",
-                         "(fc->nbFields < 0 || (fc->nbFields > 0 && fc->fields == nullptr))", "(fc->nbFields < 0)",
-                         ("pluginSupport.cpp",)),
+    "array-bound": (
+        TENSORRT_SOURCES / "common" / "fieldBinding.cpp",
+        "(value.length < 1 || value.length > binding.capacity)",
+        "(value.length < 1)",
+        ("buffer-overflow", "fieldBinding.cpp"),
+    ),
+    "null-field-array": (
+        TENSORRT_SOURCES / "common" / "pluginSupport.cpp",
+        "(fc->nbFields < 0 || (fc->nbFields > 0 && fc->fields == nullptr))",
+        "(fc->nbFields < 0)",
+        ("pluginSupport.cpp",),
+    ),
 }
 
 

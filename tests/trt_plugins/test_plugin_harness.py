@@ -83,8 +83,14 @@ def harness(request, export_nodes, tmp_path_factory):
     run = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout)
-    return {"report": report, "stderr": run.stderr, "headers": headers, "folder": folder, "arrays": arrays,
-            "profiles": profiles}
+    return {
+        "report": report,
+        "stderr": run.stderr,
+        "headers": headers,
+        "folder": folder,
+        "arrays": arrays,
+        "profiles": profiles,
+    }
 
 
 def _cuda_device() -> bool:
@@ -123,15 +129,22 @@ def test_parser_finds_each_creator_and_passes_every_attribute(harness, export_no
     descriptions = plugin_descriptions()
     for node, result in _nodes(harness, export_nodes):
         description = descriptions[node.op_type]
-        assert result["lookup"] == {"version": description["version"], "namespace": description["namespace"],
-                                    "found": True}
+        assert result["lookup"] == {
+            "version": description["version"],
+            "namespace": description["namespace"],
+            "found": True,
+        }
         assert result["creator_kind"] == "PLUGIN CREATOR_V3ONE"
         attributes = {name for name, _, _ in node.attributes} - {"plugin_version", "plugin_namespace"}
         assert sorted(result["fields_passed"]) == sorted(attributes) == sorted(description["fields"])
         assert result["fields_absent"] == []
         assert result["build_plugin"], result["build_messages"]
-        assert result["capabilities"] == {"core": True, "build": True, "runtime": True,
-                                          "identity_matches_creator": True}
+        assert result["capabilities"] == {
+            "core": True,
+            "build": True,
+            "runtime": True,
+            "identity_matches_creator": True,
+        }
 
 
 def test_serialised_fields_hold_the_node_attributes(harness, export_nodes):
@@ -209,8 +222,12 @@ def test_serialise_deserialise_and_copies(harness, export_nodes):
     for node, result in _nodes(harness, export_nodes):
         assert result["runtime_plugin"], result["runtime_messages"]
         assert result["roundtrip_equal"], node.name
-        assert result["copies"] == {"clone_distinct": True, "clone_outlives_original": True,
-                                    "attached_distinct": True, "attached_outlive_original": True}
+        assert result["copies"] == {
+            "clone_distinct": True,
+            "clone_outlives_original": True,
+            "attached_distinct": True,
+            "attached_outlive_original": True,
+        }
         assert result["on_shape_change"]["status"] == 0, result["on_shape_change"]["messages"]
         names = [f["name"] for f in result["serialised_fields"]]
         configured_fp32 = next(c for c in result["configured"] if c["label"] == "fp32")
@@ -245,8 +262,10 @@ def test_wrong_fields_and_shapes_are_refused_with_a_message(harness, export_node
 
 def test_enqueue_matches_sspnet_ops_on_the_gpu(harness, export_nodes):
     if harness["report"]["cuda_devices"] == 0 or harness["arrays"] is None:
-        pytest.skip("no CUDA device: enqueue runs only where a GPU is present (on the CPU execution layer: "
-                    "test_plugin_enqueue_on_cpu.py)")
+        pytest.skip(
+            "no CUDA device: enqueue runs only where a GPU is present (on the CPU execution layer: "
+            "test_plugin_enqueue_on_cpu.py)"
+        )
     folder = harness["folder"]
     for index, (node, result) in enumerate(_nodes(harness, export_nodes)):
         runs = {(r["profile"], r["label"]): r for r in result["enqueue"]}

@@ -59,8 +59,13 @@ def test_entry_points_are_exported_with_c_linkage(glue_library):
 @pytest.fixture(scope="module")
 def loading_report(headers, glue_library):
     cuda = cuda_root()
-    binary = compile_driver(CPP / "plugin_library_loader.cpp", headers, cuda, "plugin_library_loader",
-                            [str(CPP / "fake_nvinfer.cpp"), "-rdynamic", "-ldl"])
+    binary = compile_driver(
+        CPP / "plugin_library_loader.cpp",
+        headers,
+        cuda,
+        "plugin_library_loader",
+        [str(CPP / "fake_nvinfer.cpp"), "-rdynamic", "-ldl"],
+    )
     result = subprocess.run([str(binary), str(glue_library)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

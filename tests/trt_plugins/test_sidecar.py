@@ -5,7 +5,6 @@ import re
 
 import onnx
 import pytest
-
 from sspnet.runtime.sidecar import (
     SidecarError,
     check_compatible,

@@ -10,18 +10,24 @@ from sspnet.benchmark.trt_layers import layer_kind, main, median_compute_ms, sum
 
 
 def layer(name, kind, out_type="Int8 NC/32HW32"):
-    return {"Name": name, "LayerType": kind, "Inputs": [{"Name": "in", "Format/Datatype": out_type}],
-            "Outputs": [{"Name": "out", "Format/Datatype": out_type}]}
+    return {
+        "Name": name,
+        "LayerType": kind,
+        "Inputs": [{"Name": "in", "Format/Datatype": out_type}],
+        "Outputs": [{"Name": "out", "Format/Datatype": out_type}],
+    }
 
 
-INT8_LAYERS = {"Layers": [
-    layer("images_QuantizeLinear", "Scale"),  # standalone Q on the input: not absorbed
-    layer("w1 + w1_DequantizeLinear + x_DequantizeLinear + conv1 + relu1", "CaskConvolution"),  # fused: not counted
-    layer("Reformatting CopyNode for Input Tensor 0 to conv2", "Reformat", "Half NC/8HW8"),
-    layer("c2_DequantizeLinear", "Dequantize", "Half Row major linear"),
-    layer("PWN(sigmoid, mul)", "PointWiseV2", "Half Row major linear"),
-    layer("nms", "PluginV3", "Float Row major linear"),
-]}
+INT8_LAYERS = {
+    "Layers": [
+        layer("images_QuantizeLinear", "Scale"),  # standalone Q on the input: not absorbed
+        layer("w1 + w1_DequantizeLinear + x_DequantizeLinear + conv1 + relu1", "CaskConvolution"),  # fused: not counted
+        layer("Reformatting CopyNode for Input Tensor 0 to conv2", "Reformat", "Half NC/8HW8"),
+        layer("c2_DequantizeLinear", "Dequantize", "Half Row major linear"),
+        layer("PWN(sigmoid, mul)", "PointWiseV2", "Half Row major linear"),
+        layer("nms", "PluginV3", "Float Row major linear"),
+    ]
+}
 
 
 def test_layers_are_classified_as_trtexec_names_them():
@@ -39,8 +45,10 @@ def test_median_compute_time_and_the_json_written(tmp_path):
     assert median_compute_ms([{"startComputeMs": 1.0, "endComputeMs": 4.0}]) == 3.0
     with pytest.raises(ValueError):
         median_compute_ms([])
-    for prefix, layers, ms in (("fp16", {"Layers": [layer("conv1 + relu1", "CaskConvolution", "Half")]}, 4.0),
-                               ("int8", INT8_LAYERS, 2.5)):
+    for prefix, layers, ms in (
+        ("fp16", {"Layers": [layer("conv1 + relu1", "CaskConvolution", "Half")]}, 4.0),
+        ("int8", INT8_LAYERS, 2.5),
+    ):
         (tmp_path / f"{prefix}.layers.json").write_text(json.dumps(layers))
         (tmp_path / f"{prefix}.times.json").write_text(json.dumps([{"computeMs": ms}] * 3))
     out = tmp_path / "summary.json"

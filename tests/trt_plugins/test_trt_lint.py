@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from sspnet.export.trt_lint import SUPPORTED_TYPES, format_findings, lint_export, lint_graph
 from trt_files import REPO
 
 from sspnet.errors import SSPNetError, UsageError
-from sspnet.export.trt_lint import SUPPORTED_TYPES, format_findings, lint_export, lint_graph
 
 MATRIX = REPO.parent / "shared" / "reference" / "onnx-tensorrt-operators.md"
 PRESETS = ["faster_rcnn_r18_sspnet_small", "fovea_r18_sspnet_small", "faster_rcnn_r50_sspnet", "fovea_r50_sspnet"]
@@ -67,7 +67,9 @@ def test_a_plain_supported_graph_has_no_finding():
 
 
 def test_an_unsupported_op_is_an_error():
-    graph = model([helper.make_node("Unique", ["x"], ["y"], name="u")], [value("x", shape=(8,))], [value("y", shape=(8,))])
+    graph = model(
+        [helper.make_node("Unique", ["x"], ["y"], name="u")], [value("x", shape=(8,))], [value("y", shape=(8,))]
+    )
     assert "not supported" in only(lint_graph(graph), "error")
 
 
@@ -88,8 +90,11 @@ def test_the_opset_range():
 
 
 def test_an_unlisted_input_type_is_a_warning():
-    graph = model([helper.make_node("Clip", ["x"], ["y"], name="c")],
-                  [value("x", TensorProto.INT64, (4,))], [value("y", TensorProto.INT64, (4,))])
+    graph = model(
+        [helper.make_node("Clip", ["x"], ["y"], name="c")],
+        [value("x", TensorProto.INT64, (4,))],
+        [value("y", TensorProto.INT64, (4,))],
+    )
     assert "INT64" in only(lint_graph(graph), "warning")
 
 
@@ -157,12 +162,21 @@ def test_dequantize_needs_a_zero_zero_point():
 
 
 def roi_align_node(**overrides):
-    attributes = dict(output_height=7, output_width=7, sampling_ratio=0, aligned=1, finest_scale=56.0,
-                      spatial_scales=[0.25, 0.125], plugin_version="1", plugin_namespace="sspnet")
+    attributes = dict(
+        output_height=7,
+        output_width=7,
+        sampling_ratio=0,
+        aligned=1,
+        finest_scale=56.0,
+        spatial_scales=[0.25, 0.125],
+        plugin_version="1",
+        plugin_namespace="sspnet",
+    )
     attributes.update(overrides)
     attributes = {k: v for k, v in attributes.items() if v is not None}
-    node = helper.make_node("SSPNetMultiLevelRoIAlign", ["rois", "p2", "p3"], ["pooled"], name="roi",
-                            domain="sspnet", **attributes)
+    node = helper.make_node(
+        "SSPNetMultiLevelRoIAlign", ["rois", "p2", "p3"], ["pooled"], name="roi", domain="sspnet", **attributes
+    )
     inputs = [value("rois", shape=("R", 5)), value("p2", shape=(1, 4, 16, 16)), value("p3", shape=(1, 4, 8, 8))]
     graph = helper.make_graph([node], "g", inputs, [value("pooled", shape=("R", 4, 7, 7))])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("sspnet", 1)])
@@ -198,7 +212,9 @@ def test_plugin_node_extra_and_missing_attributes_are_warnings():
 
 
 def test_strict_mode_refuses_and_report_mode_logs():
-    bad = model([helper.make_node("Unique", ["x"], ["y"], name="u")], [value("x", shape=(8,))], [value("y", shape=(8,))])
+    bad = model(
+        [helper.make_node("Unique", ["x"], ["y"], name="u")], [value("x", shape=(8,))], [value("y", shape=(8,))]
+    )
     logged = []
     assert len(lint_export(bad, "report", logged.append)) == 1
     assert "1 error(s)" in logged[0] and "Unique 'u'" in logged[0]
@@ -230,7 +246,6 @@ def test_quantized_tensorrt_export_is_buildable_qdq_with_float_plugin_io(exporte
     every plugin node still reads and writes float tensors (its inputs come from float ops, never
     straight from a QuantizeLinear), and the parser lint finds no error."""
     from PIL import Image
-
     from sspnet.export.quantize import QuantizeSettings, quantize_onnx, read_quantization
 
     images = tmp_path / "calib"
@@ -274,8 +289,12 @@ def const(name, array):
 def qdq_graph(plant: str = "", opset: int = 18):
     """x -> Q/DQ -> conv1 (+ReLU) -> Q/DQ -> conv2 -> Add(identity: conv1's quantized ReLU) -> ReLU
     -> Q/DQ -> Concat(shared scale) -> Q/DQ -> conv3 -> y. `plant` breaks one rule."""
-    inits = [const("s_x", np.float32(0.02)), const("s_a", np.float32(0.05)), const("zp", np.int8(0)),
-             const("b", np.zeros(K, np.float32))]
+    inits = [
+        const("s_x", np.float32(0.02)),
+        const("s_a", np.float32(0.05)),
+        const("zp", np.int8(0)),
+        const("b", np.zeros(K, np.float32)),
+    ]
     weights = np.full((K, 3, 3, 3), 5, np.int8)
     weights2 = np.full((K, K, 1, 1), 7, np.int8)
     w_scale = np.full(K, 0.01, np.float32)
@@ -287,9 +306,14 @@ def qdq_graph(plant: str = "", opset: int = 18):
         weights = np.full((K, K, 3, 3), 5, np.int8)  # so axis 1 has K entries too: only the axis is wrong
     if plant == "weight-scale-length":
         w_scale = np.full(K - 1, 0.01, np.float32)
-    inits += [const("w1_q", weights), const("w2_q", weights2), const("w3_q", np.full((K, 2 * K, 1, 1), 3, np.int8)),
-              const("w_s", w_scale), const("w_s2", np.full(K, 0.01, np.float32)),
-              const("w_s3", np.full(K, 0.01, np.float32))]
+    inits += [
+        const("w1_q", weights),
+        const("w2_q", weights2),
+        const("w3_q", np.full((K, 2 * K, 1, 1), 3, np.int8)),
+        const("w_s", w_scale),
+        const("w_s2", np.full(K, 0.01, np.float32)),
+        const("w_s3", np.full(K, 0.01, np.float32)),
+    ]
     in_channels = K if plant == "weight-axis" else 3
     x_scale = "s_x"
     if plant == "scale-non-positive":
@@ -308,9 +332,11 @@ def qdq_graph(plant: str = "", opset: int = 18):
         helper.make_node("Conv", ["x_dq", "w1", "b"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
     ]
     if plant in ("q-on-weighted-output", "qdq-around-relu"):  # ONNX Runtime's default: Conv -> Q/DQ -> ReLU
-        nodes += [helper.make_node("QuantizeLinear", ["c1", "s_a", "zp"], ["c1_q"], name="q_c1"),
-                  helper.make_node("DequantizeLinear", ["c1_q", "s_a", "zp"], ["c1_dq"], name="dq_c1"),
-                  helper.make_node("Relu", ["c1_dq"], ["r1"], name="relu1")]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["c1", "s_a", "zp"], ["c1_q"], name="q_c1"),
+            helper.make_node("DequantizeLinear", ["c1_q", "s_a", "zp"], ["c1_dq"], name="dq_c1"),
+            helper.make_node("Relu", ["c1_dq"], ["r1"], name="relu1"),
+        ]
     else:
         nodes.append(helper.make_node("Relu", ["c1"], ["r1"], name="relu1"))
     nodes += [
@@ -320,9 +346,11 @@ def qdq_graph(plant: str = "", opset: int = 18):
         helper.make_node("Conv", ["r1_dq", "w2", "b"], ["c2"], name="conv2"),
     ]
     if plant == "add-both-quantized":
-        nodes += [helper.make_node("QuantizeLinear", ["c2", "s_a", "zp"], ["c2_q"], name="q_c2"),
-                  helper.make_node("DequantizeLinear", ["c2_q", "s_a", "zp"], ["c2_dq"], name="dq_c2"),
-                  helper.make_node("Add", ["c2_dq", "r1_dq"], ["sum"], name="add")]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["c2", "s_a", "zp"], ["c2_q"], name="q_c2"),
+            helper.make_node("DequantizeLinear", ["c2_q", "s_a", "zp"], ["c2_dq"], name="dq_c2"),
+            helper.make_node("Add", ["c2_dq", "r1_dq"], ["sum"], name="add"),
+        ]
     else:  # the identity input alone quantized: TensorRT fuses the Add into conv2
         nodes.append(helper.make_node("Add", ["c2", "r1_dq"], ["sum"], name="add"))
     concat_scale = "s_b" if plant == "concat-scales" else "s_a"
@@ -341,14 +369,15 @@ def qdq_graph(plant: str = "", opset: int = 18):
     ]
     outputs = [value("y", shape=(1, K, 8, 8))]
     if plant == "dq-into-plugin":
-        nodes.append(helper.make_node("SSPNetBatchedNMS", ["cat_dq", "cat_dq"], ["kept"], name="nms",
-                                      domain="sspnet"))
+        nodes.append(helper.make_node("SSPNetBatchedNMS", ["cat_dq", "cat_dq"], ["kept"], name="nms", domain="sspnet"))
         outputs.append(value("kept", shape=(1, 8)))
     inputs = [value("x", shape=(1, in_channels, 8, 8))]
     if plant == "scale-not-constant":
         inputs.append(value("x_scale_in", shape=()))
     graph = helper.make_graph(nodes, "qdq", inputs, outputs, initializer=inits)
-    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("sspnet", 1)] if plant == "dq-into-plugin" else [])
+    imports = [helper.make_opsetid("", opset)] + (
+        [helper.make_opsetid("sspnet", 1)] if plant == "dq-into-plugin" else []
+    )
     return helper.make_model(graph, opset_imports=imports)
 
 
@@ -366,19 +395,22 @@ def test_a_graph_placed_as_tensorrt_wants_has_no_qdq_finding():
     onnx.checker.check_model(qdq_graph(), full_check=True)  # the reference graph itself is valid ONNX
 
 
-@pytest.mark.parametrize("plant, rule, severity, names", [
-    ("scale-not-constant", "qdq-scale", "error", {"q_x", "dq_x"}),
-    ("scale-non-positive", "qdq-scale", "error", {"q_x", "dq_x"}),
-    ("scale-not-finite", "qdq-scale", "error", {"q_x", "dq_x"}),
-    ("weight-axis", "weight-axis", "error", {"dq_w1"}),
-    ("weight-scale-length", "weight-axis", "error", {"dq_w1"}),
-    ("weight-int8-min", "weight-int8-min", "error", {"dq_w1"}),
-    ("q-on-weighted-output", "q-on-weighted-output", "warning", {"q_c1"}),
-    ("qdq-around-relu", "qdq-around-relu", "warning", {"relu1"}),
-    ("add-both-quantized", "add-both-quantized", "warning", {"add"}),
-    ("concat-scales", "concat-scales", "warning", {"concat"}),
-    ("dq-into-plugin", "dq-into-plugin", "warning", {"nms"}),
-])
+@pytest.mark.parametrize(
+    "plant, rule, severity, names",
+    [
+        ("scale-not-constant", "qdq-scale", "error", {"q_x", "dq_x"}),
+        ("scale-non-positive", "qdq-scale", "error", {"q_x", "dq_x"}),
+        ("scale-not-finite", "qdq-scale", "error", {"q_x", "dq_x"}),
+        ("weight-axis", "weight-axis", "error", {"dq_w1"}),
+        ("weight-scale-length", "weight-axis", "error", {"dq_w1"}),
+        ("weight-int8-min", "weight-int8-min", "error", {"dq_w1"}),
+        ("q-on-weighted-output", "q-on-weighted-output", "warning", {"q_c1"}),
+        ("qdq-around-relu", "qdq-around-relu", "warning", {"relu1"}),
+        ("add-both-quantized", "add-both-quantized", "warning", {"add"}),
+        ("concat-scales", "concat-scales", "warning", {"concat"}),
+        ("dq-into-plugin", "dq-into-plugin", "warning", {"nms"}),
+    ],
+)
 def test_each_planted_qdq_pattern_is_reported(plant, rule, severity, names):
     from sspnet.export.trt_lint import fusion_blockers
 
@@ -412,7 +444,6 @@ def test_output_channel_axis_of_each_weighted_layer():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_quantized_for_tensorrt_has_no_error_and_no_fusion_blocker(preset, exported_detector, tmp_path):
     from PIL import Image
-
     from sspnet.export.quantize import QuantizeSettings, quantize_onnx
     from sspnet.export.trt_lint import fusion_blockers
 
@@ -420,9 +451,13 @@ def test_every_preset_quantized_for_tensorrt_has_no_error_and_no_fusion_blocker(
     images.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 320, 3), dtype=np.uint8)).save(images / "0.png")
     out = tmp_path / "int8.onnx"
-    quantize_onnx(exported_detector(preset, "tensorrt"), out, images, QuantizeSettings(method="minmax", max_tiles=1,
-                                                                                        progress=False),
-                  log=lambda *_: None)
+    quantize_onnx(
+        exported_detector(preset, "tensorrt"),
+        out,
+        images,
+        QuantizeSettings(method="minmax", max_tiles=1, progress=False),
+        log=lambda *_: None,
+    )
     findings = lint_graph(onnx.load(str(out), load_external_data=False))
     assert errors(findings) == [], format_findings(findings)
     assert set(fusion_blockers(findings).values()) == {0}, format_findings(findings)

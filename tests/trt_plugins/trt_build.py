@@ -187,8 +187,16 @@ def compile_plugin_objects(headers: HeaderSet, cuda: Path) -> dict[str, object]:
 
     {"folder": Path, "objects": [Path], "failures": {source name: compiler output}}; cached.
     """
-    key = content_key("objects", TENSORRT_SOURCES, KERNELS, headers.include.resolve(), headers.version,
-                      cuda.resolve(), _tool_version("g++"), PLUGIN_FLAGS)
+    key = content_key(
+        "objects",
+        TENSORRT_SOURCES,
+        KERNELS,
+        headers.include.resolve(),
+        headers.version,
+        cuda.resolve(),
+        _tool_version("g++"),
+        PLUGIN_FLAGS,
+    )
     folder, ready = cached_folder("objects", key)
     sources = plugin_sources()
     objects = [folder / f"{source.stem}.o" for source in sources]
@@ -196,8 +204,17 @@ def compile_plugin_objects(headers: HeaderSet, cuda: Path) -> dict[str, object]:
     if not ready:
         folder.mkdir(parents=True, exist_ok=True)
         for source, target in zip(sources, objects):
-            command = ["g++", *PLUGIN_FLAGS, f"-I{TENSORRT_SOURCES}", f"-I{KERNELS}", *include_flags(headers, cuda),
-                       "-c", str(source), "-o", str(target)]
+            command = [
+                "g++",
+                *PLUGIN_FLAGS,
+                f"-I{TENSORRT_SOURCES}",
+                f"-I{KERNELS}",
+                *include_flags(headers, cuda),
+                "-c",
+                str(source),
+                "-o",
+                str(target),
+            ]
             result = run(command)
             if result.returncode != 0:
                 failures[str(source.relative_to(REPO))] = result.stderr[-3000:]
@@ -208,8 +225,14 @@ def compile_plugin_objects(headers: HeaderSet, cuda: Path) -> dict[str, object]:
 
 def stub_tensorrt_root(headers: HeaderSet, cuda: Path) -> Path:
     """A TensorRT root: include/ -> the headers, lib/libnvinfer.so(.MAJOR) = cpp/fake_nvinfer.cpp."""
-    key = content_key("stub", CPP / "fake_nvinfer.cpp", CPP / "fake_tensorrt.h", headers.include.resolve(),
-                      headers.version, _tool_version("g++"))
+    key = content_key(
+        "stub",
+        CPP / "fake_nvinfer.cpp",
+        CPP / "fake_tensorrt.h",
+        headers.include.resolve(),
+        headers.version,
+        _tool_version("g++"),
+    )
     root, ready = cached_folder("stub-root", key)
     if ready:
         return root
@@ -218,8 +241,20 @@ def stub_tensorrt_root(headers: HeaderSet, cuda: Path) -> Path:
     if not include.exists():
         include.symlink_to(headers.include.resolve(), target_is_directory=True)
     soname = f"libnvinfer.so.{headers.major}"
-    check_run(["g++", *DRIVER_FLAGS, "-fPIC", "-shared", *include_flags(headers, cuda), str(CPP / "fake_nvinfer.cpp"),
-               f"-Wl,-soname,{soname}", "-o", str(root / "lib" / soname)], "building the stub libnvinfer")
+    check_run(
+        [
+            "g++",
+            *DRIVER_FLAGS,
+            "-fPIC",
+            "-shared",
+            *include_flags(headers, cuda),
+            str(CPP / "fake_nvinfer.cpp"),
+            f"-Wl,-soname,{soname}",
+            "-o",
+            str(root / "lib" / soname),
+        ],
+        "building the stub libnvinfer",
+    )
     link = root / "lib" / "libnvinfer.so"
     if not link.exists():
         link.symlink_to(soname)
@@ -244,9 +279,18 @@ def cmake_build(headers: HeaderSet, cuda: Path) -> dict[str, object]:
     root = stub_tensorrt_root(headers, cuda)
     # One architecture keeps the nvcc work small; the GPU check script builds for the host GPU.
     arch = os.environ.get("SSPNET_TEST_CUDA_ARCH", "87")
-    key = content_key("cmake", TENSORRT_SOURCES, KERNELS, root / "lib", headers.include.resolve(), headers.version,
-                      arch, _tool_version("cmake"),
-                      _tool_version(str(cuda / "bin" / "nvcc")), _tool_version("g++"))
+    key = content_key(
+        "cmake",
+        TENSORRT_SOURCES,
+        KERNELS,
+        root / "lib",
+        headers.include.resolve(),
+        headers.version,
+        arch,
+        _tool_version("cmake"),
+        _tool_version(str(cuda / "bin" / "nvcc")),
+        _tool_version("g++"),
+    )
     folder, ready = cached_folder("cmake", key)
     library = folder / "build" / "libsspnet_trt_plugins.so"
     log = folder / "build.log"
@@ -254,9 +298,19 @@ def cmake_build(headers: HeaderSet, cuda: Path) -> dict[str, object]:
         return {"library": library, "root": root, "log": log.read_text()}
     folder.mkdir(parents=True, exist_ok=True)
     env = cmake_environment(cuda)
-    configure = check_run(["cmake", "-S", str(TENSORRT_SOURCES), "-B", str(folder / "build"),
-                           f"-DTENSORRT_ROOT={root}", f"-DCMAKE_CUDA_ARCHITECTURES={arch}"],
-                          "configuring csrc/tensorrt with CMake", env=env)
+    configure = check_run(
+        [
+            "cmake",
+            "-S",
+            str(TENSORRT_SOURCES),
+            "-B",
+            str(folder / "build"),
+            f"-DTENSORRT_ROOT={root}",
+            f"-DCMAKE_CUDA_ARCHITECTURES={arch}",
+        ],
+        "configuring csrc/tensorrt with CMake",
+        env=env,
+    )
     build = check_run(["cmake", "--build", str(folder / "build"), "-j", "1"], "building csrc/tensorrt", env=env)
     log.write_text(configure.stdout + configure.stderr + build.stdout + build.stderr)
     mark_done(folder)
@@ -265,20 +319,41 @@ def cmake_build(headers: HeaderSet, cuda: Path) -> dict[str, object]:
 
 def compile_driver(source: Path, headers: HeaderSet, cuda: Path, name: str, extra: list[str]) -> Path:
     """A test driver (cpp/*.cpp) compiled against `headers`; cached."""
-    key = content_key("driver", source, CPP / "fake_tensorrt.h", CPP / "fake_nvinfer.cpp", headers.include.resolve(),
-                      headers.version, extra, _tool_version("g++"))
+    key = content_key(
+        "driver",
+        source,
+        CPP / "fake_tensorrt.h",
+        CPP / "fake_nvinfer.cpp",
+        headers.include.resolve(),
+        headers.version,
+        extra,
+        _tool_version("g++"),
+    )
     folder, ready = cached_folder(name, key)
     binary = folder / name
     if not ready:
         folder.mkdir(parents=True, exist_ok=True)
-        check_run(["g++", *DRIVER_FLAGS, *include_flags(headers, cuda), f"-I{CPP}", str(source), *extra,
-                   "-o", str(binary)], f"compiling {source.name} against {headers}")
+        check_run(
+            ["g++", *DRIVER_FLAGS, *include_flags(headers, cuda), f"-I{CPP}", str(source), *extra, "-o", str(binary)],
+            f"compiling {source.name} against {headers}",
+        )
         mark_done(folder)
     return binary
 
 
 def compile_harness(headers: HeaderSet, cuda: Path, stub_root: Path) -> Path:
     lib = cuda_library_dir(cuda)
-    return compile_driver(CPP / "trt_harness.cpp", headers, cuda, "trt_harness",
-                          [f"-L{stub_root / 'lib'}", "-lnvinfer", f"-L{lib}", "-lcudart", "-ldl",
-                           f"-Wl,-rpath,{stub_root / 'lib'}:{lib}"])
+    return compile_driver(
+        CPP / "trt_harness.cpp",
+        headers,
+        cuda,
+        "trt_harness",
+        [
+            f"-L{stub_root / 'lib'}",
+            "-lnvinfer",
+            f"-L{lib}",
+            "-lcudart",
+            "-ldl",
+            f"-Wl,-rpath,{stub_root / 'lib'}:{lib}",
+        ],
+    )

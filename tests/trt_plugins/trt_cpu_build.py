@@ -88,9 +88,19 @@ def _plugin_flags(headers: HeaderSet, flavour: str) -> list[str]:
     """The library's flags (as trt_build's compile matrix and CMake: warnings are errors)."""
     cuda = cuda_root()
     # PLUGIN_FLAGS' -O0: the glue is not where the time goes, and -O1 under ASan compiles ~4x slower.
-    return [*PLUGIN_FLAGS, "-g", "-ffp-contract=off", "-fvisibility=hidden", *_sanitize(flavour),
-            f"-I{TENSORRT_SOURCES}", f"-I{KERNELS}", "-isystem", str(headers.include),
-            "-isystem", str(cuda / "include")]
+    return [
+        *PLUGIN_FLAGS,
+        "-g",
+        "-ffp-contract=off",
+        "-fvisibility=hidden",
+        *_sanitize(flavour),
+        f"-I{TENSORRT_SOURCES}",
+        f"-I{KERNELS}",
+        "-isystem",
+        str(headers.include),
+        "-isystem",
+        str(cuda / "include"),
+    ]
 
 
 def _link(kind: str, objects: list[Path], name: str, command_tail: list[str], flavour: str) -> Path:
@@ -99,8 +109,10 @@ def _link(kind: str, objects: list[Path], name: str, command_tail: list[str], fl
     target = folder / name
     if not ready:
         folder.mkdir(parents=True, exist_ok=True)
-        check_run(["g++", *map(str, objects), *command_tail, *_sanitize(flavour), "-o", str(target)],
-                  f"linking {name} ({flavour})")
+        check_run(
+            ["g++", *map(str, objects), *command_tail, *_sanitize(flavour), "-o", str(target)],
+            f"linking {name} ({flavour})",
+        )
         mark_done(folder)
     return target
 
@@ -110,12 +122,14 @@ def runtime_library(flavour: str) -> Path:
     coc = coc_build()
     flags = [*coc.base_flags(), *_host_sanitize(flavour)] + (["-DCUDA_ON_CPU_TSAN"] if flavour == "tsan" else [])
     obj = coc._compile(_named(coc.LAYER / "runtime.cpp"), ".cpp", flags, coc._layer_text())
-    return _link("coc-runtime", [obj], "libcuda_on_cpu_runtime.so",
-                 ["-shared", "-Wl,-soname,libcuda_on_cpu_runtime.so"], flavour)
+    return _link(
+        "coc-runtime", [obj], "libcuda_on_cpu_runtime.so", ["-shared", "-Wl,-soname,libcuda_on_cpu_runtime.so"], flavour
+    )
 
 
-def plugin_library(headers: HeaderSet, flavour: str,
-                   substitutions: dict[Path, tuple[str, str]] | None = None) -> dict[str, Path]:
+def plugin_library(
+    headers: HeaderSet, flavour: str, substitutions: dict[Path, tuple[str, str]] | None = None
+) -> dict[str, Path]:
     """{"library", "runtime", "stub_root"}: the plugin library on the layer, cached.
 
     substitutions: {plugin source: (old text, new text)}, a planted bug; the old text must occur
@@ -143,31 +157,74 @@ def plugin_library(headers: HeaderSet, flavour: str,
     runtime = runtime_library(flavour)
     stub_root = stub_tensorrt_root(headers, cuda_root())
     library = _link(
-        f"trt-cpu-{flavour}", objects, "libsspnet_trt_plugins.so",
-        ["-shared", "-fopenmp", f"-L{stub_root / 'lib'}", "-lnvinfer", f"-L{runtime.parent}", "-lcuda_on_cpu_runtime",
-         "-Wl,--no-undefined", "-Wl,--exclude-libs,ALL",
-         f"-Wl,--version-script={TENSORRT_SOURCES / 'common' / 'exports.map'}",
-         f"-Wl,-rpath,{stub_root / 'lib'}:{runtime.parent}"],
-        flavour)
+        f"trt-cpu-{flavour}",
+        objects,
+        "libsspnet_trt_plugins.so",
+        [
+            "-shared",
+            "-fopenmp",
+            f"-L{stub_root / 'lib'}",
+            "-lnvinfer",
+            f"-L{runtime.parent}",
+            "-lcuda_on_cpu_runtime",
+            "-Wl,--no-undefined",
+            "-Wl,--exclude-libs,ALL",
+            f"-Wl,--version-script={TENSORRT_SOURCES / 'common' / 'exports.map'}",
+            f"-Wl,-rpath,{stub_root / 'lib'}:{runtime.parent}",
+        ],
+        flavour,
+    )
     return {"library": library, "runtime": runtime, "stub_root": stub_root}
 
 
 def harness(headers: HeaderSet, flavour: str, built: dict[str, Path]) -> Path:
     """cpp/trt_harness.cpp against `headers`, on the layer's runtime instead of libcudart."""
     coc = coc_build()
-    flags = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wno-deprecated-declarations", "-O0", "-g",
-             "-DTRT_HARNESS_CUDA_ON_CPU", *_sanitize(flavour), f"-I{CPP}", "-isystem", str(headers.include),
-             "-isystem", str(cuda_root() / "include")]
+    flags = [
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-Wno-deprecated-declarations",
+        "-O0",
+        "-g",
+        "-DTRT_HARNESS_CUDA_ON_CPU",
+        *_sanitize(flavour),
+        f"-I{CPP}",
+        "-isystem",
+        str(headers.include),
+        "-isystem",
+        str(cuda_root() / "include"),
+    ]
     objects = [coc._compile(_named(CPP / "trt_harness.cpp"), ".cpp", flags, _our_headers(headers))]
     runtime, stub_lib = built["runtime"], built["stub_root"] / "lib"
     # The stub libnvinfer holds the registry and logger both the harness and the library use.
-    return _link(f"trt-cpu-harness-{flavour}", objects, "trt_harness",
-                 [f"-L{stub_lib}", "-lnvinfer", f"-L{runtime.parent}", "-lcuda_on_cpu_runtime", "-ldl",
-                  f"-Wl,-rpath,{stub_lib}:{runtime.parent}"], flavour)
+    return _link(
+        f"trt-cpu-harness-{flavour}",
+        objects,
+        "trt_harness",
+        [
+            f"-L{stub_lib}",
+            "-lnvinfer",
+            f"-L{runtime.parent}",
+            "-lcuda_on_cpu_runtime",
+            "-ldl",
+            f"-Wl,-rpath,{stub_lib}:{runtime.parent}",
+        ],
+        flavour,
+    )
 
 
-def run_harness(binary: Path, library: Path, spec: Path, enqueue_dir: Path | None, flavour: str,
-                schedule: str = "forward", seed: int = 0, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_harness(
+    binary: Path,
+    library: Path,
+    spec: Path,
+    enqueue_dir: Path | None,
+    flavour: str,
+    schedule: str = "forward",
+    seed: int = 0,
+    timeout: int = 600,
+) -> subprocess.CompletedProcess:
     """The harness under `schedule`; a sanitizer report makes it exit non-zero."""
     env = dict(os.environ, SSPNET_COC_SCHEDULE=schedule, SSPNET_COC_SEED=str(seed))
     command = [str(binary), str(library), str(spec)] + (["--enqueue", str(enqueue_dir)] if enqueue_dir else [])
