@@ -14,7 +14,7 @@ RUNTIME_TESTS = Path(__file__).resolve().parent.parent / "runtime"
 if str(RUNTIME_TESTS) not in sys.path:
     sys.path.insert(0, str(RUNTIME_TESTS))
 
-from runtime_models import MARKER_RADIUS, paint_markers  # noqa: E402
+from runtime_models import MARKER_RADIUS, build_marker_model, paint_markers  # noqa: E402, F401 (build_marker_model: for the cli tests)
 
 TILE = (96, 128)  # (H, W) of the marker models here
 K = 16
