@@ -4,6 +4,7 @@ import pytest
 import torch
 from sspnet.runtime.contract import DEFAULT_MAX_DETECTIONS, OUTPUT_NAMES
 
+from sspnet.errors import InputError
 from sspnet.models import build_model, describe_model
 from sspnet.models.presets import count_macs
 
@@ -233,5 +234,5 @@ def test_pretrained_backbone_weights_come_from_a_local_file(tmp_path):
     torch.save(reference.state_dict(), path)
     model = build_model("fovea_r18_sspnet_small", pretrained=str(path))
     assert torch.equal(model.backbone.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
-    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+    with pytest.raises(InputError, match="nowhere.pth"):
         build_model("fovea_r18_sspnet_small", pretrained=str(tmp_path / "nowhere.pth"))

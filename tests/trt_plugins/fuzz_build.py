@@ -221,7 +221,12 @@ def fuzz(
         f"-max_total_time={seconds}",
         "-max_len=4096",
         "-timeout=10",
-        "-rss_limit_mb=2048",
+        # No RSS limit: libFuzzer reads its peak RSS from getrusage(), which Linux carries through
+        # fork + exec from the parent, so a fuzzer started by a large pytest process "runs out of memory"
+        # before its first input. A per-allocation limit still catches a field length that allocates
+        # without bound, and LeakSanitizer catches leaks.
+        "-rss_limit_mb=0",
+        "-malloc_limit_mb=2048",
         f"-artifact_prefix={workdir}/",
         "-print_final_stats=1",
         *(extra or []),

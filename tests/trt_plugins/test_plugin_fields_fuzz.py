@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from fuzz_build import (
@@ -134,3 +137,29 @@ def test_fuzzer_finds_a_planted_bug(bug, tmp_path):
     report = result.stderr
     for part in expected:
         assert part in report, (part, _report(result))
+
+
+def test_a_fuzzer_started_by_a_large_process_does_not_run_out_of_memory(tmp_path):
+    # Linux carries the peak RSS of the parent through fork + exec; the suite's pytest process is large.
+    reason = _skip_reason("10.3")
+    if reason:
+        pytest.skip(reason)
+    script = (
+        "import sys; from pathlib import Path; sys.path[:0] = sys.argv[1:3]\n"
+        "from fuzz_build import build_fuzzer, crash_files, fuzz\n"
+        "from trt_build import header_set\n"
+        "ballast = bytearray(2600 * 2**20)\n"
+        "ballast[::4096] = b'x' * len(ballast[::4096])  # touched: resident\n"
+        "binary = build_fuzzer(header_set('10.3'))\n"
+        "work = Path(sys.argv[3]); seeds = sorted(Path(sys.argv[4]).iterdir())\n"
+        "result = fuzz(binary, work, 3, seeds)\n"
+        "print(result.returncode, [c.name for c in crash_files(work)])\n"
+    )
+    here = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(here.parent), str(here), str(tmp_path), str(SEEDS)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.stdout.split("\n")[0] == "0 []", done.stdout + done.stderr[-3000:]
