@@ -68,7 +68,7 @@ fi
 # opencv-python requirement would install a second cv2 over opencv-python-headless (docs/tracking.md).
 if ! "$PY" -c "import trackers" 2>/dev/null; then
   quietly "installing trackers (--no-deps: one OpenCV)" "seconds" \
-    "$PY" -m pip install --no-deps "trackers>=2.6.1,<3"
+    "$PY" -m pip install --no-deps "trackers==2.6.1"  # the release sspnet.tracking.fast_kalman mirrors
 fi
 # Benchmarks: SAHI (benchmarks/bench_pipeline.py) without its opencv-python, for the same reason (the
 # [bench] extra lists the rest of its dependencies; the others are already in [test]).

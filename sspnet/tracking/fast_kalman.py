@@ -18,8 +18,9 @@ The library's own code is kept for anything else: other trackers, other state re
 gap between frames (the library scales Q for it) - those tracklets keep the per-track path. The
 results equal the library's to float rounding (tests/tracking/test_fast_kalman.py runs both).
 
-This leans on the library's internals, so `install` refuses (RuntimeError) a `trackers` whose code
-of these steps differs from the version it was written against.
+This leans on the library's internals, so `check_library` refuses (RuntimeError) a `trackers` whose
+code of these steps differs from the version it was written against; FrameTracker then warns and keeps
+the library's own per-track filters.
 """
 
 from __future__ import annotations

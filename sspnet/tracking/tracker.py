@@ -202,9 +202,15 @@ class FrameTracker:
         self.tracker = build_tracker(settings)
         self.batched = None
         if batched_kalman and settings.tracker in ("bytetrack", "botsort"):
-            from sspnet.tracking.fast_kalman import BatchedKalman
+            from sspnet.tracking import fast_kalman
 
-            self.batched = BatchedKalman(self.tracker)
+            try:
+                fast_kalman.check_library()
+            except RuntimeError as changed:
+                # Another trackers release: its own per-track filters give the same tracks, only slower.
+                warnings.warn(f"{changed}; using the library's per-track Kalman filters", stacklevel=2)
+            else:
+                self.batched = fast_kalman.BatchedKalman(self.tracker)
         self.motion = MotionEstimator(settings.cmc, settings.cmc_downscale) if settings.cmc != "none" else None
         self._last_index: int | None = None
 

@@ -91,8 +91,12 @@ def test_equality_check_catches_a_lost_update(sequences, monkeypatch):
         assert largest_difference(SETTINGS[1], sequences[0]) <= 1e-6
 
 
-def test_a_changed_library_is_refused(monkeypatch):
+def test_a_changed_library_is_refused_and_tracking_falls_back_to_its_own_filters(monkeypatch):
     fast_kalman.check_library()  # the installed trackers is the one the batched code mirrors
+    assert FrameTracker(TrackerSettings()).batched is not None
     monkeypatch.setitem(fast_kalman.EXPECTED_SOURCES, "KalmanFilter.update", "0" * 16)
     with pytest.raises(RuntimeError, match="KalmanFilter.update"):
-        FrameTracker(TrackerSettings())
+        fast_kalman.check_library()
+    with pytest.warns(UserWarning, match="KalmanFilter.update.*per-track Kalman filters"):
+        tracker = FrameTracker(TrackerSettings())
+    assert tracker.batched is None
