@@ -178,10 +178,31 @@ def run_sspnet(detector, clip: Path, frames: int, out: Path) -> tuple[float, flo
     return time.perf_counter() - start, model_s, summary.detections
 
 
+def sahi_predict(model, rgb: np.ndarray, tile: tuple[int, int], overlap: int, batch: int):
+    """SAHI's sliced prediction set up as sspnet's tiling: the same slices, overlap and batch, class-aware
+    NMS at IoU 0.5 as the cross-tile merge, no extra full-frame pass."""
+    from sahi.predict import get_sliced_prediction
+
+    return get_sliced_prediction(
+        rgb,
+        model,
+        slice_height=tile[0],
+        slice_width=tile[1],
+        overlap_height_ratio=overlap / tile[0],
+        overlap_width_ratio=overlap / tile[1],
+        perform_standard_pred=False,
+        postprocess_type="NMS",
+        postprocess_match_metric="IOU",
+        postprocess_match_threshold=0.5,
+        postprocess_class_agnostic=False,
+        verbose=0,
+        batch_size=batch,
+    )
+
+
 def run_sahi(model, clip: Path, frames: int, out: Path, tile: tuple[int, int], overlap: int, batch: int, classes):
     """Seconds, model seconds and detections of the SAHI loop (decode, slice, model, merge, write)."""
     import cv2
-    from sahi.predict import get_sliced_prediction
 
     from sspnet.inference.draw import draw_detections
     from sspnet.io.atomic import atomic_output
@@ -196,21 +217,7 @@ def run_sahi(model, clip: Path, frames: int, out: Path, tile: tuple[int, int], o
             ok, image = capture.read()
             if not ok:
                 break
-            result = get_sliced_prediction(
-                np.ascontiguousarray(image[..., ::-1]),
-                model,
-                slice_height=tile[0],
-                slice_width=tile[1],
-                overlap_height_ratio=overlap / tile[0],
-                overlap_width_ratio=overlap / tile[1],
-                perform_standard_pred=False,
-                postprocess_type="NMS",
-                postprocess_match_metric="IOU",
-                postprocess_match_threshold=0.5,
-                postprocess_class_agnostic=False,
-                verbose=0,
-                batch_size=batch,
-            )
+            result = sahi_predict(model, np.ascontiguousarray(image[..., ::-1]), tile, overlap, batch)
             rows = result.to_coco_predictions(image_id=k + 1)
             detections += len(rows)
             lines.write(json.dumps({"image_id": k + 1, "detections": rows}) + "\n")

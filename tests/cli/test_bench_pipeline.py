@@ -37,8 +37,6 @@ def load_bench():
 def test_sahi_through_the_wrapper_finds_what_sspnet_finds(marker_onnx):
     if os.environ.get("CI") != "true":  # CI installs sahi (scripts/env.sh): there it must be present
         pytest.importorskip("sahi")
-    from sahi.predict import get_sliced_prediction
-
     bench = load_bench()
     height, width = 200, 300
     backend = load_backend(marker_onnx)
@@ -47,21 +45,7 @@ def test_sahi_through_the_wrapper_finds_what_sspnet_finds(marker_onnx):
     found = Detector(backend, tile_overlap=OVERLAP, score_threshold=0.25).detect(rgb)
 
     model = bench.sahi_model(backend, 0.25)
-    result = get_sliced_prediction(
-        rgb,
-        model,
-        slice_height=TILE[0],
-        slice_width=TILE[1],
-        overlap_height_ratio=OVERLAP / TILE[0],
-        overlap_width_ratio=OVERLAP / TILE[1],
-        perform_standard_pred=False,
-        postprocess_type="NMS",
-        postprocess_match_metric="IOU",
-        postprocess_match_threshold=0.5,
-        postprocess_class_agnostic=False,
-        verbose=0,
-        batch_size=4,
-    )
+    result = bench.sahi_predict(model, rgb, TILE, OVERLAP, batch=4)
     theirs = sorted((round(p.score.value, 4), *np.round(p.bbox.to_xyxy(), 3)) for p in result.object_prediction_list)
     ours = sorted((round(float(s), 4), *np.round(b, 3)) for s, b in zip(found.scores, found.boxes))
     assert len(ours) == sum(value / 255 >= 0.25 for _, _, value, _ in MARKERS) == len(theirs)
