@@ -887,8 +887,9 @@ def render_tracking_cost(src: Source) -> str:
     out = header(
         src,
         "Tracking cost",
-        "What `benchmarks/bench_tracking.py --part cost` measured: the tracker step per frame (`trackers`' "
-        "implementations) and the camera-motion estimate per frame, medians over the frames timed.",
+        "What `benchmarks/bench_tracking.py --part cost` measured: the tracker step per frame (`trackers`' own "
+        "trackers, and sspnet's array form of its ByteTrack and BoT-SORT, which gives the same tracks) and the "
+        "camera-motion estimate per frame, medians over the frames timed.",
     )
     out += (
         f"\nRun took {src.fmt('seconds', '.0f')} s.\n\n## Tracker step\n\nTarget: "
@@ -899,7 +900,7 @@ def render_tracking_cost(src: Source) -> str:
         src.get("tracker_step", []),
         [
             ("tracker", "tracker", ""),
-            ("Kalman filters", "kalman", ""),
+            ("implementation", "implementation", ""),
             ("detections", "detections", ""),
             ("frames", "frames", ""),
             ("median (ms)", "median_ms", ".2f"),

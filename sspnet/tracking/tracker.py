@@ -6,6 +6,8 @@
 The tracking algorithms (SORT, ByteTrack, OC-SORT, BoT-SORT, C-BIoU), their Kalman filters, the
 buffered / distance IoU variants and the camera-motion estimate are the maintained implementations
 of `trackers` (Apache-2.0); this module only wires them to sspnet's detections and frame clock.
+ByteTrack and BoT-SORT with IoU / buffered IoU run in their array form (array_tracker.py: the
+library's update on arrays of all tracks, the same ids, checked against the library in the tests).
 
 Tiny people: a 4 px person that moves 3 px between frames no longer overlaps its last box, so plain
 IoU association loses it until the Kalman filter has learned its speed. Two remedies are offered:
@@ -194,23 +196,23 @@ class MotionEstimator:
 class FrameTracker:
     """Feeds one source's detections to a tracker in frame order; see the module docstring."""
 
-    def __init__(self, settings: TrackerSettings, batched_kalman: bool = True):
-        """batched_kalman: run ByteTrack's and BoT-SORT's per-track Kalman filters as one numpy step over
-        all tracks (sspnet/tracking/fast_kalman.py; same results, faster with hundreds of
-        tracks); False keeps the library's own per-track filters."""
+    def __init__(self, settings: TrackerSettings, array_form: bool = True):
+        """array_form: run ByteTrack and BoT-SORT with IoU / buffered IoU association on arrays of all
+        tracks (sspnet/tracking/array_tracker.py: the library's steps, the same tracks, a fraction of
+        the time with hundreds of people); False, or any other tracker, runs the library's own."""
         self.settings = settings.check()
         self.tracker = build_tracker(settings)
-        self.batched = None
-        if batched_kalman and settings.tracker in ("bytetrack", "botsort"):
-            from sspnet.tracking import fast_kalman
+        self.array = None
+        if array_form and settings.tracker in ("bytetrack", "botsort") and settings.association in ("iou", "biou"):
+            from sspnet.tracking import array_tracker
 
             try:
-                fast_kalman.check_library()
+                array_tracker.check_library()
             except RuntimeError as changed:
-                # Another trackers release: its own per-track filters give the same tracks, only slower.
-                warnings.warn(f"{changed}; using the library's per-track Kalman filters", stacklevel=2)
+                # Another trackers release: its own tracker gives the same tracks, only slower.
+                warnings.warn(f"{changed}; using the library's own tracker", stacklevel=2)
             else:
-                self.batched = fast_kalman.BatchedKalman(self.tracker)
+                self.array = array_tracker.ArrayTracker(self.tracker)
         self.motion = MotionEstimator(settings.cmc, settings.cmc_downscale) if settings.cmc != "none" else None
         self._last_index: int | None = None
 
@@ -228,19 +230,29 @@ class FrameTracker:
         frame_index: the source frame number (a time axis; gaps are allowed). image: the BGR frame,
         for camera-motion compensation (ignored when cmc is "none"). motion: a precomputed 2x3
         previous -> current affine, used instead of estimating one from `image`."""
-        import supervision as sv
-
-        trackers = import_trackers()
         boxes_xyxy = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
         if self._last_index is not None and frame_index <= self._last_index:
             raise ValueError(f"frames must come in order: frame {frame_index} after {self._last_index}")
         self._last_index = frame_index
-        if self.settings.cmc != "none":
-            if motion is None and image is not None:
-                motion = self.motion.estimate(image, boxes_xyxy[scores >= self.settings.high_threshold])
-            if motion is not None:
-                trackers.CMC.apply_batch(np.asarray(motion, np.float64), self.tracker.tracks)
+        if self.settings.cmc != "none" and motion is None and image is not None:
+            motion = self.motion.estimate(image, boxes_xyxy[scores >= self.settings.high_threshold])
+        motion = None if self.settings.cmc == "none" or motion is None else np.asarray(motion, np.float64)
+        timestamp = frame_index / self.settings.fps
+        if self.array is not None:
+            self.array.apply_motion(motion)
+            tracker_ids = self.array.update(boxes_xyxy, scores, timestamp)
+        else:
+            tracker_ids = self._library_update(boxes_xyxy, scores, timestamp, motion)
+        return np.where(tracker_ids >= 0, tracker_ids + 1, 0)  # MOT ids count from 1
+
+    def _library_update(self, boxes_xyxy, scores, timestamp: float, motion) -> np.ndarray:
+        """The library tracker's update; int [N]: each detection's 0-based track id or -1."""
+        import supervision as sv
+
+        trackers = import_trackers()
+        if motion is not None:
+            trackers.CMC.apply_batch(motion, self.tracker.tracks)
         detections = sv.Detections(
             xyxy=boxes_xyxy,
             confidence=scores,
@@ -249,16 +261,11 @@ class FrameTracker:
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # e.g. "frame is unused" from trackers without CMC
-            try:
-                result = self.tracker.update(detections, timestamp=frame_index / self.settings.fps)
-            finally:
-                if self.batched is not None:
-                    self.batched.flush()  # the queued Kalman updates, before any state is read again
-        ids = np.zeros(len(scores), np.int64)
+            result = self.tracker.update(detections, timestamp=timestamp)
+        tracker_ids = np.full(len(scores), -1, np.int64)
         if len(result):
-            tracked = result.tracker_id >= 0
-            ids[result.data["index"][tracked]] = result.tracker_id[tracked] + 1  # MOT ids count from 1
-        return ids
+            tracker_ids[result.data["index"]] = result.tracker_id
+        return tracker_ids
 
 
 __all__ = [
