@@ -29,8 +29,9 @@ sspnet/benchmark/contention.py):
     (+ ONNX Runtime INT8 with --int8 MODEL)
 Goals: loaded p50 at most 2.2x quiet (2.5x for training) with one neighbour, 1.6x for the ONNX
 Runtime default with its adaptive thread count, and the default's quiet p50 at most 10 % above the
-"before" row's. The JSON also records the memory an extra ONNX Runtime session costs
-("onnxruntime_sessions").
+"before" row's. "one_core_bound" in the JSON is the lowest ratio reachable at all with one of two
+cores taken (one thread's quiet time over all cores' quiet time; see one_core_bounds). The JSON
+also records the memory an extra ONNX Runtime session costs ("onnxruntime_sessions").
 """
 
 from __future__ import annotations
@@ -259,11 +260,31 @@ def plan(checkpoint: str, onnx_path: str, int8: str | None, which: str):
                 goal_slowdown=2.2,
             )
         )
-    if which == "defaults":
-        rows = [row for row in rows if "(before)" in row.label or "default" in row.label or "INT8" in row.label]
+    if which == "defaults":  # with the one-thread rows: they give the bound (one_core_bounds)
+        rows = [row for row in rows if any(key in row.label for key in ("(before)", "default", "INT8", "1 thread"))]
     elif which in ("torch", "training", "onnxruntime"):  # one study alone
         rows = [row for row in rows if row.group == which]
     return rows
+
+
+def one_core_bounds(results: list[dict]) -> dict:
+    """Per backend, the smallest loaded / quiet ratio any thread count can reach when a neighbour in its
+    own session takes one of two cores: Linux then gives this process about one core (one scheduling
+    entity per session), so a call can at best run as fast as one thread on a quiet machine. Bound =
+    the one-thread row's quiet p50 / the sspnet-default row's quiet p50."""
+    bounds = {}
+    for group in ("torch", "onnxruntime"):
+        rows = [r for r in results if r.get("group") == group and r.get("quiet") and not r.get("error")]
+        one = next((r for r in rows if r["label"].endswith("1 thread")), None)
+        default = next((r for r in rows if "(sspnet default)" in r["label"]), None)
+        if one and default:
+            bounds[group] = {
+                "one_thread_quiet_p50_ms": one["quiet"]["p50"],
+                "default_quiet_p50_ms": default["quiet"]["p50"],
+                "bound": one["quiet"]["p50"] / default["quiet"]["p50"],
+                "default_slowdown_p50": default["slowdown_p50"],
+            }
+    return bounds
 
 
 def onnxruntime_session_memory(onnx_path: str) -> dict:
@@ -379,6 +400,7 @@ def main(argv=None) -> int:
             "input_size": list(SIZE),
         },
         "onnxruntime_sessions": sessions,
+        "one_core_bound": one_core_bounds(results),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     print(f"\nJSON: {write_contention_json(stem.with_suffix('.json'), results, settings, extra)}")

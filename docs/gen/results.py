@@ -252,6 +252,22 @@ def render_contention(src: Source) -> str:
             ("loaded p99 (ms)", "loaded.p99", ".0f"),
         ],
     )
+    bounds = src.get("settings.one_core_bound", {}) or {}
+    if bounds:
+        out += (
+            "\n**The lowest slow-down reachable.** The neighbour runs in its own session, so Linux gives this "
+            "process about one of the two cores while it runs: no thread count can make a call faster than one "
+            "thread on a quiet machine. Bound = one thread's quiet p50 / the sspnet default's quiet p50.\n\n"
+            "| backend | one thread quiet p50 (ms) | default quiet p50 (ms) | bound | default's slow-down |\n"
+            "|---|---|---|---|---|\n"
+        )
+        for group in bounds:
+            key = f"settings.one_core_bound.{group}"
+            out += (
+                f"| {src.show(group)} | {src.fmt(key + '.one_thread_quiet_p50_ms', '.0f')} | "
+                f"{src.fmt(key + '.default_quiet_p50_ms', '.0f')} | {src.fmt(key + '.bound', '.2f')}x | "
+                f"{src.fmt(key + '.default_slowdown_p50', '.2f')}x |\n"
+            )
     out += (
         '\nThe "before" rows collapse because OpenMP and ONNX Runtime worker threads spin-wait at barriers '
         "while a sibling thread is descheduled, burning the time slice the sibling needs; `runtime/threads.py` "
