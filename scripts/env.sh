@@ -68,7 +68,13 @@ fi
 # opencv-python requirement would install a second cv2 over opencv-python-headless (docs/tracking.md).
 if ! "$PY" -c "import trackers" 2>/dev/null; then
   quietly "installing trackers (--no-deps: one OpenCV)" "seconds" \
-    "$PY" -m pip install --no-deps "trackers==2.6.1"  # the release sspnet.tracking.fast_kalman mirrors
+    "$PY" -m pip install --no-deps "trackers==2.6.1"  # the release sspnet.tracking.array_tracker mirrors
+fi
+# Tests: a local RTSP server (tests/cli/test_streams.py cuts and restores an RTSP stream; ffmpeg cannot
+# serve RTSP). Pure Python; its media dependency (av) is in the [track] extra.
+if ! "$PY" -c "import aio_rtsp_toolkit" 2>/dev/null; then
+  quietly "installing aio-rtsp-toolkit (the tests' local RTSP server)" "seconds" \
+    "$PY" -m pip install "aio-rtsp-toolkit==0.1.4"
 fi
 # Benchmarks: SAHI (benchmarks/bench_pipeline.py) without its opencv-python, for the same reason (the
 # [bench] extra lists the rest of its dependencies; the others are already in [test]).

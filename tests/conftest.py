@@ -26,6 +26,7 @@ TOOLS_CI_HAS = (
     "-fsanitize=fuzzer",
     "C++ headers found",
     "TensorRT 10.3 headers",
+    "aio-rtsp-toolkit",
 )
 
 

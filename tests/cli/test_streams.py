@@ -9,6 +9,7 @@ OpenCV capture (no network, no timing assertions beyond "ends")."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -243,6 +244,47 @@ def serve(url: str, seconds: float) -> subprocess.Popen:
     )
 
 
+# aio-rtsp-toolkit's RTSP server (RTSP over TCP, interleaved RTP) publishing a folder, stopped after N s.
+# ffmpeg cannot serve RTSP itself; this small server from the package index (Apache-2.0) can, and
+# OpenCV's FFmpeg backend reads RTSP over TCP as it would from a camera.
+RTSP_SERVER = """
+import asyncio, sys
+import aio_rtsp_toolkit.server as server
+folder, port, control, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+async def main():
+    try:
+        await asyncio.wait_for(server.serve(folder, "127.0.0.1", port, control_port=control), seconds)
+    except asyncio.TimeoutError:
+        pass
+asyncio.run(main())
+"""
+
+
+class Server:
+    """A local live stream that can be started (for N seconds) and killed: ffmpeg over HTTP, or an
+    H.264 clip (made by ffmpeg) looped by an RTSP server."""
+
+    def __init__(self, protocol: str, folder):
+        self.protocol, self.folder = protocol, folder
+        if protocol == "http":
+            self.url = f"http://127.0.0.1:{free_port()}/live.ts"
+            return
+        clip = folder / "clip.mp4"
+        subprocess.run(
+            [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=192x128:rate=25"]
+            + ["-t", "10", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", str(clip)],
+            check=True,
+        )
+        self.ports = (free_port(), free_port())
+        self.url = f"rtsp://127.0.0.1:{self.ports[0]}/clip.mp4?play_count=0"  # loop the clip
+
+    def start(self, seconds: float) -> subprocess.Popen:
+        if self.protocol == "http":
+            return serve(self.url, seconds)
+        command = [sys.executable, "-c", RTSP_SERVER, str(self.folder), *map(str, self.ports), str(seconds)]
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def lines(path) -> int:
     try:
         return len(path.read_text().splitlines())
@@ -251,13 +293,16 @@ def lines(path) -> int:
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("verb", ["predict", "track"])
-def test_a_real_stream_cut_is_survived_and_ends_when_it_stays_down(verb, marker_onnx, tmp_path):
+@pytest.mark.parametrize("verb, protocol", [("predict", "http"), ("track", "http"), ("track", "rtsp")])
+def test_a_real_stream_cut_is_survived_and_ends_when_it_stays_down(verb, protocol, marker_onnx, tmp_path):
     # `track` runs the same pipeline with a tracker: its tracks must bridge the gap's frame numbers too
     assert FFMPEG, "ffmpeg is not on PATH (CI installs the Debian package)"
-    url = f"http://127.0.0.1:{free_port()}/live.ts"
+    if protocol == "rtsp" and importlib.util.find_spec("aio_rtsp_toolkit") is None:
+        pytest.skip("aio-rtsp-toolkit (the local RTSP server; scripts/env.sh installs it) is not installed")
+    server = Server(protocol, tmp_path)
+    url = server.url
     out = tmp_path / "out"
-    servers = [serve(url, 30)]
+    servers = [server.start(30)]
     try:
         time.sleep(0.5)
         run = subprocess.Popen(
@@ -293,7 +338,7 @@ def test_a_real_stream_cut_is_survived_and_ends_when_it_stays_down(verb, marker_
         servers[0].kill()  # the link drops mid-run
         servers[0].wait()
         time.sleep(1.5)
-        servers.append(serve(url, 2))  # ... comes back for 2 s of frames, then is gone for good
+        servers.append(server.start(2 if protocol == "http" else 3))  # back for 2-3 s, then gone for good
         stdout, stderr = run.communicate(timeout=60)
     finally:
         for server in servers:
