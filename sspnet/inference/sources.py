@@ -290,14 +290,10 @@ class VideoCapture(FrameSource):
                     last_frame_at = time.monotonic()
                     continue  # the reopened stream's first frame is read next
                 elif self.kind in ("stream", "gstreamer"):  # reconnecting is off: the run ends, and says why
-                    yield Frame(
+                    yield self._gave_up(
                         index,
-                        self._name(index),
-                        None,
-                        link="gave-up",
-                        lost=0,
-                        where=str(self.target),
-                        error=f"link dropped after {index} frames (reconnecting is off: --reconnect-timeout 0)",
+                        str(self.target),
+                        f"link dropped after {index} frames (reconnecting is off: --reconnect-timeout 0)",
                     )
                     break
                 elif self.live or self.source_total is None or index >= self.source_total:
@@ -373,20 +369,20 @@ class VideoCapture(FrameSource):
                     return index + 1
         if self._stop.is_set():
             return None
-        yield Frame(
+        yield self._gave_up(
             index,
-            self._name(index),
-            None,
-            link="gave-up",
-            lost=0,
-            where=where,
-            error=f"link down for {time.monotonic() - last_frame_at:.1f} s ({attempts} reconnect "
+            where,
+            f"link down for {time.monotonic() - last_frame_at:.1f} s ({attempts} reconnect "
             f"attempt(s)): the stream did not come back within {policy.give_up_after_s:g} s",
         )
         return None
 
     def _name(self, index: int) -> str:
         return f"{self.stem}_{index:06d}"
+
+    def _gave_up(self, index: int, where: str, error: str) -> Frame:
+        """The Frame that ends a live source whose link stays down: no image, `error` says why."""
+        return Frame(index, self._name(index), None, link="gave-up", lost=0, where=where, error=error)
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,8 +1,8 @@
 """`trackers`' ByteTrack and BoT-SORT update, run on arrays that hold every track at once.
 
 Why it exists: `trackers` keeps each track as a Python object with its own small Kalman filter, and
-its update walks them one by one; with 300 people in view that costs 10-20 ms per frame on a 2-core
-CPU, against a 2 ms budget for onboard tracking (benchmarks/bench_tracking.py --part cost). This
+its update walks them one by one, so with hundreds of people in view its cost grows far past what
+onboard tracking can spend per frame (benchmarks/bench_tracking.py --part cost measures both). This
 module takes the same steps, in the same order, with the same constants, on arrays of all tracks:
 
 - Kalman predict and update as batched numpy: the library's F, Q (BoT-SORT's size-scaled Q, its
@@ -23,6 +23,7 @@ passes, camera motion) and requires the same ids on every frame and the same fil
 changes any of them makes FrameTracker warn and use the library's own tracker.
 
     tracker = ArrayTracker(build_tracker(settings))     # settings are read from the library object
+    # NoArrayForm: SORT, OC-SORT, C-BIoU or a DIoU / GIoU association (the library runs those)
     ids = tracker.update(boxes_xyxy, scores, timestamp)  # int [N]: 0-based track id or -1
 """
 
@@ -81,6 +82,10 @@ EXPECTED_SOURCES = {
 }
 MIN_SIZE = 1e-3  # the library's floor on a BoT-SORT box's width and height
 LOW_SCORE_FLOOR = 0.1  # BoT-SORT drops detections at or below it (its second pass starts above)
+
+
+class NoArrayForm(ValueError):
+    """The library tracker's configuration has no array form here (FrameTracker then runs the library's)."""
 
 
 def _resolve(name: str):
@@ -194,18 +199,19 @@ class ArrayTracker:
 
     def __init__(self, tracker):
         """tracker: a configured trackers.ByteTrackTracker or BoTSORTTracker (build_tracker); its
-        settings are read from it, so both run the same configuration."""
+        settings are read from it, so both run the same configuration. Raises NoArrayForm for any
+        other configuration, RuntimeError (check_library) for a trackers release not mirrored here."""
         from trackers.utils.iou import BIoU, IoU
 
         kind = type(tracker).__name__
         if kind not in ("ByteTrackTracker", "BoTSORTTracker"):
-            raise ValueError(f"no array form of {kind}")
+            raise NoArrayForm(f"no array form of {kind}")
         if type(tracker.iou) is BIoU:
             self.buffer_ratio = float(tracker.iou.buffer_ratio)
         elif type(tracker.iou) is IoU:
             self.buffer_ratio = 0.0
         else:
-            raise ValueError(f"no array form of the {type(tracker.iou).__name__} association")
+            raise NoArrayForm(f"no array form of the {type(tracker.iou).__name__} association")
         self.botsort = kind == "BoTSORTTracker"
         self.frame_rate = float(tracker._frame_rate)
         self.max_seconds = tracker.maximum_time_without_update
@@ -227,9 +233,10 @@ class ArrayTracker:
             self.thresholds = (tracker.minimum_iou_threshold,) * 2
             from trackers.utils.state_representations import XYXYStateEstimator as estimator
         if min(self.thresholds) <= 0:  # the library would then also match pairs that do not overlap
-            raise ValueError(f"no array form of {kind} with an association threshold <= 0")
+            raise NoArrayForm(f"no array form of {kind} with an association threshold <= 0")
         if tracker.state_estimator_class is not estimator:
-            raise ValueError(f"no array form of {kind} with {tracker.state_estimator_class.__name__} states")
+            raise NoArrayForm(f"no array form of {kind} with {tracker.state_estimator_class.__name__} states")
+        check_library()
         self.pos_idx, self.vel_idx = estimator._POS_IDX, estimator._VEL_IDX
         self.reset()
 
@@ -251,10 +258,10 @@ class ArrayTracker:
         half = self.mean[:, 2:4] * 0.5
         return np.concatenate([self.mean[:, :2] - half, self.mean[:, :2] + half], 1)
 
-    def _sizes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Width and height as BoTSORTTracklet._current_wh gets them (via xyxy, floored)."""
-        box = self.boxes()
-        return np.maximum(box[:, 2] - box[:, 0], MIN_SIZE), np.maximum(box[:, 3] - box[:, 1], MIN_SIZE)
+    @staticmethod
+    def _sizes(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Width and height of xyxy `boxes` as BoTSORTTracklet._current_wh gets them (floored)."""
+        return np.maximum(boxes[:, 2] - boxes[:, 0], MIN_SIZE), np.maximum(boxes[:, 3] - boxes[:, 1], MIN_SIZE)
 
     def _select(self, keep: np.ndarray) -> None:
         for name in ("mean", "cov", "ids", "misses", "hits", "miss_seconds"):
@@ -299,7 +306,7 @@ class ArrayTracker:
         tolerance = motion_models._NOMINAL_FRAME_STEP_TOLERANCE_SECONDS * self.frame_rate
         nominal = abs(step - 1.0) <= tolerance
         if self.botsort:  # Q from the box size before the step (BoTSORTTracklet._build_process_noise)
-            w, h = self._sizes()
+            w, h = self._sizes(self.boxes())
             sp, sv = self.sigma_p, self.sigma_v
             position = np.stack([(sp * w) ** 2, (sp * h) ** 2, (sp * w) ** 2, (sp * h) ** 2], 1)
             velocity = np.stack([(sv * w) ** 2, (sv * h) ** 2, (sv * w) ** 2, (sv * h) ** 2], 1)
@@ -325,15 +332,15 @@ class ArrayTracker:
         self.misses += 1
         self.miss_seconds += elapsed
 
-    def _correct(self, tracks: np.ndarray, boxes: np.ndarray) -> None:
-        """The Kalman update of `tracks` with their matched boxes (xyxy), KalmanFilter.update's algebra."""
+    def _correct(self, tracks: np.ndarray, boxes: np.ndarray, predicted: np.ndarray) -> None:
+        """The Kalman update of `tracks` with their matched boxes (xyxy), KalmanFilter.update's algebra;
+        predicted: the tracks' predicted boxes (xyxy), which size BoT-SORT's measurement noise."""
         if len(tracks) == 0:
             return
         mean, cov = self.mean[tracks], self.cov[tracks]
         boxes = boxes.astype(np.float64)
         if self.botsort:  # measurement xywh; R from the predicted size (_build_measurement_noise)
-            w, h = self._sizes()
-            w, h, sm = w[tracks], h[tracks], self.sigma_m
+            (w, h), sm = self._sizes(predicted), self.sigma_m
             noise = np.zeros((len(tracks), 4, 4))
             diagonal = [(sm * w) ** 2, (sm * h) ** 2, (sm * w) ** 2, (sm * h) ** 2]
             noise[:, np.arange(4), np.arange(4)] = np.stack(diagonal, 1)
@@ -448,7 +455,7 @@ class ArrayTracker:
             drop = unconfirmed[_unmatched(rows, len(unconfirmed))]
             unmatched_high = unmatched_high[_unmatched(cols, len(left))]
         tracks = np.concatenate([c[0] for c in corrections])
-        self._correct(tracks, boxes[np.concatenate([c[1] for c in corrections])])
+        self._correct(tracks, boxes[np.concatenate([c[1] for c in corrections])], predicted[tracks])
         keep = np.ones(len(self), bool)
         keep[drop] = False
         self._select(keep)

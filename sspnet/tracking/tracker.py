@@ -203,16 +203,16 @@ class FrameTracker:
         self.settings = settings.check()
         self.tracker = build_tracker(settings)
         self.array = None
-        if array_form and settings.tracker in ("bytetrack", "botsort") and settings.association in ("iou", "biou"):
+        if array_form:
             from sspnet.tracking import array_tracker
 
             try:
-                array_tracker.check_library()
+                self.array = array_tracker.ArrayTracker(self.tracker)
+            except array_tracker.NoArrayForm:
+                pass  # SORT, OC-SORT, C-BIoU, DIoU / GIoU association: the library's own tracker
             except RuntimeError as changed:
                 # Another trackers release: its own tracker gives the same tracks, only slower.
                 warnings.warn(f"{changed}; using the library's own tracker", stacklevel=2)
-            else:
-                self.array = array_tracker.ArrayTracker(self.tracker)
         self.motion = MotionEstimator(settings.cmc, settings.cmc_downscale) if settings.cmc != "none" else None
         self._last_index: int | None = None
 

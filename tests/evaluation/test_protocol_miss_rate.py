@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from test_tinyperson_eval import det
+from test_tinyperson_eval import gt_json as tinyperson_gt
 
 from sspnet.evaluation.tinyperson import FPPI_POINTS, OFFICIAL_FPPI_POINTS, evaluate
 
@@ -12,27 +14,8 @@ PERSON = [10, 20]  # w, h: size sqrt(200) = 14.1, inside "all", "tiny" and "tiny
 
 
 def gt_json(num_images, boxes):
-    """boxes: [(image_id, x, y, w, h, extra)]"""
-    return {
-        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 400, "height": 300} for i in range(1, num_images + 1)],
-        "annotations": [
-            {
-                "id": k + 1,
-                "image_id": image_id,
-                "bbox": [x, y, w, h],
-                "area": w * h,
-                "category_id": 1,
-                "iscrowd": 0,
-                **extra,
-            }
-            for k, (image_id, x, y, w, h, extra) in enumerate(boxes)
-        ],
-        "categories": [{"id": 1, "name": "person"}],
-    }
-
-
-def det(image_id, x, y, w, h, score):
-    return {"image_id": image_id, "bbox": [x, y, w, h], "score": score, "category_id": 1}
+    """num_images 400x300 images; boxes: [(image_id, x, y, w, h, extra dict)]."""
+    return tinyperson_gt([(i, 400, 300) for i in range(1, num_images + 1)], boxes)
 
 
 def test_top_false_positive_on_a_small_set_reads_the_last_recall():
